@@ -1,0 +1,347 @@
+//! The `maildesk` command line: the daemon and the admin's read-only views of its database.
+//!
+//! Every view opens the same database the daemon writes (WAL mode makes that safe while it runs)
+//! and has `--json` for scripts. Human output shows times in the desk's time zone; JSON always uses
+//! RFC 3339 UTC.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::store::{self, read};
+use crate::templates::{DeskContext, Templates};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "maildesk",
+    version,
+    about = "An email-driven IT help desk",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = config::DEFAULT_PATH, env = "MAILDESK_CONFIG")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the help desk: watch the mailbox, open tickets, send acknowledgements.
+    Run,
+    /// Validate the config and render every template with sample data.
+    Check,
+    /// List tickets.
+    Tickets {
+        /// Only tickets in this status (open, pending, resolved, closed).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one ticket: its messages in order, deliveries and events.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List messages that could not become tickets, with the reason.
+    Quarantine {
+        /// Write the raw bytes of quarantined message ID to standard output.
+        #[arg(long, value_name = "ID")]
+        raw: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Health at a glance: counts, outbox, last UIDs, last successful server contact.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    Ok(Config::load(&cli.config)?)
+}
+
+/// Runs a non-daemon command, writing to `out`.
+pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    match &cli.command {
+        Command::Run => unreachable!("the daemon is started by main"),
+        Command::Check => check(&config, out),
+        Command::Tickets { status, json } => {
+            if let Some(s) = status {
+                if !crate::tickets::STATUSES.contains(&s.as_str()) {
+                    bail!(
+                        "--status: expected one of {}, got {s:?}",
+                        crate::tickets::STATUSES.join(", ")
+                    );
+                }
+            }
+            let conn = store::open_existing(&config.helpdesk.database)?;
+            let list = read::tickets(&conn, status.as_deref())?;
+            if *json {
+                return json_out(out, &list);
+            }
+            writeln!(
+                out,
+                "{:>6}  {:<8}  {:<3}  {:<16}  {:<28}  SUBJECT",
+                "ID", "STATUS", "PRI", "UPDATED", "REQUESTER"
+            )?;
+            for t in list {
+                writeln!(
+                    out,
+                    "{:>6}  {:<8}  {:<3}  {:<16}  {:<28}  {}",
+                    t.id,
+                    t.status,
+                    t.priority,
+                    local(&config, &t.updated_at),
+                    t.requester.as_deref().unwrap_or("-"),
+                    t.subject
+                )?;
+            }
+            Ok(())
+        }
+        Command::Show { id, json } => {
+            let conn = store::open_existing(&config.helpdesk.database)?;
+            let Some(view) = read::ticket(&conn, *id)? else {
+                bail!("ticket {id} does not exist")
+            };
+            if *json {
+                return json_out(out, &view);
+            }
+            show_human(&config, &view, out)
+        }
+        Command::Quarantine { raw, json } => {
+            let conn = store::open_existing(&config.helpdesk.database)?;
+            if let Some(id) = raw {
+                let Some(bytes) = read::quarantined_raw(&conn, *id)? else {
+                    bail!("quarantine entry {id} does not exist")
+                };
+                out.write_all(&bytes)?;
+                return Ok(());
+            }
+            let list = read::quarantine(&conn)?;
+            if *json {
+                return json_out(out, &list);
+            }
+            if list.is_empty() {
+                writeln!(out, "quarantine is empty")?;
+            }
+            for q in list {
+                writeln!(
+                    out,
+                    "#{}  {}  {} uid {} (uidvalidity {}), {} bytes\n    {}",
+                    q.id,
+                    local(&config, &q.created_at),
+                    q.mailbox,
+                    q.uid,
+                    q.uid_validity,
+                    q.size,
+                    q.reason
+                )?;
+            }
+            Ok(())
+        }
+        Command::Status { json } => {
+            let conn = store::open_existing(&config.helpdesk.database)?;
+            let s = read::status(&conn)?;
+            if *json {
+                return json_out(out, &s);
+            }
+            let t = &s.tickets;
+            writeln!(out, "messages ingested  {}", s.messages_ingested)?;
+            writeln!(
+                out,
+                "tickets            open {}  pending {}  resolved {}  closed {}",
+                t.open, t.pending, t.resolved, t.closed
+            )?;
+            writeln!(
+                out,
+                "outbox             pending {}  sent {}  failed {}",
+                s.outbox.pending, s.outbox.sent, s.outbox.failed
+            )?;
+            writeln!(out, "quarantined        {}", s.quarantined)?;
+            for m in &s.mailboxes {
+                writeln!(
+                    out,
+                    "mailbox            {}  uidvalidity {}  last uid {}",
+                    m.mailbox, m.uid_validity, m.last_uid
+                )?;
+            }
+            let when = |t: &Option<String>| {
+                t.as_deref()
+                    .map(|t| local(&config, t))
+                    .unwrap_or_else(|| "never".into())
+            };
+            writeln!(out, "last IMAP contact  {}", when(&s.last_imap_ok))?;
+            writeln!(out, "last SMTP success  {}", when(&s.last_smtp_ok))?;
+            Ok(())
+        }
+    }
+}
+
+fn check(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
+    let templates = Templates::load(&config.helpdesk.templates)?;
+    let h = &config.helpdesk;
+    let rendered = templates.check(DeskContext {
+        name: h.name.clone(),
+        tag: h.tag.clone(),
+        address: h.address.clone(),
+    })?;
+    crate::tls::install_provider();
+    for (section, ca) in [
+        ("imap", &config.imap.ca_file),
+        ("smtp", &config.smtp.ca_file),
+    ] {
+        if let Some(ca) = ca {
+            crate::tls::read_pem(ca)
+                .with_context(|| format!("{}: {section}.ca_file", config.source.display()))?;
+        }
+    }
+    writeln!(out, "{}: ok", config.source.display())?;
+    writeln!(
+        out,
+        "  desk      {} <{}>, tag [{} #n], time zone {}",
+        h.name, h.address, h.tag, h.timezone_name
+    )?;
+    writeln!(out, "  database  {}", h.database.display())?;
+    writeln!(
+        out,
+        "  imap      {}:{} ({:?}) as {}, mailbox {}",
+        config.imap.host,
+        config.imap.port,
+        config.imap.security,
+        config.imap.username,
+        config.imap.mailbox
+    )?;
+    writeln!(
+        out,
+        "  smtp      {}:{} ({:?})",
+        config.smtp.host, config.smtp.port, config.smtp.security
+    )?;
+    writeln!(
+        out,
+        "  technicians {}",
+        if h.technicians.is_empty() {
+            "(none)".into()
+        } else {
+            h.technicians.join(", ")
+        }
+    )?;
+    for (kind, r) in rendered {
+        writeln!(
+            out,
+            "  template  {kind}: subject {:?}, {} text lines{}",
+            r.subject,
+            r.text.lines().count(),
+            if r.html.is_some() {
+                ", with HTML part"
+            } else {
+                ""
+            }
+        )?;
+    }
+    Ok(())
+}
+
+fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> anyhow::Result<()> {
+    let t = &v.ticket;
+    writeln!(
+        out,
+        "{} {}",
+        crate::threading::format_tag(&config.helpdesk.tag, t.id),
+        t.subject
+    )?;
+    writeln!(
+        out,
+        "status {}  priority {}  requester {}",
+        t.status,
+        t.priority,
+        t.requester.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "opened {}  updated {}",
+        local(config, &t.created_at),
+        local(config, &t.updated_at)
+    )?;
+    for m in &v.messages {
+        let arrow = if m.direction == "in" { "<-" } else { "->" };
+        writeln!(
+            out,
+            "\n{arrow} {} {} [{}]",
+            m.direction.to_uppercase(),
+            local(config, &m.date),
+            m.kind
+        )?;
+        writeln!(out, "   From: {}", m.from.as_deref().unwrap_or("-"))?;
+        writeln!(out, "   To: {}", m.to)?;
+        if !m.cc.is_empty() {
+            writeln!(out, "   Cc: {}", m.cc)?;
+        }
+        writeln!(out, "   Subject: {}", m.subject)?;
+        for a in &m.attachments {
+            writeln!(
+                out,
+                "   Attachment: {} ({}, {} bytes)",
+                a.name.as_deref().unwrap_or("(unnamed)"),
+                a.content_type,
+                a.size
+            )?;
+        }
+        for d in &m.delivery {
+            let err = d
+                .last_error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "   Delivery to {}: {} after {} attempt(s){err}",
+                d.recipient, d.status, d.attempts
+            )?;
+        }
+        writeln!(out)?;
+        for line in m.text.trim_end().lines() {
+            writeln!(out, "   {line}")?;
+        }
+    }
+    if !v.events.is_empty() {
+        writeln!(out, "\nevents:")?;
+        for e in &v.events {
+            writeln!(
+                out,
+                "  {}  {:<16} {}  ({})",
+                local(config, &e.at),
+                e.kind,
+                e.detail,
+                e.actor
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// An RFC 3339 UTC time shown in the desk's zone, to the minute.
+fn local(config: &Config, rfc3339: &str) -> String {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .map(|t| {
+            t.to_zoned(config.helpdesk.timezone.clone())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+fn json_out<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}

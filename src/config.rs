@@ -1,0 +1,736 @@
+//! The TOML configuration: what the admin writes, checked once at start so that the daemon never
+//! discovers a bad setting at 3 a.m.
+//!
+//! Every error names the file, the line and the key, and says what was expected, because the person
+//! reading it is at a terminal with the file open. Secrets are loaded here (from `password`,
+//! `password_file` or `password_command`) into [`Secret`], whose `Debug` never shows the value.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The default config path, used when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/maildesk/maildesk.toml";
+
+/// A config problem, located as precisely as the file allows.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {key}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// Dotted key path, e.g. `imap.port`; empty when the problem is the file itself.
+    pub key: String,
+    pub message: String,
+}
+
+/// A password or other secret. Its `Debug` and `Display` are redacted so it cannot leak into logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How a connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+    /// Plain connection upgraded with STARTTLS, which must succeed.
+    Starttls,
+    /// No encryption: accepted only for loopback hosts.
+    None,
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from; relative paths in it were resolved against its folder.
+    pub source: PathBuf,
+    pub helpdesk: Helpdesk,
+    pub imap: Imap,
+    pub smtp: Smtp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Helpdesk {
+    pub name: String,
+    pub tag: String,
+    /// Lower-cased support address.
+    pub address: String,
+    pub database: PathBuf,
+    pub templates: PathBuf,
+    pub timezone: jiff::tz::TimeZone,
+    pub timezone_name: String,
+    /// Lower-cased technician addresses.
+    pub technicians: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Imap {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: String,
+    pub password: Secret,
+    pub mailbox: String,
+    pub idle: bool,
+    pub poll_interval: Duration,
+    pub ca_file: Option<PathBuf>,
+    /// How many messages one UID FETCH asks for, and so the most one SQLite commit groups.
+    pub batch_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+    /// Name given in EHLO; the support address's domain by default.
+    pub hello_name: String,
+    /// How long a transiently failing mail keeps being retried before it is recorded as failed.
+    pub retry_for: Duration,
+    /// How many SMTP connections the sender uses at once when the outbox has a backlog.
+    pub connections: usize,
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The file as written. `deny_unknown_fields` turns a typo into an error instead of a silent default.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    helpdesk: FileHelpdesk,
+    imap: FileImap,
+    smtp: FileSmtp,
+    /// Accepted at the top level too, for configs that put it before the first table.
+    #[serde(default)]
+    technicians: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHelpdesk {
+    name: String,
+    tag: String,
+    address: String,
+    #[serde(default = "default_database")]
+    database: PathBuf,
+    #[serde(default = "default_templates")]
+    templates: PathBuf,
+    #[serde(default = "default_timezone")]
+    timezone: String,
+    #[serde(default)]
+    technicians: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileImap {
+    host: String,
+    port: Option<i64>,
+    #[serde(default = "default_imap_security")]
+    security: Security,
+    username: String,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    password_command: Option<String>,
+    #[serde(default = "default_mailbox")]
+    mailbox: String,
+    #[serde(default = "default_true")]
+    idle: bool,
+    #[serde(default = "default_poll_interval")]
+    poll_interval: String,
+    ca_file: Option<PathBuf>,
+    #[serde(default = "default_batch_size")]
+    batch_size: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSmtp {
+    host: String,
+    port: Option<i64>,
+    #[serde(default = "default_smtp_security")]
+    security: Security,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    password_command: Option<String>,
+    ca_file: Option<PathBuf>,
+    hello_name: Option<String>,
+    #[serde(default = "default_retry_for")]
+    retry_for: String,
+    #[serde(default = "default_connections")]
+    connections: i64,
+    /// Accepted here as well: a config written straight after `[smtp]` lands in this table.
+    #[serde(default)]
+    technicians: Vec<String>,
+}
+
+/// Where a secret comes from: at most one of the three may be set.
+struct PasswordSource<'a> {
+    password: &'a Option<String>,
+    password_file: &'a Option<PathBuf>,
+    password_command: &'a Option<String>,
+}
+
+fn default_database() -> PathBuf {
+    PathBuf::from("/var/lib/maildesk/maildesk.db")
+}
+fn default_templates() -> PathBuf {
+    PathBuf::from("templates")
+}
+fn default_timezone() -> String {
+    "UTC".into()
+}
+fn default_imap_security() -> Security {
+    Security::Tls
+}
+fn default_smtp_security() -> Security {
+    Security::Starttls
+}
+fn default_mailbox() -> String {
+    "INBOX".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_poll_interval() -> String {
+    "60s".into()
+}
+fn default_batch_size() -> i64 {
+    50
+}
+fn default_retry_for() -> String {
+    "2d".into()
+}
+fn default_connections() -> i64 {
+    2
+}
+
+impl Config {
+    /// Reads, parses and validates the config file, and loads the secrets it points at.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Config::from_str(path, &text)
+    }
+
+    /// Parses `text` as if read from `path` (which locates relative paths and names the file in errors).
+    pub fn from_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let doc = Located { file: path, text };
+        let raw: FileConfig = toml::from_str(text).map_err(|e| doc.parse_error(&e))?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let h = raw.helpdesk;
+        let tag = h.tag.trim().to_string();
+        if tag.is_empty()
+            || !tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(doc.key_error(
+                "helpdesk.tag",
+                format!("expected letters, digits, '-' or '_' (it goes into subjects as \"[TAG #123]\"), got {:?}", h.tag),
+            ));
+        }
+        let address = parse_address(&h.address).ok_or_else(|| {
+            doc.key_error(
+                "helpdesk.address",
+                format!(
+                    "expected a mail address like support@example.com, got {:?}",
+                    h.address
+                ),
+            )
+        })?;
+        let timezone = jiff::tz::TimeZone::get(&h.timezone).map_err(|e| {
+            doc.key_error(
+                "helpdesk.timezone",
+                format!("expected an IANA time zone like \"Europe/Berlin\": {e}"),
+            )
+        })?;
+        let mut technicians = Vec::new();
+        for (key, list) in [
+            ("helpdesk.technicians", &h.technicians),
+            ("technicians", &raw.technicians),
+            ("smtp.technicians", &raw.smtp.technicians),
+        ] {
+            for t in list {
+                let a = parse_address(t).ok_or_else(|| {
+                    doc.key_error(key, format!("expected mail addresses, got {t:?}"))
+                })?;
+                if !technicians.contains(&a) {
+                    technicians.push(a);
+                }
+            }
+        }
+        let helpdesk = Helpdesk {
+            name: h.name,
+            tag,
+            address: address.clone(),
+            database: resolve(h.database),
+            templates: resolve(h.templates),
+            timezone,
+            timezone_name: h.timezone,
+            technicians,
+        };
+
+        let i = raw.imap;
+        let imap_port = doc.port("imap.port", i.port, i.security, (993, 143, 143))?;
+        doc.check_security("imap", &i.host, i.security)?;
+        let imap_password = doc
+            .secret(
+                "imap",
+                PasswordSource {
+                    password: &i.password,
+                    password_file: &i.password_file,
+                    password_command: &i.password_command,
+                },
+                &base,
+            )?
+            .ok_or_else(|| {
+                doc.key_error(
+                    "imap.password_file",
+                    "the IMAP login needs one of password, password_file or password_command"
+                        .into(),
+                )
+            })?;
+        let poll_interval = doc.duration("imap.poll_interval", &i.poll_interval)?;
+        if poll_interval < Duration::from_secs(1) {
+            return Err(doc.key_error("imap.poll_interval", "expected at least 1s".into()));
+        }
+        if !(1..=1000).contains(&i.batch_size) {
+            return Err(doc.key_error(
+                "imap.batch_size",
+                format!("expected 1..1000, got {}", i.batch_size),
+            ));
+        }
+        let imap = Imap {
+            host: i.host,
+            port: imap_port,
+            security: i.security,
+            username: i.username,
+            password: imap_password,
+            mailbox: i.mailbox,
+            idle: i.idle,
+            poll_interval,
+            ca_file: i.ca_file.map(resolve),
+            batch_size: i.batch_size as u32,
+        };
+
+        let s = raw.smtp;
+        let smtp_port = doc.port("smtp.port", s.port, s.security, (465, 587, 25))?;
+        doc.check_security("smtp", &s.host, s.security)?;
+        let smtp_password = doc.secret(
+            "smtp",
+            PasswordSource {
+                password: &s.password,
+                password_file: &s.password_file,
+                password_command: &s.password_command,
+            },
+            &base,
+        )?;
+        if smtp_password.is_some() && s.username.is_none() {
+            return Err(doc.key_error(
+                "smtp.username",
+                "a password is set, so a username is needed too".into(),
+            ));
+        }
+        if !(1..=16).contains(&s.connections) {
+            return Err(doc.key_error(
+                "smtp.connections",
+                format!("expected 1..16, got {}", s.connections),
+            ));
+        }
+        let domain = address
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_default();
+        let smtp = Smtp {
+            host: s.host,
+            port: smtp_port,
+            security: s.security,
+            username: s.username,
+            password: smtp_password,
+            ca_file: s.ca_file.map(resolve),
+            hello_name: s.hello_name.unwrap_or(domain),
+            retry_for: doc.duration("smtp.retry_for", &s.retry_for)?,
+            connections: s.connections as usize,
+        };
+        for (key, ca) in [
+            ("imap.ca_file", &imap.ca_file),
+            ("smtp.ca_file", &smtp.ca_file),
+        ] {
+            if let Some(ca) = ca {
+                if let Err(e) = std::fs::metadata(ca) {
+                    return Err(doc.key_error(key, format!("cannot read {}: {e}", ca.display())));
+                }
+            }
+        }
+        Ok(Config {
+            source: path.to_path_buf(),
+            helpdesk,
+            imap,
+            smtp,
+        })
+    }
+}
+
+/// Lower-cases and sanity-checks a bare mail address (`local@domain`).
+pub fn parse_address(s: &str) -> Option<String> {
+    let s = s.trim();
+    let (local, domain) = s.rsplit_once('@')?;
+    let ok = !local.is_empty()
+        && !domain.is_empty()
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c));
+    ok.then(|| s.to_ascii_lowercase())
+}
+
+/// Parses durations written as `90s`, `15m`, `4h`, `2d` or combinations like `1h30m`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            ' ' if number.is_empty() => continue,
+            _ => return None,
+        };
+        let n: u64 = number.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        number.clear();
+    }
+    number.is_empty().then_some(Duration::from_secs(total))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+/// The source text, for turning byte offsets and key paths into line numbers.
+struct Located<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Located<'_> {
+    fn line_at(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
+    }
+
+    fn parse_error(&self, e: &toml::de::Error) -> ConfigError {
+        let span = e.span();
+        let key = span.clone().map(|s| self.key_at(&s)).unwrap_or_default();
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: span.map(|s| self.line_at(s.start)),
+            key: if key.is_empty() { "(file)".into() } else { key },
+            message: e.message().trim().to_string(),
+        }
+    }
+
+    fn key_error(&self, key: &str, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: self.line_of(key),
+            key: key.into(),
+            message,
+        }
+    }
+
+    /// The line where a dotted key is written, if it is written at all (defaults have no line).
+    fn line_of(&self, key: &str) -> Option<usize> {
+        let table = toml::de::DeTable::parse(self.text).ok()?;
+        let mut current = table.get_ref();
+        let parts: Vec<&str> = key.split('.').collect();
+        for (n, part) in parts.iter().enumerate() {
+            let (k, v) = current
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == *part)?;
+            if n + 1 == parts.len() {
+                return Some(self.line_at(k.span().start));
+            }
+            match v.get_ref() {
+                toml::de::DeValue::Table(t) => current = t,
+                _ => return Some(self.line_at(k.span().start)),
+            }
+        }
+        None
+    }
+
+    /// The deepest key whose key or value contains the byte range: names the key a serde error is
+    /// about. (A `[table]`'s own span covers only its header, so tables are always searched.)
+    fn key_at(&self, span: &Range<usize>) -> String {
+        fn search(table: &toml::de::DeTable<'_>, span: &Range<usize>) -> Option<Vec<String>> {
+            for (k, v) in table.iter() {
+                let name = k.get_ref().to_string();
+                if let toml::de::DeValue::Table(t) = v.get_ref() {
+                    if let Some(mut rest) = search(t, span) {
+                        rest.insert(0, name);
+                        return Some(rest);
+                    }
+                }
+                let within = |r: Range<usize>| r.start <= span.start && span.end <= r.end;
+                if within(k.span()) || within(v.span()) {
+                    return Some(vec![name]);
+                }
+            }
+            None
+        }
+        toml::de::DeTable::parse(self.text)
+            .ok()
+            .and_then(|t| search(t.get_ref(), span))
+            .map(|p| p.join("."))
+            .unwrap_or_default()
+    }
+
+    fn port(
+        &self,
+        key: &str,
+        port: Option<i64>,
+        security: Security,
+        defaults: (u16, u16, u16),
+    ) -> Result<u16, ConfigError> {
+        match port {
+            None => Ok(match security {
+                Security::Tls => defaults.0,
+                Security::Starttls => defaults.1,
+                Security::None => defaults.2,
+            }),
+            Some(p) if (1..=65535).contains(&p) => Ok(p as u16),
+            Some(p) => Err(self.key_error(key, format!("expected 1..65535, got {p}"))),
+        }
+    }
+
+    fn check_security(
+        &self,
+        section: &str,
+        host: &str,
+        security: Security,
+    ) -> Result<(), ConfigError> {
+        if security == Security::None && !is_loopback(host) {
+            return Err(self.key_error(
+                &format!("{section}.security"),
+                format!("\"none\" sends passwords and mail in clear text, so it is allowed only for loopback hosts (127.0.0.1, ::1, localhost), not {host:?}; use \"tls\" or \"starttls\""),
+            ));
+        }
+        Ok(())
+    }
+
+    fn duration(&self, key: &str, value: &str) -> Result<Duration, ConfigError> {
+        parse_duration(value).ok_or_else(|| {
+            self.key_error(
+                key,
+                format!(
+                    "expected a duration like \"90s\", \"15m\", \"4h\" or \"2d\", got {value:?}"
+                ),
+            )
+        })
+    }
+
+    /// Loads the secret from whichever one source is set. The error never contains the secret itself.
+    fn secret(
+        &self,
+        section: &str,
+        src: PasswordSource<'_>,
+        base: &Path,
+    ) -> Result<Option<Secret>, ConfigError> {
+        let set = [
+            src.password.is_some(),
+            src.password_file.is_some(),
+            src.password_command.is_some(),
+        ];
+        if set.iter().filter(|s| **s).count() > 1 {
+            return Err(self.key_error(
+                &format!("{section}.password"),
+                "set only one of password, password_file and password_command".into(),
+            ));
+        }
+        if let Some(p) = &src.password {
+            return Ok(Some(Secret::new(p.clone())));
+        }
+        if let Some(file) = &src.password_file {
+            let key = format!("{section}.password_file");
+            let path = if file.is_absolute() {
+                file.clone()
+            } else {
+                base.join(file)
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                self.key_error(&key, format!("cannot read {}: {e}", path.display()))
+            })?;
+            let secret = text.lines().next().unwrap_or("").to_string();
+            if secret.is_empty() {
+                return Err(self.key_error(&key, format!("{} is empty", path.display())));
+            }
+            return Ok(Some(Secret::new(secret)));
+        }
+        if let Some(cmd) = &src.password_command {
+            let key = format!("{section}.password_command");
+            let out = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(cmd)
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .output()
+                .map_err(|e| self.key_error(&key, format!("cannot run /bin/sh: {e}")))?;
+            if !out.status.success() {
+                return Err(self.key_error(&key, format!("the command failed ({})", out.status)));
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let secret = text.lines().next().unwrap_or("").to_string();
+            if secret.is_empty() {
+                return Err(self.key_error(&key, "the command printed nothing".into()));
+            }
+            return Ok(Some(Secret::new(secret)));
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[helpdesk]
+name = "ACME IT"
+tag = "ACME"
+address = "Support@Acme.example"
+database = "state/maildesk.db"
+timezone = "Europe/Berlin"
+technicians = ["Tech1@acme.example"]
+
+[imap]
+host = "127.0.0.1"
+port = 1143
+security = "none"
+username = "support@acme.example"
+password = "hunter2"
+
+[smtp]
+host = "127.0.0.1"
+port = 2525
+security = "none"
+"#;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str(Path::new("/etc/maildesk/maildesk.toml"), text)
+    }
+
+    #[test]
+    fn good_config_resolves_paths_and_defaults() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.helpdesk.address, "support@acme.example");
+        assert_eq!(
+            c.helpdesk.database,
+            PathBuf::from("/etc/maildesk/state/maildesk.db")
+        );
+        assert_eq!(
+            c.helpdesk.templates,
+            PathBuf::from("/etc/maildesk/templates")
+        );
+        assert_eq!(c.helpdesk.technicians, vec!["tech1@acme.example"]);
+        assert_eq!(c.imap.mailbox, "INBOX");
+        assert_eq!(c.imap.poll_interval, Duration::from_secs(60));
+        assert!(c.imap.idle);
+        assert_eq!(c.smtp.hello_name, "acme.example");
+        assert!(
+            !format!("{:?}", c).contains("hunter2"),
+            "secrets must not appear in Debug output"
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases: &[(&str, &str, usize, &str)] = &[
+            ("port = 1143", "port = 0", 12, "imap.port"),
+            ("port = 1143", "port = \"x\"", 12, "imap.port"),
+            ("tag = \"ACME\"", "tag = \"AC ME\"", 4, "helpdesk.tag"),
+            (
+                "timezone = \"Europe/Berlin\"",
+                "timezone = \"Mars/Olympus\"",
+                7,
+                "helpdesk.timezone",
+            ),
+            (
+                "host = \"127.0.0.1\"\nport = 1143",
+                "host = \"imap.acme.example\"\nport = 1143",
+                13,
+                "imap.security",
+            ),
+            (
+                "password = \"hunter2\"",
+                "pasword = \"hunter2\"",
+                15,
+                "imap",
+            ),
+        ];
+        for (from, to, line, key) in cases {
+            let text = GOOD.replacen(from, to, 1);
+            let err = load(&text).unwrap_err();
+            assert_eq!(err.line, Some(*line), "{to}: {err}");
+            assert!(err.key.starts_with(key), "{to}: key {:?} in {err}", err.key);
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("/etc/maildesk/maildesk.toml:{line}: ")),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

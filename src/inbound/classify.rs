@@ -1,0 +1,167 @@
+//! Should this message be answered automatically?
+//!
+//! An acknowledgement sent to a machine is at best noise and at worst one half of a mail loop: an
+//! out-of-office answers the acknowledgement, which opens a ticket, which is acknowledged, ... So
+//! before maildesk sends anything automatic it asks the questions of RFC 3834 and common practice.
+//! The answer is a reason, recorded on the ticket, never a silent drop.
+
+use super::parse::Inbound;
+
+/// Why no automatic reply goes to the sender of this message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression(pub String);
+
+/// Returns `Some(reason)` when the message must not get an automatic reply.
+///
+/// `desk_addresses` are the desk's own addresses (lower case): mail from them, or carrying their
+/// `X-Loop` stamp, came from a maildesk and answering it would loop.
+pub fn suppress_auto_reply(msg: &Inbound, desk_addresses: &[String]) -> Option<Suppression> {
+    let why = |s: String| Some(Suppression(s));
+    let a = &msg.automation;
+
+    if let Some(v) = &a.auto_submitted {
+        if !v
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("no")
+        {
+            return why(format!("Auto-Submitted: {v}"));
+        }
+    }
+    if let Some(p) = &a.precedence {
+        let p = p.to_ascii_lowercase();
+        if ["bulk", "junk", "list"].contains(&p.as_str()) {
+            return why(format!("Precedence: {p}"));
+        }
+    }
+    if a.list_id {
+        return why("mailing-list mail (List-Id)".into());
+    }
+    if a.list_unsubscribe {
+        return why("bulk mail (List-Unsubscribe)".into());
+    }
+    if let Some(s) = &a.x_auto_response_suppress {
+        let s = s.to_ascii_lowercase();
+        if s.split(',')
+            .map(str::trim)
+            .any(|t| ["all", "autoreply", "oof"].contains(&t))
+        {
+            return why(format!("X-Auto-Response-Suppress: {s}"));
+        }
+    }
+    if a.return_path.as_deref() == Some("") {
+        return why("null Return-Path (<>): a delivery report".into());
+    }
+    if let Some(stamp) = a
+        .x_loop
+        .iter()
+        .find(|l| desk_addresses.iter().any(|d| l.contains(d.as_str())))
+    {
+        return why(format!("X-Loop: {stamp}: this desk sent it"));
+    }
+    let Some(from) = &msg.from else {
+        return why("no sender address to answer".into());
+    };
+    if desk_addresses.contains(&from.address) {
+        return why(format!("sent from the desk's own address {}", from.address));
+    }
+    if is_machine_sender(&from.address) {
+        return why(format!("sender {} is a system address", from.address));
+    }
+    None
+}
+
+/// MAILER-DAEMON, postmaster and no-reply style local parts: nobody reads what is sent there.
+pub fn is_machine_sender(address: &str) -> bool {
+    let local = address.split('@').next().unwrap_or("").to_ascii_lowercase();
+    // "no-reply", "no_reply", "noreply-alerts", "do.not.reply" all squash to a no-reply prefix.
+    let squashed: String = local
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    matches!(
+        local.as_str(),
+        "mailer-daemon" | "postmaster" | "mail-daemon" | "bounce" | "bounces"
+    ) || squashed.starts_with("noreply")
+        || squashed.starts_with("donotreply")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::parse;
+    use super::*;
+
+    fn verdict(headers: &str) -> Option<String> {
+        let raw = format!("{headers}\r\nSubject: s\r\nMessage-ID: <m@x>\r\n\r\nbody");
+        let msg = parse(raw.as_bytes()).unwrap();
+        suppress_auto_reply(&msg, &["support@acme.test".to_string()]).map(|s| s.0)
+    }
+
+    #[test]
+    fn table() {
+        let answered = [
+            "From: alice@example.test",
+            "From: alice@example.test\r\nAuto-Submitted: no",
+            "From: alice@example.test\r\nPrecedence: first-class",
+            "From: alice@example.test\r\nReturn-Path: <alice@example.test>",
+            "From: alice@example.test\r\nX-Auto-Response-Suppress: DR, RN",
+            "From: noreen@example.test",
+            "From: bouncer@example.test",
+            "From: reply@example.test",
+        ];
+        for h in answered {
+            assert_eq!(verdict(h), None, "{h}");
+        }
+        let suppressed = [
+            (
+                "From: alice@example.test\r\nAuto-Submitted: auto-replied",
+                "Auto-Submitted",
+            ),
+            (
+                "From: alice@example.test\r\nAuto-Submitted: auto-generated; x=y",
+                "Auto-Submitted",
+            ),
+            ("From: alice@example.test\r\nPrecedence: bulk", "Precedence"),
+            ("From: alice@example.test\r\nPrecedence: Junk", "Precedence"),
+            ("From: alice@example.test\r\nPrecedence: list", "Precedence"),
+            ("From: alice@example.test\r\nList-Id: <x.list>", "List-Id"),
+            (
+                "From: alice@example.test\r\nList-Unsubscribe: <mailto:u@x>",
+                "List-Unsubscribe",
+            ),
+            (
+                "From: alice@example.test\r\nX-Auto-Response-Suppress: All",
+                "X-Auto-Response-Suppress",
+            ),
+            (
+                "From: alice@example.test\r\nX-Auto-Response-Suppress: DR, OOF",
+                "X-Auto-Response-Suppress",
+            ),
+            (
+                "From: alice@example.test\r\nReturn-Path: <>",
+                "null Return-Path",
+            ),
+            (
+                "From: alice@example.test\r\nX-Loop: support@acme.test",
+                "X-Loop",
+            ),
+            ("From: Support <SUPPORT@acme.test>", "own address"),
+            ("From: MAILER-DAEMON@mx.example.test", "system address"),
+            ("From: postmaster@example.test", "system address"),
+            ("From: no-reply@example.test", "system address"),
+            ("From: noreply@example.test", "system address"),
+            ("From: do_not_reply@example.test", "system address"),
+            ("From: donotreply@example.test", "system address"),
+            ("To: x@example.test", "no sender"),
+        ];
+        for (h, expect) in suppressed {
+            let v = verdict(h);
+            assert!(
+                v.as_deref().is_some_and(|v| v.contains(expect)),
+                "{h}: got {v:?}"
+            );
+        }
+    }
+}

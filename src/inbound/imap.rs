@@ -1,0 +1,328 @@
+//! The IMAP side of ingest: connect, find what is new, fetch it, hand it to [`record_batch`], flag it.
+//!
+//! "New" is decided by the database, not by the `\Seen` flag: every UID above the last one recorded
+//! for this mailbox and UIDVALIDITY. On a first start (or after UIDVALIDITY changed, i.e. the mailbox
+//! was recreated) there is no such mark, so maildesk takes the unseen messages and relies on the
+//! Message-ID check to skip anything it already has. `\Seen` is set only after the commit, as a
+//! courtesy to people looking at the mailbox.
+//!
+//! Waiting uses IDLE when configured and offered, else polling. Any error drops the connection and
+//! reconnects with back-off: 1 s, 2 s, 4 s, ... up to 5 minutes, reset after a successful login.
+
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::types::UnsolicitedResponse;
+use async_imap::{Client, Session};
+use futures_util::TryStreamExt;
+use rusqlite::Connection;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tracing::{debug, info, warn};
+
+use super::record::{Desk, Fetched, Outcome, record_batch};
+use crate::config::{Config, Security};
+use crate::shutdown::Shutdown;
+use crate::store::{self, MailboxState};
+use crate::templates::Templates;
+
+/// Anything IMAP can run over: plain TCP or TLS.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Stream for T {}
+
+type ImapSession = Session<Box<dyn Stream>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, std::io::Error),
+    #[error("connecting to {0} timed out")]
+    ConnectTimeout(String),
+    #[error("TLS with {0}: {1}")]
+    Tls(String, String),
+    #[error("login as {user} failed: {source}")]
+    Login {
+        user: String,
+        source: async_imap::error::Error,
+    },
+    #[error("server closed the connection before greeting")]
+    NoGreeting,
+    #[error("{0}")]
+    Protocol(#[from] async_imap::error::Error),
+    #[error("IDLE did not end in time")]
+    IdleStuck,
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// No line from the server for this long during IDLE means the connection is dead (Dovecot sends
+/// "* OK Still here" every 2 minutes).
+const IDLE_SILENCE: Duration = Duration::from_secs(5 * 60);
+/// IDLE is re-issued at least this often (RFC 2177 asks for less than 29 minutes).
+const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The ingest task: owns its IMAP connection and its own database connection.
+pub struct Watcher {
+    pub config: Arc<Config>,
+    pub templates: Arc<Templates>,
+    pub database: PathBuf,
+    /// Woken after each commit that queued mail, so acknowledgements leave at once.
+    pub outbox: Arc<Notify>,
+    pub shutdown: Shutdown,
+}
+
+impl Watcher {
+    pub async fn run(mut self) {
+        let mut backoff = Duration::from_secs(1);
+        let endpoint = format!("{}:{}", self.config.imap.host, self.config.imap.port);
+        loop {
+            if self.shutdown.is_requested() {
+                return;
+            }
+            match self.connected(&mut backoff).await {
+                Ok(()) => return,
+                Err(e) => {
+                    warn!(imap = %endpoint, error = %e, retry_in = ?backoff, "IMAP session ended; reconnecting");
+                    if self.shutdown.sleep(backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// One connection's life. Returns Ok only on shutdown.
+    async fn connected(&mut self, backoff: &mut Duration) -> Result<(), ImapError> {
+        let mut conn = store::open(&self.database)?;
+        let instance = store::instance_token(&conn)?;
+        let config = Arc::clone(&self.config);
+        let imap = &config.imap;
+        let mut session = connect(&config).await?;
+        let use_idle = imap.idle && session.capabilities().await?.has_str("IDLE");
+        let mailbox = session.select(&imap.mailbox).await?;
+        let uid_validity = mailbox.uid_validity.unwrap_or(0);
+        let uid_next = mailbox.uid_next.unwrap_or(1);
+        info!(mailbox = %imap.mailbox, uid_validity, exists = mailbox.exists, idle = use_idle, "IMAP connected");
+        *backoff = Duration::from_secs(1);
+
+        loop {
+            self.sync(&mut session, &mut conn, &instance, uid_validity, uid_next)
+                .await?;
+            store::set_meta(&conn, "last_imap_ok", &store::now().to_string())?;
+            if self.shutdown.is_requested() {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+            if has_new_mail(&session) {
+                continue;
+            }
+            if use_idle {
+                session = self.idle(session).await?;
+            } else if self.shutdown.sleep(imap.poll_interval).await {
+                let _ = session.logout().await;
+                return Ok(());
+            }
+        }
+    }
+
+    /// Fetches and records everything new, in batches.
+    async fn sync(
+        &self,
+        session: &mut ImapSession,
+        conn: &mut Connection,
+        instance: &str,
+        uid_validity: u32,
+        uid_next: u32,
+    ) -> Result<(), ImapError> {
+        let name = &self.config.imap.mailbox;
+        let state = store::mailbox_state(conn, name)?;
+        let (query, after) = match state {
+            Some(s) if s.uid_validity == uid_validity => (
+                format!("UID {}:*", s.last_uid.saturating_add(1)),
+                s.last_uid,
+            ),
+            Some(s) => {
+                warn!(mailbox = %name, old = s.uid_validity, new = uid_validity,
+                      "UIDVALIDITY changed (mailbox recreated?): taking unseen messages, skipping known Message-IDs");
+                ("UNSEEN".to_string(), 0)
+            }
+            None => ("UNSEEN".to_string(), 0),
+        };
+        // `n:*` always matches the highest UID, even below n: filter.
+        let mut uids: Vec<u32> = session
+            .uid_search(&query)
+            .await?
+            .into_iter()
+            .filter(|u| *u > after)
+            .collect();
+        uids.sort_unstable();
+        let current = state.is_some_and(|s| s.uid_validity == uid_validity);
+        if uids.is_empty() && !current {
+            store::set_mailbox_state(
+                conn,
+                name,
+                MailboxState {
+                    uid_validity,
+                    last_uid: uid_next.saturating_sub(1),
+                },
+            )?;
+        }
+        for chunk in uids.chunks(self.config.imap.batch_size as usize) {
+            let set = chunk
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let fetched: Vec<Fetched> = {
+                let stream = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
+                let all: Vec<_> = stream.try_collect().await?;
+                all.iter()
+                    .filter_map(|f| {
+                        Some(Fetched {
+                            uid: f.uid?,
+                            raw: f.body()?.to_vec(),
+                        })
+                    })
+                    .filter(|f| chunk.contains(&f.uid))
+                    .collect()
+            };
+            if fetched.len() < chunk.len() {
+                debug!(
+                    asked = chunk.len(),
+                    got = fetched.len(),
+                    "some messages vanished between SEARCH and FETCH"
+                );
+            }
+            let through = chunk.last().copied().unwrap_or(after);
+            let through = if current {
+                through
+            } else {
+                through.max(uid_next.saturating_sub(1))
+            };
+            let desk = Desk {
+                config: &self.config,
+                templates: &self.templates,
+                instance,
+            };
+            let now = store::now();
+            let outcomes = tokio::task::block_in_place(|| {
+                record_batch(conn, &desk, name, uid_validity, &fetched, through, now)
+            })?;
+            if outcomes.iter().any(|(_, o)| {
+                matches!(
+                    o,
+                    Outcome::Ticket {
+                        acknowledged: true,
+                        ..
+                    }
+                )
+            }) {
+                self.outbox.notify_one();
+            }
+            if !fetched.is_empty() {
+                let set = fetched
+                    .iter()
+                    .map(|f| f.uid.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let flagged = session.uid_store(&set, "+FLAGS.SILENT (\\Seen)").await?;
+                let _: Vec<_> = flagged.try_collect().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits in IDLE until the server reports a change, the renewal time passes, or shutdown.
+    async fn idle(&self, session: ImapSession) -> Result<ImapSession, ImapError> {
+        let mut handle = session.idle();
+        handle.init().await?;
+        let mut shutdown = self.shutdown.clone();
+        {
+            let (wait, _stop) = handle.wait_with_timeout(IDLE_SILENCE);
+            tokio::select! {
+                r = tokio::time::timeout(IDLE_RENEW, wait) => {
+                    if let Ok(r) = r {
+                        debug!(response = ?r.as_ref().map(|_| ()), "IDLE woke");
+                        r?;
+                    }
+                }
+                _ = shutdown.requested() => {}
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(30), handle.done()).await {
+            Ok(session) => Ok(session?),
+            Err(_) => Err(ImapError::IdleStuck),
+        }
+    }
+}
+
+/// Whether the server announced new messages while other commands ran.
+fn has_new_mail(session: &ImapSession) -> bool {
+    let mut new = false;
+    while let Ok(r) = session.unsolicited_responses.try_recv() {
+        new |= matches!(
+            r,
+            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+        );
+    }
+    new
+}
+
+/// Connects, negotiates TLS as configured, reads the greeting and logs in.
+pub async fn connect(config: &Config) -> Result<ImapSession, ImapError> {
+    let imap = &config.imap;
+    let endpoint = format!("{}:{}", imap.host, imap.port);
+    let tcp = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TcpStream::connect((imap.host.as_str(), imap.port)),
+    )
+    .await
+    .map_err(|_| ImapError::ConnectTimeout(endpoint.clone()))?
+    .map_err(|e| ImapError::Connect(endpoint.clone(), e))?;
+    let _ = tcp.set_nodelay(true);
+    let tls = |tcp: TcpStream| async {
+        let cfg = crate::tls::client_config(imap.ca_file.as_deref())
+            .map_err(|e| ImapError::Tls(endpoint.clone(), e.to_string()))?;
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(imap.host.clone())
+            .map_err(|e| ImapError::Tls(endpoint.clone(), e.to_string()))?;
+        tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ImapError::Tls(endpoint.clone(), e.to_string()))
+    };
+    let mut client: Client<Box<dyn Stream>> = match imap.security {
+        Security::None => greet(Client::new(Box::new(tcp) as Box<dyn Stream>)).await?,
+        Security::Tls => greet(Client::new(Box::new(tls(tcp).await?) as Box<dyn Stream>)).await?,
+        Security::Starttls => {
+            let mut plain = greet(Client::new(tcp)).await?;
+            plain.run_command_and_check_ok("STARTTLS", None).await?;
+            Client::new(Box::new(tls(plain.into_inner()).await?) as Box<dyn Stream>)
+        }
+    };
+    let _ = &mut client;
+    client
+        .login(&imap.username, imap.password.expose())
+        .await
+        .map_err(|(source, _)| ImapError::Login {
+            user: imap.username.clone(),
+            source,
+        })
+}
+
+async fn greet<T: AsyncRead + AsyncWrite + Unpin + Send + Debug>(
+    mut client: Client<T>,
+) -> Result<Client<T>, ImapError> {
+    match client.read_response().await {
+        Ok(Some(_)) => Ok(client),
+        Ok(None) => Err(ImapError::NoGreeting),
+        Err(e) => Err(ImapError::Protocol(e.into())),
+    }
+}

@@ -1,0 +1,298 @@
+//! Raw bytes to [`Inbound`]: the few facts about a message that the rest of maildesk needs.
+//!
+//! Parsing is best effort. A message with a missing subject, sender or Message-ID still becomes an
+//! `Inbound` (with the gap noted in `defects`), because a half-readable request is still a request.
+//! Only a message that cannot be parsed at all is an error, and the caller quarantines it with the
+//! raw bytes. mail-parser is run under `catch_unwind` so that a parser panic costs one message, not
+//! the daemon.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use sha2::{Digest, Sha256};
+
+/// A name and a lower-cased address, as found in From/To/Cc/Reply-To.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The sender's file name: shown to people, never used as a path.
+    pub name: Option<String>,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// Headers that decide whether a mail was sent by a machine and must not be answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AutomationHeaders {
+    pub auto_submitted: Option<String>,
+    pub precedence: Option<String>,
+    pub list_id: bool,
+    pub list_unsubscribe: bool,
+    /// The Return-Path as written; `Some("")` is the null sender `<>` of bounces.
+    pub return_path: Option<String>,
+    pub x_loop: Vec<String>,
+    pub x_auto_response_suppress: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// Without angle brackets. Synthesised from a hash of the raw bytes when the header is missing,
+    /// so the same bytes fetched twice still count as one message.
+    pub message_id: String,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub from: Option<Mailbox>,
+    pub reply_to: Option<Mailbox>,
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    /// Decoded, with control characters (CR, LF, ...) replaced by spaces.
+    pub subject: String,
+    /// The Date header as Unix seconds, when it parsed.
+    pub date: Option<i64>,
+    pub text: String,
+    pub automation: AutomationHeaders,
+    pub attachments: Vec<Attachment>,
+    /// What was missing or broken, recorded on the ticket so nobody wonders why a field is empty.
+    pub defects: Vec<String>,
+}
+
+/// Why a message could not be parsed at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("empty message (0 bytes)")]
+    Empty,
+    #[error("not a mail message: no header could be read")]
+    NoHeaders,
+    #[error("the MIME parser crashed on this message")]
+    ParserPanic,
+}
+
+/// Parses one raw message. Never panics.
+pub fn parse(raw: &[u8]) -> Result<Inbound, ParseError> {
+    if raw.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ParseError::Empty);
+    }
+    catch_unwind(AssertUnwindSafe(|| parse_inner(raw))).unwrap_or(Err(ParseError::ParserPanic))
+}
+
+fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
+    let msg = MessageParser::default()
+        .parse(raw)
+        .ok_or(ParseError::NoHeaders)?;
+    if msg.headers().is_empty() {
+        return Err(ParseError::NoHeaders);
+    }
+    let mut defects = Vec::new();
+
+    let message_id = match msg.message_id().map(clean_id).filter(|id| !id.is_empty()) {
+        Some(id) => id,
+        None => {
+            defects.push("no Message-ID header; one was derived from the message's content".into());
+            synthetic_message_id(raw)
+        }
+    };
+    let from = first_mailbox(msg.from());
+    if from.is_none() {
+        defects.push("no usable From address".into());
+    }
+    let subject = match msg.subject() {
+        Some(s) => one_line(s),
+        None => {
+            defects.push("no Subject header".into());
+            String::new()
+        }
+    };
+    let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    let attachments = msg
+        .attachments()
+        .map(|part| Attachment {
+            name: part.attachment_name().map(one_line),
+            content_type: part
+                .content_type()
+                .map(|ct| match &ct.c_subtype {
+                    Some(sub) => format!("{}/{}", ct.c_type, sub),
+                    None => ct.c_type.to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into())
+                .to_ascii_lowercase(),
+            data: part.contents().to_vec(),
+        })
+        .collect();
+
+    let header_text = |name: &str| {
+        msg.header(name)
+            .and_then(HeaderValue::as_text)
+            .map(|s| s.trim().to_string())
+    };
+    let automation = AutomationHeaders {
+        auto_submitted: header_text("Auto-Submitted"),
+        precedence: header_text("Precedence"),
+        list_id: msg.header_raw("List-Id").is_some(),
+        list_unsubscribe: msg.header_raw("List-Unsubscribe").is_some(),
+        return_path: msg
+            .header_raw("Return-Path")
+            .map(|rp| rp.trim().trim_matches(['<', '>']).trim().to_string()),
+        x_loop: msg
+            .header_values("X-Loop")
+            .filter_map(|v| v.as_text().map(|s| s.trim().to_ascii_lowercase()))
+            .collect(),
+        x_auto_response_suppress: header_text("X-Auto-Response-Suppress"),
+    };
+
+    Ok(Inbound {
+        message_id,
+        in_reply_to: id_list(msg.in_reply_to()),
+        references: id_list(msg.references()),
+        from,
+        reply_to: first_mailbox(msg.reply_to()),
+        to: mailboxes(msg.to()),
+        cc: mailboxes(msg.cc()),
+        subject,
+        date: msg.date().map(|d| d.to_timestamp()),
+        text,
+        automation,
+        attachments,
+        defects,
+    })
+}
+
+/// `<abc@host>` and `abc@host` are the same id; stored without brackets.
+pub fn clean_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
+}
+
+fn synthetic_message_id(raw: &[u8]) -> String {
+    let digest = Sha256::digest(raw);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}@no-message-id.maildesk.invalid")
+}
+
+fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
+    value
+        .as_text_list()
+        .map(|ids| {
+            ids.iter()
+                .map(|id| clean_id(id))
+                .filter(|id| !id.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn mailboxes(addr: Option<&Address<'_>>) -> Vec<Mailbox> {
+    let Some(addr) = addr else { return Vec::new() };
+    addr.iter()
+        .filter_map(|a| {
+            let address = crate::config::parse_address(a.address()?)?;
+            Some(Mailbox {
+                name: a.name().map(one_line).filter(|n| !n.is_empty()),
+                address,
+            })
+        })
+        .collect()
+}
+
+fn first_mailbox(addr: Option<&Address<'_>>) -> Option<Mailbox> {
+    mailboxes(addr).into_iter().next()
+}
+
+/// Collapses control characters (including encoded CR/LF) to spaces: a header value must stay one
+/// line when it is copied into outbound mail.
+pub fn one_line(s: &str) -> String {
+    let replaced: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    replaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_message() {
+        let raw = b"From: Alice Example <Alice@Example.test>\r\nTo: support@example.test\r\n\
+Subject: =?UTF-8?Q?Drucker_im_3=2E_Stock_st=C3=B6rt?=\r\nMessage-ID: <abc@example.test>\r\n\
+In-Reply-To: <x@y>\r\nReferences: <a@b> <x@y>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\nHello\r\n";
+        let m = parse(raw).unwrap();
+        assert_eq!(m.message_id, "abc@example.test");
+        assert_eq!(
+            m.from,
+            Some(Mailbox {
+                name: Some("Alice Example".into()),
+                address: "alice@example.test".into()
+            })
+        );
+        assert_eq!(m.subject, "Drucker im 3. Stock stört");
+        assert_eq!(m.in_reply_to, vec!["x@y"]);
+        assert_eq!(m.references, vec!["a@b", "x@y"]);
+        assert_eq!(m.date, Some(1_795_341_600));
+        assert_eq!(m.text.trim(), "Hello");
+        assert!(m.defects.is_empty());
+    }
+
+    #[test]
+    fn missing_fields_are_defects_not_errors() {
+        let m = parse(b"X-Nothing: here\r\n\r\nbody only\r\n").unwrap();
+        assert!(m.message_id.ends_with("@no-message-id.maildesk.invalid"));
+        assert_eq!(m.from, None);
+        assert_eq!(m.subject, "");
+        assert_eq!(m.defects.len(), 3, "{:?}", m.defects);
+        // The same bytes give the same synthetic id: a refetch is recognised as a duplicate.
+        assert_eq!(
+            parse(b"X-Nothing: here\r\n\r\nbody only\r\n")
+                .unwrap()
+                .message_id,
+            m.message_id
+        );
+    }
+
+    #[test]
+    fn encoded_newlines_in_subject_cannot_inject_headers() {
+        let m =
+            parse(b"From: a@b.test\r\nSubject: =?UTF-8?B?aGkNCkJjYzogZXZpbEBleC50ZXN0?=\r\n\r\nx")
+                .unwrap();
+        assert_eq!(m.subject, "hi Bcc: evil@ex.test");
+    }
+
+    #[test]
+    fn empty_input_is_an_error() {
+        assert_eq!(parse(b""), Err(ParseError::Empty));
+        assert_eq!(parse(b"\r\n\r\n"), Err(ParseError::Empty));
+    }
+
+    #[test]
+    fn null_return_path_and_automation_headers() {
+        let raw =
+            b"Return-Path: <>\r\nFrom: MAILER-DAEMON@x.test\r\nAuto-Submitted: auto-replied\r\n\
+Precedence: bulk\r\nList-Id: <l.x.test>\r\nX-Loop: Support@Example.test\r\nSubject: s\r\n\r\nb";
+        let a = parse(raw).unwrap().automation;
+        assert_eq!(a.return_path.as_deref(), Some(""));
+        assert_eq!(a.auto_submitted.as_deref(), Some("auto-replied"));
+        assert_eq!(a.precedence.as_deref(), Some("bulk"));
+        assert!(a.list_id);
+        assert_eq!(a.x_loop, vec!["support@example.test"]);
+    }
+
+    #[test]
+    fn attachments_keep_names_as_data() {
+        let raw = b"From: a@b.test\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n\
+Content-Type: text/plain\r\n\r\nsee attached\r\n--XX\r\nContent-Type: application/pdf\r\n\
+Content-Disposition: attachment; filename=\"../../etc/passwd\"\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--XX--\r\n";
+        let m = parse(raw).unwrap();
+        assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.attachments[0].name.as_deref(), Some("../../etc/passwd"));
+        assert_eq!(m.attachments[0].content_type, "application/pdf");
+        assert_eq!(m.attachments[0].data, b"hello");
+    }
+}

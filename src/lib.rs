@@ -1,0 +1,20 @@
+//! maildesk: an email-driven IT help desk.
+//!
+//! Every mail to the support address becomes a ticket; every requester gets an acknowledgement;
+//! the SQLite database is the single source of truth. See `ARCHITECTURE.md` for the map.
+//!
+//! The pure core (`inbound::parse`, `inbound::classify`, `threading`, `tickets`, `templates`,
+//! `outbound::compose`) takes data and returns data. The edges (`inbound::imap`, `store`,
+//! `outbound::sender`, `daemon`) do the I/O.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod inbound;
+pub mod outbound;
+pub mod shutdown;
+pub mod store;
+pub mod templates;
+pub mod threading;
+pub mod tickets;
+pub mod tls;

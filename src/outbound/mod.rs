@@ -1,0 +1,5 @@
+//! Mail going out: composed into bytes inside the ingest transaction ([`compose`]), delivered from
+//! the outbox afterwards ([`sender`]).
+
+pub mod compose;
+pub mod sender;

@@ -1,0 +1,195 @@
+//! The SQLite database: the single source of truth about tickets, messages and what was processed.
+//!
+//! Opened in WAL mode so the CLI can read while the daemon writes, with `synchronous = FULL` so that
+//! a commit that returned is on disk: the IMAP `\Seen` flag and every outbound mail come after a
+//! commit, and a power cut must not make maildesk forget a message it already answered.
+//! Ingest groups several messages into one transaction to pay for that fsync once per batch.
+//!
+//! `write` holds the statements the ingest transaction runs; `read` the queries behind the CLI.
+
+pub mod read;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database {}: does not exist (has `maildesk run` started with this config?)", path.display())]
+    Missing { path: PathBuf },
+    #[error("database {}: cannot create its folder: {source}", path.display())]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database {}: schema upgrade failed: {source}", path.display())]
+    Migrate {
+        path: PathBuf,
+        source: rusqlite_migration::Error,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("schema_v1.sql"))])
+}
+
+/// Opens (creating if needed) the daemon's database and brings its schema up to date.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+            path: path.into(),
+            source,
+        })?;
+    }
+    let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.into(),
+        source,
+    })?;
+    configure(&conn).map_err(|source| StoreError::Open {
+        path: path.into(),
+        source,
+    })?;
+    migrations()
+        .to_latest(&mut conn)
+        .map_err(|source| StoreError::Migrate {
+            path: path.into(),
+            source,
+        })?;
+    Ok(conn)
+}
+
+/// Opens an existing database for the CLI. Never creates one: a typo in `database` should say so,
+/// not show an empty help desk.
+pub fn open_existing(path: &Path) -> Result<Connection, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Missing { path: path.into() });
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.into(),
+        source,
+    })?;
+    configure(&conn).map_err(|source| StoreError::Open {
+        path: path.into(),
+        source,
+    })?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+pub fn get_meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+}
+
+pub fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+/// A random token made once per database. It goes into every Message-ID maildesk creates, so two
+/// desks (or a desk and its restored backup) never issue the same id.
+pub fn instance_token(conn: &Connection) -> rusqlite::Result<String> {
+    if let Some(t) = get_meta(conn, "instance")? {
+        return Ok(t);
+    }
+    let token: String = conn.query_row("SELECT lower(hex(randomblob(8)))", [], |r| r.get(0))?;
+    conn.execute(
+        "INSERT OR IGNORE INTO meta(key, value) VALUES ('instance', ?1)",
+        [&token],
+    )?;
+    get_meta(conn, "instance").map(|t| t.unwrap_or(token))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxState {
+    pub uid_validity: u32,
+    pub last_uid: u32,
+}
+
+pub fn mailbox_state(conn: &Connection, mailbox: &str) -> rusqlite::Result<Option<MailboxState>> {
+    conn.query_row(
+        "SELECT uid_validity, last_uid FROM mailbox_state WHERE mailbox = ?1",
+        [mailbox],
+        |r| {
+            Ok(MailboxState {
+                uid_validity: r.get(0)?,
+                last_uid: r.get(1)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Records that every UID up to `last_uid` under `uid_validity` has been dealt with. Called inside
+/// the transaction that recorded those messages, so the mark and the messages commit together.
+pub fn set_mailbox_state(
+    conn: &Connection,
+    mailbox: &str,
+    state: MailboxState,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO mailbox_state(mailbox, uid_validity, last_uid) VALUES (?1, ?2, ?3)
+         ON CONFLICT(mailbox) DO UPDATE SET uid_validity = excluded.uid_validity,
+             last_uid = CASE WHEN mailbox_state.uid_validity = excluded.uid_validity
+                             THEN max(mailbox_state.last_uid, excluded.last_uid) ELSE excluded.last_uid END",
+        params![mailbox, state.uid_validity, state.last_uid],
+    )?;
+    Ok(())
+}
+
+/// Seconds since the Unix epoch. The only wall clock read in the store; callers pass it down.
+pub fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn mailbox_state_only_moves_forward_within_a_uidvalidity() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("db/m.db")).unwrap();
+        let s = |v, l| MailboxState {
+            uid_validity: v,
+            last_uid: l,
+        };
+        set_mailbox_state(&conn, "INBOX", s(7, 10)).unwrap();
+        set_mailbox_state(&conn, "INBOX", s(7, 4)).unwrap();
+        assert_eq!(mailbox_state(&conn, "INBOX").unwrap(), Some(s(7, 10)));
+        set_mailbox_state(&conn, "INBOX", s(8, 2)).unwrap();
+        assert_eq!(mailbox_state(&conn, "INBOX").unwrap(), Some(s(8, 2)));
+        let t = instance_token(&conn).unwrap();
+        assert_eq!(t.len(), 16);
+        assert_eq!(instance_token(&conn).unwrap(), t);
+    }
+}

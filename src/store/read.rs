@@ -1,0 +1,298 @@
+//! The queries behind the CLI. The structs are the CLI's JSON output (documented in the README):
+//! add fields freely, never rename or remove one.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// Unix seconds as RFC 3339 in UTC, the form every JSON time takes.
+pub fn rfc3339(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| secs.to_string())
+}
+
+#[derive(Debug, Serialize)]
+pub struct TicketSummary {
+    pub id: i64,
+    pub subject: String,
+    pub status: String,
+    pub priority: String,
+    pub requester: Option<String>,
+    pub requester_name: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub messages: i64,
+}
+
+pub fn tickets(conn: &Connection, status: Option<&str>) -> rusqlite::Result<Vec<TicketSummary>> {
+    let mut stmt = conn.prepare(
+        "SELECT t.id, t.subject, t.status, t.priority, t.requester, t.requester_name, t.created_at, t.updated_at,
+                (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id)
+         FROM tickets t WHERE ?1 IS NULL OR t.status = ?1 ORDER BY t.id",
+    )?;
+    stmt.query_map([status], ticket_row)?.collect()
+}
+
+fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
+    Ok(TicketSummary {
+        id: r.get(0)?,
+        subject: r.get(1)?,
+        status: r.get(2)?,
+        priority: r.get(3)?,
+        requester: r.get(4)?,
+        requester_name: r.get(5)?,
+        created_at: rfc3339(r.get(6)?),
+        updated_at: rfc3339(r.get(7)?),
+        messages: r.get(8)?,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttachmentInfo {
+    pub name: Option<String>,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    /// "in" or "out".
+    pub direction: String,
+    /// in: request | reply | automatic; out: acknowledgement
+    pub kind: String,
+    pub message_id: String,
+    pub from: Option<String>,
+    pub from_name: Option<String>,
+    pub to: String,
+    pub cc: String,
+    pub subject: String,
+    /// The Date header (sent) when it parsed, else when maildesk recorded the message.
+    pub date: String,
+    pub recorded_at: String,
+    pub text: String,
+    pub attachments: Vec<AttachmentInfo>,
+    /// Outbound only: one entry per recipient.
+    pub delivery: Vec<Delivery>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Delivery {
+    pub recipient: String,
+    /// pending | sent | failed
+    pub status: String,
+    pub attempts: i64,
+    pub sent_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub at: String,
+    pub actor: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TicketView {
+    pub ticket: TicketSummary,
+    pub messages: Vec<MessageView>,
+    pub events: Vec<EventView>,
+}
+
+pub fn ticket(conn: &Connection, id: i64) -> rusqlite::Result<Option<TicketView>> {
+    let Some(ticket) = conn
+        .query_row(
+            "SELECT t.id, t.subject, t.status, t.priority, t.requester, t.requester_name, t.created_at, t.updated_at,
+                    (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id)
+             FROM tickets t WHERE t.id = ?1",
+            [id],
+            ticket_row,
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare(
+        "SELECT id, direction, kind, message_id, from_addr, from_name, to_addrs, cc_addrs, subject,
+                coalesce(sent_at, received_at), received_at, body_text
+         FROM messages WHERE ticket_id = ?1 ORDER BY id",
+    )?;
+    let mut messages = stmt
+        .query_map([id], |r| {
+            Ok(MessageView {
+                id: r.get(0)?,
+                direction: r.get(1)?,
+                kind: r.get(2)?,
+                message_id: r.get(3)?,
+                from: r.get(4)?,
+                from_name: r.get(5)?,
+                to: r.get(6)?,
+                cc: r.get(7)?,
+                subject: r.get(8)?,
+                date: rfc3339(r.get(9)?),
+                recorded_at: rfc3339(r.get(10)?),
+                text: r.get(11)?,
+                attachments: Vec::new(),
+                delivery: Vec::new(),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut att = conn.prepare("SELECT name, content_type, size, sha256 FROM attachments WHERE message_id = ?1 ORDER BY id")?;
+    let mut out = conn.prepare(
+        "SELECT recipient, status, attempts, sent_at, last_error FROM outbox WHERE message_id = ?1 ORDER BY id",
+    )?;
+    for m in &mut messages {
+        m.attachments = att
+            .query_map([m.id], |r| {
+                Ok(AttachmentInfo {
+                    name: r.get(0)?,
+                    content_type: r.get(1)?,
+                    size: r.get(2)?,
+                    sha256: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        m.delivery = out
+            .query_map([m.id], |r| {
+                Ok(Delivery {
+                    recipient: r.get(0)?,
+                    status: r.get(1)?,
+                    attempts: r.get(2)?,
+                    sent_at: r.get::<_, Option<i64>>(3)?.map(rfc3339),
+                    last_error: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+    }
+    let mut ev = conn
+        .prepare("SELECT at, actor, kind, detail FROM events WHERE ticket_id = ?1 ORDER BY id")?;
+    let events = ev
+        .query_map([id], |r| {
+            Ok(EventView {
+                at: rfc3339(r.get(0)?),
+                actor: r.get(1)?,
+                kind: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some(TicketView {
+        ticket,
+        messages,
+        events,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct QuarantineEntry {
+    pub id: i64,
+    pub mailbox: String,
+    pub uid_validity: i64,
+    pub uid: i64,
+    pub reason: String,
+    pub size: i64,
+    pub created_at: String,
+}
+
+pub fn quarantine(conn: &Connection) -> rusqlite::Result<Vec<QuarantineEntry>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, mailbox, uid_validity, uid, reason, length(raw), created_at FROM quarantine ORDER BY id",
+    )?;
+    stmt.query_map([], |r| {
+        Ok(QuarantineEntry {
+            id: r.get(0)?,
+            mailbox: r.get(1)?,
+            uid_validity: r.get(2)?,
+            uid: r.get(3)?,
+            reason: r.get(4)?,
+            size: r.get(5)?,
+            created_at: rfc3339(r.get(6)?),
+        })
+    })?
+    .collect()
+}
+
+pub fn quarantined_raw(conn: &Connection, id: i64) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.query_row("SELECT raw FROM quarantine WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusCounts {
+    pub open: i64,
+    pub pending: i64,
+    pub resolved: i64,
+    pub closed: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutboxCounts {
+    pub pending: i64,
+    pub sent: i64,
+    pub failed: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MailboxView {
+    pub mailbox: String,
+    pub uid_validity: i64,
+    pub last_uid: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub messages_ingested: i64,
+    pub tickets: StatusCounts,
+    pub outbox: OutboxCounts,
+    pub quarantined: i64,
+    pub mailboxes: Vec<MailboxView>,
+    pub last_imap_ok: Option<String>,
+    pub last_smtp_ok: Option<String>,
+}
+
+pub fn status(conn: &Connection) -> rusqlite::Result<Status> {
+    let count = |sql: &str, arg: &str| -> rusqlite::Result<i64> {
+        conn.query_row(sql, params![arg], |r| r.get(0))
+    };
+    let tickets = |s| count("SELECT count(*) FROM tickets WHERE status = ?1", s);
+    let outbox = |s| count("SELECT count(*) FROM outbox WHERE status = ?1", s);
+    let meta_time = |k: &str| -> rusqlite::Result<Option<String>> {
+        Ok(super::get_meta(conn, k)?
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(rfc3339))
+    };
+    let mut stmt =
+        conn.prepare("SELECT mailbox, uid_validity, last_uid FROM mailbox_state ORDER BY mailbox")?;
+    let mailboxes = stmt
+        .query_map([], |r| {
+            Ok(MailboxView {
+                mailbox: r.get(0)?,
+                uid_validity: r.get(1)?,
+                last_uid: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Status {
+        messages_ingested: count("SELECT count(*) FROM messages WHERE direction = ?1", "in")?,
+        tickets: StatusCounts {
+            open: tickets("open")?,
+            pending: tickets("pending")?,
+            resolved: tickets("resolved")?,
+            closed: tickets("closed")?,
+        },
+        outbox: OutboxCounts {
+            pending: outbox("pending")?,
+            sent: outbox("sent")?,
+            failed: outbox("failed")?,
+        },
+        quarantined: conn.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))?,
+        mailboxes,
+        last_imap_ok: meta_time("last_imap_ok")?,
+        last_smtp_ok: meta_time("last_smtp_ok")?,
+    })
+}

@@ -1,0 +1,207 @@
+//! Statements run inside the ingest transaction. Each takes a `&Connection` (a transaction or
+//! savepoint derefs to one) so the caller decides what commits together.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::inbound::parse::{Attachment, Mailbox};
+use crate::threading::TicketLookup;
+
+/// Threading's view of the database.
+pub struct Lookup<'a>(pub &'a Connection);
+
+impl TicketLookup for Lookup<'_> {
+    fn ticket_exists(&self, id: i64) -> bool {
+        self.0
+            .query_row("SELECT 1 FROM tickets WHERE id = ?1", [id], |_| Ok(()))
+            .optional()
+            .ok()
+            .flatten()
+            .is_some()
+    }
+
+    fn ticket_of_message(&self, message_id: &str) -> Option<i64> {
+        self.0
+            .query_row(
+                "SELECT ticket_id FROM messages WHERE message_id = ?1",
+                [message_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+            .flatten()
+    }
+}
+
+/// A message row, in or out.
+pub struct NewMessage<'a> {
+    pub ticket_id: Option<i64>,
+    pub direction: &'static str,
+    pub message_id: &'a str,
+    pub kind: &'a str,
+    /// `(mailbox, uid_validity, uid)` for inbound mail.
+    pub source: Option<(&'a str, u32, u32)>,
+    pub from: Option<&'a Mailbox>,
+    pub to: &'a [Mailbox],
+    pub cc: &'a [Mailbox],
+    pub subject: &'a str,
+    pub sent_at: Option<i64>,
+    pub received_at: i64,
+    pub body_text: &'a str,
+    pub raw: &'a [u8],
+}
+
+fn join(list: &[Mailbox]) -> String {
+    list.iter()
+        .map(|m| m.address.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn message_id_known(conn: &Connection, message_id: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM messages WHERE message_id = ?1",
+        [message_id],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|r| r.is_some())
+}
+
+/// Whether this exact UID was already recorded (as a message or in quarantine).
+pub fn uid_known(
+    conn: &Connection,
+    mailbox: &str,
+    uid_validity: u32,
+    uid: u32,
+) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM messages WHERE mailbox = ?1 AND uid_validity = ?2 AND uid = ?3
+         UNION ALL SELECT 1 FROM quarantine WHERE mailbox = ?1 AND uid_validity = ?2 AND uid = ?3",
+        params![mailbox, uid_validity, uid],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|r| r.is_some())
+}
+
+pub fn insert_ticket(
+    conn: &Connection,
+    subject: &str,
+    requester: Option<&Mailbox>,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO tickets(subject, requester, requester_name, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![subject, requester.map(|r| &r.address), requester.and_then(|r| r.name.as_ref()), now],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub fn touch_ticket(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE tickets SET updated_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result<i64> {
+    let (mailbox, uid_validity, uid) = match m.source {
+        Some((b, v, u)) => (Some(b), Some(v), Some(u)),
+        None => (None, None, None),
+    };
+    conn.execute(
+        "INSERT INTO messages(ticket_id, direction, message_id, kind, mailbox, uid_validity, uid, from_addr,
+             from_name, to_addrs, cc_addrs, subject, sent_at, received_at, body_text, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            m.ticket_id,
+            m.direction,
+            m.message_id,
+            m.kind,
+            mailbox,
+            uid_validity,
+            uid,
+            m.from.map(|f| &f.address),
+            m.from.and_then(|f| f.name.as_ref()),
+            join(m.to),
+            join(m.cc),
+            m.subject,
+            m.sent_at,
+            m.received_at,
+            m.body_text,
+            m.raw,
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Stores the bytes once per distinct content and links them to the message.
+pub fn insert_attachment(
+    conn: &Connection,
+    message_row: i64,
+    a: &Attachment,
+) -> rusqlite::Result<()> {
+    let sha: String = Sha256::digest(&a.data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    conn.execute(
+        "INSERT OR IGNORE INTO blobs(sha256, size, data) VALUES (?1, ?2, ?3)",
+        params![sha, a.data.len() as i64, a.data],
+    )?;
+    conn.execute(
+        "INSERT INTO attachments(message_id, name, content_type, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![message_row, a.name, a.content_type, a.data.len() as i64, sha],
+    )?;
+    Ok(())
+}
+
+pub fn insert_event(
+    conn: &Connection,
+    ticket: Option<i64>,
+    at: i64,
+    actor: &str,
+    kind: &str,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO events(ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![ticket, at, actor, kind, detail],
+    )?;
+    Ok(())
+}
+
+/// Queues one outbound message for one recipient. Nothing is sent until the surrounding
+/// transaction commits, because the sender only reads committed rows.
+pub fn insert_outbox(
+    conn: &Connection,
+    message_row: i64,
+    ticket: Option<i64>,
+    envelope_from: &str,
+    recipient: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO outbox(message_id, ticket_id, envelope_from, recipient, created_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![message_row, ticket, envelope_from, recipient, now],
+    )?;
+    Ok(())
+}
+
+pub fn insert_quarantine(
+    conn: &Connection,
+    source: (&str, u32, u32),
+    reason: &str,
+    raw: &[u8],
+    now: i64,
+) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO quarantine(mailbox, uid_validity, uid, reason, raw, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![source.0, source.1, source.2, reason, raw, now],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
