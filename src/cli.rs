@@ -15,12 +15,7 @@ use crate::store::{self, read};
 use crate::templates::{DeskContext, Templates};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "maildesk",
-    version,
-    about = "An email-driven IT help desk",
-    propagate_version = true
-)]
+#[command(name = "maildesk", version, about = "An email-driven IT help desk", propagate_version = true)]
 pub struct Cli {
     /// The configuration file.
     #[arg(long, global = true, default_value = config::DEFAULT_PATH, env = "MAILDESK_CONFIG")]
@@ -77,10 +72,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Tickets { status, json } => {
             if let Some(s) = status {
                 if !crate::tickets::STATUSES.contains(&s.as_str()) {
-                    bail!(
-                        "--status: expected one of {}, got {s:?}",
-                        crate::tickets::STATUSES.join(", ")
-                    );
+                    bail!("--status: expected one of {}, got {s:?}", crate::tickets::STATUSES.join(", "));
                 }
             }
             let conn = store::open_existing(&config.helpdesk.database)?;
@@ -109,9 +101,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Command::Show { id, json } => {
             let conn = store::open_existing(&config.helpdesk.database)?;
-            let Some(view) = read::ticket(&conn, *id)? else {
-                bail!("ticket {id} does not exist")
-            };
+            let Some(view) = read::ticket(&conn, *id)? else { bail!("ticket {id} does not exist") };
             if *json {
                 return json_out(out, &view);
             }
@@ -174,11 +164,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                     m.mailbox, m.uid_validity, m.last_uid
                 )?;
             }
-            let when = |t: &Option<String>| {
-                t.as_deref()
-                    .map(|t| local(&config, t))
-                    .unwrap_or_else(|| "never".into())
-            };
+            let when = |t: &Option<String>| t.as_deref().map(|t| local(&config, t)).unwrap_or_else(|| "never".into());
             writeln!(out, "last IMAP contact  {}", when(&s.last_imap_ok))?;
             writeln!(out, "last SMTP success  {}", when(&s.last_smtp_ok))?;
             Ok(())
@@ -189,50 +175,27 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
 fn check(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let templates = Templates::load(&config.helpdesk.templates)?;
     let h = &config.helpdesk;
-    let rendered = templates.check(DeskContext {
-        name: h.name.clone(),
-        tag: h.tag.clone(),
-        address: h.address.clone(),
-    })?;
+    let rendered =
+        templates.check(DeskContext { name: h.name.clone(), tag: h.tag.clone(), address: h.address.clone() })?;
     crate::tls::install_provider();
-    for (section, ca) in [
-        ("imap", &config.imap.ca_file),
-        ("smtp", &config.smtp.ca_file),
-    ] {
+    for (section, ca) in [("imap", &config.imap.ca_file), ("smtp", &config.smtp.ca_file)] {
         if let Some(ca) = ca {
-            crate::tls::read_pem(ca)
-                .with_context(|| format!("{}: {section}.ca_file", config.source.display()))?;
+            crate::tls::read_pem(ca).with_context(|| format!("{}: {section}.ca_file", config.source.display()))?;
         }
     }
     writeln!(out, "{}: ok", config.source.display())?;
-    writeln!(
-        out,
-        "  desk      {} <{}>, tag [{} #n], time zone {}",
-        h.name, h.address, h.tag, h.timezone_name
-    )?;
+    writeln!(out, "  desk      {} <{}>, tag [{} #n], time zone {}", h.name, h.address, h.tag, h.timezone_name)?;
     writeln!(out, "  database  {}", h.database.display())?;
     writeln!(
         out,
         "  imap      {}:{} ({:?}) as {}, mailbox {}",
-        config.imap.host,
-        config.imap.port,
-        config.imap.security,
-        config.imap.username,
-        config.imap.mailbox
+        config.imap.host, config.imap.port, config.imap.security, config.imap.username, config.imap.mailbox
     )?;
-    writeln!(
-        out,
-        "  smtp      {}:{} ({:?})",
-        config.smtp.host, config.smtp.port, config.smtp.security
-    )?;
+    writeln!(out, "  smtp      {}:{} ({:?})", config.smtp.host, config.smtp.port, config.smtp.security)?;
     writeln!(
         out,
         "  technicians {}",
-        if h.technicians.is_empty() {
-            "(none)".into()
-        } else {
-            h.technicians.join(", ")
-        }
+        if h.technicians.is_empty() { "(none)".into() } else { h.technicians.join(", ") }
     )?;
     for (kind, r) in rendered {
         writeln!(
@@ -240,11 +203,7 @@ fn check(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             "  template  {kind}: subject {:?}, {} text lines{}",
             r.subject,
             r.text.lines().count(),
-            if r.html.is_some() {
-                ", with HTML part"
-            } else {
-                ""
-            }
+            if r.html.is_some() { ", with HTML part" } else { "" }
         )?;
     }
     Ok(())
@@ -252,34 +211,12 @@ fn check(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
 
 fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> anyhow::Result<()> {
     let t = &v.ticket;
-    writeln!(
-        out,
-        "{} {}",
-        crate::threading::format_tag(&config.helpdesk.tag, t.id),
-        t.subject
-    )?;
-    writeln!(
-        out,
-        "status {}  priority {}  requester {}",
-        t.status,
-        t.priority,
-        t.requester.as_deref().unwrap_or("-")
-    )?;
-    writeln!(
-        out,
-        "opened {}  updated {}",
-        local(config, &t.created_at),
-        local(config, &t.updated_at)
-    )?;
+    writeln!(out, "{} {}", crate::threading::format_tag(&config.helpdesk.tag, t.id), t.subject)?;
+    writeln!(out, "status {}  priority {}  requester {}", t.status, t.priority, t.requester.as_deref().unwrap_or("-"))?;
+    writeln!(out, "opened {}  updated {}", local(config, &t.created_at), local(config, &t.updated_at))?;
     for m in &v.messages {
         let arrow = if m.direction == "in" { "<-" } else { "->" };
-        writeln!(
-            out,
-            "\n{arrow} {} {} [{}]",
-            m.direction.to_uppercase(),
-            local(config, &m.date),
-            m.kind
-        )?;
+        writeln!(out, "\n{arrow} {} {} [{}]", m.direction.to_uppercase(), local(config, &m.date), m.kind)?;
         writeln!(out, "   From: {}", m.from.as_deref().unwrap_or("-"))?;
         writeln!(out, "   To: {}", m.to)?;
         if !m.cc.is_empty() {
@@ -296,16 +233,8 @@ fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> any
             )?;
         }
         for d in &m.delivery {
-            let err = d
-                .last_error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "   Delivery to {}: {} after {} attempt(s){err}",
-                d.recipient, d.status, d.attempts
-            )?;
+            let err = d.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+            writeln!(out, "   Delivery to {}: {} after {} attempt(s){err}", d.recipient, d.status, d.attempts)?;
         }
         writeln!(out)?;
         for line in m.text.trim_end().lines() {
@@ -315,14 +244,7 @@ fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> any
     if !v.events.is_empty() {
         writeln!(out, "\nevents:")?;
         for e in &v.events {
-            writeln!(
-                out,
-                "  {}  {:<16} {}  ({})",
-                local(config, &e.at),
-                e.kind,
-                e.detail,
-                e.actor
-            )?;
+            writeln!(out, "  {}  {:<16} {}  ({})", local(config, &e.at), e.kind, e.detail, e.actor)?;
         }
     }
     Ok(())
@@ -332,11 +254,7 @@ fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> any
 fn local(config: &Config, rfc3339: &str) -> String {
     rfc3339
         .parse::<jiff::Timestamp>()
-        .map(|t| {
-            t.to_zoned(config.helpdesk.timezone.clone())
-                .strftime("%Y-%m-%d %H:%M")
-                .to_string()
-        })
+        .map(|t| t.to_zoned(config.helpdesk.timezone.clone()).strftime("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_else(|_| rfc3339.to_string())
 }
 

@@ -248,30 +248,23 @@ impl Config {
 
         let h = raw.helpdesk;
         let tag = h.tag.trim().to_string();
-        if tag.is_empty()
-            || !tag
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(doc.key_error(
                 "helpdesk.tag",
-                format!("expected letters, digits, '-' or '_' (it goes into subjects as \"[TAG #123]\"), got {:?}", h.tag),
+                format!(
+                    "expected letters, digits, '-' or '_' (it goes into subjects as \"[TAG #123]\"), got {:?}",
+                    h.tag
+                ),
             ));
         }
         let address = parse_address(&h.address).ok_or_else(|| {
             doc.key_error(
                 "helpdesk.address",
-                format!(
-                    "expected a mail address like support@example.com, got {:?}",
-                    h.address
-                ),
+                format!("expected a mail address like support@example.com, got {:?}", h.address),
             )
         })?;
         let timezone = jiff::tz::TimeZone::get(&h.timezone).map_err(|e| {
-            doc.key_error(
-                "helpdesk.timezone",
-                format!("expected an IANA time zone like \"Europe/Berlin\": {e}"),
-            )
+            doc.key_error("helpdesk.timezone", format!("expected an IANA time zone like \"Europe/Berlin\": {e}"))
         })?;
         let mut technicians = Vec::new();
         for (key, list) in [
@@ -280,9 +273,8 @@ impl Config {
             ("smtp.technicians", &raw.smtp.technicians),
         ] {
             for t in list {
-                let a = parse_address(t).ok_or_else(|| {
-                    doc.key_error(key, format!("expected mail addresses, got {t:?}"))
-                })?;
+                let a = parse_address(t)
+                    .ok_or_else(|| doc.key_error(key, format!("expected mail addresses, got {t:?}")))?;
                 if !technicians.contains(&a) {
                     technicians.push(a);
                 }
@@ -315,8 +307,7 @@ impl Config {
             .ok_or_else(|| {
                 doc.key_error(
                     "imap.password_file",
-                    "the IMAP login needs one of password, password_file or password_command"
-                        .into(),
+                    "the IMAP login needs one of password, password_file or password_command".into(),
                 )
             })?;
         let poll_interval = doc.duration("imap.poll_interval", &i.poll_interval)?;
@@ -324,10 +315,7 @@ impl Config {
             return Err(doc.key_error("imap.poll_interval", "expected at least 1s".into()));
         }
         if !(1..=1000).contains(&i.batch_size) {
-            return Err(doc.key_error(
-                "imap.batch_size",
-                format!("expected 1..1000, got {}", i.batch_size),
-            ));
+            return Err(doc.key_error("imap.batch_size", format!("expected 1..1000, got {}", i.batch_size)));
         }
         let imap = Imap {
             host: i.host,
@@ -355,21 +343,12 @@ impl Config {
             &base,
         )?;
         if smtp_password.is_some() && s.username.is_none() {
-            return Err(doc.key_error(
-                "smtp.username",
-                "a password is set, so a username is needed too".into(),
-            ));
+            return Err(doc.key_error("smtp.username", "a password is set, so a username is needed too".into()));
         }
         if !(1..=16).contains(&s.connections) {
-            return Err(doc.key_error(
-                "smtp.connections",
-                format!("expected 1..16, got {}", s.connections),
-            ));
+            return Err(doc.key_error("smtp.connections", format!("expected 1..16, got {}", s.connections)));
         }
-        let domain = address
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_string())
-            .unwrap_or_default();
+        let domain = address.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
         let smtp = Smtp {
             host: s.host,
             port: smtp_port,
@@ -381,22 +360,14 @@ impl Config {
             retry_for: doc.duration("smtp.retry_for", &s.retry_for)?,
             connections: s.connections as usize,
         };
-        for (key, ca) in [
-            ("imap.ca_file", &imap.ca_file),
-            ("smtp.ca_file", &smtp.ca_file),
-        ] {
+        for (key, ca) in [("imap.ca_file", &imap.ca_file), ("smtp.ca_file", &smtp.ca_file)] {
             if let Some(ca) = ca {
                 if let Err(e) = std::fs::metadata(ca) {
                     return Err(doc.key_error(key, format!("cannot read {}: {e}", ca.display())));
                 }
             }
         }
-        Ok(Config {
-            source: path.to_path_buf(),
-            helpdesk,
-            imap,
-            smtp,
-        })
+        Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp })
     }
 }
 
@@ -406,9 +377,7 @@ pub fn parse_address(s: &str) -> Option<String> {
     let (local, domain) = s.rsplit_once('@')?;
     let ok = !local.is_empty()
         && !domain.is_empty()
-        && !s
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c));
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c));
     ok.then(|| s.to_ascii_lowercase())
 }
 
@@ -442,10 +411,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
+        || host.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
 }
 
 /// The source text, for turning byte offsets and key paths into line numbers.
@@ -456,10 +422,7 @@ struct Located<'a> {
 
 impl Located<'_> {
     fn line_at(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())]
-            .matches('\n')
-            .count()
-            + 1
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
     }
 
     fn parse_error(&self, e: &toml::de::Error) -> ConfigError {
@@ -474,12 +437,7 @@ impl Located<'_> {
     }
 
     fn key_error(&self, key: &str, message: String) -> ConfigError {
-        ConfigError {
-            file: self.file.to_path_buf(),
-            line: self.line_of(key),
-            key: key.into(),
-            message,
-        }
+        ConfigError { file: self.file.to_path_buf(), line: self.line_of(key), key: key.into(), message }
     }
 
     /// The line where a dotted key is written, if it is written at all (defaults have no line).
@@ -488,9 +446,7 @@ impl Located<'_> {
         let mut current = table.get_ref();
         let parts: Vec<&str> = key.split('.').collect();
         for (n, part) in parts.iter().enumerate() {
-            let (k, v) = current
-                .iter()
-                .find(|(k, _)| k.get_ref().as_ref() == *part)?;
+            let (k, v) = current.iter().find(|(k, _)| k.get_ref().as_ref() == *part)?;
             if n + 1 == parts.len() {
                 return Some(self.line_at(k.span().start));
             }
@@ -546,12 +502,7 @@ impl Located<'_> {
         }
     }
 
-    fn check_security(
-        &self,
-        section: &str,
-        host: &str,
-        security: Security,
-    ) -> Result<(), ConfigError> {
+    fn check_security(&self, section: &str, host: &str, security: Security) -> Result<(), ConfigError> {
         if security == Security::None && !is_loopback(host) {
             return Err(self.key_error(
                 &format!("{section}.security"),
@@ -563,27 +514,13 @@ impl Located<'_> {
 
     fn duration(&self, key: &str, value: &str) -> Result<Duration, ConfigError> {
         parse_duration(value).ok_or_else(|| {
-            self.key_error(
-                key,
-                format!(
-                    "expected a duration like \"90s\", \"15m\", \"4h\" or \"2d\", got {value:?}"
-                ),
-            )
+            self.key_error(key, format!("expected a duration like \"90s\", \"15m\", \"4h\" or \"2d\", got {value:?}"))
         })
     }
 
     /// Loads the secret from whichever one source is set. The error never contains the secret itself.
-    fn secret(
-        &self,
-        section: &str,
-        src: PasswordSource<'_>,
-        base: &Path,
-    ) -> Result<Option<Secret>, ConfigError> {
-        let set = [
-            src.password.is_some(),
-            src.password_file.is_some(),
-            src.password_command.is_some(),
-        ];
+    fn secret(&self, section: &str, src: PasswordSource<'_>, base: &Path) -> Result<Option<Secret>, ConfigError> {
+        let set = [src.password.is_some(), src.password_file.is_some(), src.password_command.is_some()];
         if set.iter().filter(|s| **s).count() > 1 {
             return Err(self.key_error(
                 &format!("{section}.password"),
@@ -595,14 +532,9 @@ impl Located<'_> {
         }
         if let Some(file) = &src.password_file {
             let key = format!("{section}.password_file");
-            let path = if file.is_absolute() {
-                file.clone()
-            } else {
-                base.join(file)
-            };
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                self.key_error(&key, format!("cannot read {}: {e}", path.display()))
-            })?;
+            let path = if file.is_absolute() { file.clone() } else { base.join(file) };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| self.key_error(&key, format!("cannot read {}: {e}", path.display())))?;
             let secret = text.lines().next().unwrap_or("").to_string();
             if secret.is_empty() {
                 return Err(self.key_error(&key, format!("{} is empty", path.display())));
@@ -666,23 +598,14 @@ security = "none"
     fn good_config_resolves_paths_and_defaults() {
         let c = load(GOOD).unwrap();
         assert_eq!(c.helpdesk.address, "support@acme.example");
-        assert_eq!(
-            c.helpdesk.database,
-            PathBuf::from("/etc/maildesk/state/maildesk.db")
-        );
-        assert_eq!(
-            c.helpdesk.templates,
-            PathBuf::from("/etc/maildesk/templates")
-        );
+        assert_eq!(c.helpdesk.database, PathBuf::from("/etc/maildesk/state/maildesk.db"));
+        assert_eq!(c.helpdesk.templates, PathBuf::from("/etc/maildesk/templates"));
         assert_eq!(c.helpdesk.technicians, vec!["tech1@acme.example"]);
         assert_eq!(c.imap.mailbox, "INBOX");
         assert_eq!(c.imap.poll_interval, Duration::from_secs(60));
         assert!(c.imap.idle);
         assert_eq!(c.smtp.hello_name, "acme.example");
-        assert!(
-            !format!("{:?}", c).contains("hunter2"),
-            "secrets must not appear in Debug output"
-        );
+        assert!(!format!("{:?}", c).contains("hunter2"), "secrets must not appear in Debug output");
     }
 
     #[test]
@@ -691,35 +614,16 @@ security = "none"
             ("port = 1143", "port = 0", 12, "imap.port"),
             ("port = 1143", "port = \"x\"", 12, "imap.port"),
             ("tag = \"ACME\"", "tag = \"AC ME\"", 4, "helpdesk.tag"),
-            (
-                "timezone = \"Europe/Berlin\"",
-                "timezone = \"Mars/Olympus\"",
-                7,
-                "helpdesk.timezone",
-            ),
-            (
-                "host = \"127.0.0.1\"\nport = 1143",
-                "host = \"imap.acme.example\"\nport = 1143",
-                13,
-                "imap.security",
-            ),
-            (
-                "password = \"hunter2\"",
-                "pasword = \"hunter2\"",
-                15,
-                "imap",
-            ),
+            ("timezone = \"Europe/Berlin\"", "timezone = \"Mars/Olympus\"", 7, "helpdesk.timezone"),
+            ("host = \"127.0.0.1\"\nport = 1143", "host = \"imap.acme.example\"\nport = 1143", 13, "imap.security"),
+            ("password = \"hunter2\"", "pasword = \"hunter2\"", 15, "imap"),
         ];
         for (from, to, line, key) in cases {
             let text = GOOD.replacen(from, to, 1);
             let err = load(&text).unwrap_err();
             assert_eq!(err.line, Some(*line), "{to}: {err}");
             assert!(err.key.starts_with(key), "{to}: key {:?} in {err}", err.key);
-            assert!(
-                err.to_string()
-                    .starts_with(&format!("/etc/maildesk/maildesk.toml:{line}: ")),
-                "{err}"
-            );
+            assert!(err.to_string().starts_with(&format!("/etc/maildesk/maildesk.toml:{line}: ")), "{err}");
             assert!(!err.to_string().contains("hunter2"), "{err}");
         }
     }

@@ -53,15 +53,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         .run(),
     );
-    tasks.spawn(
-        Sender {
-            config: config.clone(),
-            database,
-            wake: outbox,
-            shutdown: stop,
-        }
-        .run(),
-    );
+    tasks.spawn(Sender { config: config.clone(), database, wake: outbox, shutdown: stop }.run());
 
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -75,10 +67,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     trigger.fire();
-    let drained = tokio::time::timeout(STOP_GRACE, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let drained = tokio::time::timeout(STOP_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         warn!(grace = ?STOP_GRACE, "tasks did not stop in time; exiting anyway (every commit is whole)");
     }

@@ -17,10 +17,7 @@ pub const KINDS: [&str; 1] = ["acknowledgement"];
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("templates folder {}: {source}", path.display())]
-    Folder {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Folder { path: PathBuf, source: std::io::Error },
     #[error("template {}: missing (every mail kind needs .subject.tera and .txt.tera)", path.display())]
     Missing { path: PathBuf },
     #[error("template {}: {detail}", path.display())]
@@ -106,18 +103,13 @@ impl Context {
 impl Templates {
     /// Loads every `*.tera` file in `folder` and checks that each mail kind has its required parts.
     pub fn load(folder: &Path) -> Result<Templates, TemplateError> {
-        let entries = std::fs::read_dir(folder).map_err(|source| TemplateError::Folder {
-            path: folder.into(),
-            source,
-        })?;
+        let entries =
+            std::fs::read_dir(folder).map_err(|source| TemplateError::Folder { path: folder.into(), source })?;
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![".html.tera"]);
         let mut files = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| TemplateError::Folder {
-                path: folder.into(),
-                source,
-            })?;
+            let entry = entry.map_err(|source| TemplateError::Folder { path: folder.into(), source })?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".tera") {
                 files.push((entry.path(), Some(name)));
@@ -126,25 +118,17 @@ impl Templates {
         files.sort();
         for (path, name) in files {
             tera.add_template_file(&path, name.as_deref())
-                .map_err(|e| TemplateError::Load {
-                    path: path.clone(),
-                    detail: error_chain(&e),
-                })?;
+                .map_err(|e| TemplateError::Load { path: path.clone(), detail: error_chain(&e) })?;
         }
         for kind in KINDS {
             for part in ["subject", "txt"] {
                 let name = format!("{kind}.{part}.tera");
                 if !tera.get_template_names().any(|n| n == name) {
-                    return Err(TemplateError::Missing {
-                        path: folder.join(name),
-                    });
+                    return Err(TemplateError::Missing { path: folder.join(name) });
                 }
             }
         }
-        Ok(Templates {
-            tera,
-            folder: folder.to_path_buf(),
-        })
+        Ok(Templates { tera, folder: folder.to_path_buf() })
     }
 
     pub fn folder(&self) -> &Path {
@@ -153,45 +137,25 @@ impl Templates {
 
     /// Renders the mail kind `kind` (e.g. "acknowledgement") with `ctx`.
     pub fn render(&self, kind: &str, ctx: &Context) -> Result<Rendered, TemplateError> {
-        let context = tera::Context::from_serialize(ctx).map_err(|e| TemplateError::Render {
-            name: kind.into(),
-            detail: error_chain(&e),
-        })?;
+        let context = tera::Context::from_serialize(ctx)
+            .map_err(|e| TemplateError::Render { name: kind.into(), detail: error_chain(&e) })?;
         let render = |name: String| {
             self.tera
                 .render(&name, &context)
-                .map_err(|e| TemplateError::Render {
-                    name: name.clone(),
-                    detail: error_chain(&e),
-                })
+                .map_err(|e| TemplateError::Render { name: name.clone(), detail: error_chain(&e) })
         };
         let subject = one_line(&render(format!("{kind}.subject.tera"))?);
-        let subject = if subject.is_empty() {
-            format!("{} {}", ctx.ticket.tag, ctx.ticket.subject)
-        } else {
-            subject
-        };
+        let subject = if subject.is_empty() { format!("{} {}", ctx.ticket.tag, ctx.ticket.subject) } else { subject };
         let text = render(format!("{kind}.txt.tera"))?;
         let html_name = format!("{kind}.html.tera");
-        let html = if self.tera.get_template_names().any(|n| n == html_name) {
-            Some(render(html_name)?)
-        } else {
-            None
-        };
-        Ok(Rendered {
-            subject,
-            text,
-            html,
-        })
+        let html = if self.tera.get_template_names().any(|n| n == html_name) { Some(render(html_name)?) } else { None };
+        Ok(Rendered { subject, text, html })
     }
 
     /// Renders every kind with sample data: what `maildesk check` runs.
     pub fn check(&self, desk: DeskContext) -> Result<Vec<(String, Rendered)>, TemplateError> {
         let ctx = Context::sample(desk);
-        KINDS
-            .iter()
-            .map(|k| Ok((k.to_string(), self.render(k, &ctx)?)))
-            .collect()
+        KINDS.iter().map(|k| Ok((k.to_string(), self.render(k, &ctx)?))).collect()
     }
 }
 
@@ -211,49 +175,30 @@ mod tests {
     use super::*;
 
     fn desk() -> DeskContext {
-        DeskContext {
-            name: "ACME IT".into(),
-            tag: "ACME".into(),
-            address: "support@acme.test".into(),
-        }
+        DeskContext { name: "ACME IT".into(), tag: "ACME".into(), address: "support@acme.test".into() }
     }
 
     #[test]
     fn shipped_templates_render_and_escape_html() {
-        let t =
-            Templates::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))).unwrap();
+        let t = Templates::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))).unwrap();
         let out = t.check(desk()).unwrap();
         let (_, ack) = &out[0];
         assert_eq!(ack.subject, "[ACME #123] Printer on floor 3 is jammed");
         assert!(ack.text.contains("123"));
-        assert!(
-            ack.html.is_some(),
-            "the shipped acknowledgement has an HTML part"
-        );
+        assert!(ack.html.is_some(), "the shipped acknowledgement has an HTML part");
 
         let mut hostile = Context::sample(desk());
         hostile.ticket.subject = "Printer <b>jammed</b>".into();
         let html = t.render("acknowledgement", &hostile).unwrap().html.unwrap();
-        assert!(
-            html.contains("Printer &lt;b&gt;jammed&lt;&#x2F;b&gt;"),
-            "requester text must be escaped: {html}"
-        );
+        assert!(html.contains("Printer &lt;b&gt;jammed&lt;&#x2F;b&gt;"), "requester text must be escaped: {html}");
         assert!(!html.contains("<b>jammed"), "{html}");
     }
 
     #[test]
     fn broken_template_is_reported_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("acknowledgement.subject.tera"),
-            "{{ ticket.tag }}",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("acknowledgement.txt.tera"),
-            "{{ ticket.nosuchfield }}",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("acknowledgement.subject.tera"), "{{ ticket.tag }}").unwrap();
+        std::fs::write(dir.path().join("acknowledgement.txt.tera"), "{{ ticket.nosuchfield }}").unwrap();
         let t = Templates::load(dir.path()).unwrap();
         let err = t.check(desk()).unwrap_err().to_string();
         assert!(err.contains("acknowledgement.txt.tera"), "{err}");
@@ -261,10 +206,7 @@ mod tests {
 
         std::fs::remove_file(dir.path().join("acknowledgement.txt.tera")).unwrap();
         let err = Templates::load(dir.path()).unwrap_err().to_string();
-        assert!(
-            err.contains("acknowledgement.txt.tera") && err.contains("missing"),
-            "{err}"
-        );
+        assert!(err.contains("acknowledgement.txt.tera") && err.contains("missing"), "{err}");
 
         std::fs::write(dir.path().join("acknowledgement.txt.tera"), "{% if %}").unwrap();
         let err = Templates::load(dir.path()).unwrap_err().to_string();

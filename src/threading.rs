@@ -44,9 +44,7 @@ pub enum ThreadedBy {
 fn tag_pattern() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     // Tolerates the spacing clients and people produce: "[ACME #12]", "[acme#12]", "[ ACME # 12 ]".
-    RE.get_or_init(|| {
-        Regex::new(r"\[\s*([A-Za-z0-9_-]+)\s*#\s*([0-9]{1,18})\s*\]").expect("valid regex")
-    })
+    RE.get_or_init(|| Regex::new(r"\[\s*([A-Za-z0-9_-]+)\s*#\s*([0-9]{1,18})\s*\]").expect("valid regex"))
 }
 
 /// Every ticket number tagged in `subject` for the desk `tag` (case-insensitive), in order.
@@ -73,25 +71,16 @@ pub fn thread(
 ) -> Thread {
     let tagged = subject_tags(subject, tag);
     if let Some(&ticket) = tagged.iter().find(|&&t| lookup.ticket_exists(t)) {
-        return Thread::Existing {
-            ticket,
-            by: ThreadedBy::SubjectTag,
-        };
+        return Thread::Existing { ticket, by: ThreadedBy::SubjectTag };
     }
     for id in in_reply_to {
         if let Some(ticket) = lookup.ticket_of_message(id) {
-            return Thread::Existing {
-                ticket,
-                by: ThreadedBy::InReplyTo,
-            };
+            return Thread::Existing { ticket, by: ThreadedBy::InReplyTo };
         }
     }
     for id in references.iter().rev() {
         if let Some(ticket) = lookup.ticket_of_message(id) {
-            return Thread::Existing {
-                ticket,
-                by: ThreadedBy::References,
-            };
+            return Thread::Existing { ticket, by: ThreadedBy::References };
         }
     }
     let note = (!tagged.is_empty()).then(|| {
@@ -122,10 +111,7 @@ mod tests {
     }
 
     fn fake() -> Fake {
-        Fake {
-            tickets: vec![1, 2, 7],
-            messages: HashMap::from([("ack-1@acme.test", 1), ("req-2@alice.test", 2)]),
-        }
+        Fake { tickets: vec![1, 2, 7], messages: HashMap::from([("ack-1@acme.test", 1), ("req-2@alice.test", 2)]) }
     }
 
     fn ids(s: &[&str]) -> Vec<String> {
@@ -139,88 +125,32 @@ mod tests {
         let cases: Vec<(&str, &[&str], &[&str], Thread)> = vec![
             ("[ACME #7] Printer", &[], &[], existing(7, SubjectTag)),
             ("Re: [ACME #7] Printer", &[], &[], existing(7, SubjectTag)),
-            (
-                "AW: RE: Fwd: [acme #7] Printer",
-                &[],
-                &[],
-                existing(7, SubjectTag),
-            ),
-            (
-                "SV: Printer [ ACME # 7 ]",
-                &[],
-                &[],
-                existing(7, SubjectTag),
-            ),
+            ("AW: RE: Fwd: [acme #7] Printer", &[], &[], existing(7, SubjectTag)),
+            ("SV: Printer [ ACME # 7 ]", &[], &[], existing(7, SubjectTag)),
             ("Printer [ACME#7]", &[], &[], existing(7, SubjectTag)),
             // The tag wins over references that point elsewhere.
-            (
-                "Re: [ACME #7]",
-                &["ack-1@acme.test"],
-                &[],
-                existing(7, SubjectTag),
-            ),
+            ("Re: [ACME #7]", &["ack-1@acme.test"], &[], existing(7, SubjectTag)),
             // A mangled subject still threads by In-Reply-To, then by References (newest first).
-            (
-                "Re: Printer",
-                &["ack-1@acme.test"],
-                &[],
-                existing(1, InReplyTo),
-            ),
-            (
-                "Printer!!",
-                &["unknown@x"],
-                &["req-2@alice.test", "ack-1@acme.test"],
-                existing(1, References),
-            ),
-            (
-                "Printer!!",
-                &[],
-                &["req-2@alice.test", "nobody@x"],
-                existing(2, References),
-            ),
+            ("Re: Printer", &["ack-1@acme.test"], &[], existing(1, InReplyTo)),
+            ("Printer!!", &["unknown@x"], &["req-2@alice.test", "ack-1@acme.test"], existing(1, References)),
+            ("Printer!!", &[], &["req-2@alice.test", "nobody@x"], existing(2, References)),
             // Another desk's tag, or a number with no ticket, never attaches to a wrong ticket.
-            (
-                "Re: [OTHER #7] Printer",
-                &[],
-                &[],
-                Thread::New { note: None },
-            ),
+            ("Re: [OTHER #7] Printer", &[], &[], Thread::New { note: None }),
             (
                 "Re: [ACME #99] Printer",
                 &[],
                 &[],
-                Thread::New {
-                    note: Some("subject tag [ACME #99] names no existing ticket".into()),
-                },
+                Thread::New { note: Some("subject tag [ACME #99] names no existing ticket".into()) },
             ),
-            (
-                "Re: [ACME #99] x",
-                &[],
-                &["req-2@alice.test"],
-                existing(2, References),
-            ),
+            ("Re: [ACME #99] x", &[], &["req-2@alice.test"], existing(2, References)),
             ("[ACME #99] [ACME #2]", &[], &[], existing(2, SubjectTag)),
-            (
-                "Printer on floor 3 is jammed",
-                &[],
-                &[],
-                Thread::New { note: None },
-            ),
+            ("Printer on floor 3 is jammed", &[], &[], Thread::New { note: None }),
             ("[ACME #] x [#5]", &[], &[], Thread::New { note: None }),
-            (
-                "[ACME #99999999999999999999] x",
-                &[],
-                &[],
-                Thread::New { note: None },
-            ),
+            ("[ACME #99999999999999999999] x", &[], &[], Thread::New { note: None }),
         ];
         let f = fake();
         for (subject, irt, refs, want) in cases {
-            assert_eq!(
-                thread(subject, &ids(irt), &ids(refs), "ACME", &f),
-                want,
-                "{subject}"
-            );
+            assert_eq!(thread(subject, &ids(irt), &ids(refs), "ACME", &f), want, "{subject}");
         }
     }
 

@@ -59,20 +59,8 @@ pub struct Plan {
 }
 
 /// Decides what one inbound message does. `desk_addresses` are never acknowledged.
-pub fn plan(
-    msg: &Inbound,
-    thread: &Thread,
-    suppression: Option<&Suppression>,
-    desk_addresses: &[String],
-) -> Plan {
-    let mut events: Vec<Event> = msg
-        .defects
-        .iter()
-        .map(|d| Event {
-            kind: "defect",
-            detail: d.clone(),
-        })
-        .collect();
+pub fn plan(msg: &Inbound, thread: &Thread, suppression: Option<&Suppression>, desk_addresses: &[String]) -> Plan {
+    let mut events: Vec<Event> = msg.defects.iter().map(|d| Event { kind: "defect", detail: d.clone() }).collect();
     let kind = if suppression.is_some() {
         MessageKind::Automatic
     } else if matches!(thread, Thread::New { .. }) {
@@ -87,31 +75,17 @@ pub fn plan(
                 ThreadedBy::InReplyTo => "In-Reply-To",
                 ThreadedBy::References => "References",
             };
-            events.push(Event {
-                kind: "threaded",
-                detail: format!("message {} joined by {how}", msg.message_id),
-            });
-            Plan {
-                change: Change::Append { ticket: *ticket },
-                kind,
-                acknowledge: None,
-                events,
-            }
+            events.push(Event { kind: "threaded", detail: format!("message {} joined by {how}", msg.message_id) });
+            Plan { change: Change::Append { ticket: *ticket }, kind, acknowledge: None, events }
         }
         Thread::New { note } => {
             if let Some(note) = note {
-                events.push(Event {
-                    kind: "threading",
-                    detail: note.clone(),
-                });
+                events.push(Event { kind: "threading", detail: note.clone() });
             }
             let recipient = msg.reply_to.clone().or_else(|| msg.from.clone());
             let acknowledge = match (suppression, recipient) {
                 (Some(s), _) => {
-                    events.push(Event {
-                        kind: "ack-suppressed",
-                        detail: s.0.clone(),
-                    });
+                    events.push(Event { kind: "ack-suppressed", detail: s.0.clone() });
                     None
                 }
                 (None, Some(r)) if desk_addresses.contains(&r.address) => {
@@ -123,20 +97,8 @@ pub fn plan(
                 }
                 (None, r) => r,
             };
-            let subject = if msg.subject.is_empty() {
-                "(no subject)".to_string()
-            } else {
-                msg.subject.clone()
-            };
-            Plan {
-                change: Change::Open {
-                    subject,
-                    requester: msg.from.clone(),
-                },
-                kind,
-                acknowledge,
-                events,
-            }
+            let subject = if msg.subject.is_empty() { "(no subject)".to_string() } else { msg.subject.clone() };
+            Plan { change: Change::Open { subject, requester: msg.from.clone() }, kind, acknowledge, events }
         }
     }
 }
@@ -160,39 +122,19 @@ mod tests {
     fn new_request_is_acknowledged_to_reply_to_or_from() {
         let m = msg("From: Alice <alice@x.test>\r\nSubject: Printer");
         let p = plan(&m, &Thread::New { note: None }, None, &desk());
-        assert_eq!(
-            p.change,
-            Change::Open {
-                subject: "Printer".into(),
-                requester: m.from.clone()
-            }
-        );
-        assert_eq!(
-            p.acknowledge.map(|a| a.address),
-            Some("alice@x.test".into())
-        );
+        assert_eq!(p.change, Change::Open { subject: "Printer".into(), requester: m.from.clone() });
+        assert_eq!(p.acknowledge.map(|a| a.address), Some("alice@x.test".into()));
         assert_eq!(p.kind, MessageKind::Request);
 
         let m = msg("From: alice@x.test\r\nReply-To: helpdesk-contact@x.test\r\nSubject: Printer");
         let p = plan(&m, &Thread::New { note: None }, None, &desk());
-        assert_eq!(
-            p.acknowledge.map(|a| a.address),
-            Some("helpdesk-contact@x.test".into())
-        );
+        assert_eq!(p.acknowledge.map(|a| a.address), Some("helpdesk-contact@x.test".into()));
     }
 
     #[test]
     fn replies_are_never_acknowledged() {
         let m = msg("From: alice@x.test\r\nSubject: Re: [ACME #1] Printer");
-        let p = plan(
-            &m,
-            &Thread::Existing {
-                ticket: 1,
-                by: ThreadedBy::SubjectTag,
-            },
-            None,
-            &desk(),
-        );
+        let p = plan(&m, &Thread::Existing { ticket: 1, by: ThreadedBy::SubjectTag }, None, &desk());
         assert_eq!(p.change, Change::Append { ticket: 1 });
         assert_eq!(p.acknowledge, None);
         assert_eq!(p.kind, MessageKind::Reply);
@@ -206,11 +148,7 @@ mod tests {
         assert!(matches!(p.change, Change::Open { .. }));
         assert_eq!(p.acknowledge, None);
         assert_eq!(p.kind, MessageKind::Automatic);
-        assert!(
-            p.events
-                .iter()
-                .any(|e| e.kind == "ack-suppressed" && e.detail.contains("Auto-Submitted"))
-        );
+        assert!(p.events.iter().any(|e| e.kind == "ack-suppressed" && e.detail.contains("Auto-Submitted")));
 
         let m = msg("From: alice@x.test\r\nReply-To: support@acme.test\r\nSubject: x");
         let p = plan(&m, &Thread::New { note: None }, None, &desk());
@@ -223,10 +161,6 @@ mod tests {
         let m = msg("From: alice@x.test");
         let p = plan(&m, &Thread::New { note: None }, None, &desk());
         assert!(matches!(p.change, Change::Open { ref subject, .. } if subject == "(no subject)"));
-        assert!(
-            p.events
-                .iter()
-                .any(|e| e.kind == "defect" && e.detail.contains("Subject"))
-        );
+        assert!(p.events.iter().any(|e| e.kind == "defect" && e.detail.contains("Subject")));
     }
 }

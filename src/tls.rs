@@ -23,14 +23,10 @@ pub fn install_provider() {
 
 /// The certificates in a PEM file.
 pub fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let err = |detail: String| TlsError::CaFile {
-        path: path.display().to_string(),
-        detail,
-    };
+    let err = |detail: String| TlsError::CaFile { path: path.display().to_string(), detail };
     let data = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut data.as_slice())
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(e.to_string()))?;
+    let certs: Vec<_> =
+        rustls_pemfile::certs(&mut data.as_slice()).collect::<Result<_, _>>().map_err(|e| err(e.to_string()))?;
     if certs.is_empty() {
         return Err(err("no PEM certificate in it".into()));
     }
@@ -43,10 +39,9 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsErr
     match ca_file {
         Some(path) => {
             for cert in read_pem(path)? {
-                roots.add(cert).map_err(|e| TlsError::CaFile {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                })?;
+                roots
+                    .add(cert)
+                    .map_err(|e| TlsError::CaFile { path: path.display().to_string(), detail: e.to_string() })?;
             }
         }
         None => {
@@ -58,9 +53,5 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsErr
             }
         }
     }
-    Ok(Arc::new(
-        ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    ))
+    Ok(Arc::new(ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()))
 }

@@ -20,13 +20,7 @@ pub fn suppress_auto_reply(msg: &Inbound, desk_addresses: &[String]) -> Option<S
     let a = &msg.automation;
 
     if let Some(v) = &a.auto_submitted {
-        if !v
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .eq_ignore_ascii_case("no")
-        {
+        if !v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("no") {
             return why(format!("Auto-Submitted: {v}"));
         }
     }
@@ -44,21 +38,14 @@ pub fn suppress_auto_reply(msg: &Inbound, desk_addresses: &[String]) -> Option<S
     }
     if let Some(s) = &a.x_auto_response_suppress {
         let s = s.to_ascii_lowercase();
-        if s.split(',')
-            .map(str::trim)
-            .any(|t| ["all", "autoreply", "oof"].contains(&t))
-        {
+        if s.split(',').map(str::trim).any(|t| ["all", "autoreply", "oof"].contains(&t)) {
             return why(format!("X-Auto-Response-Suppress: {s}"));
         }
     }
     if a.return_path.as_deref() == Some("") {
         return why("null Return-Path (<>): a delivery report".into());
     }
-    if let Some(stamp) = a
-        .x_loop
-        .iter()
-        .find(|l| desk_addresses.iter().any(|d| l.contains(d.as_str())))
-    {
+    if let Some(stamp) = a.x_loop.iter().find(|l| desk_addresses.iter().any(|d| l.contains(d.as_str()))) {
         return why(format!("X-Loop: {stamp}: this desk sent it"));
     }
     let Some(from) = &msg.from else {
@@ -76,15 +63,11 @@ pub fn suppress_auto_reply(msg: &Inbound, desk_addresses: &[String]) -> Option<S
 /// MAILER-DAEMON, postmaster and no-reply style local parts: nobody reads what is sent there.
 pub fn is_machine_sender(address: &str) -> bool {
     let local = address.split('@').next().unwrap_or("").to_ascii_lowercase();
+    let local = local.split('+').next().unwrap_or("").to_string();
     // "no-reply", "no_reply", "noreply-alerts", "do.not.reply" all squash to a no-reply prefix.
-    let squashed: String = local
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    matches!(
-        local.as_str(),
-        "mailer-daemon" | "postmaster" | "mail-daemon" | "bounce" | "bounces"
-    ) || squashed.starts_with("noreply")
+    let squashed: String = local.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    matches!(local.as_str(), "mailer-daemon" | "postmaster" | "mail-daemon" | "bounce" | "bounces")
+        || squashed.starts_with("noreply")
         || squashed.starts_with("donotreply")
 }
 
@@ -115,38 +98,17 @@ mod tests {
             assert_eq!(verdict(h), None, "{h}");
         }
         let suppressed = [
-            (
-                "From: alice@example.test\r\nAuto-Submitted: auto-replied",
-                "Auto-Submitted",
-            ),
-            (
-                "From: alice@example.test\r\nAuto-Submitted: auto-generated; x=y",
-                "Auto-Submitted",
-            ),
+            ("From: alice@example.test\r\nAuto-Submitted: auto-replied", "Auto-Submitted"),
+            ("From: alice@example.test\r\nAuto-Submitted: auto-generated; x=y", "Auto-Submitted"),
             ("From: alice@example.test\r\nPrecedence: bulk", "Precedence"),
             ("From: alice@example.test\r\nPrecedence: Junk", "Precedence"),
             ("From: alice@example.test\r\nPrecedence: list", "Precedence"),
             ("From: alice@example.test\r\nList-Id: <x.list>", "List-Id"),
-            (
-                "From: alice@example.test\r\nList-Unsubscribe: <mailto:u@x>",
-                "List-Unsubscribe",
-            ),
-            (
-                "From: alice@example.test\r\nX-Auto-Response-Suppress: All",
-                "X-Auto-Response-Suppress",
-            ),
-            (
-                "From: alice@example.test\r\nX-Auto-Response-Suppress: DR, OOF",
-                "X-Auto-Response-Suppress",
-            ),
-            (
-                "From: alice@example.test\r\nReturn-Path: <>",
-                "null Return-Path",
-            ),
-            (
-                "From: alice@example.test\r\nX-Loop: support@acme.test",
-                "X-Loop",
-            ),
+            ("From: alice@example.test\r\nList-Unsubscribe: <mailto:u@x>", "List-Unsubscribe"),
+            ("From: alice@example.test\r\nX-Auto-Response-Suppress: All", "X-Auto-Response-Suppress"),
+            ("From: alice@example.test\r\nX-Auto-Response-Suppress: DR, OOF", "X-Auto-Response-Suppress"),
+            ("From: alice@example.test\r\nReturn-Path: <>", "null Return-Path"),
+            ("From: alice@example.test\r\nX-Loop: support@acme.test", "X-Loop"),
             ("From: Support <SUPPORT@acme.test>", "own address"),
             ("From: MAILER-DAEMON@mx.example.test", "system address"),
             ("From: postmaster@example.test", "system address"),
@@ -158,10 +120,7 @@ mod tests {
         ];
         for (h, expect) in suppressed {
             let v = verdict(h);
-            assert!(
-                v.as_deref().is_some_and(|v| v.contains(expect)),
-                "{h}: got {v:?}"
-            );
+            assert!(v.as_deref().is_some_and(|v| v.contains(expect)), "{h}: got {v:?}");
         }
     }
 }

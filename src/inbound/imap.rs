@@ -44,10 +44,7 @@ pub enum ImapError {
     #[error("TLS with {0}: {1}")]
     Tls(String, String),
     #[error("login as {user} failed: {source}")]
-    Login {
-        user: String,
-        source: async_imap::error::Error,
-    },
+    Login { user: String, source: async_imap::error::Error },
     #[error("server closed the connection before greeting")]
     NoGreeting,
     #[error("{0}")]
@@ -114,8 +111,7 @@ impl Watcher {
         *backoff = Duration::from_secs(1);
 
         loop {
-            self.sync(&mut session, &mut conn, &instance, uid_validity, uid_next)
-                .await?;
+            self.sync(&mut session, &mut conn, &instance, uid_validity, uid_next).await?;
             store::set_meta(&conn, "last_imap_ok", &store::now().to_string())?;
             if self.shutdown.is_requested() {
                 let _ = session.logout().await;
@@ -145,10 +141,9 @@ impl Watcher {
         let name = &self.config.imap.mailbox;
         let state = store::mailbox_state(conn, name)?;
         let (query, after) = match state {
-            Some(s) if s.uid_validity == uid_validity => (
-                format!("UID {}:*", s.last_uid.saturating_add(1)),
-                s.last_uid,
-            ),
+            Some(s) if s.uid_validity == uid_validity => {
+                (format!("UID {}:*", s.last_uid.saturating_add(1)), s.last_uid)
+            }
             Some(s) => {
                 warn!(mailbox = %name, old = s.uid_validity, new = uid_validity,
                       "UIDVALIDITY changed (mailbox recreated?): taking unseen messages, skipping known Message-IDs");
@@ -157,82 +152,36 @@ impl Watcher {
             None => ("UNSEEN".to_string(), 0),
         };
         // `n:*` always matches the highest UID, even below n: filter.
-        let mut uids: Vec<u32> = session
-            .uid_search(&query)
-            .await?
-            .into_iter()
-            .filter(|u| *u > after)
-            .collect();
+        let mut uids: Vec<u32> = session.uid_search(&query).await?.into_iter().filter(|u| *u > after).collect();
         uids.sort_unstable();
         let current = state.is_some_and(|s| s.uid_validity == uid_validity);
         if uids.is_empty() && !current {
-            store::set_mailbox_state(
-                conn,
-                name,
-                MailboxState {
-                    uid_validity,
-                    last_uid: uid_next.saturating_sub(1),
-                },
-            )?;
+            store::set_mailbox_state(conn, name, MailboxState { uid_validity, last_uid: uid_next.saturating_sub(1) })?;
         }
         for chunk in uids.chunks(self.config.imap.batch_size as usize) {
-            let set = chunk
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
+            let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
             let fetched: Vec<Fetched> = {
                 let stream = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
                 let all: Vec<_> = stream.try_collect().await?;
                 all.iter()
-                    .filter_map(|f| {
-                        Some(Fetched {
-                            uid: f.uid?,
-                            raw: f.body()?.to_vec(),
-                        })
-                    })
+                    .filter_map(|f| Some(Fetched { uid: f.uid?, raw: f.body()?.to_vec() }))
                     .filter(|f| chunk.contains(&f.uid))
                     .collect()
             };
             if fetched.len() < chunk.len() {
-                debug!(
-                    asked = chunk.len(),
-                    got = fetched.len(),
-                    "some messages vanished between SEARCH and FETCH"
-                );
+                debug!(asked = chunk.len(), got = fetched.len(), "some messages vanished between SEARCH and FETCH");
             }
             let through = chunk.last().copied().unwrap_or(after);
-            let through = if current {
-                through
-            } else {
-                through.max(uid_next.saturating_sub(1))
-            };
-            let desk = Desk {
-                config: &self.config,
-                templates: &self.templates,
-                instance,
-            };
+            let through = if current { through } else { through.max(uid_next.saturating_sub(1)) };
+            let desk = Desk { config: &self.config, templates: &self.templates, instance };
             let now = store::now();
-            let outcomes = tokio::task::block_in_place(|| {
-                record_batch(conn, &desk, name, uid_validity, &fetched, through, now)
-            })?;
-            if outcomes.iter().any(|(_, o)| {
-                matches!(
-                    o,
-                    Outcome::Ticket {
-                        acknowledged: true,
-                        ..
-                    }
-                )
-            }) {
+            let outcomes =
+                tokio::task::block_in_place(|| record_batch(conn, &desk, name, uid_validity, &fetched, through, now))?;
+            if outcomes.iter().any(|(_, o)| matches!(o, Outcome::Ticket { acknowledged: true, .. })) {
                 self.outbox.notify_one();
             }
             if !fetched.is_empty() {
-                let set = fetched
-                    .iter()
-                    .map(|f| f.uid.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let set = fetched.iter().map(|f| f.uid.to_string()).collect::<Vec<_>>().join(",");
                 let flagged = session.uid_store(&set, "+FLAGS.SILENT (\\Seen)").await?;
                 let _: Vec<_> = flagged.try_collect().await?;
             }
@@ -268,10 +217,7 @@ impl Watcher {
 fn has_new_mail(session: &ImapSession) -> bool {
     let mut new = false;
     while let Ok(r) = session.unsolicited_responses.try_recv() {
-        new |= matches!(
-            r,
-            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-        );
+        new |= matches!(r, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
     }
     new
 }
@@ -280,13 +226,10 @@ fn has_new_mail(session: &ImapSession) -> bool {
 pub async fn connect(config: &Config) -> Result<ImapSession, ImapError> {
     let imap = &config.imap;
     let endpoint = format!("{}:{}", imap.host, imap.port);
-    let tcp = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        TcpStream::connect((imap.host.as_str(), imap.port)),
-    )
-    .await
-    .map_err(|_| ImapError::ConnectTimeout(endpoint.clone()))?
-    .map_err(|e| ImapError::Connect(endpoint.clone(), e))?;
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((imap.host.as_str(), imap.port)))
+        .await
+        .map_err(|_| ImapError::ConnectTimeout(endpoint.clone()))?
+        .map_err(|e| ImapError::Connect(endpoint.clone(), e))?;
     let _ = tcp.set_nodelay(true);
     let tls = |tcp: TcpStream| async {
         let cfg = crate::tls::client_config(imap.ca_file.as_deref())
@@ -311,10 +254,7 @@ pub async fn connect(config: &Config) -> Result<ImapSession, ImapError> {
     client
         .login(&imap.username, imap.password.expose())
         .await
-        .map_err(|(source, _)| ImapError::Login {
-            user: imap.username.clone(),
-            source,
-        })
+        .map_err(|(source, _)| ImapError::Login { user: imap.username.clone(), source })
 }
 
 async fn greet<T: AsyncRead + AsyncWrite + Unpin + Send + Debug>(

@@ -81,9 +81,7 @@ pub fn parse(raw: &[u8]) -> Result<Inbound, ParseError> {
 }
 
 fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
-    let msg = MessageParser::default()
-        .parse(raw)
-        .ok_or(ParseError::NoHeaders)?;
+    let msg = MessageParser::default().parse(raw).ok_or(ParseError::NoHeaders)?;
     if msg.headers().is_empty() {
         return Err(ParseError::NoHeaders);
     }
@@ -124,19 +122,13 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
         })
         .collect();
 
-    let header_text = |name: &str| {
-        msg.header(name)
-            .and_then(HeaderValue::as_text)
-            .map(|s| s.trim().to_string())
-    };
+    let header_text = |name: &str| msg.header(name).and_then(HeaderValue::as_text).map(|s| s.trim().to_string());
     let automation = AutomationHeaders {
         auto_submitted: header_text("Auto-Submitted"),
         precedence: header_text("Precedence"),
         list_id: msg.header_raw("List-Id").is_some(),
         list_unsubscribe: msg.header_raw("List-Unsubscribe").is_some(),
-        return_path: msg
-            .header_raw("Return-Path")
-            .map(|rp| rp.trim().trim_matches(['<', '>']).trim().to_string()),
+        return_path: msg.header_raw("Return-Path").map(|rp| rp.trim().trim_matches(['<', '>']).trim().to_string()),
         x_loop: msg
             .header_values("X-Loop")
             .filter_map(|v| v.as_text().map(|s| s.trim().to_ascii_lowercase()))
@@ -163,11 +155,7 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
 
 /// `<abc@host>` and `abc@host` are the same id; stored without brackets.
 pub fn clean_id(id: &str) -> String {
-    id.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim()
-        .to_string()
+    id.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string()
 }
 
 fn synthetic_message_id(raw: &[u8]) -> String {
@@ -179,12 +167,7 @@ fn synthetic_message_id(raw: &[u8]) -> String {
 fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
     value
         .as_text_list()
-        .map(|ids| {
-            ids.iter()
-                .map(|id| clean_id(id))
-                .filter(|id| !id.is_empty())
-                .collect()
-        })
+        .map(|ids| ids.iter().map(|id| clean_id(id)).filter(|id| !id.is_empty()).collect())
         .unwrap_or_default()
 }
 
@@ -193,10 +176,7 @@ fn mailboxes(addr: Option<&Address<'_>>) -> Vec<Mailbox> {
     addr.iter()
         .filter_map(|a| {
             let address = crate::config::parse_address(a.address()?)?;
-            Some(Mailbox {
-                name: a.name().map(one_line).filter(|n| !n.is_empty()),
-                address,
-            })
+            Some(Mailbox { name: a.name().map(one_line).filter(|n| !n.is_empty()), address })
         })
         .collect()
 }
@@ -208,10 +188,7 @@ fn first_mailbox(addr: Option<&Address<'_>>) -> Option<Mailbox> {
 /// Collapses control characters (including encoded CR/LF) to spaces: a header value must stay one
 /// line when it is copied into outbound mail.
 pub fn one_line(s: &str) -> String {
-    let replaced: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let replaced: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     replaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -226,13 +203,7 @@ Subject: =?UTF-8?Q?Drucker_im_3=2E_Stock_st=C3=B6rt?=\r\nMessage-ID: <abc@exampl
 In-Reply-To: <x@y>\r\nReferences: <a@b> <x@y>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\nHello\r\n";
         let m = parse(raw).unwrap();
         assert_eq!(m.message_id, "abc@example.test");
-        assert_eq!(
-            m.from,
-            Some(Mailbox {
-                name: Some("Alice Example".into()),
-                address: "alice@example.test".into()
-            })
-        );
+        assert_eq!(m.from, Some(Mailbox { name: Some("Alice Example".into()), address: "alice@example.test".into() }));
         assert_eq!(m.subject, "Drucker im 3. Stock stört");
         assert_eq!(m.in_reply_to, vec!["x@y"]);
         assert_eq!(m.references, vec!["a@b", "x@y"]);
@@ -249,19 +220,12 @@ In-Reply-To: <x@y>\r\nReferences: <a@b> <x@y>\r\nDate: Sun, 22 Nov 2026 10:00:00
         assert_eq!(m.subject, "");
         assert_eq!(m.defects.len(), 3, "{:?}", m.defects);
         // The same bytes give the same synthetic id: a refetch is recognised as a duplicate.
-        assert_eq!(
-            parse(b"X-Nothing: here\r\n\r\nbody only\r\n")
-                .unwrap()
-                .message_id,
-            m.message_id
-        );
+        assert_eq!(parse(b"X-Nothing: here\r\n\r\nbody only\r\n").unwrap().message_id, m.message_id);
     }
 
     #[test]
     fn encoded_newlines_in_subject_cannot_inject_headers() {
-        let m =
-            parse(b"From: a@b.test\r\nSubject: =?UTF-8?B?aGkNCkJjYzogZXZpbEBleC50ZXN0?=\r\n\r\nx")
-                .unwrap();
+        let m = parse(b"From: a@b.test\r\nSubject: =?UTF-8?B?aGkNCkJjYzogZXZpbEBleC50ZXN0?=\r\n\r\nx").unwrap();
         assert_eq!(m.subject, "hi Bcc: evil@ex.test");
     }
 
@@ -273,8 +237,7 @@ In-Reply-To: <x@y>\r\nReferences: <a@b> <x@y>\r\nDate: Sun, 22 Nov 2026 10:00:00
 
     #[test]
     fn null_return_path_and_automation_headers() {
-        let raw =
-            b"Return-Path: <>\r\nFrom: MAILER-DAEMON@x.test\r\nAuto-Submitted: auto-replied\r\n\
+        let raw = b"Return-Path: <>\r\nFrom: MAILER-DAEMON@x.test\r\nAuto-Submitted: auto-replied\r\n\
 Precedence: bulk\r\nList-Id: <l.x.test>\r\nX-Loop: Support@Example.test\r\nSubject: s\r\n\r\nb";
         let a = parse(raw).unwrap().automation;
         assert_eq!(a.return_path.as_deref(), Some(""));

@@ -57,12 +57,7 @@ impl Desk<'_> {
     }
 
     fn domain(&self) -> &str {
-        self.config
-            .helpdesk
-            .address
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or("localhost")
+        self.config.helpdesk.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost")
     }
 }
 
@@ -99,14 +94,7 @@ pub fn record_batch(
         };
         outcomes.push((m.uid, outcome));
     }
-    store::set_mailbox_state(
-        &tx,
-        mailbox,
-        MailboxState {
-            uid_validity,
-            last_uid: through_uid,
-        },
-    )?;
+    store::set_mailbox_state(&tx, mailbox, MailboxState { uid_validity, last_uid: through_uid })?;
     tx.commit()?;
     Ok(outcomes)
 }
@@ -137,20 +125,11 @@ fn record_one(
 
     let desk_addresses = desk.addresses();
     let suppression = suppress_auto_reply(&msg, &desk_addresses);
-    let threaded = thread(
-        &msg.subject,
-        &msg.in_reply_to,
-        &msg.references,
-        &desk.config.helpdesk.tag,
-        &Lookup(conn),
-    );
+    let threaded = thread(&msg.subject, &msg.in_reply_to, &msg.references, &desk.config.helpdesk.tag, &Lookup(conn));
     let plan = plan(&msg, &threaded, suppression.as_ref(), &desk_addresses);
 
     let (ticket, created) = match &plan.change {
-        Change::Open { subject, requester } => (
-            write::insert_ticket(conn, subject, requester.as_ref(), now)?,
-            true,
-        ),
+        Change::Open { subject, requester } => (write::insert_ticket(conn, subject, requester.as_ref(), now)?, true),
         Change::Append { ticket } => {
             write::touch_ticket(conn, *ticket, now)?;
             (*ticket, false)
@@ -177,11 +156,7 @@ fn record_one(
     for a in &msg.attachments {
         write::insert_attachment(conn, row, a)?;
     }
-    let actor = msg
-        .from
-        .as_ref()
-        .map(|f| f.address.as_str())
-        .unwrap_or("(unknown sender)");
+    let actor = msg.from.as_ref().map(|f| f.address.as_str()).unwrap_or("(unknown sender)");
     if created {
         write::insert_event(
             conn,
@@ -196,19 +171,8 @@ fn record_one(
         write::insert_event(conn, Some(ticket), now, "maildesk", e.kind, &e.detail)?;
     }
     let acknowledged = acknowledge(conn, desk, &msg, &plan, ticket, row, now)?;
-    info!(
-        uid = source.2,
-        ticket,
-        created,
-        acknowledged,
-        kind = plan.kind.as_str(),
-        "message recorded"
-    );
-    Ok(Outcome::Ticket {
-        id: ticket,
-        created,
-        acknowledged,
-    })
+    info!(uid = source.2, ticket, created, acknowledged, kind = plan.kind.as_str(), "message recorded");
+    Ok(Outcome::Ticket { id: ticket, created, acknowledged })
 }
 
 /// Renders and queues the acknowledgement, if the plan calls for one. A template or address problem
@@ -227,38 +191,20 @@ fn acknowledge(
     };
     let h = &desk.config.helpdesk;
     let ctx = Context {
-        desk: DeskContext {
-            name: h.name.clone(),
-            tag: h.tag.clone(),
-            address: h.address.clone(),
-        },
+        desk: DeskContext { name: h.name.clone(), tag: h.tag.clone(), address: h.address.clone() },
         ticket: TicketContext {
             id: ticket,
             tag: format_tag(&h.tag, ticket),
             subject: subject.clone(),
             status: "open".into(),
             priority: "P3".into(),
-            requester: requester
-                .as_ref()
-                .map(|r| r.address.clone())
-                .unwrap_or_default(),
-            requester_name: requester
-                .as_ref()
-                .and_then(|r| r.name.clone())
-                .unwrap_or_default(),
+            requester: requester.as_ref().map(|r| r.address.clone()).unwrap_or_default(),
+            requester_name: requester.as_ref().and_then(|r| r.name.clone()).unwrap_or_default(),
         },
         message: MessageContext {
             subject: msg.subject.clone(),
-            from: msg
-                .from
-                .as_ref()
-                .map(|f| f.address.clone())
-                .unwrap_or_default(),
-            from_name: msg
-                .from
-                .as_ref()
-                .and_then(|f| f.name.clone())
-                .unwrap_or_default(),
+            from: msg.from.as_ref().map(|f| f.address.clone()).unwrap_or_default(),
+            from_name: msg.from.as_ref().and_then(|f| f.name.clone()).unwrap_or_default(),
             text: msg.text.clone(),
         },
     };
@@ -267,26 +213,20 @@ fn acknowledge(
     if references.last() != Some(&msg.message_id) {
         references.push(msg.message_id.clone());
     }
-    let composed = desk
-        .templates
-        .render("acknowledgement", &ctx)
-        .map_err(|e| e.to_string())
-        .and_then(|rendered| {
-            let draft = Draft {
-                from_name: &h.name,
-                from_address: &h.address,
-                to,
-                message_id: &message_id,
-                in_reply_to: Some(&msg.message_id),
-                references: &references,
-                date: now,
-                auto_submitted: Some("auto-replied"),
-                rendered: &rendered,
-            };
-            compose(&draft)
-                .map(|raw| (rendered, raw))
-                .map_err(|e| e.to_string())
-        });
+    let composed = desk.templates.render("acknowledgement", &ctx).map_err(|e| e.to_string()).and_then(|rendered| {
+        let draft = Draft {
+            from_name: &h.name,
+            from_address: &h.address,
+            to,
+            message_id: &message_id,
+            in_reply_to: Some(&msg.message_id),
+            references: &references,
+            date: now,
+            auto_submitted: Some("auto-replied"),
+            rendered: &rendered,
+        };
+        compose(&draft).map(|raw| (rendered, raw)).map_err(|e| e.to_string())
+    });
     let (rendered, raw) = match composed {
         Ok(ok) => ok,
         Err(e) => {
@@ -302,10 +242,7 @@ fn acknowledge(
             return Ok(false);
         }
     };
-    let from = crate::inbound::parse::Mailbox {
-        name: Some(h.name.clone()),
-        address: h.address.clone(),
-    };
+    let from = crate::inbound::parse::Mailbox { name: Some(h.name.clone()), address: h.address.clone() };
     let out_row = write::insert_message(
         conn,
         &NewMessage {

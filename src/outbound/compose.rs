@@ -55,12 +55,7 @@ pub fn compose(d: &Draft<'_>) -> Result<Vec<u8>, ComposeError> {
     }
     let refs = trim_references(d.references);
     if !refs.is_empty() {
-        builder = builder.references(
-            refs.iter()
-                .map(|r| bracket(r))
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
+        builder = builder.references(refs.iter().map(|r| bracket(r)).collect::<Vec<_>>().join(" "));
     }
     let mut extra: Vec<(&'static str, String)> = Vec::new();
     if let Some(auto) = d.auto_submitted {
@@ -68,27 +63,17 @@ pub fn compose(d: &Draft<'_>) -> Result<Vec<u8>, ComposeError> {
         extra.push(("X-Auto-Response-Suppress", "All".to_string()));
     }
     extra.push(("X-Loop", d.from_address.to_string()));
-    extra.push((
-        "X-Mailer",
-        format!("maildesk {}", env!("CARGO_PKG_VERSION")),
-    ));
+    extra.push(("X-Mailer", format!("maildesk {}", env!("CARGO_PKG_VERSION"))));
     for (name, value) in extra {
-        builder = builder.raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str(name),
-            value,
-        ));
+        builder = builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str(name), value));
     }
 
-    let text = SinglePart::builder()
-        .header(ContentType::TEXT_PLAIN)
-        .body(d.rendered.text.clone());
+    let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(d.rendered.text.clone());
     let message = match &d.rendered.html {
         Some(html) => builder.multipart(
-            MultiPart::alternative().singlepart(text).singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(html.clone()),
-            ),
+            MultiPart::alternative()
+                .singlepart(text)
+                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
         )?,
         None => builder.singlepart(text)?,
     };
@@ -103,12 +88,7 @@ fn trim_references(refs: &[String]) -> Vec<&str> {
     let clean: Vec<&str> = refs
         .iter()
         .map(|r| r.as_str())
-        .filter(|r| {
-            !r.is_empty()
-                && !r
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
-        })
+        .filter(|r| !r.is_empty() && !r.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>'))
         .collect();
     if clean.len() <= MAX_REFERENCES {
         return clean;
@@ -119,13 +99,8 @@ fn trim_references(refs: &[String]) -> Vec<&str> {
 }
 
 fn mailbox(name: Option<&str>, address: &str) -> Result<LettreMailbox, ComposeError> {
-    let addr = address
-        .parse()
-        .map_err(|_| ComposeError::Address(address.to_string()))?;
-    Ok(LettreMailbox::new(
-        name.map(one_line).filter(|n| !n.is_empty()),
-        addr,
-    ))
+    let addr = address.parse().map_err(|_| ComposeError::Address(address.to_string()))?;
+    Ok(LettreMailbox::new(name.map(one_line).filter(|n| !n.is_empty()), addr))
 }
 
 #[cfg(test)]
@@ -149,15 +124,11 @@ mod tests {
 
     #[test]
     fn acknowledgement_headers_round_trip() {
-        let to = Mailbox {
-            name: Some("Alice".into()),
-            address: "alice@alice.test".into(),
-        };
-        let rendered = Rendered {
-            subject: "[ACME #1] Printér".into(),
-            text: "Hello\n".into(),
-            html: Some("<p>Hello</p>".into()),
-        };
+        let to = Mailbox { name: Some("Alice".into()), address: "alice@alice.test".into() };
+        let rendered =
+            Rendered {
+                subject: "[ACME #1] Printér".into(), text: "Hello\n".into(), html: Some("<p>Hello</p>".into())
+            };
         let refs = vec!["root@x".to_string(), "req@alice.test".to_string()];
         let raw = compose(&draft_with(&to, &rendered, &refs)).unwrap();
         let m = parse(&raw).unwrap();
@@ -174,23 +145,11 @@ mod tests {
 
     #[test]
     fn newlines_in_subject_and_names_never_become_headers() {
-        let to = Mailbox {
-            name: Some("Eve\r\nBcc: victim@x.test".into()),
-            address: "eve@x.test".into(),
-        };
-        let rendered = Rendered {
-            subject: "hi\r\nBcc: victim@x.test".into(),
-            text: "x".into(),
-            html: None,
-        };
+        let to = Mailbox { name: Some("Eve\r\nBcc: victim@x.test".into()), address: "eve@x.test".into() };
+        let rendered = Rendered { subject: "hi\r\nBcc: victim@x.test".into(), text: "x".into(), html: None };
         let raw = compose(&draft_with(&to, &rendered, &[])).unwrap();
         let text = String::from_utf8_lossy(&raw);
-        assert!(
-            !text
-                .lines()
-                .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
-            "{text}"
-        );
+        assert!(!text.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")), "{text}");
     }
 
     #[test]

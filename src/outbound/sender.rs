@@ -1,8 +1,12 @@
 //! The outbox sender: delivers committed outbox rows over SMTP, one envelope per recipient.
 //!
-//! Delivery is at-least-once: a row is marked `sent` right after the server's 250, so only a crash
-//! in the instant between the two can send a mail twice; nothing can be lost, because a row stays
-//! `pending` until a server accepted it.
+//! A row goes `pending` → `sending` (noted just before the final "." of DATA, see [`super::smtp`])
+//! → `sent` on the server's 250. A row found `sending` at start-up was cut off by a crash after its
+//! "." was written, so the server has it: it becomes `sent` with `unconfirmed = 1` and an event on
+//! the ticket, and is not sent again. A crash at any other moment leaves the row `pending` and the
+//! server without a complete message, so it is simply sent again. Hence exactly once, except that a
+//! crash inside the microseconds between the note and the write of the "." would lose that one mail;
+//! it is then visible as an unconfirmed delivery, never silent.
 //!
 //! Failures: a 5xx reply is permanent (the row becomes `failed` and the ticket records the server's
 //! words); anything else (4xx, refused connection, timeout, TLS trouble) is retried on the schedule
@@ -12,16 +16,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::sync::Mutex;
+
+use lettre::address::Address;
+use lettre::transport::smtp::client::AsyncSmtpConnection;
 use rusqlite::{Connection, params};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::config::{Config, Security};
+use super::smtp::{self, SetupError};
+use crate::config::Config;
 use crate::shutdown::Shutdown;
 use crate::store::{self, write};
 
@@ -61,14 +65,11 @@ pub struct Sender {
 
 impl Sender {
     pub async fn run(mut self) {
-        let (mut conn, transport) = loop {
-            match store::open(&self.database)
-                .map_err(anyhow::Error::from)
-                .and_then(|c| Ok((c, transport(&self.config)?)))
-            {
-                Ok(ready) => break ready,
+        let conn = loop {
+            match open(&self.database) {
+                Ok(conn) => break Mutex::new(conn),
                 Err(e) => {
-                    warn!(error = %e, "outbox sender cannot start; retrying in 10 s");
+                    warn!(error = %e, "outbox sender cannot open the database; retrying in 10 s");
                     if self.shutdown.sleep(Duration::from_secs(10)).await {
                         return;
                     }
@@ -76,7 +77,7 @@ impl Sender {
             }
         };
         loop {
-            let wait = match self.round(&mut conn, &transport).await {
+            let wait = match self.round(&conn).await {
                 Ok(wait) => wait,
                 Err(e) => {
                     warn!(error = %e, "outbox: database error; retrying in 10 s");
@@ -94,57 +95,146 @@ impl Sender {
         }
     }
 
-    /// Sends everything due. Returns how long to wait before the next round.
-    async fn round(
-        &self,
-        conn: &mut Connection,
-        transport: &AsyncSmtpTransport<Tokio1Executor>,
-    ) -> anyhow::Result<Duration> {
+    /// Sends everything due over up to `smtp.connections` connections. Returns how long to wait
+    /// before the next round.
+    async fn round(&self, conn: &Mutex<Connection>) -> anyhow::Result<Duration> {
         loop {
             let now = store::now();
-            let due = due_rows(conn, now, 200)?;
+            let due = due_rows(&lock(conn), now, 200)?;
             if due.is_empty() {
-                let next: Option<i64> = conn.query_row(
+                let next: Option<i64> = lock(conn).query_row(
                     "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'",
                     [],
                     |r| r.get(0),
                 )?;
-                return Ok(next
-                    .map(|t| Duration::from_secs((t - now).clamp(0, 30) as u64))
-                    .unwrap_or(IDLE_WAKEUP));
+                return Ok(next.map(|t| Duration::from_secs((t - now).clamp(0, 30) as u64)).unwrap_or(IDLE_WAKEUP));
             }
-            let results: Vec<(Due, Verdict)> = futures_util::stream::iter(due)
-                .map(|d| async move {
-                    let verdict = send(transport, &d).await;
-                    (d, verdict)
-                })
-                .buffer_unordered(self.config.smtp.connections)
-                .collect()
-                .await;
-            let now = store::now();
-            let mut any_sent = false;
-            for (d, verdict) in &results {
-                any_sent |= matches!(verdict, Verdict::Sent);
-                tokio::task::block_in_place(|| {
-                    record(conn, d, verdict, now, self.config.smtp.retry_for)
-                })?;
+            let lanes = self.config.smtp.connections.min(due.len());
+            let mut queues: Vec<Vec<Due>> = (0..lanes).map(|_| Vec::new()).collect();
+            for (i, d) in due.into_iter().enumerate() {
+                queues[i % lanes].push(d);
             }
-            if any_sent {
-                store::set_meta(conn, "last_smtp_ok", &now.to_string())?;
+            let tallies = futures_util::future::join_all(queues.into_iter().map(|q| self.lane(conn, q))).await;
+            let mut total = Tally::default();
+            for t in tallies {
+                let t = t?;
+                total.sent += t.sent;
+                total.failed += t.failed;
+                total.retry.extend(t.retry);
             }
-            if self.shutdown.is_requested()
-                || results.iter().all(|(_, v)| matches!(v, Verdict::Retry(_)))
-            {
-                // Everything failed transiently: the server is likely down; back off instead of spinning.
-                let delay = results
-                    .iter()
-                    .map(|(d, _)| retry_delay(d.attempts + 1))
-                    .min()
-                    .unwrap_or(IDLE_WAKEUP);
-                return Ok(delay);
+            if total.sent > 0 {
+                store::set_meta(&lock(conn), "last_smtp_ok", &store::now().to_string())?;
+            }
+            if self.shutdown.is_requested() || (total.sent == 0 && total.failed == 0) {
+                // Everything failed transiently: the server is likely down; back off, don't spin.
+                return Ok(total.retry.into_iter().min().unwrap_or(IDLE_WAKEUP));
             }
         }
     }
+
+    /// One connection's share of a round, sent in order. A connection that fails is dropped and
+    /// the rest of the lane waits for the next round, so a dead server costs one attempt per lane.
+    async fn lane(&self, conn: &Mutex<Connection>, queue: Vec<Due>) -> rusqlite::Result<Tally> {
+        let mut tally = Tally::default();
+        let mut link = None;
+        for d in queue {
+            if self.shutdown.is_requested() {
+                break;
+            }
+            let verdict = self.send_one(conn, &mut link, &d).await;
+            let broken = !matches!(verdict, Verdict::Sent);
+            match &verdict {
+                Verdict::Sent => tally.sent += 1,
+                Verdict::Failed(_) => tally.failed += 1,
+                Verdict::Retry(_) => tally.retry.push(retry_delay(d.attempts + 1)),
+            }
+            tokio::task::block_in_place(|| {
+                record(&lock(conn), &d, &verdict, store::now(), self.config.smtp.retry_for)
+            })?;
+            if broken {
+                // After a refusal the session is mid-transaction; a fresh one is simplest.
+                if let Some(mut l) = link.take() {
+                    l.abort().await;
+                }
+                if matches!(verdict, Verdict::Retry(_)) {
+                    break;
+                }
+            }
+        }
+        if let Some(mut l) = link {
+            let _ = l.quit().await;
+        }
+        Ok(tally)
+    }
+
+    async fn send_one(&self, conn: &Mutex<Connection>, link: &mut Option<AsyncSmtpConnection>, d: &Due) -> Verdict {
+        let (Ok(from), Ok(to)) = (d.envelope_from.parse::<Address>(), d.recipient.parse::<Address>()) else {
+            return Verdict::Failed(format!("invalid address in envelope {} -> {}", d.envelope_from, d.recipient));
+        };
+        if link.is_none() {
+            match smtp::connect(&self.config).await {
+                Ok(l) => *link = Some(l),
+                Err(SetupError::Smtp(e)) if e.is_permanent() => return Verdict::Failed(error_text(&e)),
+                Err(SetupError::Smtp(e)) => return Verdict::Retry(error_text(&e)),
+                Err(e) => return Verdict::Retry(e.to_string()),
+            }
+        }
+        let Some(l) = link.as_mut() else { return Verdict::Retry("no connection".into()) };
+        let mark = || {
+            if let Err(e) = lock(conn).execute("UPDATE outbox SET status = 'sending' WHERE id = ?1", [d.id]) {
+                warn!(outbox = d.id, error = %e, "cannot note the send in progress; a crash now could repeat it");
+            }
+        };
+        match smtp::deliver(l, &from, &to, &d.raw, mark).await {
+            Ok(_) => Verdict::Sent,
+            Err(e) if e.is_permanent() => Verdict::Failed(error_text(&e)),
+            Err(e) => Verdict::Retry(error_text(&e)),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    sent: usize,
+    failed: usize,
+    retry: Vec<Duration>,
+}
+
+fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Opens the sender's connection and settles rows a crash left `sending`.
+fn open(path: &std::path::Path) -> anyhow::Result<Connection> {
+    let conn = store::open(path)?;
+    // Noting a send must be quick: NORMAL in WAL mode survives a process crash without an fsync
+    // per note; only a power cut can undo one, and then the mail is sent again, never lost.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    settle_interrupted(&conn, store::now())?;
+    Ok(conn)
+}
+
+/// Rows left `sending` had their final "." written before the crash: the server has them.
+pub fn settle_interrupted(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
+    let tx = conn.unchecked_transaction()?;
+    let rows: Vec<(i64, Option<i64>, String)> = tx
+        .prepare("SELECT id, ticket_id, recipient FROM outbox WHERE status = 'sending'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, ticket, recipient) in &rows {
+        tx.execute(
+            "UPDATE outbox SET status = 'sent', unconfirmed = 1, attempts = attempts + 1, sent_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        let detail = format!(
+            "mail to {recipient} was fully transmitted when maildesk stopped, before the server's reply; \
+             it is counted as sent (unconfirmed) and not sent again"
+        );
+        write::insert_event(&tx, *ticket, now, "maildesk", "delivery-unconfirmed", &detail)?;
+        warn!(outbox = id, "{detail}");
+    }
+    tx.commit()?;
+    Ok(rows.len())
 }
 
 fn due_rows(conn: &Connection, now: i64, limit: i64) -> rusqlite::Result<Vec<Due>> {
@@ -168,26 +258,6 @@ fn due_rows(conn: &Connection, now: i64, limit: i64) -> rusqlite::Result<Vec<Due
     .collect()
 }
 
-async fn send(transport: &AsyncSmtpTransport<Tokio1Executor>, d: &Due) -> Verdict {
-    let envelope = match (d.envelope_from.parse(), d.recipient.parse()) {
-        (Ok(from), Ok(to)) => match Envelope::new(Some(from), vec![to]) {
-            Ok(e) => e,
-            Err(e) => return Verdict::Failed(format!("invalid envelope: {e}")),
-        },
-        _ => {
-            return Verdict::Failed(format!(
-                "invalid address in envelope {} -> {}",
-                d.envelope_from, d.recipient
-            ));
-        }
-    };
-    match transport.send_raw(&envelope, &d.raw).await {
-        Ok(_) => Verdict::Sent,
-        Err(e) if e.is_permanent() => Verdict::Failed(error_text(&e)),
-        Err(e) => Verdict::Retry(error_text(&e)),
-    }
-}
-
 /// lettre's Display omits the server's own words, which are what an admin needs.
 fn error_text(e: &lettre::transport::smtp::Error) -> String {
     let mut text = e.to_string();
@@ -200,13 +270,7 @@ fn error_text(e: &lettre::transport::smtp::Error) -> String {
     text
 }
 
-fn record(
-    conn: &Connection,
-    d: &Due,
-    verdict: &Verdict,
-    now: i64,
-    retry_for: Duration,
-) -> rusqlite::Result<()> {
+fn record(conn: &Connection, d: &Due, verdict: &Verdict, now: i64, retry_for: Duration) -> rusqlite::Result<()> {
     let attempts = d.attempts + 1;
     match verdict {
         Verdict::Sent => {
@@ -219,7 +283,7 @@ fn record(
         Verdict::Retry(err) if now - d.created_at < retry_for.as_secs() as i64 => {
             let next = now + retry_delay(attempts).as_secs() as i64;
             conn.execute(
-                "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1",
+                "UPDATE outbox SET status = 'pending', attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1",
                 params![d.id, attempts, next, err],
             )?;
             warn!(outbox = d.id, to = %d.recipient, attempts, error = %err, "sending failed; will retry");
@@ -246,37 +310,6 @@ fn record(
         }
     }
     Ok(())
-}
-
-/// Builds the SMTP transport from config: TLS mode, optional login, optional private CA.
-pub fn transport(config: &Config) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
-    crate::tls::install_provider();
-    let s = &config.smtp;
-    let tls_parameters = || -> anyhow::Result<TlsParameters> {
-        let mut b = TlsParameters::builder(s.host.clone());
-        if let Some(ca) = &s.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| anyhow::anyhow!("smtp.ca_file {}: {e}", ca.display()))?;
-            b = b.add_root_certificate(Certificate::from_pem(&pem)?);
-        }
-        Ok(b.build_rustls()?)
-    };
-    let tls = match s.security {
-        Security::None => Tls::None,
-        Security::Starttls => Tls::Required(tls_parameters()?),
-        Security::Tls => Tls::Wrapper(tls_parameters()?),
-    };
-    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
-        .port(s.port)
-        .tls(tls)
-        .timeout(Some(Duration::from_secs(60)))
-        .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
-            s.hello_name.clone(),
-        ));
-    if let (Some(user), Some(pass)) = (&s.username, &s.password) {
-        b = b.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
-    }
-    Ok(b.build())
 }
 
 #[cfg(test)]

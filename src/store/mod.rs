@@ -19,22 +19,13 @@ use rusqlite_migration::{M, Migrations};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {}: {source}", path.display())]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Open { path: PathBuf, source: rusqlite::Error },
     #[error("database {}: does not exist (has `maildesk run` started with this config?)", path.display())]
     Missing { path: PathBuf },
     #[error("database {}: cannot create its folder: {source}", path.display())]
-    Folder {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Folder { path: PathBuf, source: std::io::Error },
     #[error("database {}: schema upgrade failed: {source}", path.display())]
-    Migrate {
-        path: PathBuf,
-        source: rusqlite_migration::Error,
-    },
+    Migrate { path: PathBuf, source: rusqlite_migration::Error },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -46,25 +37,11 @@ fn migrations() -> Migrations<'static> {
 /// Opens (creating if needed) the daemon's database and brings its schema up to date.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
-            path: path.into(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder { path: path.into(), source })?;
     }
-    let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
-        path: path.into(),
-        source,
-    })?;
-    configure(&conn).map_err(|source| StoreError::Open {
-        path: path.into(),
-        source,
-    })?;
-    migrations()
-        .to_latest(&mut conn)
-        .map_err(|source| StoreError::Migrate {
-            path: path.into(),
-            source,
-        })?;
+    let mut conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.into(), source })?;
+    configure(&conn).map_err(|source| StoreError::Open { path: path.into(), source })?;
+    migrations().to_latest(&mut conn).map_err(|source| StoreError::Migrate { path: path.into(), source })?;
     Ok(conn)
 }
 
@@ -74,18 +51,9 @@ pub fn open_existing(path: &Path) -> Result<Connection, StoreError> {
     if !path.exists() {
         return Err(StoreError::Missing { path: path.into() });
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| StoreError::Open {
-        path: path.into(),
-        source,
-    })?;
-    configure(&conn).map_err(|source| StoreError::Open {
-        path: path.into(),
-        source,
-    })?;
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|source| StoreError::Open { path: path.into(), source })?;
+    configure(&conn).map_err(|source| StoreError::Open { path: path.into(), source })?;
     Ok(conn)
 }
 
@@ -98,8 +66,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 pub fn get_meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()
 }
 
 pub fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
@@ -117,10 +84,7 @@ pub fn instance_token(conn: &Connection) -> rusqlite::Result<String> {
         return Ok(t);
     }
     let token: String = conn.query_row("SELECT lower(hex(randomblob(8)))", [], |r| r.get(0))?;
-    conn.execute(
-        "INSERT OR IGNORE INTO meta(key, value) VALUES ('instance', ?1)",
-        [&token],
-    )?;
+    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('instance', ?1)", [&token])?;
     get_meta(conn, "instance").map(|t| t.unwrap_or(token))
 }
 
@@ -131,26 +95,15 @@ pub struct MailboxState {
 }
 
 pub fn mailbox_state(conn: &Connection, mailbox: &str) -> rusqlite::Result<Option<MailboxState>> {
-    conn.query_row(
-        "SELECT uid_validity, last_uid FROM mailbox_state WHERE mailbox = ?1",
-        [mailbox],
-        |r| {
-            Ok(MailboxState {
-                uid_validity: r.get(0)?,
-                last_uid: r.get(1)?,
-            })
-        },
-    )
+    conn.query_row("SELECT uid_validity, last_uid FROM mailbox_state WHERE mailbox = ?1", [mailbox], |r| {
+        Ok(MailboxState { uid_validity: r.get(0)?, last_uid: r.get(1)? })
+    })
     .optional()
 }
 
 /// Records that every UID up to `last_uid` under `uid_validity` has been dealt with. Called inside
 /// the transaction that recorded those messages, so the mark and the messages commit together.
-pub fn set_mailbox_state(
-    conn: &Connection,
-    mailbox: &str,
-    state: MailboxState,
-) -> rusqlite::Result<()> {
+pub fn set_mailbox_state(conn: &Connection, mailbox: &str, state: MailboxState) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO mailbox_state(mailbox, uid_validity, last_uid) VALUES (?1, ?2, ?3)
          ON CONFLICT(mailbox) DO UPDATE SET uid_validity = excluded.uid_validity,
@@ -179,10 +132,7 @@ mod tests {
     fn mailbox_state_only_moves_forward_within_a_uidvalidity() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("db/m.db")).unwrap();
-        let s = |v, l| MailboxState {
-            uid_validity: v,
-            last_uid: l,
-        };
+        let s = |v, l| MailboxState { uid_validity: v, last_uid: l };
         set_mailbox_state(&conn, "INBOX", s(7, 10)).unwrap();
         set_mailbox_state(&conn, "INBOX", s(7, 4)).unwrap();
         assert_eq!(mailbox_state(&conn, "INBOX").unwrap(), Some(s(7, 10)));

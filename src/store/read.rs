@@ -6,9 +6,7 @@ use serde::Serialize;
 
 /// Unix seconds as RFC 3339 in UTC, the form every JSON time takes.
 pub fn rfc3339(secs: i64) -> String {
-    jiff::Timestamp::from_second(secs)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| secs.to_string())
+    jiff::Timestamp::from_second(secs).map(|t| t.to_string()).unwrap_or_else(|_| secs.to_string())
 }
 
 #[derive(Debug, Serialize)]
@@ -85,6 +83,8 @@ pub struct Delivery {
     pub attempts: i64,
     pub sent_at: Option<String>,
     pub last_error: Option<String>,
+    /// True when a crash hid the server's reply to a fully transmitted message (not sent again).
+    pub unconfirmed: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,19 +140,15 @@ pub fn ticket(conn: &Connection, id: i64) -> rusqlite::Result<Option<TicketView>
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut att = conn.prepare("SELECT name, content_type, size, sha256 FROM attachments WHERE message_id = ?1 ORDER BY id")?;
+    let mut att =
+        conn.prepare("SELECT name, content_type, size, sha256 FROM attachments WHERE message_id = ?1 ORDER BY id")?;
     let mut out = conn.prepare(
-        "SELECT recipient, status, attempts, sent_at, last_error FROM outbox WHERE message_id = ?1 ORDER BY id",
+        "SELECT recipient, status, attempts, sent_at, last_error, unconfirmed FROM outbox WHERE message_id = ?1 ORDER BY id",
     )?;
     for m in &mut messages {
         m.attachments = att
             .query_map([m.id], |r| {
-                Ok(AttachmentInfo {
-                    name: r.get(0)?,
-                    content_type: r.get(1)?,
-                    size: r.get(2)?,
-                    sha256: r.get(3)?,
-                })
+                Ok(AttachmentInfo { name: r.get(0)?, content_type: r.get(1)?, size: r.get(2)?, sha256: r.get(3)? })
             })?
             .collect::<rusqlite::Result<_>>()?;
         m.delivery = out
@@ -163,27 +159,18 @@ pub fn ticket(conn: &Connection, id: i64) -> rusqlite::Result<Option<TicketView>
                     attempts: r.get(2)?,
                     sent_at: r.get::<_, Option<i64>>(3)?.map(rfc3339),
                     last_error: r.get(4)?,
+                    unconfirmed: r.get(5)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
     }
-    let mut ev = conn
-        .prepare("SELECT at, actor, kind, detail FROM events WHERE ticket_id = ?1 ORDER BY id")?;
+    let mut ev = conn.prepare("SELECT at, actor, kind, detail FROM events WHERE ticket_id = ?1 ORDER BY id")?;
     let events = ev
         .query_map([id], |r| {
-            Ok(EventView {
-                at: rfc3339(r.get(0)?),
-                actor: r.get(1)?,
-                kind: r.get(2)?,
-                detail: r.get(3)?,
-            })
+            Ok(EventView { at: rfc3339(r.get(0)?), actor: r.get(1)?, kind: r.get(2)?, detail: r.get(3)? })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(TicketView {
-        ticket,
-        messages,
-        events,
-    }))
+    Ok(Some(TicketView { ticket, messages, events }))
 }
 
 #[derive(Debug, Serialize)]
@@ -216,10 +203,7 @@ pub fn quarantine(conn: &Connection) -> rusqlite::Result<Vec<QuarantineEntry>> {
 }
 
 pub fn quarantined_raw(conn: &Connection, id: i64) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.query_row("SELECT raw FROM quarantine WHERE id = ?1", [id], |r| {
-        r.get(0)
-    })
-    .optional()
+    conn.query_row("SELECT raw FROM quarantine WHERE id = ?1", [id], |r| r.get(0)).optional()
 }
 
 #[derive(Debug, Serialize)]
@@ -256,26 +240,17 @@ pub struct Status {
 }
 
 pub fn status(conn: &Connection) -> rusqlite::Result<Status> {
-    let count = |sql: &str, arg: &str| -> rusqlite::Result<i64> {
-        conn.query_row(sql, params![arg], |r| r.get(0))
-    };
+    let count = |sql: &str, arg: &str| -> rusqlite::Result<i64> { conn.query_row(sql, params![arg], |r| r.get(0)) };
     let tickets = |s| count("SELECT count(*) FROM tickets WHERE status = ?1", s);
-    let outbox = |s| count("SELECT count(*) FROM outbox WHERE status = ?1", s);
+    // A row being sent right now is still pending from the outside.
+    let outbox =
+        |s| count("SELECT count(*) FROM outbox WHERE status = ?1 OR (?1 = 'pending' AND status = 'sending')", s);
     let meta_time = |k: &str| -> rusqlite::Result<Option<String>> {
-        Ok(super::get_meta(conn, k)?
-            .and_then(|v| v.parse::<i64>().ok())
-            .map(rfc3339))
+        Ok(super::get_meta(conn, k)?.and_then(|v| v.parse::<i64>().ok()).map(rfc3339))
     };
-    let mut stmt =
-        conn.prepare("SELECT mailbox, uid_validity, last_uid FROM mailbox_state ORDER BY mailbox")?;
+    let mut stmt = conn.prepare("SELECT mailbox, uid_validity, last_uid FROM mailbox_state ORDER BY mailbox")?;
     let mailboxes = stmt
-        .query_map([], |r| {
-            Ok(MailboxView {
-                mailbox: r.get(0)?,
-                uid_validity: r.get(1)?,
-                last_uid: r.get(2)?,
-            })
-        })?
+        .query_map([], |r| Ok(MailboxView { mailbox: r.get(0)?, uid_validity: r.get(1)?, last_uid: r.get(2)? }))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Status {
         messages_ingested: count("SELECT count(*) FROM messages WHERE direction = ?1", "in")?,
@@ -285,11 +260,7 @@ pub fn status(conn: &Connection) -> rusqlite::Result<Status> {
             resolved: tickets("resolved")?,
             closed: tickets("closed")?,
         },
-        outbox: OutboxCounts {
-            pending: outbox("pending")?,
-            sent: outbox("sent")?,
-            failed: outbox("failed")?,
-        },
+        outbox: OutboxCounts { pending: outbox("pending")?, sent: outbox("sent")?, failed: outbox("failed")? },
         quarantined: conn.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))?,
         mailboxes,
         last_imap_ok: meta_time("last_imap_ok")?,

@@ -68,7 +68,9 @@ CREATE TABLE outbox (
     ticket_id       INTEGER REFERENCES tickets(id),
     envelope_from   TEXT NOT NULL,
     recipient       TEXT NOT NULL,
-    status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    -- pending -> sending (just before the final "." of DATA) -> sent | failed; see outbound::sender
+    status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+    unconfirmed     INTEGER NOT NULL DEFAULT 0,  -- 1: sent when a crash hid the server's reply
     attempts        INTEGER NOT NULL DEFAULT 0,
     created_at      INTEGER NOT NULL,
     next_attempt_at INTEGER NOT NULL,

@@ -12,21 +12,12 @@ pub struct Lookup<'a>(pub &'a Connection);
 
 impl TicketLookup for Lookup<'_> {
     fn ticket_exists(&self, id: i64) -> bool {
-        self.0
-            .query_row("SELECT 1 FROM tickets WHERE id = ?1", [id], |_| Ok(()))
-            .optional()
-            .ok()
-            .flatten()
-            .is_some()
+        self.0.query_row("SELECT 1 FROM tickets WHERE id = ?1", [id], |_| Ok(())).optional().ok().flatten().is_some()
     }
 
     fn ticket_of_message(&self, message_id: &str) -> Option<i64> {
         self.0
-            .query_row(
-                "SELECT ticket_id FROM messages WHERE message_id = ?1",
-                [message_id],
-                |r| r.get(0),
-            )
+            .query_row("SELECT ticket_id FROM messages WHERE message_id = ?1", [message_id], |r| r.get(0))
             .optional()
             .ok()
             .flatten()
@@ -53,29 +44,17 @@ pub struct NewMessage<'a> {
 }
 
 fn join(list: &[Mailbox]) -> String {
-    list.iter()
-        .map(|m| m.address.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    list.iter().map(|m| m.address.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 pub fn message_id_known(conn: &Connection, message_id: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT 1 FROM messages WHERE message_id = ?1",
-        [message_id],
-        |_| Ok(()),
-    )
-    .optional()
-    .map(|r| r.is_some())
+    conn.query_row("SELECT 1 FROM messages WHERE message_id = ?1", [message_id], |_| Ok(()))
+        .optional()
+        .map(|r| r.is_some())
 }
 
 /// Whether this exact UID was already recorded (as a message or in quarantine).
-pub fn uid_known(
-    conn: &Connection,
-    mailbox: &str,
-    uid_validity: u32,
-    uid: u32,
-) -> rusqlite::Result<bool> {
+pub fn uid_known(conn: &Connection, mailbox: &str, uid_validity: u32, uid: u32) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT 1 FROM messages WHERE mailbox = ?1 AND uid_validity = ?2 AND uid = ?3
          UNION ALL SELECT 1 FROM quarantine WHERE mailbox = ?1 AND uid_validity = ?2 AND uid = ?3",
@@ -86,12 +65,7 @@ pub fn uid_known(
     .map(|r| r.is_some())
 }
 
-pub fn insert_ticket(
-    conn: &Connection,
-    subject: &str,
-    requester: Option<&Mailbox>,
-    now: i64,
-) -> rusqlite::Result<i64> {
+pub fn insert_ticket(conn: &Connection, subject: &str, requester: Option<&Mailbox>, now: i64) -> rusqlite::Result<i64> {
     conn.execute(
         "INSERT INTO tickets(subject, requester, requester_name, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
         params![subject, requester.map(|r| &r.address), requester.and_then(|r| r.name.as_ref()), now],
@@ -100,10 +74,7 @@ pub fn insert_ticket(
 }
 
 pub fn touch_ticket(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE tickets SET updated_at = ?2 WHERE id = ?1",
-        params![id, now],
-    )?;
+    conn.execute("UPDATE tickets SET updated_at = ?2 WHERE id = ?1", params![id, now])?;
     Ok(())
 }
 
@@ -139,15 +110,8 @@ pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result
 }
 
 /// Stores the bytes once per distinct content and links them to the message.
-pub fn insert_attachment(
-    conn: &Connection,
-    message_row: i64,
-    a: &Attachment,
-) -> rusqlite::Result<()> {
-    let sha: String = Sha256::digest(&a.data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+pub fn insert_attachment(conn: &Connection, message_row: i64, a: &Attachment) -> rusqlite::Result<()> {
+    let sha: String = Sha256::digest(&a.data).iter().map(|b| format!("{b:02x}")).collect();
     conn.execute(
         "INSERT OR IGNORE INTO blobs(sha256, size, data) VALUES (?1, ?2, ?3)",
         params![sha, a.data.len() as i64, a.data],

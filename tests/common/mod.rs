@@ -1,0 +1,378 @@
+//! Helpers for integration tests against the real mail lab (`scripts/mail-lab start`):
+//! Dovecot IMAP on 127.0.0.1:1143/1993, Postfix SMTP on 127.0.0.1:2525/2465, every
+//! `*@example.test` address a mailbox with password "secret".
+//!
+//! Each test makes its own addresses, so tests never see each other's mail and can run in parallel.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use serde_json::Value;
+
+pub const IMAP_PORT: u16 = 1143;
+pub const IMAPS_PORT: u16 = 1993;
+pub const SMTP_PORT: u16 = 2525;
+pub const SMTPS_PORT: u16 = 2465;
+pub const LAB_DIR: &str = "/tmp/maildesk-lab";
+
+/// Fails the test with instructions when the lab is not running: an integration test that silently
+/// skips is a test that cannot fail.
+pub fn require_lab() {
+    for port in [IMAP_PORT, SMTP_PORT] {
+        if TcpStream::connect(("127.0.0.1", port)).is_err() {
+            panic!(
+                "the mail lab is not running (nothing on 127.0.0.1:{port}); start it with `sudo scripts/mail-lab start`"
+            );
+        }
+    }
+}
+
+/// A fresh address no other test uses: `name-<pid>-<n>@example.test`.
+pub fn address(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{name}-{}-{n}-{nanos:x}@example.test", std::process::id())
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_maildesk")
+}
+
+/// One help desk under test: its own support address, config, database and log.
+pub struct Desk {
+    pub dir: tempfile::TempDir,
+    pub support: String,
+    pub config: PathBuf,
+    child: Option<Child>,
+    runs: u32,
+}
+
+#[derive(Clone)]
+pub struct DeskOptions {
+    pub tag: &'static str,
+    pub imap: String,
+    pub smtp: String,
+}
+
+impl Default for DeskOptions {
+    fn default() -> Self {
+        DeskOptions {
+            tag: "ACME",
+            imap: format!("host = \"127.0.0.1\"\nport = {IMAP_PORT}\nsecurity = \"none\""),
+            smtp: format!("host = \"127.0.0.1\"\nport = {SMTP_PORT}\nsecurity = \"none\""),
+        }
+    }
+}
+
+impl Desk {
+    pub fn new() -> Desk {
+        Desk::with(DeskOptions::default())
+    }
+
+    pub fn with(opts: DeskOptions) -> Desk {
+        require_lab();
+        let dir = tempfile::tempdir().unwrap();
+        let support = address("support");
+        let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+        let config = dir.path().join("maildesk.toml");
+        std::fs::write(dir.path().join("imap.secret"), "secret\n").unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                r#"[helpdesk]
+name = "ACME IT"
+tag = "{tag}"
+address = "{support}"
+database = "maildesk.db"
+templates = "{templates}"
+timezone = "Europe/Berlin"
+
+[imap]
+{imap}
+username = "{support}"
+password_file = "imap.secret"
+poll_interval = "1s"
+
+[smtp]
+{smtp}
+retry_for = "1h"
+"#,
+                tag = opts.tag,
+                imap = opts.imap,
+                smtp = opts.smtp,
+            ),
+        )
+        .unwrap();
+        Desk { dir, support, config, child: None, runs: 0 }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts `maildesk run`; its log goes to `run-N.log` in the desk's folder.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        self.runs += 1;
+        let log = std::fs::File::create(self.path(&format!("run-{}.log", self.runs))).unwrap();
+        let child = Command::new(bin())
+            .args(["--config", self.config.to_str().unwrap(), "run"])
+            .env("MAILDESK_LOG", "maildesk=debug,info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then wait for the exit; returns how long it took and whether it exited 0.
+    pub fn stop(&mut self) -> (Duration, bool) {
+        let mut c = self.child.take().expect("not running");
+        let t = Instant::now();
+        Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        let status = c.wait().unwrap();
+        (t.elapsed(), status.success())
+    }
+
+    pub fn logs(&self) -> String {
+        (1..=self.runs)
+            .map(|n| std::fs::read_to_string(self.path(&format!("run-{n}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n----- restart -----\n")
+    }
+
+    /// Runs a CLI command and returns its stdout; panics with the stderr on failure.
+    pub fn cli(&self, args: &[&str]) -> String {
+        String::from_utf8(self.cli_bytes(args)).unwrap()
+    }
+
+    pub fn cli_bytes(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new(bin()).arg("--config").arg(&self.config).args(args).output().unwrap();
+        assert!(out.status.success(), "maildesk {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.cli(&a)).unwrap()
+    }
+
+    /// `status --json`, or None while the database does not exist yet.
+    pub fn status(&self) -> Option<Value> {
+        if !self.path("maildesk.db").exists() {
+            return None;
+        }
+        let out = Command::new(bin()).arg("--config").arg(&self.config).args(["status", "--json"]).output().unwrap();
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).unwrap())
+    }
+
+    /// Waits until `cond(status)` holds; panics with the daemon's log after `timeout`.
+    pub fn wait_status(&self, what: &str, timeout: Duration, cond: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.status() {
+                if cond(&s) {
+                    return s;
+                }
+                if start.elapsed() > timeout {
+                    panic!("timed out waiting for {what}; status {s:#}\nlog:\n{}", self.logs());
+                }
+            } else if start.elapsed() > timeout {
+                panic!("timed out waiting for {what}; no database\nlog:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until `n` messages were ingested and the outbox has nothing pending.
+    pub fn wait_settled(&self, n: i64, timeout: Duration) -> Value {
+        self.wait_status(&format!("{n} messages ingested and outbox drained"), timeout, |s| {
+            s["messages_ingested"] == n && s["outbox"]["pending"] == 0
+        })
+    }
+}
+
+impl Drop for Desk {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A plain message with the given headers (CRLF line ends) and body.
+pub fn message(from: &str, to: &str, subject: &str, message_id: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\
+MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n{extra_headers}\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Sends over real SMTP to the lab's Postfix (a small client: EHLO, MAIL, RCPT, DATA, QUIT).
+pub fn send_smtp(from: &str, to: &str, raw: &[u8]) {
+    let stream = TcpStream::connect(("127.0.0.1", SMTP_PORT)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut expect = |code: &str| {
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            assert!(line.starts_with(code), "SMTP: expected {code}, got {line:?}");
+            if line.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        }
+    };
+    expect("220");
+    for (cmd, code) in [
+        ("EHLO test.example.test".to_string(), "250"),
+        (format!("MAIL FROM:<{from}>"), "250"),
+        (format!("RCPT TO:<{to}>"), "250"),
+        ("DATA".to_string(), "354"),
+    ] {
+        writer.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        expect(code);
+    }
+    let text = String::from_utf8_lossy(raw).replace("\r\n", "\n");
+    for line in text.split('\n') {
+        let stuffed = if line.starts_with('.') { format!(".{line}") } else { line.to_string() };
+        writer.write_all(format!("{stuffed}\r\n").as_bytes()).unwrap();
+    }
+    writer.write_all(b".\r\n").unwrap();
+    expect("250");
+    writer.write_all(b"QUIT\r\n").unwrap();
+}
+
+async fn imap_login(user: &str) -> async_imap::Session<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", IMAP_PORT)).await.unwrap();
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.unwrap().unwrap();
+    client.login(user, "secret").await.map_err(|(e, _)| e).unwrap()
+}
+
+/// Puts raw messages straight into `user`'s INBOX with IMAP APPEND, in order (ascending UIDs).
+pub fn append(user: &str, messages: &[Vec<u8>]) {
+    rt().block_on(async {
+        let mut s = imap_login(user).await;
+        for m in messages {
+            s.append("INBOX", None, None, m).await.unwrap();
+        }
+        s.logout().await.unwrap();
+    })
+}
+
+/// Every message in `user`'s INBOX, raw, in UID order.
+pub fn inbox(user: &str) -> Vec<Vec<u8>> {
+    rt().block_on(async {
+        let mut s = imap_login(user).await;
+        let mbox = s.select("INBOX").await.unwrap();
+        let mut out = Vec::new();
+        if mbox.exists > 0 {
+            let fetches: Vec<_> = s.fetch("1:*", "BODY.PEEK[]").await.unwrap().try_collect().await.unwrap();
+            out = fetches.iter().filter_map(|f| f.body().map(|b| b.to_vec())).collect();
+        }
+        s.logout().await.unwrap();
+        out
+    })
+}
+
+/// Waits until `user` has at least `n` messages, then returns them all.
+pub fn wait_inbox(user: &str, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+    let start = Instant::now();
+    loop {
+        let msgs = inbox(user);
+        if msgs.len() >= n {
+            return msgs;
+        }
+        assert!(start.elapsed() < timeout, "{user}: {} of {n} messages after {timeout:?}", msgs.len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// The value of a header in a raw message (first occurrence, unfolded).
+pub fn header(raw: &[u8], name: &str) -> Option<String> {
+    let msg = mail_parser::MessageParser::default().parse(raw)?;
+    msg.header_raw(name).map(|v| v.trim().replace("\r\n", "").replace('\n', ""))
+}
+
+pub fn subject(raw: &[u8]) -> String {
+    mail_parser::MessageParser::default().parse(raw).and_then(|m| m.subject().map(str::to_string)).unwrap_or_default()
+}
+
+/// A TCP forwarder to a real server that can be switched off and on, standing in for "the SMTP
+/// server is down": while off, connections to its port are refused, exactly as for a stopped server.
+pub struct Switch {
+    pub port: u16,
+    target: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Switch {
+    /// A free port, with nothing listening on it yet.
+    pub fn off(target: u16) -> Switch {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Switch { port, target, stop: Default::default(), thread: None }
+    }
+
+    pub fn on(&mut self) {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = self.stop.clone();
+        let target = self.target;
+        self.thread = Some(std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
+                        let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                        let (mut c1, mut s1) = (client, server);
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut c1, &mut s1);
+                            let _ = s1.shutdown(std::net::Shutdown::Write);
+                        });
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut s2, &mut c2);
+                            let _ = c2.shutdown(std::net::Shutdown::Write);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }));
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
