@@ -49,7 +49,7 @@ fn whole_corpus_is_recorded_without_loss() {
     let mut outcomes = Vec::new();
     for chunk in batch.chunks(25) {
         let through = chunk.last().unwrap().uid;
-        outcomes.extend(record_batch(&mut conn, &desk, "INBOX", 1, chunk, through, 1_795_341_600).unwrap());
+        outcomes.extend(record_batch(&mut conn, &desk, "INBOX", 1, chunk, Some(through), 1_795_341_600).unwrap());
     }
     assert_eq!(outcomes.len(), files.len());
 

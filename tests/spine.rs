@@ -239,7 +239,7 @@ fn smtp_down_then_back_delivers_exactly_once() {
 
 #[test]
 fn sigkill_mid_backlog_never_duplicates_tickets_or_acknowledgements() {
-    const N: usize = 40;
+    const N: usize = 120;
     let mut desk = Desk::new();
     let frank = address("frank");
     let raws: Vec<Vec<u8>> = (0..N)
@@ -255,12 +255,24 @@ fn sigkill_mid_backlog_never_duplicates_tickets_or_acknowledgements() {
         })
         .collect();
     append(&desk.support, &raws);
-    // Kill at different moments: before, during and after the first commits.
-    for delay_ms in [150u64, 400, 700, 250, 900] {
+    // Kill at different moments: while connecting, mid-batch, mid-send. A small batch size makes
+    // many commits, so kills land between and inside them.
+    let config =
+        std::fs::read_to_string(&desk.config).unwrap().replace("poll_interval", "batch_size = 5\npoll_interval");
+    std::fs::write(&desk.config, config).unwrap();
+    let mut progress = Vec::new();
+    for delay_ms in [120u64, 300, 450, 200, 600, 350, 500] {
         desk.start();
         std::thread::sleep(Duration::from_millis(delay_ms));
         desk.kill9();
+        progress.push(
+            desk.status().map(|s| (s["messages_ingested"].as_i64().unwrap(), s["outbox"]["sent"].as_i64().unwrap())),
+        );
     }
+    eprintln!("(ingested, sent) after each kill: {progress:?}");
+    let before = progress.last().copied().flatten().unwrap_or((0, 0));
+    assert!(before.0 < N as i64 || before.1 < N as i64, "the kills interrupted nothing: {progress:?}");
+    assert!(progress.iter().flatten().any(|p| p.0 > 0), "no run got anything done: {progress:?}");
     desk.start();
     let status = desk.wait_settled(N as i64, Duration::from_secs(60));
     assert_eq!(status["tickets"]["open"], N as i64, "{status:#}");

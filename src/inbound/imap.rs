@@ -155,9 +155,6 @@ impl Watcher {
         let mut uids: Vec<u32> = session.uid_search(&query).await?.into_iter().filter(|u| *u > after).collect();
         uids.sort_unstable();
         let current = state.is_some_and(|s| s.uid_validity == uid_validity);
-        if uids.is_empty() && !current {
-            store::set_mailbox_state(conn, name, MailboxState { uid_validity, last_uid: uid_next.saturating_sub(1) })?;
-        }
         for chunk in uids.chunks(self.config.imap.batch_size as usize) {
             let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
             let fetched: Vec<Fetched> = {
@@ -171,12 +168,12 @@ impl Watcher {
             if fetched.len() < chunk.len() {
                 debug!(asked = chunk.len(), got = fetched.len(), "some messages vanished between SEARCH and FETCH");
             }
-            let through = chunk.last().copied().unwrap_or(after);
-            let through = if current { through } else { through.max(uid_next.saturating_sub(1)) };
+            let advance_to = current.then(|| chunk.last().copied().unwrap_or(after));
             let desk = Desk { config: &self.config, templates: &self.templates, instance };
             let now = store::now();
-            let outcomes =
-                tokio::task::block_in_place(|| record_batch(conn, &desk, name, uid_validity, &fetched, through, now))?;
+            let outcomes = tokio::task::block_in_place(|| {
+                record_batch(conn, &desk, name, uid_validity, &fetched, advance_to, now)
+            })?;
             if outcomes.iter().any(|(_, o)| matches!(o, Outcome::Ticket { acknowledged: true, .. })) {
                 self.outbox.notify_one();
             }
@@ -185,6 +182,11 @@ impl Watcher {
                 let flagged = session.uid_store(&set, "+FLAGS.SILENT (\\Seen)").await?;
                 let _: Vec<_> = flagged.try_collect().await?;
             }
+        }
+        if !current {
+            // The first sync is complete: from now on, everything above this mark is new.
+            let last_uid = uids.last().copied().unwrap_or(0).max(uid_next.saturating_sub(1));
+            store::set_mailbox_state(conn, name, MailboxState { uid_validity, last_uid })?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@
 //! full, read-only database) aborts the batch; then nothing of it is committed, the UIDs stay
 //! unflagged on the server, and the next attempt starts from the same place.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 use tracing::{info, warn};
 
 use super::classify::suppress_auto_reply;
@@ -61,18 +61,22 @@ impl Desk<'_> {
     }
 }
 
-/// Records a batch of messages from `mailbox` and advances its last UID to `through_uid`
-/// (which may exceed the last fetched UID when messages were expunged between SEARCH and FETCH).
+/// Records a batch of messages from `mailbox`. With `advance_to`, the mailbox's last UID moves to
+/// it in the same commit (it may exceed the last fetched UID when messages were expunged between
+/// SEARCH and FETCH). Without it (the first sync of a mailbox) the mark is left alone, so a crash
+/// mid-way repeats the first sync instead of skipping what it had not reached.
 pub fn record_batch(
     conn: &mut Connection,
     desk: &Desk<'_>,
     mailbox: &str,
     uid_validity: u32,
     batch: &[Fetched],
-    through_uid: u32,
+    advance_to: Option<u32>,
     now: i64,
 ) -> Result<Vec<(u32, Outcome)>, StoreError> {
-    let mut tx = conn.transaction()?;
+    // IMMEDIATE: take the write lock up front. A deferred transaction that reads first and writes
+    // later fails at once with "database is locked" if the sender committed in between.
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for m in batch {
         let source = (mailbox, uid_validity, m.uid);
@@ -83,7 +87,7 @@ pub fn record_batch(
                 sp.commit()?;
                 outcome
             }
-            Err(e) => {
+            Err(e) if is_about_the_message(&e) => {
                 sp.rollback()?;
                 drop(sp);
                 let reason = format!("could not be recorded: {e}");
@@ -91,12 +95,32 @@ pub fn record_batch(
                 write::insert_quarantine(&tx, source, &reason, &m.raw, now)?;
                 Outcome::Quarantined { reason }
             }
+            // The database itself is in trouble (locked, full, read-only, I/O): nothing of this
+            // batch commits, the messages stay unflagged on the server, and the caller retries.
+            Err(e) => return Err(e),
         };
         outcomes.push((m.uid, outcome));
     }
-    store::set_mailbox_state(&tx, mailbox, MailboxState { uid_validity, last_uid: through_uid })?;
+    if let Some(last_uid) = advance_to {
+        store::set_mailbox_state(&tx, mailbox, MailboxState { uid_validity, last_uid })?;
+    }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// Whether a failure is caused by this message's content (so quarantining it is right) rather than
+/// by the database's condition (so every message would fail the same way, and must wait).
+fn is_about_the_message(e: &StoreError) -> bool {
+    use rusqlite::ErrorCode::*;
+    match e {
+        StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) => {
+            matches!(f.code, ConstraintViolation | TooBig | TypeMismatch | ParameterOutOfRange)
+        }
+        StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(_) | rusqlite::Error::InvalidParameterCount(..)) => {
+            true
+        }
+        _ => false,
+    }
 }
 
 fn record_one(

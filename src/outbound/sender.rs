@@ -216,7 +216,7 @@ fn open(path: &std::path::Path) -> anyhow::Result<Connection> {
 
 /// Rows left `sending` had their final "." written before the crash: the server has them.
 pub fn settle_interrupted(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
-    let tx = conn.unchecked_transaction()?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let rows: Vec<(i64, Option<i64>, String)> = tx
         .prepare("SELECT id, ticket_id, recipient FROM outbox WHERE status = 'sending'")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -299,7 +299,7 @@ fn record(conn: &Connection, d: &Due, verdict: &Verdict, now: i64, retry_for: Du
             } else {
                 format!("mail to {} refused permanently: {err}", d.recipient)
             };
-            let tx = conn.unchecked_transaction()?;
+            let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
             tx.execute(
                 "UPDATE outbox SET status = 'failed', attempts = ?2, last_error = ?3 WHERE id = ?1",
                 params![d.id, attempts, err],
