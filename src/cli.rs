@@ -70,10 +70,10 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Run => unreachable!("the daemon is started by main"),
         Command::Check => check(&config, out),
         Command::Tickets { status, json } => {
-            if let Some(s) = status {
-                if !crate::tickets::STATUSES.contains(&s.as_str()) {
-                    bail!("--status: expected one of {}, got {s:?}", crate::tickets::STATUSES.join(", "));
-                }
+            if let Some(s) = status
+                && !crate::tickets::STATUSES.contains(&s.as_str())
+            {
+                bail!("--status: expected one of {}, got {s:?}", crate::tickets::STATUSES.join(", "));
             }
             let conn = store::open_existing(&config.helpdesk.database)?;
             let list = read::tickets(&conn, status.as_deref())?;

@@ -361,10 +361,10 @@ impl Config {
             connections: s.connections as usize,
         };
         for (key, ca) in [("imap.ca_file", &imap.ca_file), ("smtp.ca_file", &smtp.ca_file)] {
-            if let Some(ca) = ca {
-                if let Err(e) = std::fs::metadata(ca) {
-                    return Err(doc.key_error(key, format!("cannot read {}: {e}", ca.display())));
-                }
+            if let Some(ca) = ca
+                && let Err(e) = std::fs::metadata(ca)
+            {
+                return Err(doc.key_error(key, format!("cannot read {}: {e}", ca.display())));
             }
         }
         Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp })
@@ -464,11 +464,11 @@ impl Located<'_> {
         fn search(table: &toml::de::DeTable<'_>, span: &Range<usize>) -> Option<Vec<String>> {
             for (k, v) in table.iter() {
                 let name = k.get_ref().to_string();
-                if let toml::de::DeValue::Table(t) = v.get_ref() {
-                    if let Some(mut rest) = search(t, span) {
-                        rest.insert(0, name);
-                        return Some(rest);
-                    }
+                if let toml::de::DeValue::Table(t) = v.get_ref()
+                    && let Some(mut rest) = search(t, span)
+                {
+                    rest.insert(0, name);
+                    return Some(rest);
                 }
                 let within = |r: Range<usize>| r.start <= span.start && span.end <= r.end;
                 if within(k.span()) || within(v.span()) {

@@ -19,10 +19,10 @@ pub fn suppress_auto_reply(msg: &Inbound, desk_addresses: &[String]) -> Option<S
     let why = |s: String| Some(Suppression(s));
     let a = &msg.automation;
 
-    if let Some(v) = &a.auto_submitted {
-        if !v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("no") {
-            return why(format!("Auto-Submitted: {v}"));
-        }
+    if let Some(v) = &a.auto_submitted
+        && !v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("no")
+    {
+        return why(format!("Auto-Submitted: {v}"));
     }
     if let Some(p) = &a.precedence {
         let p = p.to_ascii_lowercase();
