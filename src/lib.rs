@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod inbound;
 pub mod outbound;
+pub mod reply_text;
 pub mod shutdown;
 pub mod store;
 pub mod templates;
