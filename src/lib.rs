@@ -7,7 +7,9 @@
 //! `outbound::compose`) takes data and returns data. The edges (`inbound::imap`, `store`,
 //! `outbound::sender`, `daemon`) do the I/O.
 
+pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod inbound;

@@ -1,0 +1,197 @@
+//! Technician commands: `#`-lines at the very top of a technician's mail.
+//!
+//! Commands are all-or-nothing: one unknown or malformed line rejects the whole message, because a
+//! technician who typed `#asign bob` and `#close` meant both, and applying half of that is worse
+//! than applying none and saying which line was wrong.
+
+use crate::config::parse_address;
+
+pub const PRIORITIES: [&str; 4] = ["P1", "P2", "P3", "P4"];
+
+/// The help text listed in error replies and technician notifications.
+pub const HELP: &str = "\
+#status open|pending|resolved|closed   set the status
+#resolve                                mark resolved (the requester's reply reopens it)
+#close                                  close the ticket
+#reopen                                 reopen it
+#priority P1|P2|P3|P4                   set the priority
+#assign ADDRESS                         assign to a technician
+#take                                   assign to yourself
+#note                                   the rest of the message is internal: never sent to the requester
+#cc ADDRESS                             add a watcher (gets technicians' replies)
+#uncc ADDRESS                           remove a watcher
+#merge N                                merge this ticket into ticket N";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Status(String),
+    Priority(String),
+    Assign(String),
+    Take,
+    Note,
+    Cc(String),
+    Uncc(String),
+    Merge(i64),
+}
+
+impl Command {
+    /// How the command reads in events and the CLI.
+    pub fn describe(&self) -> String {
+        match self {
+            Command::Status(s) => format!("status {s}"),
+            Command::Priority(p) => format!("priority {p}"),
+            Command::Assign(a) => format!("assign {a}"),
+            Command::Take => "take".into(),
+            Command::Note => "note".into(),
+            Command::Cc(a) => format!("cc {a}"),
+            Command::Uncc(a) => format!("uncc {a}"),
+            Command::Merge(n) => format!("merge into {n}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub commands: Vec<Command>,
+    /// The text after the command lines.
+    pub rest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line_no}: {line:?}: {reason}")]
+pub struct CommandError {
+    pub line_no: usize,
+    pub line: String,
+    pub reason: String,
+}
+
+/// Splits the leading command lines from the text. Blank lines before and between commands are
+/// allowed; the first other line ends the commands.
+pub fn parse(text: &str) -> Result<Parsed, CommandError> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut commands = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].trim();
+        if line.is_empty() {
+            i += 1;
+            continue;
+        }
+        if !line.starts_with('#') {
+            break;
+        }
+        let err = |reason: String| CommandError { line_no: i + 1, line: line.to_string(), reason };
+        let mut words = line[1..].split_whitespace();
+        let name = words.next().unwrap_or("").to_ascii_lowercase();
+        let args: Vec<&str> = words.collect();
+        let one_arg = |what: &str| -> Result<&str, CommandError> {
+            match args.as_slice() {
+                [a] => Ok(a),
+                [] => Err(err(format!("#{name} needs {what}"))),
+                _ => Err(err(format!("#{name} takes one {what}, not {}", args.len()))),
+            }
+        };
+        let no_args = || if args.is_empty() { Ok(()) } else { Err(err(format!("#{name} takes no argument"))) };
+        let address = |a: &str| {
+            parse_address(a.trim_matches(['<', '>'])).ok_or_else(|| err(format!("{a:?} is not a mail address")))
+        };
+        let command = match name.as_str() {
+            "status" => {
+                let s = one_arg("a status")?.to_ascii_lowercase();
+                if !crate::tickets::STATUSES.contains(&s.as_str()) {
+                    return Err(err(format!("unknown status {s:?}; use open, pending, resolved or closed")));
+                }
+                Command::Status(s)
+            }
+            "resolve" => no_args().map(|_| Command::Status("resolved".into()))?,
+            "close" => no_args().map(|_| Command::Status("closed".into()))?,
+            "reopen" => no_args().map(|_| Command::Status("open".into()))?,
+            "priority" => {
+                let p = one_arg("a priority")?.to_ascii_uppercase();
+                if !PRIORITIES.contains(&p.as_str()) {
+                    return Err(err(format!("unknown priority {p:?}; use P1, P2, P3 or P4")));
+                }
+                Command::Priority(p)
+            }
+            "assign" => Command::Assign(address(one_arg("an address")?)?),
+            "take" => no_args().map(|_| Command::Take)?,
+            "cc" => Command::Cc(address(one_arg("an address")?)?),
+            "uncc" => Command::Uncc(address(one_arg("an address")?)?),
+            "merge" => {
+                let n = one_arg("a ticket number")?.trim_start_matches('#');
+                Command::Merge(n.parse().map_err(|_| err(format!("{n:?} is not a ticket number")))?)
+            }
+            "note" => {
+                // "#note" ends the commands: everything after it, on its line and below, is the note.
+                commands.push(Command::Note);
+                let first = args.join(" ");
+                let rest: Vec<&str> = std::iter::once(first.as_str()).chain(lines[i + 1..].iter().copied()).collect();
+                return Ok(Parsed { commands, rest: rest.join("\n").trim().to_string() });
+            }
+            "" => return Err(err("a lone '#' is not a command".into())),
+            other => return Err(err(format!("unknown command #{other}"))),
+        };
+        commands.push(command);
+        i += 1;
+    }
+    Ok(Parsed { commands, rest: lines[i.min(lines.len())..].join("\n").trim().to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        use Command::*;
+        let ok: &[(&str, &[Command], &str)] = &[
+            ("Hello there", &[], "Hello there"),
+            ("#close\nFixed the toner.", &[Status("closed".into())], "Fixed the toner."),
+            (
+                "\n#PRIORITY p1\n#assign <Bob@ACME.test>\n\nOn it.",
+                &[Priority("P1".into()), Assign("bob@acme.test".into())],
+                "On it.",
+            ),
+            ("#status Pending\n#take", &[Status("pending".into()), Take], ""),
+            (
+                "#resolve\n#reopen\n#cc carol@x.test\n#uncc dan@x.test\n#merge #12",
+                &[
+                    Status("resolved".into()),
+                    Status("open".into()),
+                    Cc("carol@x.test".into()),
+                    Uncc("dan@x.test".into()),
+                    Merge(12),
+                ],
+                "",
+            ),
+            (
+                "#note\nCalled the vendor.\n#close is not a command here",
+                &[Note],
+                "Called the vendor.\n#close is not a command here",
+            ),
+            ("#priority P2\n#note vendor says Tuesday", &[Priority("P2".into()), Note], "vendor says Tuesday"),
+            ("Text first\n#close", &[], "Text first\n#close"),
+        ];
+        for (input, commands, rest) in ok {
+            let p = parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!(p.commands, *commands, "{input:?}");
+            assert_eq!(p.rest, *rest, "{input:?}");
+        }
+        let bad: &[(&str, usize, &str)] = &[
+            ("#clsoe", 1, "unknown command #clsoe"),
+            ("#close\n#priority P9", 2, "unknown priority"),
+            ("#assign", 1, "needs an address"),
+            ("#assign bob", 1, "not a mail address"),
+            ("#assign a@x.test b@x.test", 1, "takes one"),
+            ("#merge twelve", 1, "not a ticket number"),
+            ("#close now", 1, "takes no argument"),
+            ("#status done", 1, "unknown status"),
+            ("#\nclose", 1, "not a command"),
+        ];
+        for (input, line_no, reason) in bad {
+            let e = parse(input).unwrap_err();
+            assert_eq!(e.line_no, *line_no, "{input:?}");
+            assert!(e.reason.contains(reason), "{input:?}: {e}");
+        }
+    }
+}
