@@ -65,6 +65,18 @@ pub struct Config {
     pub helpdesk: Helpdesk,
     pub imap: Imap,
     pub smtp: Smtp,
+    pub security: SecurityPolicy,
+}
+
+/// How technicians are recognised (see `auth`).
+#[derive(Debug, Clone)]
+pub struct SecurityPolicy {
+    /// Accepted proofs: "token" (per-ticket reply address) and/or "dmarc" (trusted Authentication-Results).
+    pub technician_proof: Vec<String>,
+    /// The receiving server whose Authentication-Results are trusted; DMARC is unused without it.
+    pub authserv_id: Option<String>,
+    /// Where the reply-token secret is read from; by default it is generated and kept in the database.
+    pub reply_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +91,12 @@ pub struct Helpdesk {
     pub timezone_name: String,
     /// Lower-cased technician addresses.
     pub technicians: Vec<String>,
+    /// A reply to a ticket closed longer ago than this opens a new ticket that refers to it.
+    pub reopen_window: Duration,
+    /// Whether addresses in the requester's Cc become watchers of the ticket.
+    pub cc_watchers: bool,
+    /// Technician mail sent to this address is an internal note.
+    pub comment_address: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +139,8 @@ struct FileConfig {
     helpdesk: FileHelpdesk,
     imap: FileImap,
     smtp: FileSmtp,
+    #[serde(default)]
+    security: FileSecurity,
     /// Accepted at the top level too, for configs that put it before the first table.
     #[serde(default)]
     technicians: Vec<String>,
@@ -140,6 +160,33 @@ struct FileHelpdesk {
     timezone: String,
     #[serde(default)]
     technicians: Vec<String>,
+    #[serde(default = "default_reopen_window")]
+    reopen_window: String,
+    #[serde(default = "default_true")]
+    cc_watchers: bool,
+    comment_address: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSecurity {
+    #[serde(default = "default_technician_proof")]
+    technician_proof: Vec<String>,
+    authserv_id: Option<String>,
+    reply_secret_file: Option<PathBuf>,
+}
+
+impl Default for FileSecurity {
+    fn default() -> Self {
+        FileSecurity { technician_proof: default_technician_proof(), authserv_id: None, reply_secret_file: None }
+    }
+}
+
+fn default_technician_proof() -> Vec<String> {
+    vec!["token".into(), "dmarc".into()]
+}
+fn default_reopen_window() -> String {
+    "14d".into()
 }
 
 #[derive(Deserialize)]
@@ -289,6 +336,14 @@ impl Config {
             timezone,
             timezone_name: h.timezone,
             technicians,
+            reopen_window: doc.duration("helpdesk.reopen_window", &h.reopen_window)?,
+            cc_watchers: h.cc_watchers,
+            comment_address: match &h.comment_address {
+                Some(a) => Some(parse_address(a).ok_or_else(|| {
+                    doc.key_error("helpdesk.comment_address", format!("expected a mail address, got {a:?}"))
+                })?),
+                None => None,
+            },
         };
 
         let i = raw.imap;
@@ -367,7 +422,38 @@ impl Config {
                 return Err(doc.key_error(key, format!("cannot read {}: {e}", ca.display())));
             }
         }
-        Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp })
+        let sec = raw.security;
+        for proof in &sec.technician_proof {
+            if proof != "token" && proof != "dmarc" {
+                return Err(doc.key_error(
+                    "security.technician_proof",
+                    format!("expected \"token\" and/or \"dmarc\", got {proof:?}"),
+                ));
+            }
+        }
+        if sec.technician_proof.is_empty() {
+            return Err(doc.key_error(
+                "security.technician_proof",
+                "expected at least one of \"token\" and \"dmarc\" (otherwise nobody is a technician)".into(),
+            ));
+        }
+        let security = SecurityPolicy {
+            technician_proof: sec.technician_proof,
+            authserv_id: sec.authserv_id,
+            reply_secret_file: sec.reply_secret_file.map(resolve),
+        };
+        if let Some(f) = &security.reply_secret_file {
+            let len = std::fs::read(f)
+                .map_err(|e| doc.key_error("security.reply_secret_file", format!("cannot read {}: {e}", f.display())))?
+                .len();
+            if len < 16 {
+                return Err(doc.key_error(
+                    "security.reply_secret_file",
+                    format!("{} holds {len} bytes; use at least 16 random bytes", f.display()),
+                ));
+            }
+        }
+        Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security })
     }
 }
 

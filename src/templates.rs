@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::inbound::parse::one_line;
 
 /// The mail kinds that have templates, and whether each part is required.
-pub const KINDS: [&str; 1] = ["acknowledgement"];
+pub const KINDS: [&str; 7] =
+    ["acknowledgement", "new-ticket", "reply", "team-copy", "requester-reply", "note-copy", "command-error"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -58,6 +59,8 @@ pub struct TicketContext {
     pub priority: String,
     pub requester: String,
     pub requester_name: String,
+    /// Empty when unassigned.
+    pub assignee: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,11 +71,30 @@ pub struct MessageContext {
     pub text: String,
 }
 
+/// What only some kinds use; always present (empty when unused) so templates never hit a missing
+/// variable.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExtraContext {
+    /// For technicians: the per-ticket address their reply should go to (also the Reply-To).
+    pub reply_address: String,
+    /// For technicians: the per-ticket address for internal notes.
+    pub note_address: String,
+    /// The technician commands, one per line.
+    pub commands_help: String,
+    /// command-error: the rejected line and why.
+    pub error_line: String,
+    pub error_reason: String,
+    /// Attachment names passed on with the mail.
+    pub attachments: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Context {
     pub desk: DeskContext,
     pub ticket: TicketContext,
+    /// The message that caused this mail: its new text only.
     pub message: MessageContext,
+    pub extra: ExtraContext,
 }
 
 impl Context {
@@ -88,12 +110,21 @@ impl Context {
                 priority: "P3".into(),
                 requester: "alice@example.com".into(),
                 requester_name: "Alice Example".into(),
+                assignee: "tech1@example.com".into(),
             },
             message: MessageContext {
                 subject: "Printer on floor 3 is jammed".into(),
                 from: "alice@example.com".into(),
                 from_name: "Alice Example".into(),
                 text: "The printer shows error E42 <b>again</b>.".into(),
+            },
+            extra: ExtraContext {
+                reply_address: "support+t123-abcdefghijklmnop@example.com".into(),
+                note_address: "support+n123-abcdefghijklmnop@example.com".into(),
+                commands_help: crate::commands::HELP.into(),
+                error_line: "#asign bob@example.com".into(),
+                error_reason: "unknown command #asign".into(),
+                attachments: vec!["photo.jpg".into()],
             },
             desk,
         }
@@ -182,6 +213,7 @@ mod tests {
     fn shipped_templates_render_and_escape_html() {
         let t = Templates::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))).unwrap();
         let out = t.check(desk()).unwrap();
+        assert_eq!(out.len(), KINDS.len());
         let (_, ack) = &out[0];
         assert_eq!(ack.subject, "[ACME #123] Printer on floor 3 is jammed");
         assert!(ack.text.contains("123"));
@@ -197,6 +229,10 @@ mod tests {
     #[test]
     fn broken_template_is_reported_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
         std::fs::write(dir.path().join("acknowledgement.subject.tera"), "{{ ticket.tag }}").unwrap();
         std::fs::write(dir.path().join("acknowledgement.txt.tera"), "{{ ticket.nosuchfield }}").unwrap();
         let t = Templates::load(dir.path()).unwrap();

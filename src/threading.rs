@@ -17,7 +17,9 @@ use regex::Regex;
 
 /// What threading needs to know about existing tickets and messages.
 pub trait TicketLookup {
-    fn ticket_exists(&self, id: i64) -> bool;
+    /// The ticket that mail for number `id` now lands in: `id` itself, or the ticket it was merged
+    /// into; `None` when there is no such ticket.
+    fn live_ticket(&self, id: i64) -> Option<i64>;
     /// The ticket of a message maildesk received or sent, by Message-ID (without brackets).
     fn ticket_of_message(&self, message_id: &str) -> Option<i64>;
 }
@@ -39,6 +41,8 @@ pub enum ThreadedBy {
     SubjectTag,
     InReplyTo,
     References,
+    /// A per-ticket reply address issued to a technician (see `auth`).
+    ReplyAddress,
 }
 
 fn tag_pattern() -> &'static Regex {
@@ -70,7 +74,7 @@ pub fn thread(
     lookup: &dyn TicketLookup,
 ) -> Thread {
     let tagged = subject_tags(subject, tag);
-    if let Some(&ticket) = tagged.iter().find(|&&t| lookup.ticket_exists(t)) {
+    if let Some(ticket) = tagged.iter().find_map(|&t| lookup.live_ticket(t)) {
         return Thread::Existing { ticket, by: ThreadedBy::SubjectTag };
     }
     for id in in_reply_to {
@@ -102,8 +106,9 @@ mod tests {
     }
 
     impl TicketLookup for Fake {
-        fn ticket_exists(&self, id: i64) -> bool {
-            self.tickets.contains(&id)
+        fn live_ticket(&self, id: i64) -> Option<i64> {
+            // Ticket 3 was merged into 2.
+            if id == 3 { Some(2) } else { self.tickets.contains(&id).then_some(id) }
         }
         fn ticket_of_message(&self, message_id: &str) -> Option<i64> {
             self.messages.get(message_id).copied()
@@ -144,6 +149,7 @@ mod tests {
             ),
             ("Re: [ACME #99] x", &[], &["req-2@alice.test"], existing(2, References)),
             ("[ACME #99] [ACME #2]", &[], &[], existing(2, SubjectTag)),
+            ("Re: [ACME #3] merged away", &[], &[], existing(2, SubjectTag)),
             ("Printer on floor 3 is jammed", &[], &[], Thread::New { note: None }),
             ("[ACME #] x [#5]", &[], &[], Thread::New { note: None }),
             ("[ACME #99999999999999999999] x", &[], &[], Thread::New { note: None }),
@@ -161,8 +167,8 @@ mod tests {
             let f = fake();
             let subject = format!("{prefix}[ACME #{n}]{suffix}");
             let got = thread(&subject, &[], &[], "ACME", &f);
-            if f.ticket_exists(n) {
-                proptest::prop_assert_eq!(got, Thread::Existing { ticket: n, by: ThreadedBy::SubjectTag });
+            if let Some(live) = f.live_ticket(n) {
+                proptest::prop_assert_eq!(got, Thread::Existing { ticket: live, by: ThreadedBy::SubjectTag });
             } else {
                 proptest::prop_assert!(matches!(got, Thread::New { .. }), "expected a new ticket, got {:?}", got);
             }

@@ -1,27 +1,85 @@
 //! What a message does to the tickets: the pure decision, before anything is written.
 //!
-//! [`plan`] takes the parsed message, the threading decision and the auto-reply verdict and returns a
-//! [`Plan`]: open a ticket or append to one, whom to acknowledge, and the events to record. The store
-//! then carries out the plan in one transaction, so that what is decided here and what is written
-//! there can never disagree halfway.
+//! [`plan`] takes the parsed message, its visible text, the threading decision, the ticket as it
+//! stands, who sent it and the auto-reply verdict, and returns a [`Plan`]: open a ticket or add to one,
+//! the changes to make, the mails to send (as intents, rendered later) and the events to record. The
+//! store carries the plan out in one transaction, so what is decided here and what is written there
+//! can never disagree halfway.
+//!
+//! Rules worth knowing (also in the README):
+//! * a requester's reply to a `resolved` or `pending` ticket reopens it; so does a reply to a `closed`
+//!   ticket within `reopen_window`; after that window it opens a new ticket that refers to the old;
+//! * automatic mail (out-of-office, bulk) is attached to its ticket but reopens nothing and notifies
+//!   nobody;
+//! * a technician's commands apply only to an existing ticket and only all together;
+//! * the first technician reply relayed to the requester sets the first-response time.
 
+use crate::commands::{self, Command, CommandError};
 use crate::inbound::classify::Suppression;
 use crate::inbound::parse::{Inbound, Mailbox};
 use crate::threading::{Thread, ThreadedBy};
 
-/// Ticket states. Only `open` is reached by this module; technicians' commands move the others.
+/// Ticket states.
 pub const STATUSES: [&str; 4] = ["open", "pending", "resolved", "closed"];
 
+/// An existing ticket as the planner needs to see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// A new ticket. Its number is assigned by the store.
+pub struct TicketState {
+    pub id: i64,
+    pub status: String,
+    pub requester: Option<String>,
+    pub assignee: Option<String>,
+    pub watchers: Vec<String>,
+    pub closed_at: Option<i64>,
+    pub first_response_at: Option<i64>,
+}
+
+/// Who sent the message, as established by `auth`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    Requester,
+    /// A verified technician; `note` when the mail went to a note address.
+    Technician {
+        address: String,
+        proof: &'static str,
+        note: bool,
+    },
+    /// On the technicians list but without proof: treated exactly like a requester.
+    Unverified {
+        address: String,
+        reason: String,
+    },
+}
+
+/// The desk's settings the planner follows.
+#[derive(Debug, Clone)]
+pub struct Policy<'a> {
+    pub desk_addresses: &'a [String],
+    pub technicians: &'a [String],
+    pub reopen_window_secs: i64,
+    pub cc_watchers: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A new ticket, numbered by the store.
     Open {
         subject: String,
         requester: Option<Mailbox>,
+        follow_up_of: Option<i64>,
     },
-    Append {
-        ticket: i64,
-    },
+    Existing(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    Status(String),
+    Priority(String),
+    Assign(String),
+    AddWatcher(String),
+    RemoveWatcher(String),
+    MergeInto(i64),
+    FirstResponse,
 }
 
 /// How a stored message is labelled in `maildesk show`.
@@ -30,6 +88,10 @@ pub enum MessageKind {
     Request,
     Reply,
     Automatic,
+    TechnicianReply,
+    Note,
+    Commands,
+    RejectedCommands,
 }
 
 impl MessageKind {
@@ -38,8 +100,64 @@ impl MessageKind {
             MessageKind::Request => "request",
             MessageKind::Reply => "reply",
             MessageKind::Automatic => "automatic",
+            MessageKind::TechnicianReply => "technician-reply",
+            MessageKind::Note => "note",
+            MessageKind::Commands => "commands",
+            MessageKind::RejectedCommands => "rejected-commands",
         }
     }
+}
+
+/// The outbound mails a plan can call for; each is a template kind of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// To the requester of a new ticket.
+    Acknowledgement,
+    /// To each technician (or the assignee): a new ticket.
+    NewTicket,
+    /// A technician's reply, to the requester and watchers.
+    Reply,
+    /// A copy of a relayed reply to the other technicians.
+    TeamCopy,
+    /// The requester's reply, to the assignee or all technicians.
+    RequesterReply,
+    /// An internal note, to the other technicians.
+    NoteCopy,
+    /// To a technician whose commands were rejected.
+    CommandError,
+}
+
+impl MailKind {
+    pub fn template(self) -> &'static str {
+        match self {
+            MailKind::Acknowledgement => "acknowledgement",
+            MailKind::NewTicket => "new-ticket",
+            MailKind::Reply => "reply",
+            MailKind::TeamCopy => "team-copy",
+            MailKind::RequesterReply => "requester-reply",
+            MailKind::NoteCopy => "note-copy",
+            MailKind::CommandError => "command-error",
+        }
+    }
+
+    /// Mails to technicians carry a per-technician reply address, so each gets a message of its own.
+    pub fn to_technicians(self) -> bool {
+        matches!(
+            self,
+            MailKind::NewTicket
+                | MailKind::TeamCopy
+                | MailKind::RequesterReply
+                | MailKind::NoteCopy
+                | MailKind::CommandError
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub kind: MailKind,
+    /// The first is `To`, the rest `Cc` (one message, one envelope per recipient).
+    pub to: Vec<Mailbox>,
 }
 
 /// Something worth recording on the ticket that is not itself a message.
@@ -51,56 +169,282 @@ pub struct Event {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    pub change: Change,
+    pub target: Target,
     pub kind: MessageKind,
-    /// The address that gets the acknowledgement, if one is due.
-    pub acknowledge: Option<Mailbox>,
+    /// Technicians only: never relayed to the requester or shown as the requester's conversation.
+    pub internal: bool,
+    /// The text stored and relayed: the new part, without command lines.
+    pub text: String,
+    pub updates: Vec<Update>,
+    pub mails: Vec<Mail>,
     pub events: Vec<Event>,
+    pub rejected: Option<CommandError>,
 }
 
-/// Decides what one inbound message does. `desk_addresses` are never acknowledged.
-pub fn plan(msg: &Inbound, thread: &Thread, suppression: Option<&Suppression>, desk_addresses: &[String]) -> Plan {
-    let mut events: Vec<Event> = msg.defects.iter().map(|d| Event { kind: "defect", detail: d.clone() }).collect();
-    let kind = if suppression.is_some() {
-        MessageKind::Automatic
-    } else if matches!(thread, Thread::New { .. }) {
-        MessageKind::Request
-    } else {
-        MessageKind::Reply
-    };
-    match thread {
-        Thread::Existing { ticket, by } => {
+fn mailbox(address: &str) -> Mailbox {
+    Mailbox { name: None, address: address.to_string() }
+}
+
+fn event(kind: &'static str, detail: impl Into<String>) -> Event {
+    Event { kind, detail: detail.into() }
+}
+
+/// Decides what one inbound message does.
+#[allow(clippy::too_many_arguments)]
+pub fn plan(
+    msg: &Inbound,
+    visible: &str,
+    thread: &Thread,
+    ticket: Option<&TicketState>,
+    role: &Role,
+    suppression: Option<&Suppression>,
+    policy: &Policy<'_>,
+    ticket_exists: &dyn Fn(i64) -> bool,
+    now: i64,
+) -> Plan {
+    let mut events: Vec<Event> = msg.defects.iter().map(|d| event("defect", d.clone())).collect();
+    if let Role::Unverified { address, reason } = role {
+        events.push(event(
+            "not-verified",
+            format!("{address} is a technician, but this message {reason}; handled as a requester's message"),
+        ));
+    }
+    match (thread, ticket) {
+        (Thread::Existing { by, .. }, Some(t)) => {
             let how = match by {
                 ThreadedBy::SubjectTag => "subject tag",
                 ThreadedBy::InReplyTo => "In-Reply-To",
                 ThreadedBy::References => "References",
+                ThreadedBy::ReplyAddress => "reply address",
             };
-            events.push(Event { kind: "threaded", detail: format!("message {} joined by {how}", msg.message_id) });
-            Plan { change: Change::Append { ticket: *ticket }, kind, acknowledge: None, events }
-        }
-        Thread::New { note } => {
-            if let Some(note) = note {
-                events.push(Event { kind: "threading", detail: note.clone() });
+            let stale = t.status == "closed"
+                && t.closed_at.is_some_and(|c| now - c > policy.reopen_window_secs)
+                && !matches!(role, Role::Technician { .. });
+            if stale && suppression.is_none() {
+                events.push(event(
+                    "follow-up",
+                    format!("reply to ticket {} closed more than the reopen window ago", t.id),
+                ));
+                return open(msg, visible, Some(t.id), suppression, policy, events);
             }
-            let recipient = msg.reply_to.clone().or_else(|| msg.from.clone());
-            let acknowledge = match (suppression, recipient) {
-                (Some(s), _) => {
-                    events.push(Event { kind: "ack-suppressed", detail: s.0.clone() });
-                    None
+            events.push(event("threaded", format!("message {} joined by {how}", msg.message_id)));
+            match role {
+                Role::Technician { address, note, .. } => {
+                    technician(msg, visible, t, address, *note, policy, ticket_exists, events)
                 }
-                (None, Some(r)) if desk_addresses.contains(&r.address) => {
-                    events.push(Event {
-                        kind: "ack-suppressed",
-                        detail: format!("reply address {} is the desk's own", r.address),
-                    });
-                    None
-                }
-                (None, r) => r,
-            };
-            let subject = if msg.subject.is_empty() { "(no subject)".to_string() } else { msg.subject.clone() };
-            Plan { change: Change::Open { subject, requester: msg.from.clone() }, kind, acknowledge, events }
+                _ => requester_reply(msg, visible, t, suppression, policy, now, events),
+            }
+        }
+        (thread, _) => {
+            if let Thread::New { note: Some(note) } = thread {
+                events.push(event("threading", note.clone()));
+            }
+            open(msg, visible, None, suppression, policy, events)
         }
     }
+}
+
+fn watchers_from_cc(msg: &Inbound, policy: &Policy<'_>, requester: Option<&str>, existing: &[String]) -> Vec<Update> {
+    if !policy.cc_watchers {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for cc in &msg.cc {
+        let a = &cc.address;
+        let excluded = policy.desk_addresses.iter().any(|d| same_mailbox(d, a))
+            || policy.technicians.contains(a)
+            || requester == Some(a.as_str())
+            || existing.contains(a);
+        if !excluded && !out.contains(&Update::AddWatcher(a.clone())) {
+            out.push(Update::AddWatcher(a.clone()));
+        }
+    }
+    out
+}
+
+/// `support+t42-x@acme.test` is the support mailbox too.
+fn same_mailbox(desk: &str, address: &str) -> bool {
+    let strip = |a: &str| match a.rsplit_once('@') {
+        Some((l, d)) => format!("{}@{d}", l.split('+').next().unwrap_or(l)),
+        None => a.to_string(),
+    };
+    strip(desk) == strip(address)
+}
+
+fn open(
+    msg: &Inbound,
+    visible: &str,
+    follow_up_of: Option<i64>,
+    suppression: Option<&Suppression>,
+    policy: &Policy<'_>,
+    mut events: Vec<Event>,
+) -> Plan {
+    let recipient = msg.reply_to.clone().or_else(|| msg.from.clone());
+    let mut mails = Vec::new();
+    match (suppression, recipient) {
+        (Some(s), _) => events.push(event("ack-suppressed", s.0.clone())),
+        (None, Some(r)) if policy.desk_addresses.iter().any(|d| same_mailbox(d, &r.address)) => {
+            events.push(event("ack-suppressed", format!("reply address {} is the desk's own", r.address)))
+        }
+        (None, Some(r)) => mails.push(Mail { kind: MailKind::Acknowledgement, to: vec![r] }),
+        (None, None) => events.push(event("ack-suppressed", "no sender address to answer")),
+    }
+    for t in policy.technicians {
+        mails.push(Mail { kind: MailKind::NewTicket, to: vec![mailbox(t)] });
+    }
+    let subject = if msg.subject.is_empty() { "(no subject)".to_string() } else { msg.subject.clone() };
+    let requester = msg.from.as_ref().map(|f| f.address.as_str());
+    Plan {
+        target: Target::Open { subject, requester: msg.from.clone(), follow_up_of },
+        kind: if suppression.is_some() { MessageKind::Automatic } else { MessageKind::Request },
+        internal: false,
+        text: visible.to_string(),
+        updates: watchers_from_cc(msg, policy, requester, &[]),
+        mails,
+        events,
+        rejected: None,
+    }
+}
+
+fn requester_reply(
+    msg: &Inbound,
+    visible: &str,
+    t: &TicketState,
+    suppression: Option<&Suppression>,
+    policy: &Policy<'_>,
+    now: i64,
+    mut events: Vec<Event>,
+) -> Plan {
+    let mut plan = Plan {
+        target: Target::Existing(t.id),
+        kind: MessageKind::Reply,
+        internal: false,
+        text: visible.to_string(),
+        updates: Vec::new(),
+        mails: Vec::new(),
+        events: Vec::new(),
+        rejected: None,
+    };
+    if let Some(s) = suppression {
+        events.push(event("automatic", format!("automatic message ({}): no reopening, nobody notified", s.0)));
+        plan.kind = MessageKind::Automatic;
+        plan.events = events;
+        return plan;
+    }
+    let within_window = t.closed_at.is_none_or(|c| now - c <= policy.reopen_window_secs);
+    if matches!(t.status.as_str(), "resolved" | "pending") || (t.status == "closed" && within_window) {
+        plan.updates.push(Update::Status("open".into()));
+    }
+    plan.updates.extend(watchers_from_cc(msg, policy, t.requester.as_deref(), &t.watchers));
+    let to: Vec<&String> = match &t.assignee {
+        Some(a) => vec![a],
+        None => policy.technicians.iter().collect(),
+    };
+    for a in to {
+        plan.mails.push(Mail { kind: MailKind::RequesterReply, to: vec![mailbox(a)] });
+    }
+    plan.events = events;
+    plan
+}
+
+#[allow(clippy::too_many_arguments)]
+fn technician(
+    msg: &Inbound,
+    visible: &str,
+    t: &TicketState,
+    sender: &str,
+    note_address: bool,
+    policy: &Policy<'_>,
+    ticket_exists: &dyn Fn(i64) -> bool,
+    mut events: Vec<Event>,
+) -> Plan {
+    let mut plan = Plan {
+        target: Target::Existing(t.id),
+        kind: MessageKind::TechnicianReply,
+        internal: false,
+        text: visible.to_string(),
+        updates: Vec::new(),
+        mails: Vec::new(),
+        events: Vec::new(),
+        rejected: None,
+    };
+    let parsed = commands::parse(visible).and_then(|p| check(p, t, policy, ticket_exists));
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            events.push(event("commands-rejected", format!("{sender}: {e}; nothing applied, nothing relayed")));
+            plan.kind = MessageKind::RejectedCommands;
+            plan.internal = true;
+            plan.mails.push(Mail { kind: MailKind::CommandError, to: vec![mailbox(sender)] });
+            plan.rejected = Some(e);
+            plan.events = events;
+            return plan;
+        }
+    };
+    let others: Vec<Mailbox> = policy.technicians.iter().filter(|a| *a != sender).map(|a| mailbox(a)).collect();
+    let note = note_address || parsed.commands.contains(&Command::Note);
+    for c in &parsed.commands {
+        match c {
+            Command::Status(s) => plan.updates.push(Update::Status(s.clone())),
+            Command::Priority(p) => plan.updates.push(Update::Priority(p.clone())),
+            Command::Assign(a) => plan.updates.push(Update::Assign(a.clone())),
+            Command::Take => plan.updates.push(Update::Assign(sender.to_string())),
+            Command::Cc(a) => plan.updates.push(Update::AddWatcher(a.clone())),
+            Command::Uncc(a) => plan.updates.push(Update::RemoveWatcher(a.clone())),
+            Command::Merge(n) => plan.updates.push(Update::MergeInto(*n)),
+            Command::Note => {}
+        }
+    }
+    plan.text = parsed.rest.clone();
+    if note {
+        plan.kind = MessageKind::Note;
+        plan.internal = true;
+        for o in others {
+            plan.mails.push(Mail { kind: MailKind::NoteCopy, to: vec![o] });
+        }
+    } else if !parsed.rest.is_empty() {
+        match &t.requester {
+            Some(r) => {
+                let mut to = vec![mailbox(r)];
+                to.extend(t.watchers.iter().map(|w| mailbox(w)));
+                plan.mails.push(Mail { kind: MailKind::Reply, to });
+                for o in others {
+                    plan.mails.push(Mail { kind: MailKind::TeamCopy, to: vec![o] });
+                }
+                if t.first_response_at.is_none() {
+                    plan.updates.push(Update::FirstResponse);
+                }
+            }
+            None => events.push(event("not-relayed", "the ticket has no requester address to relay to")),
+        }
+    } else {
+        plan.kind = MessageKind::Commands;
+        plan.internal = true;
+    }
+    let _ = msg;
+    plan.events = events;
+    plan
+}
+
+/// Checks what the parser cannot: that assignees are technicians and merge targets exist.
+fn check(
+    p: commands::Parsed,
+    t: &TicketState,
+    policy: &Policy<'_>,
+    ticket_exists: &dyn Fn(i64) -> bool,
+) -> Result<commands::Parsed, CommandError> {
+    for c in &p.commands {
+        let fail = |reason: String| CommandError { line_no: 0, line: format!("#{}", c.describe()), reason };
+        match c {
+            Command::Assign(a) if !policy.technicians.contains(a) => {
+                return Err(fail(format!("{a} is not on the technicians list")));
+            }
+            Command::Merge(n) if *n == t.id => return Err(fail("a ticket cannot be merged into itself".into())),
+            Command::Merge(n) if !ticket_exists(*n) => return Err(fail(format!("ticket {n} does not exist"))),
+            _ => {}
+        }
+    }
+    Ok(p)
 }
 
 #[cfg(test)]
@@ -108,59 +452,177 @@ mod tests {
     use super::*;
     use crate::inbound::parse::parse;
 
-    fn msg(headers: &str) -> Inbound {
-        parse(format!("{headers}\r\nMessage-ID: <m1@x.test>\r\n\r\nbody").as_bytes()).unwrap()
-    }
-
     const DESK: &[&str] = &["support@acme.test"];
+    const TECHS: &[&str] = &["tech1@acme.test", "tech2@acme.test"];
 
-    fn desk() -> Vec<String> {
-        DESK.iter().map(|s| s.to_string()).collect()
+    fn strings(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn msg(headers: &str, body: &str) -> Inbound {
+        parse(format!("{headers}\r\nMessage-ID: <m1@x.test>\r\n\r\n{body}").as_bytes()).unwrap()
+    }
+
+    fn ticket(status: &str) -> TicketState {
+        TicketState {
+            id: 7,
+            status: status.into(),
+            requester: Some("alice@x.test".into()),
+            assignee: None,
+            watchers: vec!["carol@x.test".into()],
+            closed_at: if status == "closed" { Some(1_000) } else { None },
+            first_response_at: None,
+        }
+    }
+
+    fn run(
+        m: &Inbound,
+        thread: Thread,
+        t: Option<&TicketState>,
+        role: Role,
+        suppression: Option<&Suppression>,
+        now: i64,
+    ) -> Plan {
+        let desk = strings(DESK);
+        let techs = strings(TECHS);
+        let policy =
+            Policy { desk_addresses: &desk, technicians: &techs, reopen_window_secs: 14 * 86_400, cc_watchers: true };
+        plan(m, &crate::reply_text::visible_text(&m.text), &thread, t, &role, suppression, &policy, &|n| n == 9, now)
+    }
+
+    fn kinds(p: &Plan) -> Vec<(MailKind, Vec<&str>)> {
+        p.mails.iter().map(|m| (m.kind, m.to.iter().map(|t| t.address.as_str()).collect())).collect()
+    }
+
+    const EXISTING: Thread = Thread::Existing { ticket: 7, by: ThreadedBy::SubjectTag };
+
+    fn tech(note: bool) -> Role {
+        Role::Technician { address: "tech1@acme.test".into(), proof: "reply token", note }
     }
 
     #[test]
-    fn new_request_is_acknowledged_to_reply_to_or_from() {
-        let m = msg("From: Alice <alice@x.test>\r\nSubject: Printer");
-        let p = plan(&m, &Thread::New { note: None }, None, &desk());
-        assert_eq!(p.change, Change::Open { subject: "Printer".into(), requester: m.from.clone() });
-        assert_eq!(p.acknowledge.map(|a| a.address), Some("alice@x.test".into()));
-        assert_eq!(p.kind, MessageKind::Request);
-
-        let m = msg("From: alice@x.test\r\nReply-To: helpdesk-contact@x.test\r\nSubject: Printer");
-        let p = plan(&m, &Thread::New { note: None }, None, &desk());
-        assert_eq!(p.acknowledge.map(|a| a.address), Some("helpdesk-contact@x.test".into()));
+    fn new_request_acknowledges_notifies_and_adds_cc_watchers() {
+        let m = msg(
+            "From: Alice <alice@x.test>\r\nCc: carol@x.test, tech2@acme.test, support@acme.test\r\nSubject: Printer",
+            "Jammed",
+        );
+        let p = run(&m, Thread::New { note: None }, None, Role::Requester, None, 0);
+        assert_eq!(p.target, Target::Open { subject: "Printer".into(), requester: m.from.clone(), follow_up_of: None });
+        assert_eq!(
+            kinds(&p),
+            vec![
+                (MailKind::Acknowledgement, vec!["alice@x.test"]),
+                (MailKind::NewTicket, vec!["tech1@acme.test"]),
+                (MailKind::NewTicket, vec!["tech2@acme.test"]),
+            ]
+        );
+        assert_eq!(
+            p.updates,
+            vec![Update::AddWatcher("carol@x.test".into())],
+            "technicians and the desk never become watchers"
+        );
     }
 
     #[test]
-    fn replies_are_never_acknowledged() {
-        let m = msg("From: alice@x.test\r\nSubject: Re: [ACME #1] Printer");
-        let p = plan(&m, &Thread::Existing { ticket: 1, by: ThreadedBy::SubjectTag }, None, &desk());
-        assert_eq!(p.change, Change::Append { ticket: 1 });
-        assert_eq!(p.acknowledge, None);
-        assert_eq!(p.kind, MessageKind::Reply);
-    }
-
-    #[test]
-    fn suppressed_and_own_address_are_recorded_not_dropped() {
-        let m = msg("From: alice@x.test\r\nSubject: Out of office");
+    fn suppressed_new_mail_is_recorded_not_acknowledged() {
+        let m = msg("From: alice@x.test\r\nSubject: Out of office", "away");
         let s = Suppression("Auto-Submitted: auto-replied".into());
-        let p = plan(&m, &Thread::New { note: None }, Some(&s), &desk());
-        assert!(matches!(p.change, Change::Open { .. }));
-        assert_eq!(p.acknowledge, None);
+        let p = run(&m, Thread::New { note: None }, None, Role::Requester, Some(&s), 0);
+        assert!(!p.mails.iter().any(|m| m.kind == MailKind::Acknowledgement));
         assert_eq!(p.kind, MessageKind::Automatic);
-        assert!(p.events.iter().any(|e| e.kind == "ack-suppressed" && e.detail.contains("Auto-Submitted")));
-
-        let m = msg("From: alice@x.test\r\nReply-To: support@acme.test\r\nSubject: x");
-        let p = plan(&m, &Thread::New { note: None }, None, &desk());
-        assert_eq!(p.acknowledge, None);
         assert!(p.events.iter().any(|e| e.kind == "ack-suppressed"));
     }
 
     #[test]
-    fn missing_subject_gets_a_placeholder_and_defects_are_events() {
-        let m = msg("From: alice@x.test");
-        let p = plan(&m, &Thread::New { note: None }, None, &desk());
-        assert!(matches!(p.change, Change::Open { ref subject, .. } if subject == "(no subject)"));
-        assert!(p.events.iter().any(|e| e.kind == "defect" && e.detail.contains("Subject")));
+    fn requester_reply_reopens_and_goes_to_assignee_or_all() {
+        let m = msg(
+            "From: alice@x.test\r\nSubject: Re: [ACME #7] Printer",
+            "Still broken\n\nOn Mon, Bob <b@x.test> wrote:\n> fixed",
+        );
+        let p = run(&m, EXISTING, Some(&ticket("resolved")), Role::Requester, None, 2_000);
+        assert_eq!(p.updates, vec![Update::Status("open".into())]);
+        assert_eq!(p.text, "Still broken");
+        assert_eq!(kinds(&p).len(), 2);
+        let mut assigned = ticket("open");
+        assigned.assignee = Some("tech2@acme.test".into());
+        let p = run(&m, EXISTING, Some(&assigned), Role::Requester, None, 2_000);
+        assert!(p.updates.is_empty());
+        assert_eq!(kinds(&p), vec![(MailKind::RequesterReply, vec!["tech2@acme.test"])]);
+    }
+
+    #[test]
+    fn reply_to_long_closed_ticket_opens_a_follow_up() {
+        let m = msg("From: alice@x.test\r\nSubject: Re: [ACME #7] Printer", "Again!");
+        let within = run(&m, EXISTING, Some(&ticket("closed")), Role::Requester, None, 1_000 + 86_400);
+        assert_eq!(within.updates, vec![Update::Status("open".into())]);
+        let after = run(&m, EXISTING, Some(&ticket("closed")), Role::Requester, None, 1_000 + 15 * 86_400);
+        assert!(matches!(after.target, Target::Open { follow_up_of: Some(7), .. }), "{:?}", after.target);
+    }
+
+    #[test]
+    fn automatic_reply_reopens_nothing_and_notifies_nobody() {
+        let m = msg("From: alice@x.test\r\nSubject: Re: [ACME #7]", "I am away");
+        let s = Suppression("Auto-Submitted: auto-replied".into());
+        let p = run(&m, EXISTING, Some(&ticket("resolved")), Role::Requester, Some(&s), 2_000);
+        assert!(p.updates.is_empty() && p.mails.is_empty());
+        assert_eq!(p.kind, MessageKind::Automatic);
+    }
+
+    #[test]
+    fn technician_reply_is_relayed_to_requester_and_watchers_and_copied_to_the_team() {
+        let m =
+            msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", "#priority P2\nToner replaced.\n\n-- \nTech One");
+        let p = run(&m, EXISTING, Some(&ticket("open")), tech(false), None, 0);
+        assert_eq!(p.text, "Toner replaced.");
+        assert_eq!(p.updates, vec![Update::Priority("P2".into()), Update::FirstResponse]);
+        assert_eq!(
+            kinds(&p),
+            vec![
+                (MailKind::Reply, vec!["alice@x.test", "carol@x.test"]),
+                (MailKind::TeamCopy, vec!["tech2@acme.test"])
+            ]
+        );
+        assert!(!p.internal);
+    }
+
+    #[test]
+    fn notes_never_reach_the_requester() {
+        for (body, note_address) in [("#note\nVendor called back.", false), ("Vendor called back.", true)] {
+            let m = msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", body);
+            let p = run(&m, EXISTING, Some(&ticket("open")), tech(note_address), None, 0);
+            assert!(p.internal);
+            assert_eq!(p.kind, MessageKind::Note);
+            assert_eq!(kinds(&p), vec![(MailKind::NoteCopy, vec!["tech2@acme.test"])]);
+            assert_eq!(p.text, "Vendor called back.");
+        }
+    }
+
+    #[test]
+    fn bad_commands_change_nothing_and_answer_the_sender() {
+        for body in ["#close\n#asign tech2@acme.test\nDone", "#assign mallory@evil.test", "#merge 7", "#merge 8"] {
+            let m = msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", body);
+            let p = run(&m, EXISTING, Some(&ticket("open")), tech(false), None, 0);
+            assert!(p.updates.is_empty(), "{body}");
+            assert_eq!(kinds(&p), vec![(MailKind::CommandError, vec!["tech1@acme.test"])], "{body}");
+            assert!(p.rejected.is_some() && p.internal, "{body}");
+        }
+        let m = msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", "#merge 9\n#take\n#close");
+        let p = run(&m, EXISTING, Some(&ticket("open")), tech(false), None, 0);
+        assert_eq!(
+            p.updates,
+            vec![Update::MergeInto(9), Update::Assign("tech1@acme.test".into()), Update::Status("closed".into())]
+        );
+        assert!(p.mails.is_empty() && p.kind == MessageKind::Commands);
+    }
+
+    #[test]
+    fn unverified_technician_is_a_requester() {
+        let m = msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", "#close\nClosing.");
+        let role =
+            Role::Unverified { address: "tech1@acme.test".into(), reason: "was not sent to a reply address".into() };
+        let p = run(&m, EXISTING, Some(&ticket("open")), role, None, 0);
+        assert!(p.updates.is_empty());
+        assert!(p.mails.iter().all(|m| m.kind == MailKind::RequesterReply));
+        assert!(p.events.iter().any(|e| e.kind == "not-verified"));
     }
 }

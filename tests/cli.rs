@@ -74,8 +74,9 @@ fn check_reports_template_errors_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let tdir = dir.path().join("templates");
     std::fs::create_dir(&tdir).unwrap();
-    for f in ["acknowledgement.subject.tera", "acknowledgement.txt.tera"] {
-        std::fs::copy(repo(&format!("templates/{f}")), tdir.join(f)).unwrap();
+    for entry in std::fs::read_dir(repo("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, tdir.join(path.file_name().unwrap())).unwrap();
     }
     std::fs::write(tdir.join("acknowledgement.txt.tera"), "Hello {{ ticket.requestor }}").unwrap();
     let path = dir.path().join("maildesk.toml");

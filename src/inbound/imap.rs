@@ -100,6 +100,7 @@ impl Watcher {
     async fn connected(&mut self, backoff: &mut Duration) -> Result<(), ImapError> {
         let mut conn = store::open(&self.database)?;
         let instance = store::instance_token(&conn)?;
+        let reply_secret = store::reply_secret(&conn, self.config.security.reply_secret_file.as_deref())?;
         let config = Arc::clone(&self.config);
         let imap = &config.imap;
         let mut session = connect(&config).await?;
@@ -111,7 +112,7 @@ impl Watcher {
         *backoff = Duration::from_secs(1);
 
         loop {
-            self.sync(&mut session, &mut conn, &instance, uid_validity, uid_next).await?;
+            self.sync(&mut session, &mut conn, (&instance, &reply_secret), uid_validity, uid_next).await?;
             store::set_meta(&conn, "last_imap_ok", &store::now().to_string())?;
             if self.shutdown.is_requested() {
                 let _ = session.logout().await;
@@ -134,7 +135,7 @@ impl Watcher {
         &self,
         session: &mut ImapSession,
         conn: &mut Connection,
-        instance: &str,
+        (instance, reply_secret): (&str, &[u8]),
         uid_validity: u32,
         uid_next: u32,
     ) -> Result<(), ImapError> {
@@ -169,12 +170,12 @@ impl Watcher {
                 debug!(asked = chunk.len(), got = fetched.len(), "some messages vanished between SEARCH and FETCH");
             }
             let advance_to = current.then(|| chunk.last().copied().unwrap_or(after));
-            let desk = Desk { config: &self.config, templates: &self.templates, instance };
+            let desk = Desk { config: &self.config, templates: &self.templates, instance, reply_secret };
             let now = store::now();
             let outcomes = tokio::task::block_in_place(|| {
                 record_batch(conn, &desk, name, uid_validity, &fetched, advance_to, now)
             })?;
-            if outcomes.iter().any(|(_, o)| matches!(o, Outcome::Ticket { acknowledged: true, .. })) {
+            if outcomes.iter().any(|(_, o)| matches!(o, Outcome::Ticket { queued: 1.., .. })) {
                 self.outbox.notify_one();
             }
             if !fetched.is_empty() {

@@ -56,6 +56,11 @@ pub struct Inbound {
     pub date: Option<i64>,
     pub text: String,
     pub automation: AutomationHeaders,
+    /// Every address the message was sent to: To, Cc, Delivered-To, X-Original-To (lower case).
+    /// Per-ticket reply addresses are looked for here.
+    pub recipients: Vec<String>,
+    /// Raw `Authentication-Results` header values, newest (topmost) first.
+    pub authentication_results: Vec<String>,
     pub attachments: Vec<Attachment>,
     /// What was missing or broken, recorded on the ticket so nobody wonders why a field is empty.
     pub defects: Vec<String>,
@@ -136,18 +141,38 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
         x_auto_response_suppress: header_text("X-Auto-Response-Suppress"),
     };
 
+    let to = mailboxes(msg.to());
+    let cc = mailboxes(msg.cc());
+    let mut recipients: Vec<String> = to.iter().chain(cc.iter()).map(|m| m.address.clone()).collect();
+    for name in ["Delivered-To", "X-Original-To"] {
+        for (header, value) in msg.headers_raw() {
+            if header.eq_ignore_ascii_case(name) {
+                if let Some(a) = crate::config::parse_address(value.trim().trim_matches(['<', '>'])) {
+                    recipients.push(a);
+                }
+            }
+        }
+    }
+    let authentication_results = msg
+        .headers_raw()
+        .filter(|(h, _)| h.eq_ignore_ascii_case("Authentication-Results"))
+        .map(|(_, v)| one_line(v))
+        .collect();
+
     Ok(Inbound {
         message_id,
         in_reply_to: id_list(msg.in_reply_to()),
         references: id_list(msg.references()),
         from,
         reply_to: first_mailbox(msg.reply_to()),
-        to: mailboxes(msg.to()),
-        cc: mailboxes(msg.cc()),
+        to,
+        cc,
         subject,
         date: msg.date().map(|d| d.to_timestamp()),
         text,
         automation,
+        recipients,
+        authentication_results,
         attachments,
         defects,
     })

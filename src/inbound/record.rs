@@ -2,10 +2,10 @@
 //!
 //! One call handles a batch in **one transaction**, each message inside its own savepoint. A message
 //! is therefore all-or-nothing (its ticket change, raw bytes, attachments, events and outbox rows
-//! commit together or not at all), while the batch pays for one fsync. If recording a message fails,
-//! its savepoint is rolled back and the message is quarantined with the reason instead, so one bad
-//! message never blocks the ones behind it. Only a failure to write even the quarantine record (disk
-//! full, read-only database) aborts the batch; then nothing of it is committed, the UIDs stay
+//! commit together or not at all), while the batch pays for one fsync. If recording a message fails
+//! because of the message, its savepoint is rolled back and the message is quarantined with the
+//! reason instead, so one bad message never blocks the ones behind it. A failure of the database
+//! itself (locked, full, read-only) aborts the batch; then nothing of it is committed, the UIDs stay
 //! unflagged on the server, and the next attempt starts from the same place.
 
 use rusqlite::{Connection, TransactionBehavior};
@@ -13,13 +13,14 @@ use tracing::{info, warn};
 
 use super::classify::suppress_auto_reply;
 use super::parse::{Inbound, parse};
+use crate::auth::{self, AddressKind};
 use crate::config::Config;
-use crate::outbound::compose::{Draft, compose};
+use crate::outbound::mails;
 use crate::store::write::{self, Lookup, NewMessage};
 use crate::store::{self, MailboxState, StoreError};
-use crate::templates::{Context, DeskContext, MessageContext, Templates, TicketContext};
-use crate::threading::{format_tag, thread};
-use crate::tickets::{Change, Plan, plan};
+use crate::templates::Templates;
+use crate::threading::{Thread, ThreadedBy, TicketLookup, thread};
+use crate::tickets::{self, Policy, Role, Target};
 
 /// One message as fetched from IMAP.
 #[derive(Debug, Clone)]
@@ -31,10 +32,11 @@ pub struct Fetched {
 /// What became of one fetched message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// Recorded on ticket `id`; `queued` outbound mails are waiting in the outbox.
     Ticket {
         id: i64,
         created: bool,
-        acknowledged: bool,
+        queued: usize,
     },
     /// Already recorded: the same UID, or the same Message-ID under another UID.
     Duplicate,
@@ -49,14 +51,18 @@ pub struct Desk<'a> {
     pub templates: &'a Templates,
     /// The database's instance token, part of every Message-ID maildesk creates.
     pub instance: &'a str,
+    /// The key of the per-ticket technician reply addresses.
+    pub reply_secret: &'a [u8],
 }
 
 impl Desk<'_> {
-    fn addresses(&self) -> Vec<String> {
-        vec![self.config.helpdesk.address.clone()]
+    /// The desk's own addresses: the support address and, if set, the comment address.
+    pub fn addresses(&self) -> Vec<String> {
+        let h = &self.config.helpdesk;
+        std::iter::once(h.address.clone()).chain(h.comment_address.clone()).collect()
     }
 
-    fn domain(&self) -> &str {
+    pub fn domain(&self) -> &str {
         self.config.helpdesk.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost")
     }
 }
@@ -147,14 +153,39 @@ fn record_one(
         return Ok(Outcome::Duplicate);
     }
 
+    let h = &desk.config.helpdesk;
     let desk_addresses = desk.addresses();
     let suppression = suppress_auto_reply(&msg, &desk_addresses);
-    let threaded = thread(&msg.subject, &msg.in_reply_to, &msg.references, &desk.config.helpdesk.tag, &Lookup(conn));
-    let plan = plan(&msg, &threaded, suppression.as_ref(), &desk_addresses);
+    let lookup = Lookup(conn);
+    let sender = msg.from.as_ref().map(|f| f.address.as_str());
+    let token = sender.and_then(|s| auth::verify_ticket_address(desk.reply_secret, &h.address, &msg.recipients, s));
+    let mut threaded = thread(&msg.subject, &msg.in_reply_to, &msg.references, &h.tag, &lookup);
+    if let (Thread::New { .. }, Some((t, _))) = (&threaded, token) {
+        if let Some(live) = lookup.live_ticket(t) {
+            threaded = Thread::Existing { ticket: live, by: ThreadedBy::ReplyAddress };
+        }
+    }
+    let state = match &threaded {
+        Thread::Existing { ticket, .. } => write::ticket_state(conn, *ticket)?,
+        Thread::New { .. } => None,
+    };
+    let role = role(desk, &msg, token, state.as_ref().map(|t| t.id), &lookup);
+    let visible = crate::reply_text::visible_text(&msg.text);
+    let policy = Policy {
+        desk_addresses: &desk_addresses,
+        technicians: &h.technicians,
+        reopen_window_secs: h.reopen_window.as_secs() as i64,
+        cc_watchers: h.cc_watchers,
+    };
+    let exists = |n: i64| lookup.live_ticket(n) == Some(n);
+    let plan =
+        tickets::plan(&msg, &visible, &threaded, state.as_ref(), &role, suppression.as_ref(), &policy, &exists, now);
 
-    let (ticket, created) = match &plan.change {
-        Change::Open { subject, requester } => (write::insert_ticket(conn, subject, requester.as_ref(), now)?, true),
-        Change::Append { ticket } => {
+    let (ticket, created) = match &plan.target {
+        Target::Open { subject, requester, follow_up_of } => {
+            (write::insert_ticket(conn, subject, requester.as_ref(), *follow_up_of, now)?, true)
+        }
+        Target::Existing(ticket) => {
             write::touch_ticket(conn, *ticket, now)?;
             (*ticket, false)
         }
@@ -166,6 +197,7 @@ fn record_one(
             direction: "in",
             message_id: &msg.message_id,
             kind: plan.kind.as_str(),
+            internal: plan.internal,
             source: Some(source),
             from: msg.from.as_ref(),
             to: &msg.to,
@@ -173,118 +205,68 @@ fn record_one(
             subject: &msg.subject,
             sent_at: msg.date,
             received_at: now,
-            body_text: &msg.text,
+            body_text: &plan.text,
             raw,
         },
     )?;
     for a in &msg.attachments {
         write::insert_attachment(conn, row, a)?;
     }
-    let actor = msg.from.as_ref().map(|f| f.address.as_str()).unwrap_or("(unknown sender)");
+    let actor = sender.unwrap_or("(unknown sender)");
     if created {
-        write::insert_event(
-            conn,
-            Some(ticket),
-            now,
-            actor,
-            "opened",
-            &format!("ticket opened by message {}", msg.message_id),
-        )?;
+        let detail = match &plan.target {
+            Target::Open { follow_up_of: Some(old), .. } => {
+                format!("ticket opened by message {} as a follow-up of closed ticket {old}", msg.message_id)
+            }
+            _ => format!("ticket opened by message {}", msg.message_id),
+        };
+        write::insert_event(conn, Some(ticket), now, actor, "opened", &detail)?;
+    }
+    if let Role::Technician { proof, .. } = &role {
+        write::insert_event(conn, Some(ticket), now, actor, "technician", &format!("technician verified by {proof}"))?;
     }
     for e in &plan.events {
         write::insert_event(conn, Some(ticket), now, "maildesk", e.kind, &e.detail)?;
     }
-    let acknowledged = acknowledge(conn, desk, &msg, &plan, ticket, row, now)?;
-    info!(uid = source.2, ticket, created, acknowledged, kind = plan.kind.as_str(), "message recorded");
-    Ok(Outcome::Ticket { id: ticket, created, acknowledged })
+    let live = write::apply_updates(conn, ticket, &plan.updates, actor, now)?;
+    let queued = mails::queue(conn, desk, &msg, &plan, live, row, now)?;
+    info!(uid = source.2, ticket = live, created, queued, kind = plan.kind.as_str(), "message recorded");
+    Ok(Outcome::Ticket { id: live, created, queued })
 }
 
-/// Renders and queues the acknowledgement, if the plan calls for one. A template or address problem
-/// is recorded on the ticket instead: the ticket exists either way.
-fn acknowledge(
-    conn: &Connection,
+/// Who sent the message: a technician only with a proof the config accepts (see `auth`).
+fn role(
     desk: &Desk<'_>,
     msg: &Inbound,
-    plan: &Plan,
-    ticket: i64,
-    row: i64,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let (Some(to), Change::Open { subject, requester }) = (&plan.acknowledge, &plan.change) else {
-        return Ok(false);
-    };
-    let h = &desk.config.helpdesk;
-    let ctx = Context {
-        desk: DeskContext { name: h.name.clone(), tag: h.tag.clone(), address: h.address.clone() },
-        ticket: TicketContext {
-            id: ticket,
-            tag: format_tag(&h.tag, ticket),
-            subject: subject.clone(),
-            status: "open".into(),
-            priority: "P3".into(),
-            requester: requester.as_ref().map(|r| r.address.clone()).unwrap_or_default(),
-            requester_name: requester.as_ref().and_then(|r| r.name.clone()).unwrap_or_default(),
-        },
-        message: MessageContext {
-            subject: msg.subject.clone(),
-            from: msg.from.as_ref().map(|f| f.address.clone()).unwrap_or_default(),
-            from_name: msg.from.as_ref().and_then(|f| f.name.clone()).unwrap_or_default(),
-            text: msg.text.clone(),
-        },
-    };
-    let message_id = format!("ack.{ticket}.{row}.{}@{}", desk.instance, desk.domain());
-    let mut references = msg.references.clone();
-    if references.last() != Some(&msg.message_id) {
-        references.push(msg.message_id.clone());
+    token: Option<(i64, AddressKind)>,
+    ticket: Option<i64>,
+    lookup: &Lookup<'_>,
+) -> Role {
+    let Some(from) = &msg.from else { return Role::Requester };
+    let c = desk.config;
+    if !c.helpdesk.technicians.contains(&from.address) {
+        return Role::Requester;
     }
-    let composed = desk.templates.render("acknowledgement", &ctx).map_err(|e| e.to_string()).and_then(|rendered| {
-        let draft = Draft {
-            from_name: &h.name,
-            from_address: &h.address,
-            to,
-            message_id: &message_id,
-            in_reply_to: Some(&msg.message_id),
-            references: &references,
-            date: now,
-            auto_submitted: Some("auto-replied"),
-            rendered: &rendered,
-        };
-        compose(&draft).map(|raw| (rendered, raw)).map_err(|e| e.to_string())
-    });
-    let (rendered, raw) = match composed {
-        Ok(ok) => ok,
-        Err(e) => {
-            warn!(ticket, error = %e, "acknowledgement not sent");
-            write::insert_event(
-                conn,
-                Some(ticket),
-                now,
-                "maildesk",
-                "ack-failed",
-                &format!("acknowledgement not sent: {e}"),
-            )?;
-            return Ok(false);
+    let accepts = |p: &str| c.security.technician_proof.iter().any(|x| x == p);
+    if let (true, Some((t, kind)), Some(ticket)) = (accepts("token"), token, ticket) {
+        if lookup.live_ticket(t) == Some(ticket) {
+            return Role::Technician {
+                address: from.address.clone(),
+                proof: "reply token",
+                note: kind == AddressKind::Note,
+            };
         }
-    };
-    let from = crate::inbound::parse::Mailbox { name: Some(h.name.clone()), address: h.address.clone() };
-    let out_row = write::insert_message(
-        conn,
-        &NewMessage {
-            ticket_id: Some(ticket),
-            direction: "out",
-            message_id: &message_id,
-            kind: "acknowledgement",
-            source: None,
-            from: Some(&from),
-            to: std::slice::from_ref(to),
-            cc: &[],
-            subject: &rendered.subject,
-            sent_at: Some(now),
-            received_at: now,
-            body_text: &rendered.text,
-            raw: &raw,
-        },
-    )?;
-    write::insert_outbox(conn, out_row, Some(ticket), &h.address, &to.address, now)?;
-    Ok(true)
+    }
+    if let (true, Some(id)) = (accepts("dmarc"), &c.security.authserv_id) {
+        let domain = from.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        if auth::dmarc_pass(&msg.authentication_results, id, domain) {
+            let note = c.helpdesk.comment_address.as_ref().is_some_and(|a| msg.recipients.contains(a));
+            return Role::Technician { address: from.address.clone(), proof: "DMARC", note };
+        }
+    }
+    Role::Unverified {
+        address: from.address.clone(),
+        reason: "was not sent to a reply address issued to them for this ticket and carries no trusted DMARC pass"
+            .into(),
+    }
 }

@@ -6,9 +6,9 @@
 //! well-behaved autoresponders, Exchange's included, stay quiet).
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox as LettreMailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment as LettreAttachment, Mailbox as LettreMailbox, MultiPart, SinglePart};
 
-use crate::inbound::parse::{Mailbox, one_line};
+use crate::inbound::parse::{Attachment, Mailbox, one_line};
 use crate::templates::Rendered;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,11 @@ pub struct Draft<'a> {
     pub from_name: &'a str,
     pub from_address: &'a str,
     pub to: &'a Mailbox,
+    pub cc: &'a [Mailbox],
+    /// Where replies should go: a per-ticket technician address, for mail to technicians.
+    pub reply_to: Option<&'a str>,
+    /// Files passed on from the message being relayed.
+    pub attachments: &'a [Attachment],
     /// Without angle brackets.
     pub message_id: &'a str,
     pub in_reply_to: Option<&'a str>,
@@ -44,12 +49,14 @@ pub fn compose(d: &Draft<'_>) -> Result<Vec<u8>, ComposeError> {
     let from = mailbox(Some(d.from_name), d.from_address)?;
     let to = mailbox(d.to.name.as_deref(), &d.to.address)?;
     let date = std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.date.max(0) as u64);
-    let mut builder = lettre::Message::builder()
-        .from(from)
-        .to(to)
-        .subject(one_line(&d.rendered.subject))
-        .date(date)
-        .message_id(Some(bracket(d.message_id)));
+    let mut builder = lettre::Message::builder().from(from).to(to);
+    for cc in d.cc {
+        builder = builder.cc(mailbox(cc.name.as_deref(), &cc.address)?);
+    }
+    if let Some(reply_to) = d.reply_to {
+        builder = builder.reply_to(mailbox(Some(d.from_name), reply_to)?);
+    }
+    let mut builder = builder.subject(one_line(&d.rendered.subject)).date(date).message_id(Some(bracket(d.message_id)));
     if let Some(irt) = d.in_reply_to {
         builder = builder.in_reply_to(bracket(irt));
     }
@@ -69,15 +76,25 @@ pub fn compose(d: &Draft<'_>) -> Result<Vec<u8>, ComposeError> {
     }
 
     let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(d.rendered.text.clone());
-    let message = match &d.rendered.html {
-        Some(html) => builder.multipart(
-            MultiPart::alternative()
-                .singlepart(text)
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
-        )?,
-        None => builder.singlepart(text)?,
+    let body = match &d.rendered.html {
+        Some(html) => MultiPart::alternative()
+            .singlepart(text)
+            .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
+        None if d.attachments.is_empty() => return Ok(builder.singlepart(text)?.formatted()),
+        None => MultiPart::mixed().singlepart(text),
     };
-    Ok(message.formatted())
+    if d.attachments.is_empty() {
+        return Ok(builder.multipart(body)?.formatted());
+    }
+    let mut mixed = MultiPart::mixed().multipart(body);
+    for a in d.attachments {
+        // The sender's file name is data: one line, and lettre encodes it.
+        let name = a.name.as_deref().map(one_line).filter(|n| !n.is_empty()).unwrap_or_else(|| "attachment".into());
+        let ctype = ContentType::parse(&a.content_type)
+            .unwrap_or(ContentType::parse("application/octet-stream").expect("valid"));
+        mixed = mixed.singlepart(LettreAttachment::new(name).body(a.data.clone(), ctype));
+    }
+    Ok(builder.multipart(mixed)?.formatted())
 }
 
 fn bracket(id: &str) -> String {
@@ -113,6 +130,9 @@ mod tests {
             from_name: "ACME IT",
             from_address: "support@acme.test",
             to,
+            cc: &[],
+            reply_to: None,
+            attachments: &[],
             message_id: "ack.1.1.abcd@acme.test",
             in_reply_to: Some("req@alice.test"),
             references: refs,
@@ -150,6 +170,29 @@ mod tests {
         let raw = compose(&draft_with(&to, &rendered, &[])).unwrap();
         let text = String::from_utf8_lossy(&raw);
         assert!(!text.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")), "{text}");
+    }
+
+    #[test]
+    fn cc_reply_to_and_attachments() {
+        let to = Mailbox { name: None, address: "alice@alice.test".into() };
+        let cc = vec![Mailbox { name: None, address: "carol@alice.test".into() }];
+        let rendered = Rendered { subject: "s".into(), text: "see attached".into(), html: None };
+        let files = vec![Attachment {
+            name: Some("../../etc/passwd\r\nX: y".into()),
+            content_type: "application/pdf".into(),
+            data: b"%PDF".to_vec(),
+        }];
+        let mut d = draft_with(&to, &rendered, &[]);
+        d.cc = &cc;
+        d.reply_to = Some("support+t1-abc@acme.test");
+        d.attachments = &files;
+        let m = parse(&compose(&d).unwrap()).unwrap();
+        assert_eq!(m.cc[0].address, "carol@alice.test");
+        assert_eq!(m.reply_to.unwrap().address, "support+t1-abc@acme.test");
+        assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.attachments[0].data, b"%PDF");
+        assert_eq!(m.attachments[0].name.as_deref(), Some("../../etc/passwd X: y"));
+        assert_eq!(m.text.trim(), "see attached");
     }
 
     #[test]

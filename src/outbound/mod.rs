@@ -2,5 +2,6 @@
 //! the outbox afterwards ([`sender`]).
 
 pub mod compose;
+pub mod mails;
 pub mod sender;
 pub mod smtp;

@@ -88,6 +88,21 @@ pub fn instance_token(conn: &Connection) -> rusqlite::Result<String> {
     get_meta(conn, "instance").map(|t| t.unwrap_or(token))
 }
 
+/// The key of the technicians' per-ticket reply addresses: from `reply_secret_file` when configured,
+/// else 32 random bytes made on first start and kept in the database (so addresses stay valid
+/// across restarts, and a copied database keeps working).
+pub fn reply_secret(conn: &Connection, file: Option<&Path>) -> Result<Vec<u8>, StoreError> {
+    if let Some(f) = file {
+        return std::fs::read(f).map_err(|source| StoreError::Folder { path: f.into(), source });
+    }
+    if get_meta(conn, "reply_secret")?.is_none() {
+        let secret: String = conn.query_row("SELECT lower(hex(randomblob(32)))", [], |r| r.get(0))?;
+        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('reply_secret', ?1)", [&secret])?;
+    }
+    let hex = get_meta(conn, "reply_secret")?.unwrap_or_default();
+    Ok(data_encoding::HEXLOWER_PERMISSIVE.decode(hex.as_bytes()).unwrap_or_else(|_| hex.into_bytes()))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MailboxState {
     pub uid_validity: u32,

@@ -14,8 +14,14 @@ CREATE TABLE tickets (
     requester_name TEXT,
     status     TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'pending', 'resolved', 'closed')),
     priority   TEXT NOT NULL DEFAULT 'P3',
+    assignee   TEXT,               -- a technician's address
     created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    first_response_at INTEGER,     -- the first technician reply relayed to the requester
+    resolved_at INTEGER,
+    closed_at  INTEGER,
+    merged_into INTEGER REFERENCES tickets(id),  -- mail to this number lands in that ticket
+    follow_up_of INTEGER REFERENCES tickets(id)  -- opened by a reply to a ticket closed long ago
 );
 CREATE INDEX tickets_status ON tickets(status, id);
 
@@ -37,11 +43,20 @@ CREATE TABLE messages (
     subject      TEXT NOT NULL DEFAULT '',
     sent_at      INTEGER,          -- the Date header, when it parsed
     received_at  INTEGER NOT NULL, -- when maildesk recorded it
-    body_text    TEXT NOT NULL DEFAULT '',
+    body_text    TEXT NOT NULL DEFAULT '',  -- the new part only (quotes and signature stripped)
+    internal     INTEGER NOT NULL DEFAULT 0, -- 1: technicians only (notes, commands, team copies)
     raw          BLOB,
     UNIQUE (mailbox, uid_validity, uid)
 );
 CREATE INDEX messages_ticket ON messages(ticket_id, id);
+
+-- People who get technicians' replies besides the requester (the requester's Cc, #cc).
+CREATE TABLE watchers (
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    address   TEXT NOT NULL,
+    added_at  INTEGER NOT NULL,
+    PRIMARY KEY (ticket_id, address)
+);
 
 -- Attachment bytes, stored once per distinct content.
 CREATE TABLE blobs (

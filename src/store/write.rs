@@ -6,13 +6,14 @@ use sha2::{Digest, Sha256};
 
 use crate::inbound::parse::{Attachment, Mailbox};
 use crate::threading::TicketLookup;
+use crate::tickets::{TicketState, Update};
 
 /// Threading's view of the database.
 pub struct Lookup<'a>(pub &'a Connection);
 
 impl TicketLookup for Lookup<'_> {
-    fn ticket_exists(&self, id: i64) -> bool {
-        self.0.query_row("SELECT 1 FROM tickets WHERE id = ?1", [id], |_| Ok(())).optional().ok().flatten().is_some()
+    fn live_ticket(&self, id: i64) -> Option<i64> {
+        live_ticket(self.0, id).ok().flatten()
     }
 
     fn ticket_of_message(&self, message_id: &str) -> Option<i64> {
@@ -25,12 +26,30 @@ impl TicketLookup for Lookup<'_> {
     }
 }
 
+/// Follows `merged_into` from ticket `id` to the ticket its mail now lands in.
+pub fn live_ticket(conn: &Connection, id: i64) -> rusqlite::Result<Option<i64>> {
+    let mut current = id;
+    // Merges form a chain; the bound guards against a cycle someone made by hand in the database.
+    for _ in 0..64 {
+        let next: Option<Option<i64>> =
+            conn.query_row("SELECT merged_into FROM tickets WHERE id = ?1", [current], |r| r.get(0)).optional()?;
+        match next {
+            None => return Ok(None),
+            Some(None) => return Ok(Some(current)),
+            Some(Some(n)) => current = n,
+        }
+    }
+    Ok(None)
+}
+
 /// A message row, in or out.
 pub struct NewMessage<'a> {
     pub ticket_id: Option<i64>,
     pub direction: &'static str,
     pub message_id: &'a str,
     pub kind: &'a str,
+    /// Technicians only.
+    pub internal: bool,
     /// `(mailbox, uid_validity, uid)` for inbound mail.
     pub source: Option<(&'a str, u32, u32)>,
     pub from: Option<&'a Mailbox>,
@@ -65,10 +84,17 @@ pub fn uid_known(conn: &Connection, mailbox: &str, uid_validity: u32, uid: u32) 
     .map(|r| r.is_some())
 }
 
-pub fn insert_ticket(conn: &Connection, subject: &str, requester: Option<&Mailbox>, now: i64) -> rusqlite::Result<i64> {
+pub fn insert_ticket(
+    conn: &Connection,
+    subject: &str,
+    requester: Option<&Mailbox>,
+    follow_up_of: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<i64> {
     conn.execute(
-        "INSERT INTO tickets(subject, requester, requester_name, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-        params![subject, requester.map(|r| &r.address), requester.and_then(|r| r.name.as_ref()), now],
+        "INSERT INTO tickets(subject, requester, requester_name, follow_up_of, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![subject, requester.map(|r| &r.address), requester.and_then(|r| r.name.as_ref()), follow_up_of, now],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -85,8 +111,8 @@ pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result
     };
     conn.execute(
         "INSERT INTO messages(ticket_id, direction, message_id, kind, mailbox, uid_validity, uid, from_addr,
-             from_name, to_addrs, cc_addrs, subject, sent_at, received_at, body_text, raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             from_name, to_addrs, cc_addrs, subject, sent_at, received_at, body_text, raw, internal)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             m.ticket_id,
             m.direction,
@@ -104,6 +130,7 @@ pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result
             m.received_at,
             m.body_text,
             m.raw,
+            m.internal,
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -168,4 +195,119 @@ pub fn insert_quarantine(
         params![source.0, source.1, source.2, reason, raw, now],
     )?;
     Ok(conn.last_insert_rowid())
+}
+
+/// The ticket as the planner sees it.
+pub fn ticket_state(conn: &Connection, id: i64) -> rusqlite::Result<Option<TicketState>> {
+    let Some(mut t) = conn
+        .query_row(
+            "SELECT id, status, requester, assignee, closed_at, first_response_at FROM tickets WHERE id = ?1",
+            [id],
+            |r| {
+                Ok(TicketState {
+                    id: r.get(0)?,
+                    status: r.get(1)?,
+                    requester: r.get(2)?,
+                    assignee: r.get(3)?,
+                    watchers: Vec::new(),
+                    closed_at: r.get(4)?,
+                    first_response_at: r.get(5)?,
+                })
+            },
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    t.watchers = watchers(conn, id)?;
+    Ok(Some(t))
+}
+
+pub fn watchers(conn: &Connection, ticket: i64) -> rusqlite::Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT address FROM watchers WHERE ticket_id = ?1 ORDER BY added_at, address")?;
+    stmt.query_map([ticket], |r| r.get(0))?.collect()
+}
+
+/// Carries out the plan's updates, each recorded as an event by `actor`. Returns the ticket that
+/// the message's mails belong to afterwards (the merge target, after a merge).
+pub fn apply_updates(
+    conn: &Connection,
+    ticket: i64,
+    updates: &[Update],
+    actor: &str,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    let mut live = ticket;
+    for u in updates {
+        let get = |col: &str| -> rusqlite::Result<Option<String>> {
+            conn.query_row(&format!("SELECT {col} FROM tickets WHERE id = ?1"), [live], |r| r.get(0))
+        };
+        let (kind, detail) = match u {
+            Update::Status(s) => {
+                let old = get("status")?.unwrap_or_default();
+                conn.execute(
+                    "UPDATE tickets SET status = ?2,
+                         resolved_at = CASE WHEN ?2 = 'resolved' THEN ?3 WHEN ?2 = 'closed' THEN resolved_at ELSE NULL END,
+                         closed_at = CASE WHEN ?2 = 'closed' THEN ?3 ELSE NULL END
+                     WHERE id = ?1",
+                    params![live, s, now],
+                )?;
+                ("status", format!("status {old} -> {s}"))
+            }
+            Update::Priority(p) => {
+                let old = get("priority")?.unwrap_or_default();
+                conn.execute("UPDATE tickets SET priority = ?2 WHERE id = ?1", params![live, p])?;
+                ("priority", format!("priority {old} -> {p}"))
+            }
+            Update::Assign(a) => {
+                let old = get("assignee")?.unwrap_or_else(|| "nobody".into());
+                conn.execute("UPDATE tickets SET assignee = ?2 WHERE id = ?1", params![live, a])?;
+                ("assigned", format!("assignee {old} -> {a}"))
+            }
+            Update::AddWatcher(a) => {
+                conn.execute(
+                    "INSERT OR IGNORE INTO watchers(ticket_id, address, added_at) VALUES (?1, ?2, ?3)",
+                    params![live, a, now],
+                )?;
+                ("watcher-added", format!("{a} now gets technicians' replies"))
+            }
+            Update::RemoveWatcher(a) => {
+                conn.execute("DELETE FROM watchers WHERE ticket_id = ?1 AND address = ?2", params![live, a])?;
+                ("watcher-removed", format!("{a} no longer gets technicians' replies"))
+            }
+            Update::FirstResponse => {
+                conn.execute(
+                    "UPDATE tickets SET first_response_at = coalesce(first_response_at, ?2) WHERE id = ?1",
+                    params![live, now],
+                )?;
+                ("first-response", "first technician reply sent to the requester".to_string())
+            }
+            Update::MergeInto(target) => {
+                let from = live;
+                conn.execute("UPDATE messages SET ticket_id = ?2 WHERE ticket_id = ?1", params![from, target])?;
+                conn.execute("UPDATE outbox SET ticket_id = ?2 WHERE ticket_id = ?1", params![from, target])?;
+                conn.execute("UPDATE events SET ticket_id = ?2 WHERE ticket_id = ?1", params![from, target])?;
+                conn.execute(
+                    "INSERT OR IGNORE INTO watchers(ticket_id, address, added_at)
+                     SELECT ?2, address, added_at FROM watchers WHERE ticket_id = ?1",
+                    params![from, target],
+                )?;
+                conn.execute("DELETE FROM watchers WHERE ticket_id = ?1", [from])?;
+                conn.execute(
+                    "UPDATE tickets SET merged_into = ?2, status = 'closed', closed_at = ?3 WHERE id = ?1",
+                    params![from, target, now],
+                )?;
+                conn.execute("UPDATE tickets SET updated_at = ?2 WHERE id = ?1", params![target, now])?;
+                live = *target;
+                ("merged", format!("ticket {from} merged into {target}: messages, watchers and history moved here"))
+            }
+        };
+        insert_event(conn, Some(live), now, actor, kind, &detail)?;
+        if let Update::MergeInto(_) = u {
+            // The merged ticket keeps a pointer event too, so `show` on the old number explains itself.
+            insert_event(conn, Some(ticket), now, actor, "merged", &detail)?;
+        }
+    }
+    Ok(live)
 }
