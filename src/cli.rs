@@ -212,11 +212,31 @@ fn check(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
 fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> anyhow::Result<()> {
     let t = &v.ticket;
     writeln!(out, "{} {}", crate::threading::format_tag(&config.helpdesk.tag, t.id), t.subject)?;
-    writeln!(out, "status {}  priority {}  requester {}", t.status, t.priority, t.requester.as_deref().unwrap_or("-"))?;
+    writeln!(
+        out,
+        "status {}  priority {}  requester {}  assignee {}",
+        t.status,
+        t.priority,
+        t.requester.as_deref().unwrap_or("-"),
+        t.assignee.as_deref().unwrap_or("-")
+    )?;
+    if !v.watchers.is_empty() {
+        writeln!(out, "watchers {}", v.watchers.join(", "))?;
+    }
+    if let Some(n) = t.merged_into {
+        writeln!(out, "merged into ticket {n}")?;
+    }
+    if let Some(n) = t.follow_up_of {
+        writeln!(out, "follow-up of ticket {n}")?;
+    }
+    if let Some(f) = &t.first_response_at {
+        writeln!(out, "first response {}", local(config, f))?;
+    }
     writeln!(out, "opened {}  updated {}", local(config, &t.created_at), local(config, &t.updated_at))?;
     for m in &v.messages {
         let arrow = if m.direction == "in" { "<-" } else { "->" };
-        writeln!(out, "\n{arrow} {} {} [{}]", m.direction.to_uppercase(), local(config, &m.date), m.kind)?;
+        let internal = if m.internal { " (internal)" } else { "" };
+        writeln!(out, "\n{arrow} {} {} [{}]{internal}", m.direction.to_uppercase(), local(config, &m.date), m.kind)?;
         writeln!(out, "   From: {}", m.from.as_deref().unwrap_or("-"))?;
         writeln!(out, "   To: {}", m.to)?;
         if !m.cc.is_empty() {

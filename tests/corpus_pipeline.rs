@@ -78,7 +78,11 @@ fn whole_corpus_is_recorded_without_loss() {
         let pos = files.iter().position(|f| f.ends_with(cols[0])).unwrap_or_else(|| panic!("{} missing", cols[0]));
         if let (_, Outcome::Ticket { id, created: true, .. }) = &outcomes[pos] {
             let acks: i64 = conn
-                .query_row("SELECT count(*) FROM messages WHERE ticket_id = ?1 AND kind = 'acknowledgement'", [id], |r| r.get(0))
+                .query_row(
+                    "SELECT count(*) FROM messages WHERE ticket_id = ?1 AND kind = 'acknowledgement'",
+                    [id],
+                    |r| r.get(0),
+                )
                 .unwrap();
             if acks > 0 {
                 acknowledged.push(cols[0].to_string());

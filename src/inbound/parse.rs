@@ -146,10 +146,10 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
     let mut recipients: Vec<String> = to.iter().chain(cc.iter()).map(|m| m.address.clone()).collect();
     for name in ["Delivered-To", "X-Original-To"] {
         for (header, value) in msg.headers_raw() {
-            if header.eq_ignore_ascii_case(name) {
-                if let Some(a) = crate::config::parse_address(value.trim().trim_matches(['<', '>'])) {
-                    recipients.push(a);
-                }
+            if header.eq_ignore_ascii_case(name)
+                && let Some(a) = crate::config::parse_address(value.trim().trim_matches(['<', '>']))
+            {
+                recipients.push(a);
             }
         }
     }

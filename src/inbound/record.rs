@@ -160,10 +160,10 @@ fn record_one(
     let sender = msg.from.as_ref().map(|f| f.address.as_str());
     let token = sender.and_then(|s| auth::verify_ticket_address(desk.reply_secret, &h.address, &msg.recipients, s));
     let mut threaded = thread(&msg.subject, &msg.in_reply_to, &msg.references, &h.tag, &lookup);
-    if let (Thread::New { .. }, Some((t, _))) = (&threaded, token) {
-        if let Some(live) = lookup.live_ticket(t) {
-            threaded = Thread::Existing { ticket: live, by: ThreadedBy::ReplyAddress };
-        }
+    if let (Thread::New { .. }, Some((t, _))) = (&threaded, token)
+        && let Some(live) = lookup.live_ticket(t)
+    {
+        threaded = Thread::Existing { ticket: live, by: ThreadedBy::ReplyAddress };
     }
     let state = match &threaded {
         Thread::Existing { ticket, .. } => write::ticket_state(conn, *ticket)?,
@@ -248,14 +248,14 @@ fn role(
         return Role::Requester;
     }
     let accepts = |p: &str| c.security.technician_proof.iter().any(|x| x == p);
-    if let (true, Some((t, kind)), Some(ticket)) = (accepts("token"), token, ticket) {
-        if lookup.live_ticket(t) == Some(ticket) {
-            return Role::Technician {
-                address: from.address.clone(),
-                proof: "reply token",
-                note: kind == AddressKind::Note,
-            };
-        }
+    if let (true, Some((t, kind)), Some(ticket)) = (accepts("token"), token, ticket)
+        && lookup.live_ticket(t) == Some(ticket)
+    {
+        return Role::Technician {
+            address: from.address.clone(),
+            proof: "reply token",
+            note: kind == AddressKind::Note,
+        };
     }
     if let (true, Some(id)) = (accepts("dmarc"), &c.security.authserv_id) {
         let domain = from.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");

@@ -17,21 +17,31 @@ pub struct TicketSummary {
     pub priority: String,
     pub requester: Option<String>,
     pub requester_name: Option<String>,
+    pub assignee: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    pub first_response_at: Option<String>,
+    pub resolved_at: Option<String>,
+    pub closed_at: Option<String>,
+    /// The ticket this one was merged into (its mail lands there).
+    pub merged_into: Option<i64>,
+    /// The closed ticket this one follows up.
+    pub follow_up_of: Option<i64>,
     pub messages: i64,
 }
 
 pub fn tickets(conn: &Connection, status: Option<&str>) -> rusqlite::Result<Vec<TicketSummary>> {
-    let mut stmt = conn.prepare(
-        "SELECT t.id, t.subject, t.status, t.priority, t.requester, t.requester_name, t.created_at, t.updated_at,
-                (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id)
-         FROM tickets t WHERE ?1 IS NULL OR t.status = ?1 ORDER BY t.id",
-    )?;
+    let mut stmt = conn
+        .prepare(&format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE ?1 IS NULL OR t.status = ?1 ORDER BY t.id"))?;
     stmt.query_map([status], ticket_row)?.collect()
 }
 
+const TICKET_COLUMNS: &str = "t.id, t.subject, t.status, t.priority, t.requester, t.requester_name, t.assignee,
+    t.created_at, t.updated_at, t.first_response_at, t.resolved_at, t.closed_at, t.merged_into, t.follow_up_of,
+    (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id)";
+
 fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
+    let time = |i: usize| -> rusqlite::Result<Option<String>> { Ok(r.get::<_, Option<i64>>(i)?.map(rfc3339)) };
     Ok(TicketSummary {
         id: r.get(0)?,
         subject: r.get(1)?,
@@ -39,9 +49,15 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
         priority: r.get(3)?,
         requester: r.get(4)?,
         requester_name: r.get(5)?,
-        created_at: rfc3339(r.get(6)?),
-        updated_at: rfc3339(r.get(7)?),
-        messages: r.get(8)?,
+        assignee: r.get(6)?,
+        created_at: rfc3339(r.get(7)?),
+        updated_at: rfc3339(r.get(8)?),
+        first_response_at: time(9)?,
+        resolved_at: time(10)?,
+        closed_at: time(11)?,
+        merged_into: r.get(12)?,
+        follow_up_of: r.get(13)?,
+        messages: r.get(14)?,
     })
 }
 
@@ -58,8 +74,12 @@ pub struct MessageView {
     pub id: i64,
     /// "in" or "out".
     pub direction: String,
-    /// in: request | reply | automatic; out: acknowledgement
+    /// in: request | reply | automatic | technician-reply | note | commands | rejected-commands;
+    /// out: the template kind (acknowledgement, new-ticket, reply, team-copy, requester-reply,
+    /// note-copy, command-error)
     pub kind: String,
+    /// Technicians only: never shown to or sent to the requester.
+    pub internal: bool,
     pub message_id: String,
     pub from: Option<String>,
     pub from_name: Option<String>,
@@ -98,26 +118,22 @@ pub struct EventView {
 #[derive(Debug, Serialize)]
 pub struct TicketView {
     pub ticket: TicketSummary,
+    /// Who gets technicians' replies besides the requester.
+    pub watchers: Vec<String>,
     pub messages: Vec<MessageView>,
     pub events: Vec<EventView>,
 }
 
 pub fn ticket(conn: &Connection, id: i64) -> rusqlite::Result<Option<TicketView>> {
     let Some(ticket) = conn
-        .query_row(
-            "SELECT t.id, t.subject, t.status, t.priority, t.requester, t.requester_name, t.created_at, t.updated_at,
-                    (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id)
-             FROM tickets t WHERE t.id = ?1",
-            [id],
-            ticket_row,
-        )
+        .query_row(&format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.id = ?1"), [id], ticket_row)
         .optional()?
     else {
         return Ok(None);
     };
     let mut stmt = conn.prepare(
         "SELECT id, direction, kind, message_id, from_addr, from_name, to_addrs, cc_addrs, subject,
-                coalesce(sent_at, received_at), received_at, body_text
+                coalesce(sent_at, received_at), received_at, body_text, internal
          FROM messages WHERE ticket_id = ?1 ORDER BY id",
     )?;
     let mut messages = stmt
@@ -135,6 +151,7 @@ pub fn ticket(conn: &Connection, id: i64) -> rusqlite::Result<Option<TicketView>
                 date: rfc3339(r.get(9)?),
                 recorded_at: rfc3339(r.get(10)?),
                 text: r.get(11)?,
+                internal: r.get(12)?,
                 attachments: Vec::new(),
                 delivery: Vec::new(),
             })
@@ -170,7 +187,8 @@ pub fn ticket(conn: &Connection, id: i64) -> rusqlite::Result<Option<TicketView>
             Ok(EventView { at: rfc3339(r.get(0)?), actor: r.get(1)?, kind: r.get(2)?, detail: r.get(3)? })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(TicketView { ticket, messages, events }))
+    let watchers = super::write::watchers(conn, id)?;
+    Ok(Some(TicketView { ticket, watchers, messages, events }))
 }
 
 #[derive(Debug, Serialize)]

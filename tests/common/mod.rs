@@ -57,6 +57,8 @@ pub struct Desk {
 #[derive(Clone)]
 pub struct DeskOptions {
     pub tag: &'static str,
+    /// Extra lines for the [helpdesk] table (technicians, ...).
+    pub helpdesk: String,
     pub imap: String,
     pub smtp: String,
 }
@@ -65,6 +67,7 @@ impl Default for DeskOptions {
     fn default() -> Self {
         DeskOptions {
             tag: "ACME",
+            helpdesk: String::new(),
             imap: format!("host = \"127.0.0.1\"\nport = {IMAP_PORT}\nsecurity = \"none\""),
             smtp: format!("host = \"127.0.0.1\"\nport = {SMTP_PORT}\nsecurity = \"none\""),
         }
@@ -93,6 +96,7 @@ address = "{support}"
 database = "maildesk.db"
 templates = "{templates}"
 timezone = "Europe/Berlin"
+{helpdesk}
 
 [imap]
 {imap}
@@ -105,6 +109,7 @@ poll_interval = "1s"
 retry_for = "1h"
 "#,
                 tag = opts.tag,
+                helpdesk = opts.helpdesk,
                 imap = opts.imap,
                 smtp = opts.smtp,
             ),
@@ -375,4 +380,25 @@ impl Drop for Switch {
 
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Sends a message over SMTP to an envelope recipient that may differ from its To: header.
+pub fn send_to(envelope_to: &str, raw: &[u8]) {
+    let from = header(raw, "From").unwrap_or_default();
+    let from = from.rsplit('<').next().unwrap_or(&from).trim_end_matches('>').to_string();
+    send_smtp(&from, envelope_to, raw)
+}
+
+/// The plain-text body of a raw message.
+pub fn text(raw: &[u8]) -> String {
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+        .unwrap_or_default()
+}
+
+/// The bare address in a header like `"ACME IT" <support+t1-x@example.test>`.
+pub fn header_address(raw: &[u8], name: &str) -> String {
+    let v = header(raw, name).unwrap_or_else(|| panic!("no {name} header"));
+    v.rsplit('<').next().unwrap_or(&v).trim_end_matches('>').trim().to_string()
 }
