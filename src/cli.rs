@@ -256,6 +256,10 @@ fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> any
             let err = d.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
             writeln!(out, "   Delivery to {}: {} after {} attempt(s){err}", d.recipient, d.status, d.attempts)?;
         }
+        // Notifications to technicians repeat the ticket and the command list; their text is in --json.
+        if m.direction == "out" && m.internal {
+            continue;
+        }
         writeln!(out)?;
         for line in m.text.trim_end().lines() {
             writeln!(out, "   {line}")?;
