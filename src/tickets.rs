@@ -229,7 +229,8 @@ pub fn plan(
             }
             events.push(event("threaded", format!("message {} joined by {how}", msg.message_id)));
             match role {
-                Role::Technician { address, note, .. } => {
+                // A technician's out-of-office answering a notification is automatic mail, not a reply.
+                Role::Technician { address, note, .. } if suppression.is_none() => {
                     technician(msg, visible, t, address, *note, policy, ticket_exists, events)
                 }
                 _ => requester_reply(msg, visible, t, suppression, policy, now, events),
@@ -613,6 +614,18 @@ mod tests {
             vec![Update::MergeInto(9), Update::Assign("tech1@acme.test".into()), Update::Status("closed".into())]
         );
         assert!(p.mails.is_empty() && p.kind == MessageKind::Commands);
+    }
+
+    #[test]
+    fn a_technicians_auto_reply_is_neither_relayed_nor_obeyed() {
+        let m = msg(
+            "From: tech1@acme.test\r\nAuto-Submitted: auto-replied\r\nSubject: Re: [ACME #7]",
+            "#close\nI am on leave.",
+        );
+        let s = Suppression("Auto-Submitted: auto-replied".into());
+        let p = run(&m, EXISTING, Some(&ticket("open")), tech(false), Some(&s), 0);
+        assert!(p.updates.is_empty() && p.mails.is_empty());
+        assert_eq!(p.kind, MessageKind::Automatic);
     }
 
     #[test]

@@ -93,7 +93,13 @@ pub fn queue(
                 in_reply_to: in_reply_to.as_deref(),
                 references: &references,
                 date: now,
-                auto_submitted: (mail.kind == MailKind::Acknowledgement).then_some("auto-replied"),
+                // RFC 3834: the acknowledgement answers a mail; notifications are generated. Relayed
+                // replies carry a person's words and are neither.
+                auto_submitted: match mail.kind {
+                    MailKind::Acknowledgement => Some("auto-replied"),
+                    MailKind::Reply => None,
+                    _ => Some("auto-generated"),
+                },
                 rendered: &rendered,
             };
             compose(&draft).map(|raw| (rendered, raw)).map_err(|e| e.to_string())
