@@ -16,6 +16,7 @@ pub mod inbound;
 pub mod outbound;
 pub mod reply_text;
 pub mod shutdown;
+pub mod sla;
 pub mod store;
 pub mod templates;
 pub mod threading;

@@ -1,0 +1,4 @@
+//! Service levels: business-time arithmetic ([`calendar`]), per-ticket clocks and escalation
+//! ladders ([`clock`]), and the periodic sweep that sends escalations ([`sweep`]).
+
+pub mod calendar;
