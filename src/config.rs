@@ -66,6 +66,7 @@ pub struct Config {
     pub imap: Imap,
     pub smtp: Smtp,
     pub security: SecurityPolicy,
+    pub sla: crate::sla::policy::SlaConfig,
 }
 
 /// How technicians are recognised (see `auth`).
@@ -141,6 +142,12 @@ struct FileConfig {
     smtp: FileSmtp,
     #[serde(default)]
     security: FileSecurity,
+    #[serde(default)]
+    calendars: std::collections::BTreeMap<String, crate::sla::policy::FileCalendar>,
+    #[serde(default)]
+    sla: crate::sla::policy::FileSla,
+    #[serde(default)]
+    priority: crate::sla::policy::FilePriority,
     /// Accepted at the top level too, for configs that put it before the first table.
     #[serde(default)]
     technicians: Vec<String>,
@@ -453,7 +460,10 @@ impl Config {
                 ));
             }
         }
-        Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security })
+        let sla =
+            crate::sla::policy::build(raw.calendars, raw.sla, raw.priority, &helpdesk.timezone, &base, &parse_duration)
+                .map_err(|(key, message)| doc.key_error(&key, message))?;
+        Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla })
     }
 }
 
@@ -523,7 +533,9 @@ impl Located<'_> {
     }
 
     fn key_error(&self, key: &str, message: String) -> ConfigError {
-        ConfigError { file: self.file.to_path_buf(), line: self.line_of(key), key: key.into(), message }
+        // "priority.rules[2]" is located at "priority.rules".
+        let plain = key.split('[').next().unwrap_or(key);
+        ConfigError { file: self.file.to_path_buf(), line: self.line_of(plain), key: key.into(), message }
     }
 
     /// The line where a dotted key is written, if it is written at all (defaults have no line).

@@ -59,6 +59,8 @@ pub struct Inbound {
     /// Every address the message was sent to: To, Cc, Delivered-To, X-Original-To (lower case).
     /// Per-ticket reply addresses are looked for here.
     pub recipients: Vec<String>,
+    /// "high" or "low" from Importance, Priority or X-Priority; None when absent or normal.
+    pub importance: Option<&'static str>,
     /// Raw `Authentication-Results` header values, newest (topmost) first.
     pub authentication_results: Vec<String>,
     pub attachments: Vec<Attachment>,
@@ -159,6 +161,8 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
         .map(|(_, v)| one_line(v))
         .collect();
 
+    let importance = msg.headers_raw().find_map(|(name, value)| importance(name, value));
+
     Ok(Inbound {
         message_id,
         in_reply_to: id_list(msg.in_reply_to()),
@@ -172,10 +176,23 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
         text,
         automation,
         recipients,
+        importance,
         authentication_results,
         attachments,
         defects,
     })
+}
+
+/// "high" or "low" from one Importance / Priority / X-Priority header.
+fn importance(name: &str, value: &str) -> Option<&'static str> {
+    let v = value.trim().to_ascii_lowercase();
+    match name.to_ascii_lowercase().as_str() {
+        "importance" | "priority" if v.starts_with("high") || v.starts_with("urgent") => Some("high"),
+        "importance" | "priority" if v.starts_with("low") || v.starts_with("non-urgent") => Some("low"),
+        "x-priority" if v.starts_with('1') || v.starts_with('2') => Some("high"),
+        "x-priority" if v.starts_with('4') || v.starts_with('5') => Some("low"),
+        _ => None,
+    }
 }
 
 /// `<abc@host>` and `abc@host` are the same id; stored without brackets.

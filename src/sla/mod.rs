@@ -2,3 +2,5 @@
 //! ladders ([`clock`]), and the periodic sweep that sends escalations ([`sweep`]).
 
 pub mod calendar;
+pub mod clock;
+pub mod policy;

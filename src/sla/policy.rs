@@ -1,0 +1,354 @@
+//! SLA settings from the config file: calendars, per-priority targets and escalation ladders, and the
+//! rules that give a new ticket its priority.
+//!
+//! Defaults (used for any priority without its own `[sla.Pn]` table):
+//!
+//! | priority | first response | resolution | calendar |
+//! |---|---|---|---|
+//! | P1 | 30m | 4h | 24x7 |
+//! | P2 | 2h | 1d | business |
+//! | P3 | 8h | 3d | business |
+//! | P4 | 2d | 10d | business |
+//!
+//! with the ladder 75% → assignee, 100% → technicians, and pending pausing the resolution clock.
+//! `24x7` and `business` (Monday to Friday, 09:00-17:00 in `helpdesk.timezone`) are built in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use regex::Regex;
+use serde::Deserialize;
+
+use super::calendar::{Calendar, CalendarError, Hours, parse_date, parse_range};
+use crate::inbound::parse::Inbound;
+
+pub const PRIORITIES: [&str; 4] = ["P1", "P2", "P3", "P4"];
+
+/// Who an escalation level mails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notify {
+    /// The assignee, or every technician while unassigned.
+    Assignee,
+    Technicians,
+    Address(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Level {
+    /// Percent of the target, e.g. 75, 100, 150.
+    pub percent: u32,
+    pub notify: Vec<Notify>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub first_response: i64,
+    pub resolution: i64,
+    pub calendar: String,
+    pub pause_when_pending: bool,
+    /// Sorted by percent.
+    pub escalate: Vec<Level>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PriorityRule {
+    pub priority: String,
+    pub subject_matches: Option<Regex>,
+    pub body_matches: Option<Regex>,
+    pub from: Vec<String>,
+    pub from_domain: Vec<String>,
+    /// "high" or "low": matched against Importance, X-Priority and Priority headers.
+    pub importance: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SlaConfig {
+    pub calendars: BTreeMap<String, Calendar>,
+    pub policies: BTreeMap<String, Policy>,
+    pub default_priority: String,
+    pub rules: Vec<PriorityRule>,
+    /// How often the daemon looks for due escalations.
+    pub sweep_interval: std::time::Duration,
+}
+
+impl SlaConfig {
+    pub fn policy(&self, priority: &str) -> &Policy {
+        self.policies.get(priority).or_else(|| self.policies.get("P3")).expect("P1-P4 always have a policy")
+    }
+
+    pub fn calendar(&self, name: &str) -> &Calendar {
+        self.calendars.get(name).unwrap_or(&Calendar::Always)
+    }
+
+    /// The priority of a new ticket: the first matching rule, else the default.
+    pub fn priority_for(&self, msg: &Inbound) -> String {
+        let importance = msg.importance;
+        let from = msg.from.as_ref().map(|f| f.address.as_str()).unwrap_or("");
+        let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        for r in &self.rules {
+            let matches = r.subject_matches.as_ref().is_none_or(|re| re.is_match(&msg.subject))
+                && r.body_matches.as_ref().is_none_or(|re| re.is_match(&msg.text))
+                && (r.from.is_empty() || r.from.iter().any(|f| f == from))
+                && (r.from_domain.is_empty() || r.from_domain.iter().any(|d| d == domain))
+                && r.importance.as_deref().is_none_or(|want| importance == Some(want));
+            if matches {
+                return r.priority.clone();
+            }
+        }
+        self.default_priority.clone()
+    }
+}
+
+// --- the file ---------------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileCalendar {
+    timezone: Option<String>,
+    #[serde(default)]
+    hours: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    holidays: Vec<String>,
+    /// An iCalendar file whose all-day events are holidays.
+    holidays_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePolicy {
+    first_response: Option<String>,
+    resolution: Option<String>,
+    calendar: Option<String>,
+    pause_when_pending: Option<bool>,
+    escalate: Option<Vec<FileLevel>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLevel {
+    at: String,
+    notify: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileSla {
+    #[serde(rename = "P1")]
+    p1: Option<FilePolicy>,
+    #[serde(rename = "P2")]
+    p2: Option<FilePolicy>,
+    #[serde(rename = "P3")]
+    p3: Option<FilePolicy>,
+    #[serde(rename = "P4")]
+    p4: Option<FilePolicy>,
+    sweep_interval: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FilePriority {
+    default: Option<String>,
+    #[serde(default)]
+    rules: Vec<FileRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRule {
+    priority: String,
+    subject_matches: Option<String>,
+    body_matches: Option<String>,
+    #[serde(default)]
+    from: Vec<String>,
+    #[serde(default)]
+    from_domain: Vec<String>,
+    importance: Option<String>,
+}
+
+/// A config problem: the dotted key and what is wrong. The config loader adds file and line.
+pub type Problem = (String, String);
+
+fn default_policy(p: &str) -> Policy {
+    let (fr, res, cal) = match p {
+        "P1" => (30 * 60, 4 * 3600, "24x7"),
+        "P2" => (2 * 3600, 86_400, "business"),
+        "P4" => (2 * 86_400, 10 * 86_400, "business"),
+        _ => (8 * 3600, 3 * 86_400, "business"),
+    };
+    Policy {
+        first_response: fr,
+        resolution: res,
+        calendar: cal.into(),
+        pause_when_pending: true,
+        escalate: vec![
+            Level { percent: 75, notify: vec![Notify::Assignee] },
+            Level { percent: 100, notify: vec![Notify::Technicians] },
+        ],
+    }
+}
+
+fn business(tz: &jiff::tz::TimeZone) -> Calendar {
+    let r = (9 * 60, 17 * 60);
+    let week = [vec![r], vec![r], vec![r], vec![r], vec![r], vec![], vec![]];
+    Calendar::Hours(Hours { tz: tz.clone(), week, holidays: BTreeSet::new() })
+}
+
+/// Reads the all-day `DTSTART;VALUE=DATE:20261224` lines of an iCalendar file.
+fn ics_holidays(text: &str) -> Vec<jiff::civil::Date> {
+    text.lines()
+        .filter(|l| l.starts_with("DTSTART"))
+        .filter_map(|l| l.rsplit(':').next())
+        .filter_map(|v| {
+            let v = v.trim();
+            (v.len() >= 8).then(|| format!("{}-{}-{}", &v[0..4], &v[4..6], &v[6..8]))
+        })
+        .filter_map(|d| d.parse().ok())
+        .collect()
+}
+
+pub fn build(
+    calendars: BTreeMap<String, FileCalendar>,
+    sla: FileSla,
+    priority: FilePriority,
+    desk_tz: &jiff::tz::TimeZone,
+    base: &std::path::Path,
+    parse_duration: &dyn Fn(&str) -> Option<std::time::Duration>,
+) -> Result<SlaConfig, Problem> {
+    let mut cals =
+        BTreeMap::from([("24x7".to_string(), Calendar::Always), ("business".to_string(), business(desk_tz))]);
+    for (name, c) in calendars {
+        let key = |k: &str| format!("calendars.{name}.{k}");
+        let tz = match &c.timezone {
+            Some(t) => {
+                jiff::tz::TimeZone::get(t).map_err(|e| (key("timezone"), format!("expected an IANA time zone: {e}")))?
+            }
+            None => desk_tz.clone(),
+        };
+        let mut week: [Vec<(u32, u32)>; 7] = Default::default();
+        for (day, ranges) in &c.hours {
+            let i = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                .iter()
+                .position(|d| d == &day.to_ascii_lowercase())
+                .ok_or_else(|| {
+                    (key("hours"), format!("{day:?} is not a weekday; use mon, tue, wed, thu, fri, sat, sun"))
+                })?;
+            for r in ranges {
+                week[i].push(parse_range(r).map_err(|e| (key("hours"), e.to_string()))?);
+            }
+            week[i].sort_unstable();
+        }
+        let mut holidays = BTreeSet::new();
+        for d in &c.holidays {
+            holidays.insert(parse_date(d).map_err(|e| (key("holidays"), e.to_string()))?);
+        }
+        if let Some(f) = &c.holidays_file {
+            let path = if f.is_absolute() { f.clone() } else { base.join(f) };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| (key("holidays_file"), format!("cannot read {}: {e}", path.display())))?;
+            holidays.extend(ics_holidays(&text));
+        }
+        let hours = Hours::new(tz, week, holidays).map_err(|e: CalendarError| (key("hours"), e.to_string()))?;
+        cals.insert(name, Calendar::Hours(hours));
+    }
+
+    let mut policies = BTreeMap::new();
+    for (p, file) in [("P1", sla.p1), ("P2", sla.p2), ("P3", sla.p3), ("P4", sla.p4)] {
+        let mut policy = default_policy(p);
+        if let Some(f) = file {
+            let key = |k: &str| format!("sla.{p}.{k}");
+            let dur = |k: &str, v: &Option<String>, d: i64| -> Result<i64, Problem> {
+                match v {
+                    None => Ok(d),
+                    Some(v) => parse_duration(v)
+                        .filter(|d| d.as_secs() > 0)
+                        .map(|d| d.as_secs() as i64)
+                        .ok_or_else(|| (key(k), format!("expected a duration like \"30m\" or \"4h\", got {v:?}"))),
+                }
+            };
+            policy.first_response = dur("first_response", &f.first_response, policy.first_response)?;
+            policy.resolution = dur("resolution", &f.resolution, policy.resolution)?;
+            if let Some(c) = f.calendar {
+                if !cals.contains_key(&c) {
+                    let known: Vec<&String> = cals.keys().collect();
+                    return Err((key("calendar"), format!("no calendar {c:?}; known: {known:?}")));
+                }
+                policy.calendar = c;
+            }
+            policy.pause_when_pending = f.pause_when_pending.unwrap_or(true);
+            if let Some(levels) = f.escalate {
+                policy.escalate = Vec::new();
+                for l in levels {
+                    let pct =
+                        l.at.trim()
+                            .strip_suffix('%')
+                            .and_then(|n| n.trim().parse::<u32>().ok())
+                            .filter(|n| (1..=1000).contains(n))
+                            .ok_or_else(|| {
+                                (key("escalate"), format!("at: expected a percentage like \"75%\", got {:?}", l.at))
+                            })?;
+                    let mut notify = Vec::new();
+                    for n in &l.notify {
+                        notify.push(match n.as_str() {
+                            "assignee" => Notify::Assignee,
+                            "technicians" => Notify::Technicians,
+                            a => Notify::Address(crate::config::parse_address(a).ok_or_else(|| {
+                                (
+                                    key("escalate"),
+                                    format!("notify: expected \"assignee\", \"technicians\" or an address, got {a:?}"),
+                                )
+                            })?),
+                        });
+                    }
+                    if notify.is_empty() {
+                        return Err((key("escalate"), format!("the {pct}% level notifies nobody")));
+                    }
+                    if policy.escalate.iter().any(|x: &Level| x.percent == pct) {
+                        return Err((key("escalate"), format!("two levels at {pct}%")));
+                    }
+                    policy.escalate.push(Level { percent: pct, notify });
+                }
+                policy.escalate.sort_by_key(|l| l.percent);
+            }
+        }
+        policies.insert(p.to_string(), policy);
+    }
+
+    let check_priority = |k: String, p: &str| -> Result<String, Problem> {
+        let up = p.to_ascii_uppercase();
+        if PRIORITIES.contains(&up.as_str()) {
+            Ok(up)
+        } else {
+            Err((k, format!("expected P1, P2, P3 or P4, got {p:?}")))
+        }
+    };
+    let default_priority = check_priority("priority.default".into(), priority.default.as_deref().unwrap_or("P3"))?;
+    let mut rules = Vec::new();
+    for (i, r) in priority.rules.into_iter().enumerate() {
+        let key = format!("priority.rules[{i}]");
+        let re = |v: Option<String>| -> Result<Option<Regex>, Problem> {
+            v.map(|v| Regex::new(&v).map_err(|e| (key.clone(), format!("bad regular expression {v:?}: {e}"))))
+                .transpose()
+        };
+        let importance = match r.importance.as_deref().map(str::to_ascii_lowercase) {
+            None => None,
+            Some(i) if i == "high" || i == "low" => Some(i),
+            Some(other) => {
+                return Err((key.clone(), format!("importance: expected \"high\" or \"low\", got {other:?}")));
+            }
+        };
+        rules.push(PriorityRule {
+            priority: check_priority(key.clone(), &r.priority)?,
+            subject_matches: re(r.subject_matches)?,
+            body_matches: re(r.body_matches)?,
+            from: r.from.iter().map(|a| a.to_ascii_lowercase()).collect(),
+            from_domain: r.from_domain.iter().map(|a| a.to_ascii_lowercase()).collect(),
+            importance,
+        });
+    }
+    let sweep_interval = match &sla.sweep_interval {
+        None => std::time::Duration::from_secs(30),
+        Some(v) => parse_duration(v).filter(|d| d.as_secs() >= 1).ok_or_else(|| {
+            ("sla.sweep_interval".to_string(), format!("expected a duration of at least 1s, got {v:?}"))
+        })?,
+    };
+    Ok(SlaConfig { calendars: cals, policies, default_priority, rules, sweep_interval })
+}
