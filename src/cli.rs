@@ -57,6 +57,38 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A ticket's SLA: policy, targets, elapsed business time, pauses, due times, escalations fired.
+    Sla {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Service-level report per priority and per technician, over tickets opened in a period.
+    Report {
+        /// First day (YYYY-MM-DD, in the desk's time zone) or RFC 3339 instant; default: all time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Day after the last (exclusive), same forms.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// "2026-11-01" (midnight in the desk's zone) or an RFC 3339 instant, as Unix seconds.
+fn parse_when(config: &Config, flag: &str, s: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t.as_second());
+    }
+    let date: jiff::civil::Date = s
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{flag}: expected a date like 2026-11-01 or an RFC 3339 time, got {s:?}"))?;
+    Ok(date.to_zoned(config.helpdesk.timezone.clone())?.timestamp().as_second())
+}
+
+fn duration(secs: i64) -> String {
+    crate::outbound::mails::human_duration(secs)
 }
 
 pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -136,6 +168,109 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                     q.reason
                 )?;
             }
+            Ok(())
+        }
+        Command::Sla { id, json } => {
+            let conn = store::open_existing(&config.helpdesk.database)?;
+            let Some(v) = crate::sla::report::sla_view(&conn, &config.sla, *id, store::now())? else {
+                bail!("ticket {id} does not exist")
+            };
+            if *json {
+                return json_out(out, &v);
+            }
+            let when = |t: Option<i64>| crate::templates::local_time(&config.helpdesk.timezone, t);
+            let p = &v.policy;
+            writeln!(
+                out,
+                "{} priority {}, calendar {}",
+                crate::threading::format_tag(&config.helpdesk.tag, *id),
+                p.priority,
+                p.calendar
+            )?;
+            let ladder: Vec<String> =
+                p.escalate.iter().map(|l| format!("{} -> {}", l.at, l.notify.join(", "))).collect();
+            writeln!(out, "escalation ladder: {}", ladder.join("; "))?;
+            for t in [&v.clock.first_response, &v.clock.resolution] {
+                writeln!(
+                    out,
+                    "{:<15} {:<8} elapsed {} of {}{}  due {}",
+                    t.target.replace('_', " "),
+                    t.state,
+                    duration(t.elapsed_secs),
+                    duration(t.target_secs),
+                    if t.breached { " BREACHED" } else { "" },
+                    when(t.due_at)
+                )?;
+                for l in &t.levels {
+                    let fired =
+                        l.fired_at.map(|f| format!("fired {}", when(Some(f)))).unwrap_or_else(|| "not fired".into());
+                    writeln!(out, "    {:>4}%  reached {}  {fired}", l.percent, when(l.reached_at))?;
+                }
+            }
+            for (from, until) in &v.clock.pauses {
+                writeln!(
+                    out,
+                    "paused {} - {}",
+                    when(Some(*from)),
+                    until.map(|u| when(Some(u))).unwrap_or_else(|| "now".into())
+                )?;
+            }
+            Ok(())
+        }
+        Command::Report { since, until, json } => {
+            let conn = store::open_existing(&config.helpdesk.database)?;
+            let since = since.as_deref().map(|s| parse_when(&config, "--since", s)).transpose()?;
+            let until = until.as_deref().map(|s| parse_when(&config, "--until", s)).transpose()?;
+            let r = crate::sla::report::report(&conn, since, until, store::now())?;
+            if *json {
+                return json_out(out, &r);
+            }
+            let opt = |s: Option<i64>| s.map(duration).unwrap_or_else(|| "-".into());
+            let pct = |p: Option<f64>| p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "-".into());
+            writeln!(
+                out,
+                "{:<4} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | backlog <1d 1-7d 7-30d >30d",
+                "PRI", "OPENED", "RESOLVED", "1ST OK", "MEDIAN", "P90", "RES OK", "MEDIAN", "P90", "BREACHES"
+            )?;
+            for p in &r.priorities {
+                let b = &p.backlog;
+                writeln!(
+                    out,
+                    "{:<4} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | {:>4} {:>4} {:>5} {:>4}",
+                    p.priority,
+                    p.opened,
+                    p.resolved,
+                    pct(p.first_response.attainment_pct),
+                    opt(p.first_response.median_secs),
+                    opt(p.first_response.p90_secs),
+                    pct(p.resolution.attainment_pct),
+                    opt(p.resolution.median_secs),
+                    opt(p.resolution.p90_secs),
+                    p.breaches,
+                    b.under_1d,
+                    b.from_1d_to_7d,
+                    b.from_7d_to_30d,
+                    b.over_30d
+                )?;
+            }
+            if !r.technicians.is_empty() {
+                writeln!(
+                    out,
+                    "\n{:<40} {:>15} {:>22} {:>13}",
+                    "TECHNICIAN", "FIRST RESPONSES", "MEDIAN FIRST RESPONSE", "ASSIGNED OPEN"
+                )?;
+                for t in &r.technicians {
+                    writeln!(
+                        out,
+                        "{:<40} {:>15} {:>22} {:>13}",
+                        t.technician,
+                        t.first_responses,
+                        opt(t.median_first_response_secs),
+                        t.assigned_open
+                    )?;
+                }
+            }
+            writeln!(out, "\n(times are business time in each priority's calendar; OK = within target)")?;
             Ok(())
         }
         Command::Status { json } => {

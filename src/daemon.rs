@@ -1,8 +1,9 @@
 //! `maildesk run`: wires the tasks together and stops them cleanly.
 //!
-//! Two tasks, one per concern: the IMAP [`Watcher`] turns mail into committed tickets and outbox
-//! rows; the outbox [`Sender`] delivers committed rows. They share nothing but the database file and
-//! a `Notify` that lets the watcher wake the sender after a commit. On SIGTERM/SIGINT both finish
+//! Three tasks, one per concern: the IMAP [`Watcher`] turns mail into committed tickets and outbox
+//! rows; the SLA `Sweeper` queues escalations as levels come due; the outbox [`Sender`] delivers
+//! committed rows. They share nothing but the database file and a `Notify` that lets the first two
+//! wake the sender after a commit. On SIGTERM/SIGINT both finish
 //! what they hold and return; if that takes longer than [`STOP_GRACE`], the process exits anyway,
 //! which is safe because every change is a whole SQLite transaction.
 
@@ -42,11 +43,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (trigger, stop) = shutdown::channel();
     let outbox = Arc::new(Notify::new());
 
+    let templates = Arc::new(templates);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(
         Watcher {
             config: config.clone(),
-            templates: Arc::new(templates),
+            templates: templates.clone(),
+            database: database.clone(),
+            outbox: outbox.clone(),
+            shutdown: stop.clone(),
+        }
+        .run(),
+    );
+    tasks.spawn(
+        crate::sla::sweep::Sweeper {
+            config: config.clone(),
+            templates,
             database: database.clone(),
             outbox: outbox.clone(),
             shutdown: stop.clone(),

@@ -12,8 +12,16 @@ use serde::Serialize;
 use crate::inbound::parse::one_line;
 
 /// The mail kinds that have templates, and whether each part is required.
-pub const KINDS: [&str; 7] =
-    ["acknowledgement", "new-ticket", "reply", "team-copy", "requester-reply", "note-copy", "command-error"];
+pub const KINDS: [&str; 8] = [
+    "acknowledgement",
+    "new-ticket",
+    "reply",
+    "team-copy",
+    "requester-reply",
+    "note-copy",
+    "command-error",
+    "escalation",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -86,6 +94,30 @@ pub struct ExtraContext {
     pub error_reason: String,
     /// Attachment names passed on with the mail.
     pub attachments: Vec<String>,
+    /// escalation: each target whose level was reached.
+    pub escalations: Vec<EscalationContext>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EscalationContext {
+    /// "first response" or "resolution".
+    pub target: String,
+    /// The level reached, in percent of the target.
+    pub percent: u32,
+    pub target_time: String,
+    pub elapsed: String,
+    /// When the target is (or was) due, in the desk's time zone.
+    pub due: String,
+    pub overdue: bool,
+    /// "25m", or "overdue by 1h 10m".
+    pub remaining: String,
+}
+
+/// An instant as the desk's people read it: "2026-11-23 09:55 CET".
+pub fn local_time(tz: &jiff::tz::TimeZone, t: Option<i64>) -> String {
+    t.and_then(|t| jiff::Timestamp::from_second(t).ok())
+        .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +157,15 @@ impl Context {
                 error_line: "#asign bob@example.com".into(),
                 error_reason: "unknown command #asign".into(),
                 attachments: vec!["photo.jpg".into()],
+                escalations: vec![EscalationContext {
+                    target: "first response".into(),
+                    percent: 75,
+                    target_time: "30m".into(),
+                    elapsed: "23m".into(),
+                    due: "2026-11-23 09:55 CET".into(),
+                    overdue: false,
+                    remaining: "7m".into(),
+                }],
             },
             desk,
         }

@@ -183,7 +183,9 @@ fn record_one(
 
     let (ticket, created) = match &plan.target {
         Target::Open { subject, requester, follow_up_of } => {
-            (write::insert_ticket(conn, subject, requester.as_ref(), *follow_up_of, now)?, true)
+            // The first matching `[priority]` rule, else the default.
+            let priority = desk.config.sla.priority_for(&msg);
+            (write::insert_ticket(conn, subject, requester.as_ref(), &priority, *follow_up_of, now)?, true)
         }
         Target::Existing(ticket) => {
             write::touch_ticket(conn, *ticket, now)?;
@@ -229,6 +231,7 @@ fn record_one(
         write::insert_event(conn, Some(ticket), now, "maildesk", e.kind, &e.detail)?;
     }
     let live = write::apply_updates(conn, ticket, &plan.updates, actor, now)?;
+    crate::sla::sweep::refresh(conn, &desk.config.sla, live, now)?;
     let queued = mails::queue(conn, desk, &msg, &plan, live, row, now)?;
     info!(uid = source.2, ticket = live, created, queued, kind = plan.kind.as_str(), "message recorded");
     Ok(Outcome::Ticket { id: live, created, queued })

@@ -14,7 +14,7 @@ use crate::inbound::parse::{Inbound, Mailbox};
 use crate::inbound::record::Desk;
 use crate::store::StoreError;
 use crate::store::write::{self, NewMessage};
-use crate::templates::{Context, DeskContext, ExtraContext, MessageContext, TicketContext};
+use crate::templates::{Context, DeskContext, EscalationContext, ExtraContext, MessageContext, TicketContext};
 use crate::threading::format_tag;
 use crate::tickets::{MailKind, Plan};
 
@@ -63,6 +63,7 @@ pub fn queue(
                     .iter()
                     .map(|a| a.name.clone().unwrap_or_else(|| "(unnamed)".into()))
                     .collect(),
+                escalations: Vec::new(),
             },
         };
         // The requester's conversation threads on what the requester saw; technicians' mail threads
@@ -81,70 +82,196 @@ pub fn queue(
         };
         let kind = mail.kind.template();
         let message_id = format!("{kind}.{ticket}.{inbound_row}.{n}.{}@{}", desk.instance, desk.domain());
-        let composed = desk.templates.render(kind, &ctx).map_err(|e| e.to_string()).and_then(|rendered| {
-            let draft = Draft {
-                from_name: &h.name,
-                from_address: &h.address,
-                to: first,
-                cc: &mail.to[1..],
+        queued += queue_one(
+            conn,
+            desk,
+            Outgoing {
+                ticket,
+                kind,
+                to: &mail.to,
                 reply_to: reply_address.as_deref(),
-                attachments,
+                ctx: &ctx,
                 message_id: &message_id,
                 in_reply_to: in_reply_to.as_deref(),
                 references: &references,
-                date: now,
-                // RFC 3834: the acknowledgement answers a mail; notifications are generated. Relayed
-                // replies carry a person's words and are neither.
+                attachments,
+                // RFC 3834: the acknowledgement answers a mail; notifications are generated.
+                // Relayed replies carry a person's words and are neither.
                 auto_submitted: match mail.kind {
                     MailKind::Acknowledgement => Some("auto-replied"),
                     MailKind::Reply => None,
                     _ => Some("auto-generated"),
                 },
-                rendered: &rendered,
-            };
-            compose(&draft).map(|raw| (rendered, raw)).map_err(|e| e.to_string())
-        });
-        let (rendered, raw) = match composed {
-            Ok(ok) => ok,
-            Err(e) => {
-                warn!(ticket, kind, error = %e, "mail not sent");
-                write::insert_event(
-                    conn,
-                    Some(ticket),
-                    now,
-                    "maildesk",
-                    "mail-failed",
-                    &format!("{kind} not sent: {e}"),
-                )?;
-                continue;
-            }
-        };
-        let from = Mailbox { name: Some(h.name.clone()), address: h.address.clone() };
-        let out_row = write::insert_message(
-            conn,
-            &NewMessage {
-                ticket_id: Some(ticket),
-                direction: "out",
-                message_id: &message_id,
-                kind,
                 internal: to_technician,
-                source: None,
-                from: Some(&from),
-                to: std::slice::from_ref(first),
-                cc: &mail.to[1..],
-                subject: &rendered.subject,
-                sent_at: Some(now),
-                received_at: now,
-                body_text: &rendered.text,
-                raw: &raw,
             },
+            now,
         )?;
-        for rcpt in &mail.to {
-            write::insert_outbox(conn, out_row, Some(ticket), &h.address, &rcpt.address, now)?;
-            queued += 1;
-        }
     }
     Ok(queued)
+}
+
+/// One outbound message, ready to render.
+struct Outgoing<'a> {
+    ticket: i64,
+    kind: &'a str,
+    /// The first is `To`, the rest `Cc`.
+    to: &'a [Mailbox],
+    reply_to: Option<&'a str>,
+    ctx: &'a Context,
+    message_id: &'a str,
+    in_reply_to: Option<&'a str>,
+    references: &'a [String],
+    attachments: &'a [crate::inbound::parse::Attachment],
+    auto_submitted: Option<&'a str>,
+    internal: bool,
+}
+
+/// Renders, composes, stores and queues one message (one outbox row per recipient). A template or
+/// address problem becomes an event on the ticket. Returns the number of outbox rows.
+fn queue_one(conn: &Connection, desk: &Desk<'_>, o: Outgoing<'_>, now: i64) -> Result<usize, StoreError> {
+    let h = &desk.config.helpdesk;
+    let Some(first) = o.to.first() else { return Ok(0) };
+    let composed = desk.templates.render(o.kind, o.ctx).map_err(|e| e.to_string()).and_then(|rendered| {
+        let draft = Draft {
+            from_name: &h.name,
+            from_address: &h.address,
+            to: first,
+            cc: &o.to[1..],
+            reply_to: o.reply_to,
+            attachments: o.attachments,
+            message_id: o.message_id,
+            in_reply_to: o.in_reply_to,
+            references: o.references,
+            date: now,
+            auto_submitted: o.auto_submitted,
+            rendered: &rendered,
+        };
+        compose(&draft).map(|raw| (rendered, raw)).map_err(|e| e.to_string())
+    });
+    let (rendered, raw) = match composed {
+        Ok(ok) => ok,
+        Err(e) => {
+            warn!(ticket = o.ticket, kind = o.kind, error = %e, "mail not sent");
+            let detail = format!("{} not sent: {e}", o.kind);
+            write::insert_event(conn, Some(o.ticket), now, "maildesk", "mail-failed", &detail)?;
+            return Ok(0);
+        }
+    };
+    let from = Mailbox { name: Some(h.name.clone()), address: h.address.clone() };
+    let out_row = write::insert_message(
+        conn,
+        &NewMessage {
+            ticket_id: Some(o.ticket),
+            direction: "out",
+            message_id: o.message_id,
+            kind: o.kind,
+            internal: o.internal,
+            source: None,
+            from: Some(&from),
+            to: std::slice::from_ref(first),
+            cc: &o.to[1..],
+            subject: &rendered.subject,
+            sent_at: Some(now),
+            received_at: now,
+            body_text: &rendered.text,
+            raw: &raw,
+        },
+    )?;
+    for rcpt in o.to {
+        write::insert_outbox(conn, out_row, Some(o.ticket), &h.address, &rcpt.address, now)?;
+    }
+    Ok(o.to.len())
+}
+
+/// Queues an SLA escalation for `ticket` to each recipient: one message each, so technicians get
+/// their own reply address.
+pub fn queue_escalation(
+    conn: &Connection,
+    desk: &Desk<'_>,
+    ticket: i64,
+    clock: &crate::sla::clock::Clock,
+    due: &[(&'static str, u32, Vec<u32>)],
+    recipients: &[Mailbox],
+    now: i64,
+) -> Result<usize, StoreError> {
+    let h = &desk.config.helpdesk;
+    let ticket_ctx = ticket_context(conn, &h.tag, ticket)?;
+    let local = |t: Option<i64>| crate::templates::local_time(&h.timezone, t);
+    let escalations: Vec<EscalationContext> = due
+        .iter()
+        .map(|(target, percent, _)| {
+            let t = if *target == "first_response" { &clock.first_response } else { &clock.resolution };
+            let left = t.target_secs - t.elapsed_secs;
+            EscalationContext {
+                target: target.replace('_', " "),
+                percent: *percent,
+                target_time: human_duration(t.target_secs),
+                elapsed: human_duration(t.elapsed_secs),
+                due: local(t.due_at),
+                overdue: left < 0,
+                remaining: if left >= 0 {
+                    human_duration(left)
+                } else {
+                    format!("overdue by {}", human_duration(-left))
+                },
+            }
+        })
+        .collect();
+    let fired: i64 = conn.query_row("SELECT count(*) FROM sla_fired WHERE ticket_id = ?1", [ticket], |r| r.get(0))?;
+    let mut queued = 0;
+    for (n, rcpt) in recipients.iter().enumerate() {
+        let technician = h.technicians.contains(&rcpt.address);
+        let reply_address = technician
+            .then(|| auth::ticket_address(desk.reply_secret, &h.address, AddressKind::Reply, ticket, &rcpt.address));
+        let ctx = Context {
+            desk: DeskContext { name: h.name.clone(), tag: h.tag.clone(), address: h.address.clone() },
+            ticket: ticket_ctx.clone(),
+            message: MessageContext {
+                subject: String::new(),
+                from: String::new(),
+                from_name: String::new(),
+                text: String::new(),
+            },
+            extra: ExtraContext {
+                reply_address: reply_address.clone().unwrap_or_default(),
+                commands_help: crate::commands::HELP.into(),
+                escalations: escalations.clone(),
+                ..ExtraContext::default()
+            },
+        };
+        let message_id = format!("escalation.{ticket}.{fired}.{n}.{}@{}", desk.instance, desk.domain());
+        queued += queue_one(
+            conn,
+            desk,
+            Outgoing {
+                ticket,
+                kind: "escalation",
+                to: std::slice::from_ref(rcpt),
+                reply_to: reply_address.as_deref(),
+                ctx: &ctx,
+                message_id: &message_id,
+                in_reply_to: None,
+                references: &[],
+                attachments: &[],
+                auto_submitted: Some("auto-generated"),
+                internal: true,
+            },
+            now,
+        )?;
+    }
+    Ok(queued)
+}
+
+/// "45m", "2h 05m", "3d 4h": how long, for people.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h {m:02}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
 }
 
 fn ticket_context(conn: &Connection, tag: &str, id: i64) -> rusqlite::Result<TicketContext> {

@@ -4,3 +4,5 @@
 pub mod calendar;
 pub mod clock;
 pub mod policy;
+pub mod report;
+pub mod sweep;

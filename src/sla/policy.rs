@@ -352,3 +352,86 @@ pub fn build(
     };
     Ok(SlaConfig { calendars: cals, policies, default_priority, rules, sweep_interval })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+    use crate::inbound::parse::parse;
+
+    const BASE: &str = "[helpdesk]\nname = \"A\"\ntag = \"A\"\naddress = \"s@a.test\"\ntimezone = \"Europe/Berlin\"\n\
+        [imap]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nusername = \"u\"\npassword = \"p\"\n\
+        [smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\n";
+
+    fn config(extra: &str) -> Result<Config, crate::config::ConfigError> {
+        Config::from_str(Path::new("/etc/maildesk/maildesk.toml"), &format!("{BASE}{extra}"))
+    }
+
+    #[test]
+    fn the_issue_example_parses_and_friday_1755_plus_1h_is_monday_0955() {
+        let c = config(
+            r#"
+[calendars.office]
+timezone = "Europe/Berlin"
+hours = { mon = ["09:00-18:00"], tue = ["09:00-18:00"], wed = ["09:00-18:00"], thu = ["09:00-18:00"], fri = ["09:00-18:00"] }
+holidays = ["2026-12-24", "2026-12-25", "2026-12-26"]
+
+[sla.P1]
+first_response = "30m"
+resolution = "4h"
+calendar = "24x7"
+pause_when_pending = true
+escalate = [ { at = "75%", notify = ["assignee"] },
+             { at = "100%", notify = ["lead@acme.example"] },
+             { at = "150%", notify = ["it-manager@acme.example"] } ]
+
+[sla.P2]
+first_response = "1h"
+calendar = "office"
+
+[priority]
+default = "P3"
+rules = [ { priority = "P1", subject_matches = "(?i)\\b(down|outage)\\b" },
+          { priority = "P2", from_domain = ["vip.acme.example"] },
+          { priority = "P4", importance = "low" } ]
+"#,
+        )
+        .unwrap();
+        let sla = &c.sla;
+        assert_eq!(sla.policy("P1").escalate.len(), 3);
+        let p2 = sla.policy("P2");
+        let cal = sla.calendar(&p2.calendar);
+        let fri =
+            "2026-11-20T17:55".parse::<jiff::civil::DateTime>().unwrap().to_zoned(c.helpdesk.timezone.clone()).unwrap();
+        let due = cal.add(fri.timestamp().as_second(), p2.first_response, &[]).unwrap();
+        let due = jiff::Timestamp::from_second(due).unwrap().to_zoned(c.helpdesk.timezone.clone());
+        assert_eq!(due.strftime("%a %H:%M").to_string(), "Mon 09:55");
+
+        let msg = |h: &str| parse(format!("{h}\r\nMessage-ID: <x@y>\r\n\r\nbody").as_bytes()).unwrap();
+        assert_eq!(sla.priority_for(&msg("From: a@x.test\r\nSubject: VPN is DOWN")), "P1");
+        assert_eq!(sla.priority_for(&msg("From: boss@vip.acme.example\r\nSubject: hello")), "P2");
+        assert_eq!(sla.priority_for(&msg("From: a@x.test\r\nX-Priority: 5 (Lowest)\r\nSubject: hello")), "P4");
+        assert_eq!(sla.priority_for(&msg("From: a@x.test\r\nSubject: downstairs printer")), "P3");
+    }
+
+    #[test]
+    fn bad_sla_settings_name_their_key() {
+        let cases = [
+            ("[sla.P1]\nfirst_response = \"soon\"\n", "sla.P1.first_response"),
+            ("[sla.P1]\ncalendar = \"nope\"\n", "sla.P1.calendar"),
+            ("[sla.P2]\nescalate = [ { at = \"75\", notify = [\"assignee\"] } ]\n", "sla.P2.escalate"),
+            ("[sla.P2]\nescalate = [ { at = \"75%\", notify = [\"bob\"] } ]\n", "sla.P2.escalate"),
+            ("[calendars.x]\nhours = { mon = [\"9-17\"] }\n", "calendars.x.hours"),
+            ("[calendars.x]\nhours = { someday = [\"09:00-17:00\"] }\n", "calendars.x.hours"),
+            ("[calendars.x]\nhours = { mon = [] }\n", "calendars.x.hours"),
+            ("[priority]\ndefault = \"P7\"\n", "priority.default"),
+            ("[priority]\nrules = [ { priority = \"P1\", subject_matches = \"(\" } ]\n", "priority.rules[0]"),
+        ];
+        for (extra, key) in cases {
+            let e = config(extra).unwrap_err();
+            assert_eq!(e.key, key, "{extra}: {e}");
+            assert!(e.line.is_some(), "{extra}: {e}");
+        }
+    }
+}

@@ -21,9 +21,37 @@ CREATE TABLE tickets (
     resolved_at INTEGER,
     closed_at  INTEGER,
     merged_into INTEGER REFERENCES tickets(id),  -- mail to this number lands in that ticket
-    follow_up_of INTEGER REFERENCES tickets(id)  -- opened by a reply to a ticket closed long ago
+    follow_up_of INTEGER REFERENCES tickets(id), -- opened by a reply to a ticket closed long ago
+    first_responder TEXT,          -- the technician whose reply was the first response
+    -- SLA, kept current by sla::sweep::refresh whenever the ticket changes (see sla::clock):
+    sla_next_at INTEGER,           -- when the next escalation level is reached; the sweep's index
+    first_response_secs INTEGER,   -- business seconds to the first response, once met
+    resolution_secs INTEGER,       -- business seconds to resolution, while resolved or closed
+    first_response_breached INTEGER NOT NULL DEFAULT 0,
+    resolution_breached INTEGER NOT NULL DEFAULT 0,
+    first_response_due_at INTEGER, -- while the target runs: a breach is due_at <= now
+    resolution_due_at INTEGER
 );
 CREATE INDEX tickets_status ON tickets(status, id);
+CREATE INDEX tickets_sla_due ON tickets(sla_next_at) WHERE sla_next_at IS NOT NULL;
+CREATE INDEX tickets_created ON tickets(created_at);
+
+-- Every status a ticket took, and when: the SLA clocks' pauses come from here.
+CREATE TABLE status_log (
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    at        INTEGER NOT NULL,
+    status    TEXT NOT NULL
+);
+CREATE INDEX status_log_ticket ON status_log(ticket_id, at);
+
+-- Escalation levels that fired, once each per ticket, target and percentage.
+CREATE TABLE sla_fired (
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    target    TEXT NOT NULL CHECK (target IN ('first_response', 'resolution')),
+    percent   INTEGER NOT NULL,
+    fired_at  INTEGER NOT NULL,
+    PRIMARY KEY (ticket_id, target, percent)
+);
 
 -- Every mail in or out. Inbound rows keep the raw bytes; message_id is unique so a message seen
 -- twice (another UID, a new UIDVALIDITY) is applied once.

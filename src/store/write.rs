@@ -88,15 +88,25 @@ pub fn insert_ticket(
     conn: &Connection,
     subject: &str,
     requester: Option<&Mailbox>,
+    priority: &str,
     follow_up_of: Option<i64>,
     now: i64,
 ) -> rusqlite::Result<i64> {
     conn.execute(
-        "INSERT INTO tickets(subject, requester, requester_name, follow_up_of, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        params![subject, requester.map(|r| &r.address), requester.and_then(|r| r.name.as_ref()), follow_up_of, now],
+        "INSERT INTO tickets(subject, requester, requester_name, priority, follow_up_of, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![
+            subject,
+            requester.map(|r| &r.address),
+            requester.and_then(|r| r.name.as_ref()),
+            priority,
+            follow_up_of,
+            now
+        ],
     )?;
-    Ok(conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    conn.execute("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, 'open')", params![id, now])?;
+    Ok(id)
 }
 
 pub fn touch_ticket(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
@@ -246,6 +256,12 @@ pub fn apply_updates(
         let (kind, detail) = match u {
             Update::Status(s) => {
                 let old = get("status")?.unwrap_or_default();
+                if old != *s {
+                    conn.execute(
+                        "INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)",
+                        params![live, now, s],
+                    )?;
+                }
                 conn.execute(
                     "UPDATE tickets SET status = ?2,
                          resolved_at = CASE WHEN ?2 = 'resolved' THEN ?3 WHEN ?2 = 'closed' THEN resolved_at ELSE NULL END,
@@ -278,8 +294,9 @@ pub fn apply_updates(
             }
             Update::FirstResponse => {
                 conn.execute(
-                    "UPDATE tickets SET first_response_at = coalesce(first_response_at, ?2) WHERE id = ?1",
-                    params![live, now],
+                    "UPDATE tickets SET first_response_at = coalesce(first_response_at, ?2),
+                         first_responder = coalesce(first_responder, ?3) WHERE id = ?1",
+                    params![live, now, actor],
                 )?;
                 ("first-response", "first technician reply sent to the requester".to_string())
             }
@@ -295,8 +312,12 @@ pub fn apply_updates(
                 )?;
                 conn.execute("DELETE FROM watchers WHERE ticket_id = ?1", [from])?;
                 conn.execute(
-                    "UPDATE tickets SET merged_into = ?2, status = 'closed', closed_at = ?3 WHERE id = ?1",
+                    "UPDATE tickets SET merged_into = ?2, status = 'closed', closed_at = ?3, sla_next_at = NULL WHERE id = ?1",
                     params![from, target, now],
+                )?;
+                conn.execute(
+                    "INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, 'closed')",
+                    params![from, now],
                 )?;
                 conn.execute("UPDATE tickets SET updated_at = ?2 WHERE id = ?1", params![target, now])?;
                 live = *target;

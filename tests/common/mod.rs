@@ -59,6 +59,8 @@ pub struct DeskOptions {
     pub tag: &'static str,
     /// Extra lines for the [helpdesk] table (technicians, ...).
     pub helpdesk: String,
+    /// Extra tables at the end of the file ([sla.P1], [priority], ...).
+    pub tail: String,
     pub imap: String,
     pub smtp: String,
 }
@@ -68,6 +70,7 @@ impl Default for DeskOptions {
         DeskOptions {
             tag: "ACME",
             helpdesk: String::new(),
+            tail: String::new(),
             imap: format!("host = \"127.0.0.1\"\nport = {IMAP_PORT}\nsecurity = \"none\""),
             smtp: format!("host = \"127.0.0.1\"\nport = {SMTP_PORT}\nsecurity = \"none\""),
         }
@@ -107,9 +110,12 @@ poll_interval = "1s"
 [smtp]
 {smtp}
 retry_for = "1h"
+
+{tail}
 "#,
                 tag = opts.tag,
                 helpdesk = opts.helpdesk,
+                tail = opts.tail,
                 imap = opts.imap,
                 smtp = opts.smtp,
             ),

@@ -1,0 +1,253 @@
+//! `maildesk report` and `maildesk sla`: service levels as numbers.
+//!
+//! The report reads the business times that [`super::sweep::refresh`] stores on each ticket when a
+//! target is met, so it aggregates instead of replaying every ticket's calendar: one pass over the
+//! tickets in the period, whatever their number.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::clock::Clock;
+use super::policy::{Notify, SlaConfig};
+use super::sweep;
+use crate::store::read::rfc3339;
+
+#[derive(Debug, Default, Serialize)]
+pub struct TargetStats {
+    /// Tickets whose target was met, or is already breached without being met.
+    pub measured: u64,
+    pub within_target: u64,
+    /// Percent of `measured` within target; null when nothing was measured.
+    pub attainment_pct: Option<f64>,
+    /// Business seconds, over the tickets whose target was met.
+    pub median_secs: Option<i64>,
+    pub p90_secs: Option<i64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Backlog {
+    pub under_1d: u64,
+    pub from_1d_to_7d: u64,
+    pub from_7d_to_30d: u64,
+    pub over_30d: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PriorityReport {
+    pub priority: String,
+    pub opened: u64,
+    pub resolved: u64,
+    pub first_response: TargetStats,
+    pub resolution: TargetStats,
+    /// Tickets that breached either target.
+    pub breaches: u64,
+    /// Tickets open now (open or pending), by age.
+    pub backlog: Backlog,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct TechnicianReport {
+    pub technician: String,
+    /// Tickets whose first response this technician gave.
+    pub first_responses: u64,
+    pub median_first_response_secs: Option<i64>,
+    /// Tickets assigned to them now that are not resolved or closed.
+    pub assigned_open: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub priorities: Vec<PriorityReport>,
+    pub technicians: Vec<TechnicianReport>,
+}
+
+fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+fn stats(mut met: Vec<i64>, breached_unmet: u64, breached_met: u64) -> TargetStats {
+    met.sort_unstable();
+    let measured = met.len() as u64 + breached_unmet;
+    let within = met.len() as u64 - breached_met.min(met.len() as u64);
+    TargetStats {
+        measured,
+        within_target: within,
+        attainment_pct: (measured > 0).then(|| (within as f64 * 1000.0 / measured as f64).round() / 10.0),
+        median_secs: percentile(&met, 0.5),
+        p90_secs: percentile(&met, 0.9),
+    }
+}
+
+/// The report over tickets opened in `[since, until)` (Unix seconds; open-ended when None).
+pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i64) -> rusqlite::Result<Report> {
+    let (lo, hi) = (since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX));
+    #[derive(Default)]
+    struct Acc {
+        opened: u64,
+        resolved: u64,
+        fr: Vec<i64>,
+        fr_breached_met: u64,
+        fr_breached_unmet: u64,
+        res: Vec<i64>,
+        res_breached_met: u64,
+        res_breached_unmet: u64,
+        breaches: u64,
+        backlog: Backlog,
+    }
+    let mut by_priority: BTreeMap<String, Acc> =
+        ["P1", "P2", "P3", "P4"].iter().map(|p| (p.to_string(), Acc::default())).collect();
+    let mut techs: BTreeMap<String, (Vec<i64>, u64)> = BTreeMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT priority, status, created_at, first_response_secs, first_response_breached, resolution_secs,
+                resolution_breached, first_responder, first_response_due_at, resolution_due_at
+         FROM tickets WHERE created_at >= ?1 AND created_at < ?2 AND merged_into IS NULL",
+    )?;
+    let mut rows = stmt.query(params![lo, hi])?;
+    while let Some(r) = rows.next()? {
+        let priority: String = r.get(0)?;
+        let status: String = r.get(1)?;
+        let created: i64 = r.get(2)?;
+        let fr: Option<i64> = r.get(3)?;
+        let fr_b: bool = r.get(4)?;
+        let res: Option<i64> = r.get(5)?;
+        let res_b: bool = r.get(6)?;
+        let responder: Option<String> = r.get(7)?;
+        // A running target breaches when its due time passes, without any write: compare with now.
+        let fr_b = fr_b || (fr.is_none() && r.get::<_, Option<i64>>(8)?.is_some_and(|d| d < now));
+        let res_b = res_b || (res.is_none() && r.get::<_, Option<i64>>(9)?.is_some_and(|d| d < now));
+        let a = by_priority.entry(priority).or_default();
+        a.opened += 1;
+        match fr {
+            Some(s) => {
+                a.fr.push(s);
+                a.fr_breached_met += fr_b as u64;
+                if let Some(t) = responder {
+                    techs.entry(t).or_default().0.push(s);
+                }
+            }
+            None => a.fr_breached_unmet += fr_b as u64,
+        }
+        let done = status == "resolved" || status == "closed";
+        match (res, done) {
+            (Some(s), true) => {
+                a.resolved += 1;
+                a.res.push(s);
+                a.res_breached_met += res_b as u64;
+            }
+            _ => a.res_breached_unmet += res_b as u64,
+        }
+        a.breaches += (fr_b || res_b) as u64;
+        if status == "open" || status == "pending" {
+            let age = now - created;
+            let b = &mut a.backlog;
+            match age {
+                a if a < 86_400 => b.under_1d += 1,
+                a if a < 7 * 86_400 => b.from_1d_to_7d += 1,
+                a if a < 30 * 86_400 => b.from_7d_to_30d += 1,
+                _ => b.over_30d += 1,
+            }
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT assignee, count(*) FROM tickets WHERE assignee IS NOT NULL AND status IN ('open', 'pending')
+         AND merged_into IS NULL GROUP BY assignee",
+    )?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (t, n) = row?;
+        techs.entry(t).or_default().1 = n as u64;
+    }
+    let priorities = by_priority
+        .into_iter()
+        .map(|(priority, a)| PriorityReport {
+            priority,
+            opened: a.opened,
+            resolved: a.resolved,
+            first_response: stats(a.fr, a.fr_breached_unmet, a.fr_breached_met),
+            resolution: stats(a.res, a.res_breached_unmet, a.res_breached_met),
+            breaches: a.breaches,
+            backlog: a.backlog,
+        })
+        .collect();
+    let technicians = techs
+        .into_iter()
+        .map(|(technician, (mut fr, open))| {
+            fr.sort_unstable();
+            TechnicianReport {
+                technician,
+                first_responses: fr.len() as u64,
+                median_first_response_secs: percentile(&fr, 0.5),
+                assigned_open: open,
+            }
+        })
+        .collect();
+    Ok(Report { since: since.map(rfc3339), until: until.map(rfc3339), priorities, technicians })
+}
+
+#[derive(Debug, Serialize)]
+pub struct LevelView {
+    pub at: String,
+    pub notify: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PolicyView {
+    pub priority: String,
+    pub first_response_secs: i64,
+    pub resolution_secs: i64,
+    pub calendar: String,
+    pub pause_when_pending: bool,
+    pub escalate: Vec<LevelView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SlaView {
+    pub ticket: i64,
+    pub policy: PolicyView,
+    /// Both targets, with times as Unix seconds (see `clock`).
+    pub clock: Clock,
+    /// The same instants as RFC 3339 UTC, for people and scripts that prefer them.
+    pub due: BTreeMap<String, Option<String>>,
+}
+
+/// The `maildesk sla N` view of a ticket.
+pub fn sla_view(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> rusqlite::Result<Option<SlaView>> {
+    let Some(stored) = sweep::load(conn, ticket)? else { return Ok(None) };
+    let c = sweep::clock_of(sla, &stored, now);
+    let p = sla.policy(&stored.priority);
+    let policy = PolicyView {
+        priority: stored.priority.clone(),
+        first_response_secs: p.first_response,
+        resolution_secs: p.resolution,
+        calendar: p.calendar.clone(),
+        pause_when_pending: p.pause_when_pending,
+        escalate: p
+            .escalate
+            .iter()
+            .map(|l| LevelView {
+                at: format!("{}%", l.percent),
+                notify: l
+                    .notify
+                    .iter()
+                    .map(|n| match n {
+                        Notify::Assignee => "assignee".to_string(),
+                        Notify::Technicians => "technicians".to_string(),
+                        Notify::Address(a) => a.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let due = BTreeMap::from([
+        ("first_response".to_string(), c.first_response.due_at.map(rfc3339)),
+        ("resolution".to_string(), c.resolution.due_at.map(rfc3339)),
+    ]);
+    Ok(Some(SlaView { ticket, policy, clock: c, due }))
+}
