@@ -67,6 +67,17 @@ pub struct Config {
     pub smtp: Smtp,
     pub security: SecurityPolicy,
     pub sla: crate::sla::policy::SlaConfig,
+    pub limits: Limits,
+}
+
+/// Brakes against mail loops that get past every header check (a dumb autoresponder that strips
+/// everything and writes a fresh subject each time).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Automatic mails (acknowledgements) to one address within an hour.
+    pub auto_replies_per_recipient_per_hour: u32,
+    /// Automatic mails (acknowledgements, command errors) on one ticket within an hour.
+    pub auto_replies_per_ticket_per_hour: u32,
 }
 
 /// How technicians are recognised (see `auth`).
@@ -148,6 +159,8 @@ struct FileConfig {
     sla: crate::sla::policy::FileSla,
     #[serde(default)]
     priority: crate::sla::policy::FilePriority,
+    #[serde(default)]
+    limits: FileLimits,
     /// Accepted at the top level too, for configs that put it before the first table.
     #[serde(default)]
     technicians: Vec<String>,
@@ -172,6 +185,28 @@ struct FileHelpdesk {
     #[serde(default = "default_true")]
     cc_watchers: bool,
     comment_address: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    #[serde(default = "default_auto_limit")]
+    auto_replies_per_recipient_per_hour: i64,
+    #[serde(default = "default_auto_limit")]
+    auto_replies_per_ticket_per_hour: i64,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        FileLimits {
+            auto_replies_per_recipient_per_hour: default_auto_limit(),
+            auto_replies_per_ticket_per_hour: default_auto_limit(),
+        }
+    }
+}
+
+fn default_auto_limit() -> i64 {
+    10
 }
 
 #[derive(Deserialize)]
@@ -463,7 +498,23 @@ impl Config {
         let sla =
             crate::sla::policy::build(raw.calendars, raw.sla, raw.priority, &helpdesk.timezone, &base, &parse_duration)
                 .map_err(|(key, message)| doc.key_error(&key, message))?;
-        Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla })
+        let limit = |key: &str, v: i64| -> Result<u32, ConfigError> {
+            u32::try_from(v)
+                .ok()
+                .filter(|v| *v >= 1)
+                .ok_or_else(|| doc.key_error(key, format!("expected a number of at least 1, got {v}")))
+        };
+        let limits = Limits {
+            auto_replies_per_recipient_per_hour: limit(
+                "limits.auto_replies_per_recipient_per_hour",
+                raw.limits.auto_replies_per_recipient_per_hour,
+            )?,
+            auto_replies_per_ticket_per_hour: limit(
+                "limits.auto_replies_per_ticket_per_hour",
+                raw.limits.auto_replies_per_ticket_per_hour,
+            )?,
+        };
+        Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla, limits })
     }
 }
 

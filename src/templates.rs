@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::inbound::parse::one_line;
 
 /// The mail kinds that have templates, and whether each part is required.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "acknowledgement",
     "new-ticket",
     "reply",
@@ -21,6 +21,7 @@ pub const KINDS: [&str; 8] = [
     "note-copy",
     "command-error",
     "escalation",
+    "delivery-failure",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -92,6 +92,8 @@ pub enum MessageKind {
     Note,
     Commands,
     RejectedCommands,
+    /// A delivery report about mail maildesk sent.
+    Bounce,
 }
 
 impl MessageKind {
@@ -104,6 +106,7 @@ impl MessageKind {
             MessageKind::Note => "note",
             MessageKind::Commands => "commands",
             MessageKind::RejectedCommands => "rejected-commands",
+            MessageKind::Bounce => "bounce",
         }
     }
 }
@@ -125,6 +128,8 @@ pub enum MailKind {
     NoteCopy,
     /// To a technician whose commands were rejected.
     CommandError,
+    /// To the assignee or technicians: mail maildesk sent bounced.
+    DeliveryFailure,
 }
 
 impl MailKind {
@@ -137,19 +142,13 @@ impl MailKind {
             MailKind::RequesterReply => "requester-reply",
             MailKind::NoteCopy => "note-copy",
             MailKind::CommandError => "command-error",
+            MailKind::DeliveryFailure => "delivery-failure",
         }
     }
 
     /// Mails to technicians carry a per-technician reply address, so each gets a message of its own.
     pub fn to_technicians(self) -> bool {
-        matches!(
-            self,
-            MailKind::NewTicket
-                | MailKind::TeamCopy
-                | MailKind::RequesterReply
-                | MailKind::NoteCopy
-                | MailKind::CommandError
-        )
+        !matches!(self, MailKind::Acknowledgement | MailKind::Reply)
     }
 }
 

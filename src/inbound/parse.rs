@@ -59,6 +59,8 @@ pub struct Inbound {
     /// Every address the message was sent to: To, Cc, Delivered-To, X-Original-To (lower case).
     /// Per-ticket reply addresses are looked for here.
     pub recipients: Vec<String>,
+    /// Set when the message is a delivery report (see `bounce`).
+    pub bounce: Option<super::bounce::Bounce>,
     /// "high" or "low" from Importance, Priority or X-Priority; None when absent or normal.
     pub importance: Option<&'static str>,
     /// Raw `Authentication-Results` header values, newest (topmost) first.
@@ -162,6 +164,13 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
         .collect();
 
     let importance = msg.headers_raw().find_map(|(name, value)| importance(name, value));
+    let bounce = super::bounce::detect(
+        &msg,
+        from.as_ref().map(|f| f.address.as_str()),
+        &subject,
+        automation.return_path.as_deref() == Some(""),
+        automation.auto_submitted.as_deref().is_some_and(|a| !a.eq_ignore_ascii_case("no")),
+    );
 
     Ok(Inbound {
         message_id,
@@ -176,6 +185,7 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
         text,
         automation,
         recipients,
+        bounce,
         importance,
         authentication_results,
         attachments,

@@ -153,6 +153,9 @@ fn record_one(
         return Ok(Outcome::Duplicate);
     }
 
+    if let Some(b) = &msg.bounce {
+        return record_bounce(conn, desk, source, raw, &msg, b, now);
+    }
     let h = &desk.config.helpdesk;
     let desk_addresses = desk.addresses();
     let suppression = suppress_auto_reply(&msg, &desk_addresses);
@@ -235,6 +238,92 @@ fn record_one(
     let queued = mails::queue(conn, desk, &msg, &plan, live, row, now)?;
     info!(uid = source.2, ticket = live, created, queued, kind = plan.kind.as_str(), "message recorded");
     Ok(Outcome::Ticket { id: live, created, queued })
+}
+
+/// A delivery report: attached to the ticket of the mail it reports on, recorded as a delivery
+/// failure, and reported to the technicians once per failed message and recipient. It never opens a
+/// ticket and is never answered; one that matches nothing maildesk sent is quarantined with the reason.
+fn record_bounce(
+    conn: &Connection,
+    desk: &Desk<'_>,
+    source: (&str, u32, u32),
+    raw: &[u8],
+    msg: &Inbound,
+    b: &crate::inbound::bounce::Bounce,
+    now: i64,
+) -> Result<Outcome, StoreError> {
+    let candidates = b.message_ids.iter().chain(msg.in_reply_to.iter()).chain(msg.references.iter().rev());
+    let mut original = None;
+    for id in candidates {
+        if let Some(found) = write::outbound_message(conn, id)? {
+            original = Some((id.clone(), found));
+            break;
+        }
+    }
+    let what = format!(
+        "{}{}{}",
+        b.recipient.as_deref().map(|r| format!("to {r}")).unwrap_or_else(|| "to an unknown recipient".into()),
+        b.status.as_deref().map(|s| format!(", status {s}")).unwrap_or_default(),
+        b.diagnostic.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
+    );
+    let Some((original_id, (out_row, Some(ticket)))) = original else {
+        let reason = format!("delivery report ({}) about mail maildesk did not send: {what}", b.action);
+        write::insert_quarantine(conn, source, &reason, raw, now)?;
+        info!(uid = source.2, %reason, "bounce quarantined");
+        return Ok(Outcome::Quarantined { reason });
+    };
+    let ticket = Lookup(conn).live_ticket(ticket).unwrap_or(ticket);
+    let row = write::insert_message(
+        conn,
+        &NewMessage {
+            ticket_id: Some(ticket),
+            direction: "in",
+            message_id: &msg.message_id,
+            kind: tickets::MessageKind::Bounce.as_str(),
+            internal: true,
+            source: Some(source),
+            from: msg.from.as_ref(),
+            to: &msg.to,
+            cc: &msg.cc,
+            subject: &msg.subject,
+            sent_at: msg.date,
+            received_at: now,
+            body_text: &msg.text,
+            raw,
+        },
+    )?;
+    if !b.is_failure() {
+        let detail = format!("delivery report ({}) for {original_id} {what}", b.action);
+        write::insert_event(conn, Some(ticket), now, "maildesk", "delivery-report", &detail)?;
+        return Ok(Outcome::Ticket { id: ticket, created: false, queued: 0 });
+    }
+    let first_report = write::mark_bounced(conn, out_row, b.recipient.as_deref(), &what)?;
+    let detail = format!("mail {original_id} bounced {what}");
+    write::insert_event(conn, Some(ticket), now, "maildesk", "delivery-failed", &detail)?;
+    let mut queued = 0;
+    if first_report {
+        let assignee = write::ticket_state(conn, ticket)?.and_then(|t| t.assignee);
+        let to: Vec<String> = assignee.map(|a| vec![a]).unwrap_or_else(|| desk.config.helpdesk.technicians.clone());
+        let plan = tickets::Plan {
+            target: Target::Existing(ticket),
+            kind: tickets::MessageKind::Bounce,
+            internal: true,
+            text: detail.clone(),
+            updates: Vec::new(),
+            mails: to
+                .iter()
+                .map(|a| tickets::Mail {
+                    kind: tickets::MailKind::DeliveryFailure,
+                    to: vec![crate::inbound::parse::Mailbox { name: None, address: a.clone() }],
+                })
+                .collect(),
+            events: Vec::new(),
+            rejected: None,
+        };
+        queued = mails::queue(conn, desk, msg, &plan, ticket, row, now)?;
+    }
+    info!(uid = source.2, ticket, %detail, "bounce recorded");
+    Ok(Outcome::Ticket { id: ticket, created: false, queued })
 }
 
 /// Who sent the message: a technician only with a proof the config accepts (see `auth`).

@@ -36,6 +36,11 @@ pub fn queue(
     let mut queued = 0;
     for (n, mail) in plan.mails.iter().enumerate() {
         let Some(first) = mail.to.first() else { continue };
+        if let Some(reason) = rate_limited(conn, desk, mail.kind, ticket, &first.address, now)? {
+            warn!(ticket, to = %first.address, %reason, "automatic mail suppressed");
+            write::insert_event(conn, Some(ticket), now, "maildesk", "rate-limited", &reason)?;
+            continue;
+        }
         let to_technician = mail.kind.to_technicians();
         let reply_address = to_technician
             .then(|| auth::ticket_address(desk.reply_secret, &h.address, AddressKind::Reply, ticket, &first.address));
@@ -108,6 +113,47 @@ pub fn queue(
         )?;
     }
     Ok(queued)
+}
+
+/// Whether an automatic mail would exceed `[limits]`; the reason when it would.
+fn rate_limited(
+    conn: &Connection,
+    desk: &Desk<'_>,
+    kind: MailKind,
+    ticket: i64,
+    recipient: &str,
+    now: i64,
+) -> rusqlite::Result<Option<String>> {
+    if !matches!(kind, MailKind::Acknowledgement | MailKind::CommandError) {
+        return Ok(None);
+    }
+    let limits = &desk.config.limits;
+    let since = now - 3600;
+    let to_recipient: i64 = conn.query_row(
+        "SELECT count(*) FROM messages WHERE direction = 'out' AND to_addrs = ?1 AND sent_at > ?2
+         AND kind IN ('acknowledgement', 'command-error')",
+        rusqlite::params![recipient, since],
+        |r| r.get(0),
+    )?;
+    if to_recipient >= limits.auto_replies_per_recipient_per_hour as i64 {
+        return Ok(Some(format!(
+            "{} not sent: {recipient} already got {to_recipient} automatic mails this hour (limits.auto_replies_per_recipient_per_hour)",
+            kind.template()
+        )));
+    }
+    let on_ticket: i64 = conn.query_row(
+        "SELECT count(*) FROM messages WHERE direction = 'out' AND ticket_id = ?1 AND sent_at > ?2
+         AND kind IN ('acknowledgement', 'command-error')",
+        rusqlite::params![ticket, since],
+        |r| r.get(0),
+    )?;
+    if on_ticket >= limits.auto_replies_per_ticket_per_hour as i64 {
+        return Ok(Some(format!(
+            "{} not sent: the ticket already caused {on_ticket} automatic mails this hour (limits.auto_replies_per_ticket_per_hour)",
+            kind.template()
+        )));
+    }
+    Ok(None)
 }
 
 /// One outbound message, ready to render.

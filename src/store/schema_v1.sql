@@ -77,6 +77,8 @@ CREATE TABLE messages (
     UNIQUE (mailbox, uid_validity, uid)
 );
 CREATE INDEX messages_ticket ON messages(ticket_id, id);
+-- Rate limits count recent automatic mail per recipient.
+CREATE INDEX messages_out_to ON messages(to_addrs, sent_at) WHERE direction = 'out';
 
 -- People who get technicians' replies besides the requester (the requester's Cc, #cc).
 CREATE TABLE watchers (

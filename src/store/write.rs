@@ -332,3 +332,44 @@ pub fn apply_updates(
     }
     Ok(live)
 }
+
+/// An outbound message by Message-ID: its row and ticket.
+pub fn outbound_message(conn: &Connection, message_id: &str) -> rusqlite::Result<Option<(i64, Option<i64>)>> {
+    conn.query_row(
+        "SELECT id, ticket_id FROM messages WHERE message_id = ?1 AND direction = 'out'",
+        [message_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+/// Marks the outbox rows of a bounced message failed: the bounced recipient's row, or every row of
+/// the message when the report names a recipient the outbox does not know (an alias expanded further
+/// down the line). Returns true when some row changed, i.e. this is news: technicians hear of a
+/// failure once, not once per report about it.
+pub fn mark_bounced(
+    conn: &Connection,
+    message_row: i64,
+    recipient: Option<&str>,
+    error: &str,
+) -> rusqlite::Result<bool> {
+    let mark = |rcpt: Option<&str>| {
+        conn.execute(
+            "UPDATE outbox SET status = 'failed', last_error = ?3
+             WHERE message_id = ?1 AND status != 'failed' AND (?2 IS NULL OR recipient = ?2)",
+            params![message_row, rcpt, format!("bounced after delivery: {error}")],
+        )
+    };
+    let mut changed = mark(recipient)?;
+    if changed == 0 && recipient.is_some() {
+        let known: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM outbox WHERE message_id = ?1 AND recipient = ?2",
+            params![message_row, recipient],
+            |r| r.get(0),
+        )?;
+        if !known {
+            changed = mark(None)?;
+        }
+    }
+    Ok(changed > 0)
+}

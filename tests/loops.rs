@@ -1,0 +1,120 @@
+//! Loops and bounces against the real servers: two desks mailing each other, a dumb autoresponder,
+//! delivery reports for mail the desk sent, and a recipient the SMTP server refuses.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+#[test]
+fn two_desks_and_a_dumb_autoresponder_settle_within_a_bound() {
+    let mut a = Desk::with(DeskOptions {
+        tail: "[limits]\nauto_replies_per_recipient_per_hour = 3\n".into(),
+        ..DeskOptions::default()
+    });
+    let mut b = Desk::with(DeskOptions { tag: "BETA", ..DeskOptions::default() });
+    a.start();
+    b.start();
+    // Someone at desk B writes to desk A from B's support address: A acknowledges to B, and B must
+    // not acknowledge the acknowledgement.
+    send_smtp(
+        &b.support,
+        &a.support,
+        &message(&b.support, &a.support, "Shared printer contract", "ab1@b.example.test", "", "Hello A."),
+    );
+    // A robot that answers everything with a fresh subject and no loop headers at all.
+    let robot = address("robot");
+    send_smtp(&robot, &a.support, &message(&robot, &a.support, "Ping", "robot-0@robot.example.test", "", "ping"));
+    let start = Instant::now();
+    let mut answered = 0;
+    while start.elapsed() < Duration::from_secs(15) {
+        let got = inbox(&robot);
+        while answered < got.len() {
+            answered += 1;
+            let id = format!("robot-{answered}@robot.example.test");
+            send_smtp(
+                &robot,
+                &a.support,
+                &message(&robot, &a.support, &format!("Auto answer {answered}"), &id, "", "I answer everything."),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let robot_got = inbox(&robot).len();
+    assert!(robot_got <= 3, "the rate limit bounds the loop: the robot got {robot_got} acknowledgements");
+    let a_status = a.status().unwrap();
+    let suppressed = (1..=a.json(&["tickets"]).as_array().unwrap().len())
+        .filter(|id| a.json(&["show", &id.to_string()])["events"].to_string().contains("rate-limited"))
+        .count();
+    assert!(suppressed >= 1, "suppressed acknowledgements are recorded: {a_status:#}");
+    // Desk B got exactly one mail from A (the acknowledgement) and sent none back.
+    let b_status = b.wait_settled(1, T);
+    assert_eq!(b_status["outbox"]["sent"], 0, "B never answers an acknowledgement: {b_status:#}");
+    assert_eq!(b.json(&["show", "1"])["messages"][0]["kind"], "automatic");
+}
+
+#[test]
+fn a_delivery_report_is_attached_reported_once_and_never_opens_a_ticket() {
+    let tech = address("tech");
+    let mut desk =
+        Desk::with(DeskOptions { helpdesk: format!("technicians = [\"{tech}\"]"), ..DeskOptions::default() });
+    let alice = address("alice");
+    desk.start();
+    send_smtp(
+        &alice,
+        &desk.support,
+        &message(&alice, &desk.support, "Scanner", "s1@alice.example.test", "", "Broken."),
+    );
+    let ack = wait_inbox(&alice, 1, T).remove(0);
+    let ack_id = header(&ack, "Message-ID").unwrap();
+    wait_inbox(&tech, 1, T);
+    // Later, alice's server reports that the acknowledgement bounced after all (twice).
+    let dsn = |n: u32| {
+        format!(
+            "From: MAILER-DAEMON@mx.alice.example.test (Mail Delivery System)\r\nTo: {support}\r\n\
+Subject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <dsn{n}@mx.alice.example.test>\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\n\
+Content-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n\
+Reporting-MTA: dns; mx.alice.example.test\r\n\r\nFinal-Recipient: rfc822; {alice}\r\nAction: failed\r\nStatus: 5.2.2\r\n\
+Diagnostic-Code: smtp; 552 5.2.2 mailbox full\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\n\
+From: ACME IT <{support}>\r\nTo: {alice}\r\nMessage-ID: {ack_id}\r\nSubject: [ACME #1] Scanner\r\n\r\n--B--\r\n",
+            support = desk.support
+        )
+        .into_bytes()
+    };
+    append(&desk.support, &[dsn(1), dsn(2)]);
+    desk.wait_settled(3, T);
+    let tickets = desk.json(&["tickets"]);
+    assert_eq!(tickets.as_array().unwrap().len(), 1, "a bounce never opens a ticket: {tickets:#}");
+    let show = desk.json(&["show", "1"]);
+    let kinds: Vec<&str> = show["messages"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "bounce").count(), 2, "{kinds:?}");
+    let ack_row = show["messages"].as_array().unwrap().iter().find(|m| m["kind"] == "acknowledgement").unwrap();
+    assert_eq!(ack_row["delivery"][0]["status"], "failed");
+    assert!(ack_row["delivery"][0]["last_error"].as_str().unwrap().contains("5.2.2"), "{ack_row:#}");
+    let reports = wait_inbox(&tech, 2, T);
+    assert!(subject(&reports[1]).contains("Delivery failed"), "{}", subject(&reports[1]));
+    assert!(text(&reports[1]).contains("mailbox full"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(inbox(&tech).len(), 2, "technicians hear of the failure once");
+    assert_eq!(inbox(&alice).len(), 1, "nobody acknowledges a bounce");
+}
+
+#[test]
+fn a_permanent_smtp_refusal_is_recorded_on_the_ticket() {
+    let mut desk = Desk::new();
+    // The lab's Postfix accepts only @example.test: mail to this requester is refused with a 5xx.
+    let outsider = "someone@outside.invalid";
+    append(&desk.support, &[message(outsider, &desk.support, "Access request", "x1@outside.invalid", "", "Please.")]);
+    desk.start();
+    let status = desk.wait_status("the refusal recorded", T, |s| s["outbox"]["failed"] == 1);
+    assert_eq!(status["outbox"]["sent"], 0);
+    let show = desk.json(&["show", "1"]);
+    let delivery = &show["messages"][1]["delivery"][0];
+    assert!(delivery["last_error"].as_str().unwrap().contains("55"), "the server's words are kept: {delivery:#}");
+    assert!(show["events"].to_string().contains("refused permanently"), "{show:#}");
+}
