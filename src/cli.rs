@@ -256,14 +256,15 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             if !r.technicians.is_empty() {
                 writeln!(
                     out,
-                    "\n{:<40} {:>15} {:>22} {:>13}",
-                    "TECHNICIAN", "FIRST RESPONSES", "MEDIAN FIRST RESPONSE", "ASSIGNED OPEN"
+                    "\n{:<40} {:>8} {:>15} {:>22} {:>13}",
+                    "TECHNICIAN", "HANDLED", "FIRST RESPONSES", "MEDIAN FIRST RESPONSE", "ASSIGNED OPEN"
                 )?;
                 for t in &r.technicians {
                     writeln!(
                         out,
-                        "{:<40} {:>15} {:>22} {:>13}",
+                        "{:<40} {:>8} {:>15} {:>22} {:>13}",
                         t.technician,
+                        t.tickets_handled,
                         t.first_responses,
                         opt(t.median_first_response_secs),
                         t.assigned_open

@@ -50,6 +50,8 @@ pub struct PriorityReport {
 #[derive(Debug, Default, Serialize)]
 pub struct TechnicianReport {
     pub technician: String,
+    /// Tickets (opened in the period) this technician wrote on: replies, notes or commands.
+    pub tickets_handled: u64,
     /// Tickets whose first response this technician gave.
     pub first_responses: u64,
     pub median_first_response_secs: Option<i64>,
@@ -104,7 +106,7 @@ pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i6
     }
     let mut by_priority: BTreeMap<String, Acc> =
         ["P1", "P2", "P3", "P4"].iter().map(|p| (p.to_string(), Acc::default())).collect();
-    let mut techs: BTreeMap<String, (Vec<i64>, u64)> = BTreeMap::new();
+    let mut techs: BTreeMap<String, (Vec<i64>, u64, u64)> = BTreeMap::new();
     let mut stmt = conn.prepare(
         "SELECT priority, status, created_at, first_response_secs, first_response_breached, resolution_secs,
                 resolution_breached, first_responder, first_response_due_at, resolution_due_at
@@ -157,6 +159,16 @@ pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i6
         }
     }
     let mut stmt = conn.prepare(
+        "SELECT m.from_addr, count(DISTINCT m.ticket_id) FROM messages m JOIN tickets t ON t.id = m.ticket_id
+         WHERE m.direction = 'in' AND m.kind IN ('technician-reply', 'note', 'commands')
+           AND t.created_at >= ?1 AND t.created_at < ?2
+         GROUP BY m.from_addr",
+    )?;
+    for row in stmt.query_map(params![lo, hi], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (t, n) = row?;
+        techs.entry(t).or_default().2 = n as u64;
+    }
+    let mut stmt = conn.prepare(
         "SELECT assignee, count(*) FROM tickets WHERE assignee IS NOT NULL AND status IN ('open', 'pending')
          AND merged_into IS NULL GROUP BY assignee",
     )?;
@@ -178,10 +190,11 @@ pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i6
         .collect();
     let technicians = techs
         .into_iter()
-        .map(|(technician, (mut fr, open))| {
+        .map(|(technician, (mut fr, open, handled))| {
             fr.sort_unstable();
             TechnicianReport {
                 technician,
+                tickets_handled: handled,
                 first_responses: fr.len() as u64,
                 median_first_response_secs: percentile(&fr, 0.5),
                 assigned_open: open,
