@@ -435,3 +435,14 @@ rules = [ { priority = "P1", subject_matches = "(?i)\\b(down|outage)\\b" },
         }
     }
 }
+
+#[cfg(test)]
+mod ics_tests {
+    #[test]
+    fn all_day_events_of_an_icalendar_file_are_holidays() {
+        let ics = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20261224\r\nSUMMARY:Heiligabend\r\nEND:VEVENT\r\n\
+BEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20261231\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let days: Vec<String> = super::ics_holidays(ics).iter().map(|d| d.to_string()).collect();
+        assert_eq!(days, vec!["2026-12-24", "2026-12-31"]);
+    }
+}
