@@ -1,0 +1,528 @@
+//! The speed suite: maildesk against its physical-limit baselines, in the same run, on the local
+//! Dovecot + Postfix (`scripts/bench` starts them and builds the release binary first).
+//!
+//! 1. Backlog ingest: a deterministic 10,000-message mailbox; maildesk vs a bare async-imap client
+//!    that only fetches every body (same library, same batch size).
+//! 2. Acknowledgement delivery: until Postfix accepted every acknowledgement; vs the same messages
+//!    sent by a bare lettre client over the same number of connections.
+//! 3. Push latency: maildesk idle on IDLE, mails sent one at a time; SMTP 250 → acknowledgement in the
+//!    requester's INBOX; vs a bare client that IDLEs and answers with a fixed message.
+//! 4. Footprint: idle RSS, peak RSS, binary size, start-up time to ready.
+//!
+//! Prints a table and writes target/bench/results.json. Only 127.0.0.1 is contacted.
+//! Figures, not verdicts: nothing here fails on time. `MAILDESK_BENCH_QUICK=1` runs a small version.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use lettre::transport::smtp::client::Tls;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde_json::json;
+
+const LAB: &str = "/tmp/maildesk-lab";
+
+/// A small deterministic generator (xorshift64*): the same seed gives the same mailbox.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+const WORDS: &[&str] = &[
+    "printer",
+    "jammed",
+    "VPN",
+    "password",
+    "reset",
+    "laptop",
+    "screen",
+    "flickers",
+    "mailbox",
+    "full",
+    "access",
+    "share",
+    "drive",
+    "slow",
+    "network",
+    "Wi-Fi",
+    "floor",
+    "meeting",
+    "room",
+    "projector",
+    "license",
+    "Visio",
+    "update",
+    "error",
+];
+const UTF8: &[&str] =
+    &["Drucker im 3. Stock gestört", "Écran noir après mise à jour", "Contraseña caducada", "Проблема с почтой"];
+
+fn b64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 * 2 + 4);
+    for (i, c) in data.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push_str("\r\n");
+        }
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for k in 0..4 {
+            if k <= c.len() {
+                out.push(T[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The mailbox: ~60% new requests, ~20% replies (In-Reply-To/References), notes and forwards,
+/// auto-replies, bounces, newsletters; ~10% with attachments of 5-600 KB; UTF-8 encoded headers.
+fn generate(n: usize, run: &str, support: &str, seed: u64) -> (Vec<Vec<u8>>, usize) {
+    let mut rng = Rng(seed);
+    let mut out = Vec::with_capacity(n);
+    let mut requests: Vec<(String, String)> = Vec::new();
+    let mut expected_acks = 0;
+    for i in 0..n {
+        let sender = format!("req-{run}-{}@example.test", rng.below(200));
+        let words: Vec<&str> = (0..4).map(|_| WORDS[rng.below(WORDS.len() as u64) as usize]).collect();
+        let id = format!("gen-{i}.{run}@client.example.test");
+        let kind = rng.below(100);
+        let (subject, extra, body, new_ack) = match kind {
+            0..=59 => {
+                let s = if rng.below(10) == 0 {
+                    let u = UTF8[rng.below(UTF8.len() as u64) as usize];
+                    format!("=?UTF-8?B?{}?=", b64(u.as_bytes()))
+                } else {
+                    format!("The {} {} is {} again ({i})", words[0], words[1], words[2])
+                };
+                requests.push((id.clone(), s.clone()));
+                (
+                    s,
+                    String::new(),
+                    format!("Hello,\r\n\r\nthe {} {} since this morning.\r\n\r\nThanks\r\n", words[3], words[1]),
+                    true,
+                )
+            }
+            60..=79 if !requests.is_empty() => {
+                let (rid, rs) = requests[rng.below(requests.len() as u64) as usize].clone();
+                let body = "Still not working.\r\n\r\nOn Mon, support wrote:\r\n> Please try again.\r\n".to_string();
+                (format!("Re: {rs}"), format!("In-Reply-To: <{rid}>\r\nReferences: <{rid}>\r\n"), body, false)
+            }
+            80..=85 => (
+                format!("Fwd: {} {}", words[0], words[1]),
+                String::new(),
+                "---------- Forwarded message ---------\r\nsee below\r\n".into(),
+                true,
+            ),
+            86..=88 => (
+                "Out of office".into(),
+                "Auto-Submitted: auto-replied\r\n".into(),
+                "I am away until Monday.\r\n".into(),
+                false,
+            ),
+            89 => (
+                "Undelivered Mail Returned to Sender".into(),
+                "Auto-Submitted: auto-replied\r\n".into(),
+                "Your message could not be delivered.\r\nMessage-ID: <unknown.1@elsewhere.test>\r\n".into(),
+                false,
+            ),
+            _ => (
+                "Weekly IT newsletter".into(),
+                "List-Id: <news.example.test>\r\nPrecedence: bulk\r\n".into(),
+                "News.\r\n".into(),
+                false,
+            ),
+        };
+        let from = if kind == 89 { format!("MAILER-DAEMON@mx-{run}.example.test") } else { sender };
+        expected_acks += new_ack as usize;
+        let head = format!(
+            "From: {from}\r\nTo: {support}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n{extra}"
+        );
+        let raw = if rng.below(10) == 0 {
+            let size = (5_000 + rng.below(595_000)) as usize;
+            let data: Vec<u8> = (0..size).map(|_| rng.next() as u8).collect();
+            format!(
+                "{head}Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n--b{i}\r\n\
+Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"log-{i}.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b{i}--\r\n",
+                b64(&data)
+            )
+        } else {
+            format!("{head}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}")
+        };
+        out.push(raw.into_bytes());
+    }
+    (out, expected_acks)
+}
+
+/// Writes messages straight into a user's Maildir: seeding is not what is measured.
+fn seed_maildir(user: &str, messages: &[Vec<u8>]) {
+    let (local, domain) = user.split_once('@').unwrap();
+    let dir = Path::new(LAB).join("mail").join(domain).join(local).join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for (i, m) in messages.iter().enumerate() {
+        std::fs::write(dir.join("new").join(format!("{}.M{i}P1.bench", 1_795_000_000 + i)), m).unwrap();
+    }
+    let status = Command::new("chown")
+        .args(["-R", "vmail:vmail"])
+        .arg(Path::new(LAB).join("mail").join(domain).join(local))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn imap(user: &str) -> async_imap::Session<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", 1143)).await.unwrap();
+    let mut c = async_imap::Client::new(tcp);
+    c.read_response().await.unwrap();
+    c.login(user, "secret").await.map_err(|(e, _)| e).unwrap()
+}
+
+/// Baseline 1: fetch every full message in batches of `batch`, discard. Returns (seconds, bytes).
+async fn bare_fetch(user: &str, batch: usize) -> (f64, usize) {
+    let start = Instant::now();
+    let mut s = imap(user).await;
+    s.examine("INBOX").await.unwrap();
+    let mut uids: Vec<u32> = s.uid_search("ALL").await.unwrap().into_iter().collect();
+    uids.sort_unstable();
+    let mut bytes = 0;
+    for chunk in uids.chunks(batch) {
+        let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let fetched: Vec<_> = s.uid_fetch(&set, "(UID BODY.PEEK[])").await.unwrap().try_collect().await.unwrap();
+        bytes += fetched.iter().filter_map(|f| f.body()).map(|b| b.len()).sum::<usize>();
+    }
+    s.logout().await.unwrap();
+    (start.elapsed().as_secs_f64(), bytes)
+}
+
+async fn inbox_count(user: &str) -> u32 {
+    let mut s = imap(user).await;
+    let st = s.status("INBOX", "(MESSAGES)").await.unwrap();
+    let _ = s.logout().await;
+    st.exists
+}
+
+fn rss_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start(bin: &Path, support: &str, batch: u32) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let root = env!("CARGO_MANIFEST_DIR");
+        std::fs::write(
+            dir.path().join("maildesk.toml"),
+            format!(
+                "[helpdesk]\nname = \"Bench IT\"\ntag = \"BENCH\"\naddress = \"{support}\"\ndatabase = \"maildesk.db\"\n\
+                 templates = \"{root}/templates\"\n[imap]\nhost = \"127.0.0.1\"\nport = 1143\nsecurity = \"none\"\n\
+                 username = \"{support}\"\npassword = \"secret\"\nbatch_size = {batch}\n[smtp]\nhost = \"127.0.0.1\"\nport = 2525\n\
+                 security = \"none\"\nconnections = 2\n[limits]\nauto_replies_per_recipient_per_hour = 100000\n\
+                 auto_replies_per_ticket_per_hour = 100000\n"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("maildesk.log")).unwrap();
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(dir.path().join("maildesk.toml"))
+            .arg("run")
+            .env("MAILDESK_LOG", "warn,maildesk::inbound::imap=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Daemon { child, dir }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("maildesk.db")
+    }
+
+    /// (messages recorded or quarantined, outbox rows, outbox rows sent)
+    fn progress(&self) -> (i64, i64, i64) {
+        let Ok(c) = rusqlite::Connection::open_with_flags(self.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+            return (0, 0, 0);
+        };
+        let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap_or(0);
+        (
+            q("SELECT (SELECT count(*) FROM messages WHERE direction = 'in') + (SELECT count(*) FROM quarantine)"),
+            q("SELECT count(*) FROM outbox"),
+            q("SELECT count(*) FROM outbox WHERE status = 'sent'"),
+        )
+    }
+
+    fn ready(&self) -> bool {
+        std::fs::read_to_string(self.dir.path().join("maildesk.log")).unwrap_or_default().contains("IMAP connected")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn smtp_send(from: &str, to: &str, raw: &[u8]) {
+    let stream = TcpStream::connect(("127.0.0.1", 2525)).unwrap();
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    let mut line = String::new();
+    let mut expect = |r: &mut BufReader<TcpStream>| loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        if line.as_bytes().get(3) != Some(&b'-') {
+            break;
+        }
+    };
+    expect(&mut r);
+    for cmd in
+        ["EHLO bench.example.test".to_string(), format!("MAIL FROM:<{from}>"), format!("RCPT TO:<{to}>"), "DATA".into()]
+    {
+        w.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        expect(&mut r);
+    }
+    w.write_all(raw).unwrap();
+    w.write_all(b"\r\n.\r\n").unwrap();
+    expect(&mut r);
+    w.write_all(b"QUIT\r\n").unwrap();
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// Sends `n` requests one at a time; returns each SMTP-250-to-reply-in-INBOX latency in seconds.
+async fn latencies(n: usize, to: &str, requester: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let before = inbox_count(requester).await;
+        let raw = format!(
+            "From: {requester}\r\nTo: {to}\r\nSubject: Latency probe {i}\r\nMessage-ID: <lat-{i}-{requester}>\r\n\r\nping\r\n"
+        );
+        let t = Instant::now();
+        smtp_send(requester, to, raw.as_bytes());
+        loop {
+            if inbox_count(requester).await > before {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                panic!("no reply to probe {i} within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        out.push(t.elapsed().as_secs_f64());
+    }
+    out
+}
+
+/// Baseline 3: IDLE on `user`, answer every new mail with a fixed message to its sender.
+async fn bare_responder(user: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let mut s = imap(&user).await;
+    let mb = s.select("INBOX").await.unwrap();
+    let mut seen = mb.uid_next.unwrap_or(1);
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let uids: Vec<u32> =
+            s.uid_search(format!("UID {seen}:*")).await.unwrap().into_iter().filter(|u| *u >= seen).collect();
+        for uid in uids {
+            let f: Vec<_> = s
+                .uid_fetch(uid.to_string(), "(UID BODY.PEEK[HEADER.FIELDS (FROM)])")
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            let from =
+                f.first().and_then(|f| f.header()).map(|h| String::from_utf8_lossy(h).to_string()).unwrap_or_default();
+            let from = from.trim().trim_start_matches("From:").trim().to_string();
+            let raw = format!("From: {user}\r\nTo: {from}\r\nSubject: Got it\r\n\r\nfixed reply\r\n");
+            let me = user.clone();
+            tokio::task::spawn_blocking(move || smtp_send(&me, &from, raw.as_bytes())).await.unwrap();
+            seen = seen.max(uid + 1);
+        }
+        let mut idle = s.idle();
+        idle.init().await.unwrap();
+        let (wait, _stop) = idle.wait_with_timeout(Duration::from_secs(2));
+        let _ = wait.await;
+        s = idle.done().await.unwrap();
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    maildesk::tls::install_provider();
+    let quick = std::env::var("MAILDESK_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let (n, probes) = if quick { (1_000, 20) } else { (10_000, 200) };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = root.join("target/release/maildesk");
+    assert!(bin.exists(), "build the release binary first (scripts/bench does)");
+    assert!(TcpStream::connect(("127.0.0.1", 1143)).is_ok(), "the mail lab is not running (scripts/bench starts it)");
+    let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let support = format!("bench-{run}@example.test");
+    let (messages, acks) = generate(n, &run, &support, 42);
+    let total_bytes: usize = messages.iter().map(Vec::len).sum();
+    println!(
+        "maildesk speed suite: {n} messages, {:.1} MB, {acks} acknowledgements expected",
+        total_bytes as f64 / 1e6
+    );
+    seed_maildir(&support, &messages);
+    drop(messages);
+
+    // Warm Dovecot's index once so neither side pays for building it.
+    let _ = bare_fetch(&support, 50).await;
+    // Scenario 1 baseline.
+    let (base_secs, base_bytes) = bare_fetch(&support, 50).await;
+
+    // Scenario 1 + 2 + 4: maildesk on the same mailbox.
+    let start = Instant::now();
+    let d = Daemon::start(&bin, &support, 50);
+    let pid = d.child.id();
+    let mut ready_at = None;
+    let mut ingest_secs = None;
+    let sent_secs;
+    let mut peak = 0;
+    let mut idle_rss = 0;
+    loop {
+        if ready_at.is_none() && d.ready() {
+            ready_at = Some(start.elapsed().as_secs_f64());
+            idle_rss = rss_kb(pid, "VmRSS:");
+        }
+        let (recorded, queued, sent) = d.progress();
+        peak = peak.max(rss_kb(pid, "VmHWM:"));
+        if ingest_secs.is_none() && recorded >= n as i64 {
+            ingest_secs = Some(start.elapsed().as_secs_f64());
+        }
+        if ingest_secs.is_some() && sent >= queued && queued > 0 {
+            sent_secs = Some(start.elapsed().as_secs_f64());
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(900), "maildesk did not finish: {:?}", d.progress());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ingest = ingest_secs.unwrap();
+    let delivered = sent_secs.unwrap();
+    let (_, queued, _) = d.progress();
+    peak = peak.max(rss_kb(pid, "VmHWM:"));
+    // The acknowledgements maildesk sent, for the delivery baseline.
+    let ack_msgs: Vec<(String, Vec<u8>)> = {
+        let c = rusqlite::Connection::open_with_flags(d.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let mut st = c
+            .prepare("SELECT o.recipient, m.raw FROM outbox o JOIN messages m ON m.id = o.message_id ORDER BY o.id")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    drop(d);
+
+    // Scenario 2 baseline: the same messages through lettre's pool, two connections.
+    let transport: AsyncSmtpTransport<Tokio1Executor> =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(2525)
+            .tls(Tls::None)
+            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(2))
+            .build();
+    let t = Instant::now();
+    let sends = ack_msgs.iter().map(|(rcpt, raw)| {
+        let env = lettre::address::Envelope::new(Some(support.parse().unwrap()), vec![rcpt.parse().unwrap()]).unwrap();
+        let transport = &transport;
+        async move { transport.send_raw(&env, raw).await.unwrap() }
+    });
+    let mut in_flight = futures_util::stream::iter(sends).buffer_unordered(2);
+    while in_flight.next().await.is_some() {}
+    let base_send = t.elapsed().as_secs_f64();
+
+    // Scenario 3: push latency, maildesk on IDLE with an empty mailbox.
+    let push_support = format!("push-{run}@example.test");
+    let requester = format!("probe-{run}@example.test");
+    let d = Daemon::start(&bin, &push_support, 50);
+    while !d.ready() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut ours = latencies(probes, &push_support, &requester).await;
+    drop(d);
+    let responder = format!("responder-{run}@example.test");
+    let requester2 = format!("probe2-{run}@example.test");
+    let _ = inbox_count(&responder).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bare = tokio::spawn(bare_responder(responder.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut theirs = latencies(probes, &responder, &requester2).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = tokio::time::timeout(Duration::from_secs(5), bare).await;
+    ours.sort_by(f64::total_cmp);
+    theirs.sort_by(f64::total_cmp);
+
+    let binary = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    let mb = total_bytes as f64 / 1e6;
+    println!();
+    println!("{:<34} {:>12} {:>12} {:>8}", "scenario", "maildesk", "baseline", "ratio");
+    println!(
+        "{:<34} {:>8.0} m/s {:>8.0} m/s {:>7.0}%",
+        "1 backlog ingest",
+        n as f64 / ingest,
+        n as f64 / base_secs,
+        100.0 * base_secs / ingest
+    );
+    println!("{:<34} {:>8.1} MB/s {:>7.1} MB/s", "  throughput", mb / ingest, base_bytes as f64 / 1e6 / base_secs);
+    println!(
+        "{:<34} {:>9.1} s {:>10.1} s {:>7.0}%",
+        format!("2 {queued} acks accepted by Postfix"),
+        delivered,
+        base_send,
+        100.0 * base_send / delivered
+    );
+    for (name, p) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)] {
+        println!(
+            "{:<34} {:>10.3} s {:>10.3} s",
+            format!("3 push latency {name} ({probes} mails)"),
+            pct(&ours, p),
+            pct(&theirs, p)
+        );
+    }
+    println!("{:<34} {:>9.1} MB", "4 idle RSS", idle_rss as f64 / 1024.0);
+    println!("{:<34} {:>9.1} MB", "  peak RSS (scenario 1)", peak as f64 / 1024.0);
+    println!("{:<34} {:>9.1} MB", "  binary size", binary as f64 / 1e6);
+    println!("{:<34} {:>10.3} s", "  start-up to IMAP ready", ready_at.unwrap_or(0.0));
+
+    let results = json!({
+        "quick": quick,
+        "messages": n, "megabytes": mb, "acknowledgements": queued,
+        "ingest": { "maildesk_secs": ingest, "baseline_secs": base_secs, "maildesk_msgs_per_sec": n as f64 / ingest,
+                    "baseline_msgs_per_sec": n as f64 / base_secs, "ratio": base_secs / ingest },
+        "delivery": { "maildesk_secs": delivered, "baseline_secs": base_send, "ratio": base_send / delivered },
+        "push_latency": { "probes": probes,
+            "maildesk": { "p50": pct(&ours, 0.5), "p90": pct(&ours, 0.9), "p99": pct(&ours, 0.99), "max": pct(&ours, 1.0) },
+            "baseline": { "p50": pct(&theirs, 0.5), "p90": pct(&theirs, 0.9), "p99": pct(&theirs, 0.99), "max": pct(&theirs, 1.0) } },
+        "footprint": { "idle_rss_mb": idle_rss as f64 / 1024.0, "peak_rss_mb": peak as f64 / 1024.0,
+                       "binary_mb": binary as f64 / 1e6, "startup_secs": ready_at },
+    });
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results).unwrap()).unwrap();
+    println!("\nwritten to target/bench/results.json");
+}
+
+use futures_util::StreamExt as _;
