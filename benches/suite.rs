@@ -228,6 +228,8 @@ fn rss_kb(pid: u32, field: &str) -> u64 {
 struct Daemon {
     child: Child,
     dir: tempfile::TempDir,
+    /// "bench" or "push": names the log kept in target/bench.
+    role: String,
 }
 
 impl Daemon {
@@ -250,12 +252,13 @@ impl Daemon {
             .arg("--config")
             .arg(dir.path().join("maildesk.toml"))
             .arg("run")
-            .env("MAILDESK_LOG", "warn,maildesk::inbound::imap=info")
+            .env("MAILDESK_LOG", "warn,maildesk::inbound::imap=debug")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        Daemon { child, dir }
+        let role = support.split('-').next().unwrap_or("daemon").to_string();
+        Daemon { child, dir, role }
     }
 
     fn db(&self) -> PathBuf {
@@ -284,6 +287,10 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Keep the daemon's log (per-batch fetch/record/flag times at debug level) for profiling.
+        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+        let _ = std::fs::create_dir_all(&out);
+        let _ = std::fs::copy(self.dir.path().join("maildesk.log"), out.join(format!("daemon-{}.log", self.role)));
     }
 }
 
@@ -377,6 +384,9 @@ async fn main() {
     maildesk::tls::install_provider();
     let quick = std::env::var("MAILDESK_BENCH_QUICK").is_ok_and(|v| v == "1");
     let (n, probes) = if quick { (1_000, 20) } else { (10_000, 200) };
+    // For profiling runs: MAILDESK_BENCH_PROBES=0 skips the latency scenario.
+    let probes: usize =
+        std::env::var("MAILDESK_BENCH_PROBES").ok().and_then(|v| v.parse().ok()).unwrap_or(probes).max(1);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bin = root.join("target/release/maildesk");
     assert!(bin.exists(), "build the release binary first (scripts/bench does)");
@@ -399,7 +409,8 @@ async fn main() {
 
     // Scenario 1 + 2 + 4: maildesk on the same mailbox.
     let start = Instant::now();
-    let d = Daemon::start(&bin, &support, 50);
+    let batch: u32 = std::env::var("MAILDESK_BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let d = Daemon::start(&bin, &support, batch);
     let pid = d.child.id();
     let mut ready_at = None;
     let mut ingest_secs = None;

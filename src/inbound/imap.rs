@@ -157,6 +157,7 @@ impl Watcher {
         uids.sort_unstable();
         let current = state.is_some_and(|s| s.uid_validity == uid_validity);
         for chunk in uids.chunks(self.config.imap.batch_size as usize) {
+            let started = std::time::Instant::now();
             let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
             let fetched: Vec<Fetched> = {
                 let stream = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
@@ -169,12 +170,14 @@ impl Watcher {
             if fetched.len() < chunk.len() {
                 debug!(asked = chunk.len(), got = fetched.len(), "some messages vanished between SEARCH and FETCH");
             }
+            let fetch_time = started.elapsed();
             let advance_to = current.then(|| chunk.last().copied().unwrap_or(after));
             let desk = Desk { config: &self.config, templates: &self.templates, instance, reply_secret };
             let now = store::now();
             let outcomes = tokio::task::block_in_place(|| {
                 record_batch(conn, &desk, name, uid_validity, &fetched, advance_to, now)
             })?;
+            let record_time = started.elapsed() - fetch_time;
             if outcomes.iter().any(|(_, o)| matches!(o, Outcome::Ticket { queued: 1.., .. })) {
                 self.outbox.notify_one();
             }
@@ -183,6 +186,13 @@ impl Watcher {
                 let flagged = session.uid_store(&set, "+FLAGS.SILENT (\\Seen)").await?;
                 let _: Vec<_> = flagged.try_collect().await?;
             }
+            debug!(
+                messages = fetched.len(),
+                fetch_ms = fetch_time.as_millis() as u64,
+                record_ms = record_time.as_millis() as u64,
+                flag_ms = (started.elapsed() - fetch_time - record_time).as_millis() as u64,
+                "batch"
+            );
         }
         if !current {
             // The first sync is complete: from now on, everything above this mark is new.

@@ -129,24 +129,24 @@ fn rate_limited(
     }
     let limits = &desk.config.limits;
     let since = now - 3600;
-    let to_recipient: i64 = conn.query_row(
-        "SELECT count(*) FROM messages WHERE direction = 'out' AND to_addrs = ?1 AND sent_at > ?2
+    let to_recipient: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM messages WHERE direction = 'out' AND to_addrs = ?1 AND sent_at > ?2
          AND kind IN ('acknowledgement', 'command-error')",
-        rusqlite::params![recipient, since],
-        |r| r.get(0),
-    )?;
+        )?
+        .query_row(rusqlite::params![recipient, since], |r| r.get(0))?;
     if to_recipient >= limits.auto_replies_per_recipient_per_hour as i64 {
         return Ok(Some(format!(
             "{} not sent: {recipient} already got {to_recipient} automatic mails this hour (limits.auto_replies_per_recipient_per_hour)",
             kind.template()
         )));
     }
-    let on_ticket: i64 = conn.query_row(
-        "SELECT count(*) FROM messages WHERE direction = 'out' AND ticket_id = ?1 AND sent_at > ?2
+    let on_ticket: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM messages WHERE direction = 'out' AND ticket_id = ?1 AND sent_at > ?2
          AND kind IN ('acknowledgement', 'command-error')",
-        rusqlite::params![ticket, since],
-        |r| r.get(0),
-    )?;
+        )?
+        .query_row(rusqlite::params![ticket, since], |r| r.get(0))?;
     if on_ticket >= limits.auto_replies_per_ticket_per_hour as i64 {
         return Ok(Some(format!(
             "{} not sent: the ticket already caused {on_ticket} automatic mails this hour (limits.auto_replies_per_ticket_per_hour)",
@@ -263,7 +263,9 @@ pub fn queue_escalation(
             }
         })
         .collect();
-    let fired: i64 = conn.query_row("SELECT count(*) FROM sla_fired WHERE ticket_id = ?1", [ticket], |r| r.get(0))?;
+    let fired: i64 = conn
+        .prepare_cached("SELECT count(*) FROM sla_fired WHERE ticket_id = ?1")?
+        .query_row([ticket], |r| r.get(0))?;
     let mut queued = 0;
     for (n, rcpt) in recipients.iter().enumerate() {
         let technician = h.technicians.contains(&rcpt.address);
@@ -321,9 +323,8 @@ pub fn human_duration(secs: i64) -> String {
 }
 
 fn ticket_context(conn: &Connection, tag: &str, id: i64) -> rusqlite::Result<TicketContext> {
-    conn.query_row(
-        "SELECT subject, status, priority, coalesce(requester, ''), coalesce(requester_name, ''), coalesce(assignee, '')
-         FROM tickets WHERE id = ?1",
+    conn.prepare_cached("SELECT subject, status, priority, coalesce(requester, ''), coalesce(requester_name, ''), coalesce(assignee, '')
+         FROM tickets WHERE id = ?1")?.query_row(
         [id],
         |r| {
             Ok(TicketContext {

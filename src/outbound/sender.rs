@@ -222,10 +222,10 @@ pub fn settle_interrupted(conn: &Connection, now: i64) -> rusqlite::Result<usize
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (id, ticket, recipient) in &rows {
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE outbox SET status = 'sent', unconfirmed = 1, attempts = attempts + 1, sent_at = ?2 WHERE id = ?1",
-            params![id, now],
-        )?;
+        )?
+        .execute(params![id, now])?;
         let detail = format!(
             "mail to {recipient} was fully transmitted when maildesk stopped, before the server's reply; \
              it is counted as sent (unconfirmed) and not sent again"
@@ -274,16 +274,15 @@ fn record(conn: &Connection, d: &Due, verdict: &Verdict, now: i64, retry_for: Du
     let attempts = d.attempts + 1;
     match verdict {
         Verdict::Sent => {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE outbox SET status = 'sent', attempts = ?2, sent_at = ?3, last_error = NULL WHERE id = ?1",
-                params![d.id, attempts, now],
-            )?;
+            )?
+            .execute(params![d.id, attempts, now])?;
             info!(outbox = d.id, ticket = d.ticket, to = %d.recipient, "mail sent");
         }
         Verdict::Retry(err) if now - d.created_at < retry_for.as_secs() as i64 => {
             let next = now + retry_delay(attempts).as_secs() as i64;
-            conn.execute(
-                "UPDATE outbox SET status = 'pending', attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1",
+            conn.prepare_cached("UPDATE outbox SET status = 'pending', attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1")?.execute(
                 params![d.id, attempts, next, err],
             )?;
             warn!(outbox = d.id, to = %d.recipient, attempts, error = %err, "sending failed; will retry");
@@ -300,10 +299,8 @@ fn record(conn: &Connection, d: &Due, verdict: &Verdict, now: i64, retry_for: Du
                 format!("mail to {} refused permanently: {err}", d.recipient)
             };
             let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-            tx.execute(
-                "UPDATE outbox SET status = 'failed', attempts = ?2, last_error = ?3 WHERE id = ?1",
-                params![d.id, attempts, err],
-            )?;
+            tx.prepare_cached("UPDATE outbox SET status = 'failed', attempts = ?2, last_error = ?3 WHERE id = ?1")?
+                .execute(params![d.id, attempts, err])?;
             write::insert_event(&tx, d.ticket, now, "maildesk", "delivery-failed", &detail)?;
             tx.commit()?;
             warn!(outbox = d.id, ticket = d.ticket, "{detail}");

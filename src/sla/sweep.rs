@@ -71,27 +71,27 @@ pub fn refresh(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> rus
     let Some(stored) = load(conn, ticket)? else { return Ok(None) };
     let c = clock_of(sla, &stored, now);
     let merged: Option<i64> =
-        conn.query_row("SELECT merged_into FROM tickets WHERE id = ?1", [ticket], |r| r.get(0))?;
+        conn.prepare_cached("SELECT merged_into FROM tickets WHERE id = ?1")?.query_row([ticket], |r| r.get(0))?;
     let next = if merged.is_some() { None } else { c.next_level_at };
     let fr = &c.first_response;
     let res = &c.resolution;
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE tickets SET sla_next_at = ?2,
              first_response_secs = ?3, first_response_breached = ?4,
              resolution_secs = ?5, resolution_breached = ?6,
              first_response_due_at = ?7, resolution_due_at = ?8
          WHERE id = ?1",
-        params![
-            ticket,
-            next,
-            (fr.state == "met").then_some(fr.elapsed_secs),
-            fr.breached,
-            (res.state == "stopped").then_some(res.elapsed_secs),
-            res.breached,
-            fr.due_at,
-            res.due_at,
-        ],
-    )?;
+    )?
+    .execute(params![
+        ticket,
+        next,
+        (fr.state == "met").then_some(fr.elapsed_secs),
+        fr.breached,
+        (res.state == "stopped").then_some(res.elapsed_secs),
+        res.breached,
+        fr.due_at,
+        res.due_at,
+    ])?;
     Ok(Some(c))
 }
 
@@ -125,10 +125,10 @@ fn escalate(conn: &Connection, desk: &Desk<'_>, ticket: i64, now: i64) -> Result
     let mut summary = Vec::new();
     for (target, top, reached) in &due {
         for pct in reached {
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT OR IGNORE INTO sla_fired(ticket_id, target, percent, fired_at) VALUES (?1, ?2, ?3, ?4)",
-                params![ticket, target, pct, now],
-            )?;
+            )?
+            .execute(params![ticket, target, pct, now])?;
         }
         let level = policy.escalate.iter().find(|l| l.percent == *top).expect("due levels come from the ladder");
         for n in &level.notify {

@@ -31,8 +31,10 @@ pub fn live_ticket(conn: &Connection, id: i64) -> rusqlite::Result<Option<i64>> 
     let mut current = id;
     // Merges form a chain; the bound guards against a cycle someone made by hand in the database.
     for _ in 0..64 {
-        let next: Option<Option<i64>> =
-            conn.query_row("SELECT merged_into FROM tickets WHERE id = ?1", [current], |r| r.get(0)).optional()?;
+        let next: Option<Option<i64>> = conn
+            .prepare_cached("SELECT merged_into FROM tickets WHERE id = ?1")?
+            .query_row([current], |r| r.get(0))
+            .optional()?;
         match next {
             None => return Ok(None),
             Some(None) => return Ok(Some(current)),
@@ -67,19 +69,19 @@ fn join(list: &[Mailbox]) -> String {
 }
 
 pub fn message_id_known(conn: &Connection, message_id: &str) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT 1 FROM messages WHERE message_id = ?1", [message_id], |_| Ok(()))
+    conn.prepare_cached("SELECT 1 FROM messages WHERE message_id = ?1")?
+        .query_row([message_id], |_| Ok(()))
         .optional()
         .map(|r| r.is_some())
 }
 
 /// Whether this exact UID was already recorded (as a message or in quarantine).
 pub fn uid_known(conn: &Connection, mailbox: &str, uid_validity: u32, uid: u32) -> rusqlite::Result<bool> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT 1 FROM messages WHERE mailbox = ?1 AND uid_validity = ?2 AND uid = ?3
          UNION ALL SELECT 1 FROM quarantine WHERE mailbox = ?1 AND uid_validity = ?2 AND uid = ?3",
-        params![mailbox, uid_validity, uid],
-        |_| Ok(()),
-    )
+    )?
+    .query_row(params![mailbox, uid_validity, uid], |_| Ok(()))
     .optional()
     .map(|r| r.is_some())
 }
@@ -92,25 +94,26 @@ pub fn insert_ticket(
     follow_up_of: Option<i64>,
     now: i64,
 ) -> rusqlite::Result<i64> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO tickets(subject, requester, requester_name, priority, follow_up_of, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-        params![
-            subject,
-            requester.map(|r| &r.address),
-            requester.and_then(|r| r.name.as_ref()),
-            priority,
-            follow_up_of,
-            now
-        ],
-    )?;
+    )?
+    .execute(params![
+        subject,
+        requester.map(|r| &r.address),
+        requester.and_then(|r| r.name.as_ref()),
+        priority,
+        follow_up_of,
+        now
+    ])?;
     let id = conn.last_insert_rowid();
-    conn.execute("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, 'open')", params![id, now])?;
+    conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, 'open')")?
+        .execute(params![id, now])?;
     Ok(id)
 }
 
 pub fn touch_ticket(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
-    conn.execute("UPDATE tickets SET updated_at = ?2 WHERE id = ?1", params![id, now])?;
+    conn.prepare_cached("UPDATE tickets SET updated_at = ?2 WHERE id = ?1")?.execute(params![id, now])?;
     Ok(())
 }
 
@@ -119,44 +122,45 @@ pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result
         Some((b, v, u)) => (Some(b), Some(v), Some(u)),
         None => (None, None, None),
     };
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO messages(ticket_id, direction, message_id, kind, mailbox, uid_validity, uid, from_addr,
              from_name, to_addrs, cc_addrs, subject, sent_at, received_at, body_text, raw, internal)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        params![
-            m.ticket_id,
-            m.direction,
-            m.message_id,
-            m.kind,
-            mailbox,
-            uid_validity,
-            uid,
-            m.from.map(|f| &f.address),
-            m.from.and_then(|f| f.name.as_ref()),
-            join(m.to),
-            join(m.cc),
-            m.subject,
-            m.sent_at,
-            m.received_at,
-            m.body_text,
-            m.raw,
-            m.internal,
-        ],
-    )?;
+    )?
+    .execute(params![
+        m.ticket_id,
+        m.direction,
+        m.message_id,
+        m.kind,
+        mailbox,
+        uid_validity,
+        uid,
+        m.from.map(|f| &f.address),
+        m.from.and_then(|f| f.name.as_ref()),
+        join(m.to),
+        join(m.cc),
+        m.subject,
+        m.sent_at,
+        m.received_at,
+        m.body_text,
+        m.raw,
+        m.internal,
+    ])?;
     Ok(conn.last_insert_rowid())
 }
 
 /// Stores the bytes once per distinct content and links them to the message.
 pub fn insert_attachment(conn: &Connection, message_row: i64, a: &Attachment) -> rusqlite::Result<()> {
     let sha: String = Sha256::digest(&a.data).iter().map(|b| format!("{b:02x}")).collect();
-    conn.execute(
-        "INSERT OR IGNORE INTO blobs(sha256, size, data) VALUES (?1, ?2, ?3)",
-        params![sha, a.data.len() as i64, a.data],
-    )?;
-    conn.execute(
+    conn.prepare_cached("INSERT OR IGNORE INTO blobs(sha256, size, data) VALUES (?1, ?2, ?3)")?.execute(params![
+        sha,
+        a.data.len() as i64,
+        a.data
+    ])?;
+    conn.prepare_cached(
         "INSERT INTO attachments(message_id, name, content_type, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![message_row, a.name, a.content_type, a.data.len() as i64, sha],
-    )?;
+    )?
+    .execute(params![message_row, a.name, a.content_type, a.data.len() as i64, sha])?;
     Ok(())
 }
 
@@ -168,10 +172,8 @@ pub fn insert_event(
     kind: &str,
     detail: &str,
 ) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO events(ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![ticket, at, actor, kind, detail],
-    )?;
+    conn.prepare_cached("INSERT INTO events(ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![ticket, at, actor, kind, detail])?;
     Ok(())
 }
 
@@ -185,11 +187,11 @@ pub fn insert_outbox(
     recipient: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO outbox(message_id, ticket_id, envelope_from, recipient, created_at, next_attempt_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        params![message_row, ticket, envelope_from, recipient, now],
-    )?;
+    )?
+    .execute(params![message_row, ticket, envelope_from, recipient, now])?;
     Ok(())
 }
 
@@ -200,10 +202,10 @@ pub fn insert_quarantine(
     raw: &[u8],
     now: i64,
 ) -> rusqlite::Result<i64> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO quarantine(mailbox, uid_validity, uid, reason, raw, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![source.0, source.1, source.2, reason, raw, now],
-    )?;
+    )?
+    .execute(params![source.0, source.1, source.2, reason, raw, now])?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -251,75 +253,74 @@ pub fn apply_updates(
     let mut live = ticket;
     for u in updates {
         let get = |col: &str| -> rusqlite::Result<Option<String>> {
-            conn.query_row(&format!("SELECT {col} FROM tickets WHERE id = ?1"), [live], |r| r.get(0))
+            conn.prepare_cached(&format!("SELECT {col} FROM tickets WHERE id = ?1"))?.query_row([live], |r| r.get(0))
         };
         let (kind, detail) = match u {
             Update::Status(s) => {
                 let old = get("status")?.unwrap_or_default();
                 if old != *s {
-                    conn.execute(
-                        "INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)",
-                        params![live, now, s],
-                    )?;
+                    conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?
+                        .execute(params![live, now, s])?;
                 }
-                conn.execute(
-                    "UPDATE tickets SET status = ?2,
+                conn.prepare_cached("UPDATE tickets SET status = ?2,
                          resolved_at = CASE WHEN ?2 = 'resolved' THEN ?3 WHEN ?2 = 'closed' THEN resolved_at ELSE NULL END,
                          closed_at = CASE WHEN ?2 = 'closed' THEN ?3 ELSE NULL END
-                     WHERE id = ?1",
+                     WHERE id = ?1")?.execute(
                     params![live, s, now],
                 )?;
                 ("status", format!("status {old} -> {s}"))
             }
             Update::Priority(p) => {
                 let old = get("priority")?.unwrap_or_default();
-                conn.execute("UPDATE tickets SET priority = ?2 WHERE id = ?1", params![live, p])?;
+                conn.prepare_cached("UPDATE tickets SET priority = ?2 WHERE id = ?1")?.execute(params![live, p])?;
                 ("priority", format!("priority {old} -> {p}"))
             }
             Update::Assign(a) => {
                 let old = get("assignee")?.unwrap_or_else(|| "nobody".into());
-                conn.execute("UPDATE tickets SET assignee = ?2 WHERE id = ?1", params![live, a])?;
+                conn.prepare_cached("UPDATE tickets SET assignee = ?2 WHERE id = ?1")?.execute(params![live, a])?;
                 ("assigned", format!("assignee {old} -> {a}"))
             }
             Update::AddWatcher(a) => {
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT OR IGNORE INTO watchers(ticket_id, address, added_at) VALUES (?1, ?2, ?3)",
-                    params![live, a, now],
-                )?;
+                )?
+                .execute(params![live, a, now])?;
                 ("watcher-added", format!("{a} now gets technicians' replies"))
             }
             Update::RemoveWatcher(a) => {
-                conn.execute("DELETE FROM watchers WHERE ticket_id = ?1 AND address = ?2", params![live, a])?;
+                conn.prepare_cached("DELETE FROM watchers WHERE ticket_id = ?1 AND address = ?2")?
+                    .execute(params![live, a])?;
                 ("watcher-removed", format!("{a} no longer gets technicians' replies"))
             }
             Update::FirstResponse => {
-                conn.execute(
+                conn.prepare_cached(
                     "UPDATE tickets SET first_response_at = coalesce(first_response_at, ?2),
                          first_responder = coalesce(first_responder, ?3) WHERE id = ?1",
-                    params![live, now, actor],
-                )?;
+                )?
+                .execute(params![live, now, actor])?;
                 ("first-response", "first technician reply sent to the requester".to_string())
             }
             Update::MergeInto(target) => {
                 let from = live;
-                conn.execute("UPDATE messages SET ticket_id = ?2 WHERE ticket_id = ?1", params![from, target])?;
-                conn.execute("UPDATE outbox SET ticket_id = ?2 WHERE ticket_id = ?1", params![from, target])?;
-                conn.execute("UPDATE events SET ticket_id = ?2 WHERE ticket_id = ?1", params![from, target])?;
-                conn.execute(
+                conn.prepare_cached("UPDATE messages SET ticket_id = ?2 WHERE ticket_id = ?1")?
+                    .execute(params![from, target])?;
+                conn.prepare_cached("UPDATE outbox SET ticket_id = ?2 WHERE ticket_id = ?1")?
+                    .execute(params![from, target])?;
+                conn.prepare_cached("UPDATE events SET ticket_id = ?2 WHERE ticket_id = ?1")?
+                    .execute(params![from, target])?;
+                conn.prepare_cached(
                     "INSERT OR IGNORE INTO watchers(ticket_id, address, added_at)
                      SELECT ?2, address, added_at FROM watchers WHERE ticket_id = ?1",
-                    params![from, target],
-                )?;
-                conn.execute("DELETE FROM watchers WHERE ticket_id = ?1", [from])?;
-                conn.execute(
-                    "UPDATE tickets SET merged_into = ?2, status = 'closed', closed_at = ?3, sla_next_at = NULL WHERE id = ?1",
+                )?
+                .execute(params![from, target])?;
+                conn.prepare_cached("DELETE FROM watchers WHERE ticket_id = ?1")?.execute([from])?;
+                conn.prepare_cached("UPDATE tickets SET merged_into = ?2, status = 'closed', closed_at = ?3, sla_next_at = NULL WHERE id = ?1")?.execute(
                     params![from, target, now],
                 )?;
-                conn.execute(
-                    "INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, 'closed')",
-                    params![from, now],
-                )?;
-                conn.execute("UPDATE tickets SET updated_at = ?2 WHERE id = ?1", params![target, now])?;
+                conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, 'closed')")?
+                    .execute(params![from, now])?;
+                conn.prepare_cached("UPDATE tickets SET updated_at = ?2 WHERE id = ?1")?
+                    .execute(params![target, now])?;
                 live = *target;
                 ("merged", format!("ticket {from} merged into {target}: messages, watchers and history moved here"))
             }
@@ -335,12 +336,9 @@ pub fn apply_updates(
 
 /// An outbound message by Message-ID: its row and ticket.
 pub fn outbound_message(conn: &Connection, message_id: &str) -> rusqlite::Result<Option<(i64, Option<i64>)>> {
-    conn.query_row(
-        "SELECT id, ticket_id FROM messages WHERE message_id = ?1 AND direction = 'out'",
-        [message_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .optional()
+    conn.prepare_cached("SELECT id, ticket_id FROM messages WHERE message_id = ?1 AND direction = 'out'")?
+        .query_row([message_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
 }
 
 /// Marks the outbox rows of a bounced message failed: the bounced recipient's row, or every row of
@@ -354,19 +352,17 @@ pub fn mark_bounced(
     error: &str,
 ) -> rusqlite::Result<bool> {
     let mark = |rcpt: Option<&str>| {
-        conn.execute(
+        conn.prepare_cached(
             "UPDATE outbox SET status = 'failed', last_error = ?3
              WHERE message_id = ?1 AND status != 'failed' AND (?2 IS NULL OR recipient = ?2)",
-            params![message_row, rcpt, format!("bounced after delivery: {error}")],
-        )
+        )?
+        .execute(params![message_row, rcpt, format!("bounced after delivery: {error}")])
     };
     let mut changed = mark(recipient)?;
     if changed == 0 && recipient.is_some() {
-        let known: bool = conn.query_row(
-            "SELECT count(*) > 0 FROM outbox WHERE message_id = ?1 AND recipient = ?2",
-            params![message_row, recipient],
-            |r| r.get(0),
-        )?;
+        let known: bool = conn
+            .prepare_cached("SELECT count(*) > 0 FROM outbox WHERE message_id = ?1 AND recipient = ?2")?
+            .query_row(params![message_row, recipient], |r| r.get(0))?;
         if !known {
             changed = mark(None)?;
         }

@@ -1,0 +1,26 @@
+//! Profiling harness for the recording path (no mail servers): records N generated messages in
+//! batches of 50, exactly as the daemon does, and prints the time. Made for instruction counts:
+//!
+//!   cargo build --release --example profile_record
+//!   valgrind --tool=callgrind target/release/examples/profile_record 400
+//!   BIG=1 target/release/examples/profile_record 1000     # 40 KB bodies: the write cost
+use maildesk::config::Config;
+use maildesk::inbound::record::{Desk, Fetched, record_batch};
+fn main() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[helpdesk]\nname = \"A\"\ntag = \"A\"\naddress = \"s@a.test\"\ndatabase = \"m.db\"\ntemplates = \"{root}/templates\"\n[imap]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nusername = \"u\"\npassword = \"p\"\n[smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\n[limits]\nauto_replies_per_recipient_per_hour = 100000\nauto_replies_per_ticket_per_hour = 100000\n"
+    );
+    let config = Config::from_str(&dir.path().join("m.toml"), &text).unwrap();
+    let templates = maildesk::templates::Templates::load(&config.helpdesk.templates).unwrap();
+    let mut conn = maildesk::store::open(&config.helpdesk.database).unwrap();
+    let desk = Desk { config: &config, templates: &templates, instance: "x", reply_secret: b"0123456789abcdef" };
+    let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(300);
+    let msgs: Vec<Fetched> = (0..n).map(|i| Fetched { uid: i + 1, raw: format!("From: user{}@x.test\r\nTo: s@a.test\r\nSubject: The printer is jammed {i}\r\nMessage-ID: <m{i}@x.test>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\nHello,\r\nthe printer is jammed.\r\n{}", i % 50, "x".repeat(if std::env::var("BIG").is_ok() { 40_000 } else { 0 })).into_bytes() }).collect();
+    let t = std::time::Instant::now();
+    for c in msgs.chunks(50) {
+        record_batch(&mut conn, &desk, "INBOX", 1, c, Some(c.last().unwrap().uid), maildesk::store::now()).unwrap();
+    }
+    eprintln!("{n} in {:?}", t.elapsed());
+}
