@@ -88,7 +88,8 @@ fn b64(data: &[u8]) -> String {
 }
 
 /// The mailbox: ~60% new requests, ~20% replies (In-Reply-To/References), notes and forwards,
-/// auto-replies, bounces, newsletters; ~10% with attachments of 5-600 KB; UTF-8 encoded headers.
+/// auto-replies, bounces, newsletters; ~10% with attachments of 5-600 KB (4% large, 6% small, about
+/// 240 MB in all); UTF-8 encoded headers.
 fn generate(n: usize, run: &str, support: &str, seed: u64) -> (Vec<Vec<u8>>, usize) {
     let mut rng = Rng(seed);
     let mut out = Vec::with_capacity(n);
@@ -150,8 +151,14 @@ fn generate(n: usize, run: &str, support: &str, seed: u64) -> (Vec<Vec<u8>>, usi
         let head = format!(
             "From: {from}\r\nTo: {support}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n{extra}"
         );
-        let raw = if rng.below(10) == 0 {
-            let size = (5_000 + rng.below(595_000)) as usize;
+        // ~4% carry 150-600 KB, ~6% 5-60 KB: about 240 MB for 10,000 messages.
+        let attachment = match rng.below(100) {
+            0..=3 => Some(150_000 + rng.below(450_000)),
+            4..=9 => Some(5_000 + rng.below(55_000)),
+            _ => None,
+        };
+        let raw = if let Some(size) = attachment {
+            let size = size as usize;
             let data: Vec<u8> = (0..size).map(|_| rng.next() as u8).collect();
             format!(
                 "{head}Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n--b{i}\r\n\

@@ -3,9 +3,13 @@
 //! Three tasks, one per concern: the IMAP [`Watcher`] turns mail into committed tickets and outbox
 //! rows; the SLA `Sweeper` queues escalations as levels come due; the outbox [`Sender`] delivers
 //! committed rows. They share nothing but the database file and a `Notify` that lets the first two
-//! wake the sender after a commit. On SIGTERM/SIGINT both finish
+//! wake the sender after a commit. On SIGTERM/SIGINT all three finish
 //! what they hold and return; if that takes longer than [`STOP_GRACE`], the process exits anyway,
 //! which is safe because every change is a whole SQLite transaction.
+//!
+//! SIGHUP reloads: the config file and templates are loaded and checked again; if anything is wrong
+//! the running configuration stays (and the log says why), otherwise the tasks stop as on SIGTERM and
+//! start again with the new settings.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,25 +29,77 @@ pub const STOP_GRACE: Duration = Duration::from_secs(20);
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::tls::install_provider();
-    let templates = Templates::load(&config.helpdesk.templates)?;
-    let database = config.helpdesk.database.clone();
+    let mut templates = Templates::load(&config.helpdesk.templates)?;
+    let mut config = config;
     {
         // Fail fast on an unusable database, before anything is fetched.
-        let conn = store::open(&database)?;
+        let conn = store::open(&config.helpdesk.database)?;
         store::instance_token(&conn).context("database is not writable")?;
     }
-    info!(
-        config = %config.source.display(),
-        database = %database.display(),
-        imap = %format!("{}:{}/{}", config.imap.host, config.imap.port, config.imap.mailbox),
-        smtp = %format!("{}:{}", config.smtp.host, config.smtp.port),
-        "maildesk {} starting", env!("CARGO_PKG_VERSION")
-    );
-    let config = Arc::new(config);
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    loop {
+        info!(
+            config = %config.source.display(),
+            database = %config.helpdesk.database.display(),
+            imap = %format!("{}:{}/{}", config.imap.host, config.imap.port, config.imap.mailbox),
+            smtp = %format!("{}:{}", config.smtp.host, config.smtp.port),
+            "maildesk {} starting", env!("CARGO_PKG_VERSION")
+        );
+        let (trigger, mut tasks) = spawn(Arc::new(config.clone()), Arc::new(templates));
+        let reload = loop {
+            tokio::select! {
+                _ = term.recv() => { info!("SIGTERM: finishing the work in hand, then stopping"); break None }
+                _ = int.recv() => { info!("SIGINT: finishing the work in hand, then stopping"); break None }
+                _ = hup.recv() => match reload(&config) {
+                    Ok(next) => { info!("SIGHUP: new config and templates are valid; restarting the tasks with them"); break Some(next) }
+                    // The old configuration keeps running: a typo must not take the desk down.
+                    Err(e) => warn!(error = %format!("{e:#}"), "SIGHUP: the new configuration was rejected; keeping the old one"),
+                },
+                Some(res) = tasks.join_next() => {
+                    if let Err(e) = res {
+                        warn!(error = %e, "a task ended unexpectedly; stopping");
+                    }
+                    break None;
+                }
+            }
+        };
+        trigger.fire();
+        let drained = tokio::time::timeout(STOP_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            warn!(grace = ?STOP_GRACE, "tasks did not stop in time; going on anyway (every commit is whole)");
+        }
+        match reload {
+            Some((c, t)) => (config, templates) = (c, t),
+            None => break,
+        }
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// Loads and checks the config file and templates again, for SIGHUP: all of it or nothing.
+fn reload(current: &Config) -> anyhow::Result<(Config, Templates)> {
+    let next = Config::load(&current.source)?;
+    if next.helpdesk.database != current.helpdesk.database {
+        anyhow::bail!("helpdesk.database changed; that needs a restart, not a reload");
+    }
+    let templates = Templates::load(&next.helpdesk.templates)?;
+    let h = &next.helpdesk;
+    templates.check(crate::templates::DeskContext {
+        name: h.name.clone(),
+        tag: h.tag.clone(),
+        address: h.address.clone(),
+    })?;
+    Ok((next, templates))
+}
+
+/// Starts the three tasks; returns the trigger that stops them and the set to wait on.
+fn spawn(config: Arc<Config>, templates: Arc<Templates>) -> (shutdown::Trigger, tokio::task::JoinSet<()>) {
     let (trigger, stop) = shutdown::channel();
     let outbox = Arc::new(Notify::new());
-
-    let templates = Arc::new(templates);
+    let database = config.helpdesk.database.clone();
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(
         Watcher {
@@ -65,24 +121,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         .run(),
     );
-    tasks.spawn(Sender { config: config.clone(), database, wake: outbox, shutdown: stop }.run());
-
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: finishing the work in hand, then stopping"),
-        _ = int.recv() => info!("SIGINT: finishing the work in hand, then stopping"),
-        Some(res) = tasks.join_next() => {
-            if let Err(e) = res {
-                warn!(error = %e, "a task ended unexpectedly; stopping");
-            }
-        }
-    }
-    trigger.fire();
-    let drained = tokio::time::timeout(STOP_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        warn!(grace = ?STOP_GRACE, "tasks did not stop in time; exiting anyway (every commit is whole)");
-    }
-    info!("stopped");
-    Ok(())
+    tasks.spawn(Sender { config, database, wake: outbox, shutdown: stop }.run());
+    (trigger, tasks)
 }

@@ -160,6 +160,35 @@ retry_for = "1h"
         (t.elapsed(), status.success())
     }
 
+    /// Sends a signal by name (HUP, TERM, ...) to the running daemon.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("not running").id();
+        assert!(Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status().unwrap().success());
+    }
+
+    /// Whether the daemon process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// Waits until `cond(log)` holds.
+    pub fn wait_log_until(&self, cond: impl Fn(&str) -> bool, timeout: Duration) {
+        let start = Instant::now();
+        while !cond(&self.logs()) {
+            assert!(start.elapsed() < timeout, "the log never showed what was expected:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the current run's log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.logs().contains(needle) {
+            assert!(start.elapsed() < timeout, "no {needle:?} in the log after {timeout:?}:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn logs(&self) -> String {
         (1..=self.runs)
             .map(|n| std::fs::read_to_string(self.path(&format!("run-{n}.log"))).unwrap_or_default())

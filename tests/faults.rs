@@ -1,0 +1,71 @@
+//! Faults an unattended desk must ride out: a wrong IMAP password (clear log, back-off, no spinning,
+//! recovery), and SIGHUP reloads, including a broken new config that must not take the desk down.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+#[test]
+fn wrong_imap_password_backs_off_then_recovers_on_reload() {
+    let mut desk = Desk::new();
+    std::fs::write(desk.path("imap.secret"), "not-the-password\n").unwrap();
+    desk.start();
+    // It keeps retrying (Dovecot itself also slows repeated failures down from one address) ...
+    desk.wait_log_until(|logs| logs.matches("IMAP session ended").count() >= 2, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(desk.alive(), "a wrong password must not stop the daemon");
+    let logs = desk.logs();
+    let failures = logs.matches("IMAP session ended").count();
+    assert!(logs.contains("login as") && logs.contains("failed"), "the log says what failed:\n{logs}");
+    // ... but never spins: back-off 1 s, 2 s, 4 s, ... allows only a handful in this time.
+    assert!(failures <= 6, "{failures} attempts: the back-off does not hold:\n{logs}");
+    assert!(!logs.contains("not-the-password"), "secrets never appear in logs");
+
+    std::fs::write(desk.path("imap.secret"), "secret\n").unwrap();
+    desk.signal("HUP");
+    desk.wait_log("restarting the tasks", T);
+    let eve = address("eve");
+    send_smtp(&eve, &desk.support, &message(&eve, &desk.support, "Back online?", "b1@eve.example.test", "", "x"));
+    assert_eq!(subject(&wait_inbox(&eve, 1, T)[0]), "[ACME #1] Back online?");
+}
+
+#[test]
+fn sighup_reloads_templates_and_keeps_the_old_config_when_the_new_one_is_broken() {
+    let mut desk = Desk::new();
+    let fay = address("fay");
+    desk.start();
+    send_smtp(&fay, &desk.support, &message(&fay, &desk.support, "First", "f1@fay.example.test", "", "x"));
+    assert_eq!(subject(&wait_inbox(&fay, 1, T)[0]), "[ACME #1] First");
+
+    // New templates: copy the shipped ones and change the acknowledgement's subject.
+    let tdir = desk.path("templates");
+    std::fs::create_dir(&tdir).unwrap();
+    for entry in std::fs::read_dir(repo_path("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, tdir.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(tdir.join("acknowledgement.subject.tera"), "Received: {{ ticket.tag }} {{ ticket.subject }}")
+        .unwrap();
+    let config = std::fs::read_to_string(&desk.config).unwrap();
+    let good = config.replace(repo_path("templates").to_str().unwrap(), "templates");
+    std::fs::write(&desk.config, &good).unwrap();
+    desk.signal("HUP");
+    desk.wait_log("restarting the tasks", T);
+    send_smtp(&fay, &desk.support, &message(&fay, &desk.support, "Second", "f2@fay.example.test", "", "x"));
+    let mail = wait_inbox(&fay, 2, T);
+    assert_eq!(subject(&mail[1]), "Received: [ACME #2] Second");
+
+    // A broken config is rejected and the desk keeps working with what it had.
+    std::fs::write(&desk.config, good.replacen("poll_interval = \"1s\"", "poll_interval = \"often\"", 1)).unwrap();
+    desk.signal("HUP");
+    desk.wait_log("the new configuration was rejected", T);
+    assert!(desk.logs().contains("imap.poll_interval"), "the log names the bad key:\n{}", desk.logs());
+    send_smtp(&fay, &desk.support, &message(&fay, &desk.support, "Third", "f3@fay.example.test", "", "x"));
+    let mail = wait_inbox(&fay, 3, T);
+    assert_eq!(subject(&mail[2]), "Received: [ACME #3] Third");
+    assert!(desk.alive());
+}
