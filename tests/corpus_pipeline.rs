@@ -64,8 +64,6 @@ fn whole_corpus_is_recorded_without_loss() {
     assert!(tickets > 0);
 
     // Bounces and vacation replies are machine mail: count how many still got an acknowledgement.
-    // (The spine's rules cover MAILER-DAEMON/postmaster senders, null Return-Path and Auto-Submitted;
-    // the remaining heuristics for non-standard bounces belong to the loop-protection work.)
     let index = std::fs::read_to_string(root.join("tests/corpus/index.tsv")).unwrap();
     let mut machine = 0;
     let mut acknowledged = Vec::new();
@@ -90,7 +88,8 @@ fn whole_corpus_is_recorded_without_loss() {
         }
     }
     eprintln!("{} of {machine} bounces and vacation replies were acknowledged: {acknowledged:?}", acknowledged.len());
-    assert!(acknowledged.len() * 10 <= machine, "more than 10% of machine mail acknowledged: {acknowledged:?}");
+    // Measured: 1 of 170 (a mailing-list manager's "you are not a member" notice without list headers).
+    assert!(acknowledged.len() * 50 <= machine, "more than 2% of machine mail acknowledged: {acknowledged:?}");
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
 }

@@ -60,8 +60,10 @@ pub fn detect(
         p.is_content_type("message", "delivery-status") || p.is_content_type("message", "global-delivery-status")
     });
     let machine = from.is_some_and(|f| {
-        let local = f.split('@').next().unwrap_or("").to_ascii_lowercase();
-        local.starts_with("mailer-daemon") || local.starts_with("postmaster") || local == "mail-daemon"
+        let local: String = f.split('@').next().unwrap_or("").chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let local = local.to_ascii_lowercase();
+        ["mailerdaemon", "postmaster", "maildaemon", "maildeliverysystem", "maildeliverysubsystem"]
+            .contains(&local.as_str())
     });
     let looks_like = subject_pattern().is_match(subject) && (machine || null_sender || auto_submitted);
     if report.is_none() && !machine && !looks_like {

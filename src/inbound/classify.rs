@@ -34,7 +34,10 @@ pub fn suppress_auto_reply(msg: &Inbound, desk_addresses: &[String]) -> Option<S
         return why("mailing-list mail (List-Id)".into());
     }
     if a.list_unsubscribe {
-        return why("bulk mail (List-Unsubscribe)".into());
+        return why("bulk mail (List-Unsubscribe, List-Subscribe or List-Post)".into());
+    }
+    if auto_reply_subject(&msg.subject) {
+        return why(format!("auto-reply subject {:?}", msg.subject));
     }
     if let Some(s) = &a.x_auto_response_suppress {
         let s = s.to_ascii_lowercase();
@@ -66,9 +69,29 @@ pub fn is_machine_sender(address: &str) -> bool {
     let local = local.split('+').next().unwrap_or("").to_string();
     // "no-reply", "no_reply", "noreply-alerts", "do.not.reply" all squash to a no-reply prefix.
     let squashed: String = local.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    matches!(local.as_str(), "mailer-daemon" | "postmaster" | "mail-daemon" | "bounce" | "bounces")
-        || squashed.starts_with("noreply")
+    matches!(
+        squashed.as_str(),
+        "mailerdaemon"
+            | "postmaster"
+            | "maildaemon"
+            | "bounce"
+            | "bounces"
+            | "maildeliverysystem"
+            | "maildeliverysubsystem"
+    ) || squashed.starts_with("noreply")
         || squashed.starts_with("donotreply")
+}
+
+/// Auto-reply subjects of clients that send no `Auto-Submitted` header (Outlook, many webmailers).
+pub fn auto_reply_subject(subject: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheit(snotiz)?|r[ée]ponse automatique|respuesta autom[áa]tica|fuera de la oficina|absence)\b",
+        )
+        .expect("valid regex")
+    })
+    .is_match(subject)
 }
 
 #[cfg(test)]
@@ -77,7 +100,8 @@ mod tests {
     use super::*;
 
     fn verdict(headers: &str) -> Option<String> {
-        let raw = format!("{headers}\r\nSubject: s\r\nMessage-ID: <m@x>\r\n\r\nbody");
+        let subject = if headers.contains("Subject:") { "" } else { "\r\nSubject: s" };
+        let raw = format!("{headers}{subject}\r\nMessage-ID: <m@x>\r\n\r\nbody");
         let msg = parse(raw.as_bytes()).unwrap();
         suppress_auto_reply(&msg, &["support@acme.test".to_string()]).map(|s| s.0)
     }
@@ -115,6 +139,13 @@ mod tests {
             ("From: no-reply@example.test", "system address"),
             ("From: noreply@example.test", "system address"),
             ("From: do_not_reply@example.test", "system address"),
+            ("From: post_master@vtext.example.test", "system address"),
+            ("From: Mail Delivery System <Mail.Delivery.System@mx.example.test>", "system address"),
+            ("From: alice@example.test\r\nList-Subscribe: <mailto:x-ctl@example.test>", "List-"),
+            ("From: alice@example.test\r\nSubject: Auto reply: Nyaan", "auto-reply subject"),
+            ("From: alice@example.test\r\nSubject: Automatic reply: Printer", "auto-reply subject"),
+            ("From: alice@example.test\r\nSubject: Out of Office", "auto-reply subject"),
+            ("From: alice@example.test\r\nSubject: Abwesenheitsnotiz: Drucker", "auto-reply subject"),
             ("From: donotreply@example.test", "system address"),
             ("To: x@example.test", "no sender"),
         ];

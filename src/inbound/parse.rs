@@ -136,7 +136,9 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
         auto_submitted: header_text("Auto-Submitted"),
         precedence: header_text("Precedence"),
         list_id: msg.header_raw("List-Id").is_some(),
-        list_unsubscribe: msg.header_raw("List-Unsubscribe").is_some(),
+        list_unsubscribe: ["List-Unsubscribe", "List-Subscribe", "List-Post"]
+            .iter()
+            .any(|h| msg.header_raw(*h).is_some()),
         return_path: msg.header_raw("Return-Path").map(|rp| rp.trim().trim_matches(['<', '>']).trim().to_string()),
         x_loop: msg
             .header_values("X-Loop")
