@@ -78,6 +78,13 @@ pub struct Limits {
     pub auto_replies_per_recipient_per_hour: u32,
     /// Automatic mails (acknowledgements, command errors) on one ticket within an hour.
     pub auto_replies_per_ticket_per_hour: u32,
+    /// A bigger message still opens or joins its ticket, but only its headers and text are kept
+    /// (the original stays in the mailbox), no attachment is stored, and the requester is told.
+    pub max_message_bytes: usize,
+    /// At most this many attachments are stored per message ...
+    pub max_attachments: usize,
+    /// ... and at most this many bytes of them in all.
+    pub max_attachment_bytes: usize,
 }
 
 /// How technicians are recognised (see `auth`).
@@ -194,6 +201,22 @@ struct FileLimits {
     auto_replies_per_recipient_per_hour: i64,
     #[serde(default = "default_auto_limit")]
     auto_replies_per_ticket_per_hour: i64,
+    #[serde(default = "default_max_message_mb")]
+    max_message_mb: i64,
+    #[serde(default = "default_max_attachments")]
+    max_attachments: i64,
+    #[serde(default = "default_max_attachment_mb")]
+    max_attachment_mb: i64,
+}
+
+fn default_max_message_mb() -> i64 {
+    25
+}
+fn default_max_attachments() -> i64 {
+    50
+}
+fn default_max_attachment_mb() -> i64 {
+    20
 }
 
 impl Default for FileLimits {
@@ -201,6 +224,9 @@ impl Default for FileLimits {
         FileLimits {
             auto_replies_per_recipient_per_hour: default_auto_limit(),
             auto_replies_per_ticket_per_hour: default_auto_limit(),
+            max_message_mb: default_max_message_mb(),
+            max_attachments: default_max_attachments(),
+            max_attachment_mb: default_max_attachment_mb(),
         }
     }
 }
@@ -513,6 +539,11 @@ impl Config {
                 "limits.auto_replies_per_ticket_per_hour",
                 raw.limits.auto_replies_per_ticket_per_hour,
             )?,
+            max_message_bytes: limit("limits.max_message_mb", raw.limits.max_message_mb)? as usize * 1024 * 1024,
+            max_attachments: limit("limits.max_attachments", raw.limits.max_attachments)? as usize,
+            max_attachment_bytes: limit("limits.max_attachment_mb", raw.limits.max_attachment_mb)? as usize
+                * 1024
+                * 1024,
         };
         Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla, limits })
     }

@@ -95,6 +95,8 @@ pub struct ExtraContext {
     pub error_reason: String,
     /// Attachment names passed on with the mail.
     pub attachments: Vec<String>,
+    /// Something to tell about the message, e.g. attachments not kept because of size limits.
+    pub notice: String,
     /// escalation: each target whose level was reached.
     pub escalations: Vec<EscalationContext>,
 }
@@ -158,6 +160,8 @@ impl Context {
                 error_line: "#asign bob@example.com".into(),
                 error_reason: "unknown command #asign".into(),
                 attachments: vec!["photo.jpg".into()],
+                notice: "These attachments were over the size limits and were not kept: scan.tiff (31457280 bytes)."
+                    .into(),
                 escalations: vec![EscalationContext {
                     target: "first response".into(),
                     percent: 75,

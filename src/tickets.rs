@@ -178,6 +178,9 @@ pub struct Plan {
     pub mails: Vec<Mail>,
     pub events: Vec<Event>,
     pub rejected: Option<CommandError>,
+    /// Something the people mailed about this message should be told (set by the recorder, e.g.
+    /// when size limits kept attachments from being stored).
+    pub notice: Option<String>,
 }
 
 fn mailbox(address: &str) -> Mailbox {
@@ -303,6 +306,7 @@ fn open(
         mails,
         events,
         rejected: None,
+        notice: None,
     }
 }
 
@@ -324,6 +328,7 @@ fn requester_reply(
         mails: Vec::new(),
         events: Vec::new(),
         rejected: None,
+        notice: None,
     };
     if let Some(s) = suppression {
         events.push(event("automatic", format!("automatic message ({}): no reopening, nobody notified", s.0)));
@@ -367,6 +372,7 @@ fn technician(
         mails: Vec::new(),
         events: Vec::new(),
         rejected: None,
+        notice: None,
     };
     let parsed = commands::parse(visible).and_then(|p| check(p, t, policy, ticket_exists));
     let parsed = match parsed {

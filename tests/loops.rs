@@ -118,3 +118,42 @@ fn a_permanent_smtp_refusal_is_recorded_on_the_ticket() {
     assert!(delivery["last_error"].as_str().unwrap().contains("55"), "the server's words are kept: {delivery:#}");
     assert!(show["events"].to_string().contains("refused permanently"), "{show:#}");
 }
+
+#[test]
+fn size_limits_keep_the_ticket_and_tell_the_requester() {
+    let mut desk = Desk::with(DeskOptions {
+        tail: "[limits]\nmax_attachments = 1\nmax_attachment_mb = 1\n".into(),
+        ..DeskOptions::default()
+    });
+    let gus = address("gus");
+    let file = |name: &str, size: usize| {
+        let data: String = "QUFB".repeat(size / 3 + 1);
+        format!(
+            "--XX\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{data}\r\n"
+        )
+    };
+    let body = format!(
+        "--XX\r\nContent-Type: text/plain\r\n\r\nScans attached.\r\n{}{}--XX--",
+        file("small.pdf", 10_000),
+        file("huge.tiff", 1_500_000)
+    );
+    let raw =
+        message(&gus, &desk.support, "Scans", "big1@gus.example.test", "", &body).into_iter().collect::<Vec<u8>>();
+    let raw = String::from_utf8(raw)
+        .unwrap()
+        .replace("Content-Type: text/plain; charset=utf-8", "Content-Type: multipart/mixed; boundary=XX");
+    append(&desk.support, &[raw.into_bytes()]);
+    desk.start();
+    desk.wait_settled(1, T);
+    let show = desk.json(&["show", "1"]);
+    let names: Vec<&str> =
+        show["messages"][0]["attachments"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["small.pdf"], "{show:#}");
+    assert!(show["events"].to_string().contains("huge.tiff"), "the skipped file is recorded: {show:#}");
+    let ack = wait_inbox(&gus, 1, T).remove(0);
+    assert!(
+        text(&ack).contains("huge.tiff") && text(&ack).contains("not kept"),
+        "the requester is told: {}",
+        text(&ack)
+    );
+}

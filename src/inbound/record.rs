@@ -181,8 +181,13 @@ fn record_one(
         cc_watchers: h.cc_watchers,
     };
     let exists = |n: i64| lookup.live_ticket(n) == Some(n);
-    let plan =
+    let mut plan =
         tickets::plan(&msg, &visible, &threaded, state.as_ref(), &role, suppression.as_ref(), &policy, &exists, now);
+
+    // Over the size limit, only the header block is kept (the original stays on the server).
+    let oversized = raw.len() > desk.config.limits.max_message_bytes;
+    let header_end = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4).unwrap_or(raw.len().min(64 * 1024));
+    let stored_raw = if oversized { &raw[..header_end.min(raw.len())] } else { raw };
 
     let (ticket, created) = match &plan.target {
         Target::Open { subject, requester, follow_up_of } => {
@@ -211,13 +216,42 @@ fn record_one(
             sent_at: msg.date,
             received_at: now,
             body_text: &plan.text,
-            raw,
+            raw: stored_raw,
         },
     )?;
-    for a in &msg.attachments {
+    let limits = &desk.config.limits;
+    let mut skipped = Vec::new();
+    let mut stored_bytes = 0usize;
+    for (i, a) in msg.attachments.iter().enumerate() {
+        let name = a.name.clone().unwrap_or_else(|| "(unnamed)".into());
+        if oversized || i >= limits.max_attachments || stored_bytes + a.data.len() > limits.max_attachment_bytes {
+            skipped.push(format!("{name} ({} bytes)", a.data.len()));
+            continue;
+        }
+        stored_bytes += a.data.len();
         write::insert_attachment(conn, row, a)?;
     }
     let actor = sender.unwrap_or("(unknown sender)");
+    if oversized {
+        let detail = format!(
+            "message of {} bytes exceeds limits.max_message_mb: its text is kept, the original stays in the mailbox, attachments were not stored",
+            raw.len()
+        );
+        write::insert_event(conn, Some(ticket), now, "maildesk", "oversized", &detail)?;
+    }
+    if oversized {
+        plan.notice = Some(format!(
+            "Your message was larger than {} MB, so only its text was kept; please send attachments in smaller mails or another way.",
+            desk.config.limits.max_message_bytes / (1024 * 1024)
+        ));
+    } else if !skipped.is_empty() {
+        plan.notice =
+            Some(format!("These attachments were over the size limits and were not kept: {}.", skipped.join(", ")));
+    }
+    if !skipped.is_empty() {
+        let detail = format!("attachments not stored (limits): {}", skipped.join(", "));
+        write::insert_event(conn, Some(ticket), now, "maildesk", "attachments-skipped", &detail)?;
+    }
     if created {
         let detail = match &plan.target {
             Target::Open { follow_up_of: Some(old), .. } => {
@@ -319,6 +353,7 @@ fn record_bounce(
                 .collect(),
             events: Vec::new(),
             rejected: None,
+            notice: None,
         };
         queued = mails::queue(conn, desk, msg, &plan, ticket, row, now)?;
     }

@@ -69,6 +69,7 @@ pub fn queue(
                     .map(|a| a.name.clone().unwrap_or_else(|| "(unnamed)".into()))
                     .collect(),
                 escalations: Vec::new(),
+                notice: plan.notice.clone().unwrap_or_default(),
             },
         };
         // The requester's conversation threads on what the requester saw; technicians' mail threads
