@@ -69,3 +69,36 @@ fn sighup_reloads_templates_and_keeps_the_old_config_when_the_new_one_is_broken(
     assert_eq!(subject(&mail[2]), "Received: [ACME #3] Third");
     assert!(desk.alive());
 }
+
+#[test]
+fn a_recreated_mailbox_with_new_uidvalidity_resyncs_by_message_id() {
+    let mut desk = Desk::new();
+    let hal = address("hal");
+    let first = message(&hal, &desk.support, "Before the move", "mv1@hal.example.test", "", "x");
+    append(&desk.support, std::slice::from_ref(&first));
+    desk.start();
+    let before = desk.wait_settled(1, T);
+    let old_validity = before["mailboxes"][0]["uid_validity"].clone();
+    desk.stop();
+
+    // Someone deletes and recreates the mailbox: UIDVALIDITY changes, UIDs restart, and the old
+    // message comes back (restored from a backup, unread) next to a new one.
+    let local = desk.support.split('@').next().unwrap();
+    std::fs::remove_dir_all(std::path::Path::new(LAB_DIR).join("mail/example.test").join(local)).unwrap();
+    std::thread::sleep(Duration::from_millis(1100)); // Dovecot derives UIDVALIDITY from the clock
+    append(&desk.support, &[first, message(&hal, &desk.support, "After the move", "mv2@hal.example.test", "", "y")]);
+    desk.start();
+    let after = desk.wait_settled(2, T);
+    assert_ne!(after["mailboxes"][0]["uid_validity"], old_validity, "{after:#}");
+    let tickets = desk.json(&["tickets"]);
+    let subjects: Vec<&str> = tickets.as_array().unwrap().iter().map(|t| t["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, vec!["Before the move", "After the move"], "no duplicate ticket");
+    let acks = wait_inbox(&hal, 2, T);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        inbox(&hal).len(),
+        2,
+        "one acknowledgement per ticket: {:?}",
+        acks.iter().map(|a| subject(a)).collect::<Vec<_>>()
+    );
+}
