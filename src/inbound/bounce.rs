@@ -59,12 +59,7 @@ pub fn detect(
     let report = msg.parts.iter().find(|p| {
         p.is_content_type("message", "delivery-status") || p.is_content_type("message", "global-delivery-status")
     });
-    let machine = from.is_some_and(|f| {
-        let local: String = f.split('@').next().unwrap_or("").chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        let local = local.to_ascii_lowercase();
-        ["mailerdaemon", "postmaster", "maildaemon", "maildeliverysystem", "maildeliverysubsystem"]
-            .contains(&local.as_str())
-    });
+    let machine = from.is_some_and(super::classify::is_machine_sender);
     let looks_like = subject_pattern().is_match(subject) && (machine || null_sender || auto_submitted);
     if report.is_none() && !machine && !looks_like {
         return None;
