@@ -157,3 +157,29 @@ fn size_limits_keep_the_ticket_and_tell_the_requester() {
         text(&ack)
     );
 }
+
+#[test]
+fn a_temporary_refusal_is_retried_with_back_off_then_given_up_and_recorded() {
+    let mut desk = Desk::new();
+    let config = std::fs::read_to_string(&desk.config).unwrap().replace("retry_for = \"1h\"", "retry_for = \"6s\"");
+    std::fs::write(&desk.config, config).unwrap();
+    // The lab's Postfix answers 451 for any tempfail-* recipient.
+    let requester = address("tempfail");
+    append(&desk.support, &[message(&requester, &desk.support, "Try me", "tf1@example.test", "", "x")]);
+    desk.start();
+    let status = desk.wait_status("a second attempt", T, |s| {
+        s["messages_ingested"] == 1 && {
+            let show = desk.json(&["show", "1"]);
+            show["messages"][1]["delivery"][0]["attempts"].as_i64().unwrap_or(0) >= 2
+        }
+    });
+    assert_eq!(status["outbox"]["pending"], 1, "still queued after a 4xx: {status:#}");
+    let show = desk.json(&["show", "1"]);
+    let d = &show["messages"][1]["delivery"][0];
+    assert!(d["last_error"].as_str().unwrap().contains("451"), "{d:#}");
+    assert!(!show["events"].to_string().contains("delivery-failed"));
+    // Once retry_for has passed, the next failure gives up and says so on the ticket.
+    desk.wait_status("giving up", Duration::from_secs(40), |s| s["outbox"]["failed"] == 1);
+    let show = desk.json(&["show", "1"]);
+    assert!(show["events"].to_string().contains("not delivered after"), "{show:#}");
+}
