@@ -102,3 +102,39 @@ fn a_recreated_mailbox_with_new_uidvalidity_resyncs_by_message_id() {
         acks.iter().map(|a| subject(a)).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn imap_connection_dropped_mid_fetch_loses_and_repeats_nothing() {
+    let mut switch = Switch::off(IMAP_PORT);
+    switch.on();
+    let mut desk = Desk::with(DeskOptions {
+        imap: format!("host = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"", switch.port),
+        tail: "[limits]\nauto_replies_per_recipient_per_hour = 100000\n".into(),
+        ..DeskOptions::default()
+    });
+    let config =
+        std::fs::read_to_string(&desk.config).unwrap().replace("poll_interval", "batch_size = 5\npoll_interval");
+    std::fs::write(&desk.config, config).unwrap();
+    const N: usize = 150;
+    let ivy = address("ivy");
+    let raws: Vec<Vec<u8>> = (0..N)
+        .map(|i| message(&ivy, &desk.support, &format!("Drop test {i}"), &format!("d{i}@ivy.example.test"), "", "x"))
+        .collect();
+    append(&desk.support, &raws);
+    desk.start();
+    // Cut the IMAP connection again and again while the backlog is being fetched.
+    let mut cuts = 0;
+    while desk.status().map(|s| s["messages_ingested"].as_i64().unwrap()).unwrap_or(0) < N as i64 && cuts < 20 {
+        std::thread::sleep(Duration::from_millis(150));
+        switch.cut();
+        cuts += 1;
+    }
+    let status = desk.wait_settled(N as i64, Duration::from_secs(90));
+    assert_eq!(status["tickets"]["open"], N as i64, "{status:#}");
+    let dropped = desk.logs().matches("IMAP session ended").count();
+    eprintln!("{cuts} cuts, {dropped} sessions dropped");
+    assert!(dropped >= 1 && cuts >= 1, "the test did cut connections mid-backlog:\n{}", desk.logs());
+    wait_inbox(&ivy, N, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(inbox(&ivy).len(), N, "one acknowledgement per message after {cuts} cuts");
+}

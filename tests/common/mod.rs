@@ -366,13 +366,15 @@ pub struct Switch {
     target: u16,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Open connections, so `cut` can drop them mid-stream.
+    live: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
 }
 
 impl Switch {
     /// A free port, with nothing listening on it yet.
     pub fn off(target: u16) -> Switch {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Switch { port, target, stop: Default::default(), thread: None }
+        Switch { port, target, stop: Default::default(), thread: None, live: Default::default() }
     }
 
     pub fn on(&mut self) {
@@ -380,12 +382,14 @@ impl Switch {
         listener.set_nonblocking(true).unwrap();
         let stop = self.stop.clone();
         let target = self.target;
+        let live = self.live.clone();
         self.thread = Some(std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((client, _)) => {
                         client.set_nonblocking(false).unwrap();
                         let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
+                        live.lock().unwrap().extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
                         let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                         let (mut c1, mut s1) = (client, server);
                         std::thread::spawn(move || {
@@ -401,6 +405,16 @@ impl Switch {
                 }
             }
         }));
+    }
+}
+
+impl Switch {
+    /// Drops every open connection at once, as a network failure or a server restart would;
+    /// new connections are still forwarded.
+    pub fn cut(&self) {
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
