@@ -183,6 +183,23 @@ pub struct Plan {
     pub notice: Option<String>,
 }
 
+impl Plan {
+    /// A plan that adds a message to an existing ticket and, so far, changes and sends nothing.
+    pub fn existing(ticket: i64, kind: MessageKind, text: &str) -> Plan {
+        Plan {
+            target: Target::Existing(ticket),
+            kind,
+            internal: false,
+            text: text.to_string(),
+            updates: Vec::new(),
+            mails: Vec::new(),
+            events: Vec::new(),
+            rejected: None,
+            notice: None,
+        }
+    }
+}
+
 fn mailbox(address: &str) -> Mailbox {
     Mailbox { name: None, address: address.to_string() }
 }
@@ -319,17 +336,7 @@ fn requester_reply(
     now: i64,
     mut events: Vec<Event>,
 ) -> Plan {
-    let mut plan = Plan {
-        target: Target::Existing(t.id),
-        kind: MessageKind::Reply,
-        internal: false,
-        text: visible.to_string(),
-        updates: Vec::new(),
-        mails: Vec::new(),
-        events: Vec::new(),
-        rejected: None,
-        notice: None,
-    };
+    let mut plan = Plan::existing(t.id, MessageKind::Reply, visible);
     if let Some(s) = suppression {
         events.push(event("automatic", format!("automatic message ({}): no reopening, nobody notified", s.0)));
         plan.kind = MessageKind::Automatic;
@@ -363,17 +370,7 @@ fn technician(
     ticket_exists: &dyn Fn(i64) -> bool,
     mut events: Vec<Event>,
 ) -> Plan {
-    let mut plan = Plan {
-        target: Target::Existing(t.id),
-        kind: MessageKind::TechnicianReply,
-        internal: false,
-        text: visible.to_string(),
-        updates: Vec::new(),
-        mails: Vec::new(),
-        events: Vec::new(),
-        rejected: None,
-        notice: None,
-    };
+    let mut plan = Plan::existing(t.id, MessageKind::TechnicianReply, visible);
     let parsed = commands::parse(visible).and_then(|p| check(p, t, policy, ticket_exists));
     let parsed = match parsed {
         Ok(p) => p,

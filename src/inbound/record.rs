@@ -202,22 +202,7 @@ fn record_one(
     };
     let row = write::insert_message(
         conn,
-        &NewMessage {
-            ticket_id: Some(ticket),
-            direction: "in",
-            message_id: &msg.message_id,
-            kind: plan.kind.as_str(),
-            internal: plan.internal,
-            source: Some(source),
-            from: msg.from.as_ref(),
-            to: &msg.to,
-            cc: &msg.cc,
-            subject: &msg.subject,
-            sent_at: msg.date,
-            received_at: now,
-            body_text: &plan.text,
-            raw: stored_raw,
-        },
+        &inbound_row(&msg, ticket, source, (plan.kind.as_str(), plan.internal), &plan.text, stored_raw, now),
     )?;
     let limits = &desk.config.limits;
     let mut skipped = Vec::new();
@@ -309,22 +294,7 @@ fn record_bounce(
     let ticket = Lookup(conn).live_ticket(ticket).unwrap_or(ticket);
     let row = write::insert_message(
         conn,
-        &NewMessage {
-            ticket_id: Some(ticket),
-            direction: "in",
-            message_id: &msg.message_id,
-            kind: tickets::MessageKind::Bounce.as_str(),
-            internal: true,
-            source: Some(source),
-            from: msg.from.as_ref(),
-            to: &msg.to,
-            cc: &msg.cc,
-            subject: &msg.subject,
-            sent_at: msg.date,
-            received_at: now,
-            body_text: &msg.text,
-            raw,
-        },
+        &inbound_row(msg, ticket, source, (tickets::MessageKind::Bounce.as_str(), true), &msg.text, raw, now),
     )?;
     if !b.is_failure() {
         let detail = format!("delivery report ({}) for {original_id} {what}", b.action);
@@ -338,27 +308,47 @@ fn record_bounce(
     if first_report {
         let assignee = write::ticket_state(conn, ticket)?.and_then(|t| t.assignee);
         let to: Vec<String> = assignee.map(|a| vec![a]).unwrap_or_else(|| desk.config.helpdesk.technicians.clone());
-        let plan = tickets::Plan {
-            target: Target::Existing(ticket),
-            kind: tickets::MessageKind::Bounce,
-            internal: true,
-            text: detail.clone(),
-            updates: Vec::new(),
-            mails: to
-                .iter()
-                .map(|a| tickets::Mail {
-                    kind: tickets::MailKind::DeliveryFailure,
-                    to: vec![crate::inbound::parse::Mailbox { name: None, address: a.clone() }],
-                })
-                .collect(),
-            events: Vec::new(),
-            rejected: None,
-            notice: None,
-        };
+        let mut plan = tickets::Plan::existing(ticket, tickets::MessageKind::Bounce, &detail);
+        plan.internal = true;
+        plan.mails = to
+            .iter()
+            .map(|a| tickets::Mail {
+                kind: tickets::MailKind::DeliveryFailure,
+                to: vec![crate::inbound::parse::Mailbox { name: None, address: a.clone() }],
+            })
+            .collect();
         queued = mails::queue(conn, desk, msg, &plan, ticket, row, now)?;
     }
     info!(uid = source.2, ticket, %detail, "bounce recorded");
     Ok(Outcome::Ticket { id: ticket, created: false, queued })
+}
+
+/// The message row for an inbound mail; `kind` is its label and whether it is internal.
+fn inbound_row<'a>(
+    msg: &'a Inbound,
+    ticket: i64,
+    source: (&'a str, u32, u32),
+    (kind, internal): (&'a str, bool),
+    body_text: &'a str,
+    raw: &'a [u8],
+    now: i64,
+) -> NewMessage<'a> {
+    NewMessage {
+        ticket_id: Some(ticket),
+        direction: "in",
+        message_id: &msg.message_id,
+        kind,
+        internal,
+        source: Some(source),
+        from: msg.from.as_ref(),
+        to: &msg.to,
+        cc: &msg.cc,
+        subject: &msg.subject,
+        sent_at: msg.date,
+        received_at: now,
+        body_text,
+        raw,
+    }
 }
 
 /// Who sent the message: a technician only with a proof the config accepts (see `auth`).
