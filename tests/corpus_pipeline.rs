@@ -20,17 +20,11 @@ fn fixtures(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-#[test]
-fn whole_corpus_is_recorded_without_loss() {
+/// A desk on a fresh database in `dir`, with the shipped templates.
+fn desk_config(dir: &Path) -> (Config, Templates) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    fixtures(&root.join("tests/corpus"), &mut files);
-    files.sort();
-    assert!(files.len() > 200, "corpus missing: {} files", files.len());
-
-    let dir = tempfile::tempdir().unwrap();
     let config = Config::from_str(
-        &dir.path().join("maildesk.toml"),
+        &dir.join("maildesk.toml"),
         &format!(
             "[helpdesk]\nname = \"ACME IT\"\ntag = \"ACME\"\naddress = \"support@acme.example\"\ndatabase = \"m.db\"\n\
              templates = \"{}\"\n[imap]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nusername = \"u\"\npassword = \"p\"\n\
@@ -40,6 +34,19 @@ fn whole_corpus_is_recorded_without_loss() {
     )
     .unwrap();
     let templates = Templates::load(&config.helpdesk.templates).unwrap();
+    (config, templates)
+}
+
+#[test]
+fn whole_corpus_is_recorded_without_loss() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    fixtures(&root.join("tests/corpus"), &mut files);
+    files.sort();
+    assert!(files.len() > 200, "corpus missing: {} files", files.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let (config, templates) = desk_config(dir.path());
     let mut conn = store::open(&config.helpdesk.database).unwrap();
     let instance = store::instance_token(&conn).unwrap();
     let desk = Desk { config: &config, templates: &templates, instance: &instance, reply_secret: b"0123456789abcdef" };
@@ -90,6 +97,216 @@ fn whole_corpus_is_recorded_without_loss() {
     eprintln!("{} of {machine} bounces and vacation replies were acknowledged: {acknowledged:?}", acknowledged.len());
     // Measured: 1 of 170 (a mailing-list manager's "you are not a member" notice without list headers).
     assert!(acknowledged.len() * 50 <= machine, "more than 2% of machine mail acknowledged: {acknowledged:?}");
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+}
+
+/// Generated hostile MIME: the shapes that break parsers and databases, each written out so a
+/// failure names the case. Every one must be recorded as a ticket or quarantined with a reason.
+fn hostile_messages() -> Vec<(&'static str, Vec<u8>)> {
+    let head = |subject: &str, id: &str| {
+        format!(
+            "From: Mallory <mallory@example.test>\r\nTo: support@acme.example\r\nSubject: {subject}\r\nMessage-ID: <{id}@example.test>\r\n"
+        )
+    };
+    let mut cases: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    cases.push(("zero bytes", Vec::new()));
+    cases.push(("only blank lines", b"\r\n\r\n\r\n".to_vec()));
+    cases.push(("headers without a body or blank line", head("no body", "nobody").into_bytes()));
+    cases.push(("NUL bytes in headers and body", {
+        let mut m = head("nul\0in\0subject", "nul").into_bytes();
+        m.extend_from_slice(b"X-Nul: a\0b\r\n\r\nbody with \0\0 NUL bytes\r\n");
+        m
+    }));
+    cases.push(("10,000 headers", {
+        let mut m = head("ten thousand headers", "many-headers");
+        for i in 0..10_000 {
+            m.push_str(&format!("X-Filler-{i}: value {i}\r\n"));
+        }
+        m.push_str("\r\nthe printer is jammed\r\n");
+        m.into_bytes()
+    }));
+    cases.push(("a subject line of 1 MB", {
+        let mut m = head(&"A".repeat(1 << 20), "long-subject");
+        m.push_str("\r\nbody\r\n");
+        m.into_bytes()
+    }));
+    cases.push(("a folded header of 2 MB", {
+        let mut m = head("long header", "long-header");
+        m.push_str("X-Long: ");
+        for _ in 0..(2 << 20) / 64 {
+            m.push_str(&"x".repeat(62));
+            m.push_str("\r\n ");
+        }
+        m.push_str("end\r\n\r\nbody\r\n");
+        m.into_bytes()
+    }));
+    let nested = |depth: usize, id: &str| {
+        let mut m = head(&format!("nested {depth} deep"), id);
+        m.push_str("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n");
+        for i in 0..depth {
+            m.push_str(&format!("--b{i}\r\nContent-Type: multipart/mixed; boundary=\"b{}\"\r\n\r\n", i + 1));
+        }
+        m.push_str(&format!("--b{depth}\r\nContent-Type: text/plain\r\n\r\nthe deepest text\r\n--b{depth}--\r\n"));
+        for i in (0..depth).rev() {
+            m.push_str(&format!("--b{i}--\r\n"));
+        }
+        m.into_bytes()
+    };
+    cases.push(("multiparts nested 100 deep", nested(100, "nested-100")));
+    cases.push(("multiparts nested 2,000 deep", nested(2_000, "nested-2000")));
+    cases.push(("boundary declared, never used", {
+        let mut m = head("unused boundary", "unused-boundary");
+        m.push_str("Content-Type: multipart/mixed; boundary=\"nowhere\"\r\n\r\njust text, no parts\r\n");
+        m.into_bytes()
+    }));
+    cases.push(("parts without a closing boundary", {
+        let mut m = head("unterminated", "unterminated");
+        m.push_str("Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nopen part\r\n--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK");
+        m.into_bytes()
+    }));
+    cases.push(("multipart without a boundary parameter", {
+        let mut m = head("no boundary", "no-boundary");
+        m.push_str("Content-Type: multipart/alternative\r\n\r\n--x\r\n\r\ntext\r\n--x--\r\n");
+        m.into_bytes()
+    }));
+    cases.push(("unknown and lying charsets", {
+        let mut m = head("=?x-bogus-charset?B?SGVsbG8=?= =?utf-8?Q?caf=C3?=", "charsets");
+        m.push_str("Content-Type: text/plain; charset=\"x-no-such-charset\"\r\n\r\ncaf\u{e9} \r\n");
+        let mut m = m.into_bytes();
+        m.extend_from_slice(b"invalid utf-8: \xff\xfe\xc3\x28 end\r\n");
+        m
+    }));
+    cases.push(("truncated and garbage base64", {
+        let mut m = head("bad base64", "bad-base64");
+        m.push_str("Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8gV29y\r\n--b\r\nContent-Type: image/png; name=\"../../etc/passwd\"\r\nContent-Disposition: attachment; filename=\"../../etc/passwd\"\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!@@@***===\r\n--b--\r\n");
+        m.into_bytes()
+    }));
+    cases.push(("bare CR and LF line ends mixed", {
+        let mut m = head("line ends", "line-ends").replace("\r\n", "\r");
+        m.push_str("\n\nbody\rwith\nmixed\r\nline ends");
+        m.into_bytes()
+    }));
+    cases.push(("a header line without a colon", {
+        let mut m = head("no colon", "no-colon");
+        m.push_str("this is not a header\r\n\r\nbody\r\n");
+        m.into_bytes()
+    }));
+    cases.push(("500 attachments", {
+        let mut m = head("many attachments", "many-attachments");
+        m.push_str("Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n");
+        for i in 0..500 {
+            m.push_str(&format!("--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"f{i}.bin\"\r\n\r\ndata {i}\r\n"));
+        }
+        m.push_str("--b--\r\n");
+        m.into_bytes()
+    }));
+    cases.push(("64 KiB of pseudo-random bytes", {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..65_536)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect()
+    }));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    cases.push((
+        "fuzz finding: message/rfc822 inside a report that crashed mail-parser 0.11.9",
+        std::fs::read(root.join("tests/hostile/parser-panic-rfc822-in-report.eml")).unwrap(),
+    ));
+    cases
+}
+
+#[test]
+fn hostile_mime_is_recorded_or_quarantined_never_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, templates) = desk_config(dir.path());
+    let mut conn = store::open(&config.helpdesk.database).unwrap();
+    let instance = store::instance_token(&conn).unwrap();
+    let desk = Desk { config: &config, templates: &templates, instance: &instance, reply_secret: b"0123456789abcdef" };
+
+    let cases = hostile_messages();
+    let mut outcomes = Vec::new();
+    for (i, (name, raw)) in cases.iter().enumerate() {
+        // One batch per case, so a failure names the case.
+        let uid = i as u32 + 1;
+        let batch = [Fetched { uid, raw: raw.clone() }];
+        let result = record_batch(&mut conn, &desk, "INBOX", 1, &batch, Some(uid), 1_795_341_600)
+            .unwrap_or_else(|e| panic!("{name}: the batch failed: {e}"));
+        let outcome = result.into_iter().next().unwrap_or_else(|| panic!("{name}: no outcome")).1;
+        eprintln!("{name}: {outcome:?}");
+        assert_ne!(outcome, Outcome::Duplicate, "{name}");
+        outcomes.push((*name, outcome));
+    }
+    let ticket_of = |name: &str| match outcomes.iter().find(|(n, _)| *n == name).map(|(_, o)| o) {
+        Some(Outcome::Ticket { id, .. }) => *id,
+        other => panic!("{name}: expected a ticket, got {other:?}"),
+    };
+    for empty in ["zero bytes", "only blank lines"] {
+        assert!(
+            matches!(outcomes.iter().find(|(n, _)| *n == empty), Some((_, Outcome::Quarantined { reason })) if reason.contains("empty")),
+            "{empty}: {outcomes:?}"
+        );
+    }
+    // Requests, however broken, are still requests.
+    for name in [
+        "10,000 headers",
+        "a subject line of 1 MB",
+        "multiparts nested 100 deep",
+        "NUL bytes in headers and body",
+        "truncated and garbage base64",
+        "500 attachments",
+        "fuzz finding: message/rfc822 inside a report that crashed mail-parser 0.11.9",
+    ] {
+        ticket_of(name);
+    }
+    let text_of = |ticket: i64| -> String {
+        conn.query_row(
+            "SELECT group_concat(body_text, '|') FROM messages WHERE ticket_id = ?1 AND direction = 'in'",
+            [ticket],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(text_of(ticket_of("10,000 headers")).contains("printer is jammed"));
+    assert!(text_of(ticket_of("multiparts nested 100 deep")).contains("the deepest text"));
+    let long_subject: String = conn
+        .query_row("SELECT subject FROM tickets WHERE id = ?1", [ticket_of("a subject line of 1 MB")], |r| r.get(0))
+        .unwrap();
+    assert!(long_subject.chars().count() <= 501, "subject of {} chars kept", long_subject.len());
+    let crashed = ticket_of("fuzz finding: message/rfc822 inside a report that crashed mail-parser 0.11.9");
+    assert!(text_of(crashed).contains("Nyaan"), "the body survives the parser crash");
+    let defects: String = conn
+        .query_row(
+            "SELECT group_concat(detail, '|') FROM events WHERE ticket_id = ?1 AND kind = 'defect'",
+            [crashed],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(defects.contains("parser crashed"), "{defects}");
+    // Attachment names are data: the stored name is what the sender wrote, and nothing touched the disk.
+    let stored_names: i64 =
+        conn.query_row("SELECT count(*) FROM attachments WHERE name LIKE '%passwd%'", [], |r| r.get(0)).unwrap();
+    assert!(stored_names <= 1);
+    assert!(!dir.path().join("etc").exists());
+    // The attachment limit held: 500 parts, at most `max_attachments` stored.
+    let many = ticket_of("500 attachments");
+    let stored: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM attachments a JOIN messages m ON m.id = a.message_id WHERE m.ticket_id = ?1",
+            [many],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(stored as usize <= config.limits.max_attachments, "{stored} attachments stored");
+
+    let inbound: i64 =
+        conn.query_row("SELECT count(*) FROM messages WHERE direction = 'in'", [], |r| r.get(0)).unwrap();
+    let quarantined: i64 = conn.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0)).unwrap();
+    assert_eq!(inbound + quarantined, cases.len() as i64, "every message accounted for");
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
 }

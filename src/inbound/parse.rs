@@ -81,12 +81,54 @@ pub enum ParseError {
     ParserPanic,
 }
 
+/// Longer subjects are cut: they end up in every reply's Subject line and in ticket lists.
+pub const MAX_SUBJECT_CHARS: usize = 500;
+
 /// Parses one raw message. Never panics.
 pub fn parse(raw: &[u8]) -> Result<Inbound, ParseError> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseError::Empty);
     }
-    catch_unwind(AssertUnwindSafe(|| parse_inner(raw))).unwrap_or(Err(ParseError::ParserPanic))
+    match catch_unwind(AssertUnwindSafe(|| parse_inner(raw))) {
+        Ok(result) => result,
+        // mail-parser 0.11 can panic on broken MIME nesting (found by the fuzz target). The request
+        // is still a request: read it again as one plain-text part, so it becomes a ticket with the
+        // body as sent. The stored original keeps the real structure.
+        Err(_) => catch_unwind(AssertUnwindSafe(|| parse_inner(&without_mime_structure(raw))))
+            .unwrap_or(Err(ParseError::ParserPanic))
+            .map(|mut msg| {
+                msg.defects.push(
+                    "the MIME structure could not be read (the parser crashed): the body is shown as plain text".into(),
+                );
+                msg
+            }),
+    }
+}
+
+/// The message with its top-level Content-* header fields removed, so that a parser sees a single
+/// plain-text part: the fallback for MIME structures that crash the parser.
+fn without_mime_structure(raw: &[u8]) -> Vec<u8> {
+    let header_end = raw
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|p| p + 1)
+        .into_iter()
+        .chain(raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 2))
+        .min()
+        .unwrap_or(raw.len());
+    let mut out = Vec::with_capacity(raw.len());
+    let mut dropping = false;
+    for line in raw[..header_end].split_inclusive(|&b| b == b'\n') {
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            dropping = line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"content-");
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(&raw[header_end..]);
+    out
 }
 
 fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
@@ -108,7 +150,17 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
         defects.push("no usable From address".into());
     }
     let subject = match msg.subject() {
-        Some(s) => one_line(s),
+        Some(s) => {
+            let s = one_line(s);
+            match s.char_indices().nth(MAX_SUBJECT_CHARS) {
+                Some((cut, _)) => {
+                    defects
+                        .push(format!("subject of {} characters shortened to {MAX_SUBJECT_CHARS}", s.chars().count()));
+                    format!("{}…", &s[..cut])
+                }
+                None => s,
+            }
+        }
         None => {
             defects.push("no Subject header".into());
             String::new()

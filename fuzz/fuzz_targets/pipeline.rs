@@ -1,0 +1,83 @@
+//! Raw bytes → parse → classify → thread → quote stripping → ticket plan: the pure half of what the
+//! daemon does with every fetched message. Any panic is a bug (libFuzzer aborts on it, even inside
+//! the parser's `catch_unwind`).
+//!
+//! The first input byte picks who the message comes from and what ticket it lands on, so one target
+//! reaches the requester, technician and command paths; the rest is the message.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use maildesk::inbound::classify::suppress_auto_reply;
+use maildesk::inbound::parse::parse;
+use maildesk::reply_text::visible_text;
+use maildesk::threading::{Thread, TicketLookup, thread};
+use maildesk::tickets::{Policy, Role, TicketState, plan};
+
+/// Tickets 1..=50 exist, 7 was merged into 3, and every Message-ID ending in a digit belongs to
+/// ticket 1: enough for every threading rule to fire on fuzzed input.
+struct Lookup;
+
+impl TicketLookup for Lookup {
+    fn live_ticket(&self, id: i64) -> Option<i64> {
+        match id {
+            7 => Some(3),
+            1..=50 => Some(id),
+            _ => None,
+        }
+    }
+    fn ticket_of_message(&self, message_id: &str) -> Option<i64> {
+        message_id.ends_with(|c: char| c.is_ascii_digit()).then_some(1)
+    }
+}
+
+const STATUSES: [&str; 4] = ["open", "pending", "resolved", "closed"];
+
+/// mail-parser panics are handled by design (`parse` re-reads the message as plain text, or
+/// quarantines it), so they are not findings; a panic anywhere else still aborts the run.
+fn tolerate_parser_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let abort = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.location().is_some_and(|l| l.file().contains("mail-parser")) {
+                abort(info);
+            }
+        }));
+    });
+}
+
+fuzz_target!(|data: &[u8]| {
+    tolerate_parser_panics();
+    let Some((&selector, raw)) = data.split_first() else { return };
+    let Ok(msg) = parse(raw) else { return };
+    let desk = ["support@acme.example".to_string(), "support+comment@acme.example".to_string()];
+    let technicians = ["tech1@acme.example".to_string(), "tech2@acme.example".to_string()];
+    let suppression = suppress_auto_reply(&msg, &desk);
+    let lookup = Lookup;
+    let threaded = thread(&msg.subject, &msg.in_reply_to, &msg.references, "ACME", &lookup);
+    let visible = visible_text(&msg.text);
+    let state = match &threaded {
+        Thread::Existing { ticket, .. } => Some(TicketState {
+            id: *ticket,
+            status: STATUSES[usize::from(selector & 3)].to_string(),
+            requester: Some("alice@example.test".into()),
+            assignee: (selector & 4 != 0).then(|| technicians[1].clone()),
+            watchers: vec!["carol@example.test".into()],
+            closed_at: (selector & 8 != 0).then_some(1_700_000_000),
+            first_response_at: None,
+        }),
+        Thread::New { .. } => None,
+    };
+    let sender = msg.from.as_ref().map(|f| f.address.clone()).unwrap_or_default();
+    let role = match selector >> 4 & 3 {
+        0 => Role::Requester,
+        1 => Role::Technician { address: sender, proof: "reply token", note: false },
+        2 => Role::Technician { address: sender, proof: "DMARC", note: true },
+        _ => Role::Unverified { address: sender, reason: "fuzzed".into() },
+    };
+    let policy =
+        Policy { desk_addresses: &desk, technicians: &technicians, reopen_window_secs: 14 * 86_400, cc_watchers: true };
+    let exists = |n: i64| lookup.live_ticket(n) == Some(n);
+    let _ =
+        plan(&msg, &visible, &threaded, state.as_ref(), &role, suppression.as_ref(), &policy, &exists, 1_795_341_600);
+});
