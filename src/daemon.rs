@@ -33,8 +33,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut config = config;
     {
         // Fail fast on an unusable database, before anything is fetched.
-        let conn = store::open(&config.helpdesk.database)?;
-        store::instance_token(&conn).context("database is not writable")?;
+        // Exiting lets systemd say so and try again (Restart=on-failure); the mail waits, unread,
+        // on the IMAP server.
+        let hint = "the database cannot be opened for writing (read-only file system, permissions, full disk?); new mail stays on the IMAP server";
+        let conn = store::open(&config.helpdesk.database).context(hint)?;
+        store::instance_token(&conn).context(hint)?;
     }
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;

@@ -21,7 +21,7 @@ use rusqlite::Connection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::record::{Desk, Fetched, Outcome, record_batch};
 use crate::config::{Config, Security};
@@ -57,6 +57,16 @@ pub enum ImapError {
     Sql(#[from] rusqlite::Error),
 }
 
+/// A database that refused a write (full disk, read-only, locked) is retried at most this far apart,
+/// so intake resumes soon after an admin frees space.
+const MAX_DATABASE_BACKOFF: Duration = Duration::from_secs(30);
+
+impl ImapError {
+    fn is_database(&self) -> bool {
+        matches!(self, ImapError::Store(_) | ImapError::Sql(_))
+    }
+}
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// No line from the server for this long during IDLE means the connection is dead (Dovecot sends
 /// "* OK Still here" every 2 minutes).
@@ -85,6 +95,16 @@ impl Watcher {
             }
             match self.connected(&mut backoff).await {
                 Ok(()) => return,
+                Err(e) if e.is_database() => {
+                    // Locked by another writer, full, read-only: nothing of the batch committed, so
+                    // nothing was flagged, and the messages wait on the server.
+                    error!(error = %e, retry_in = ?backoff,
+                           "cannot record new mail: the database refused the write; new mail stays unread on the IMAP server until it can be recorded");
+                    if self.shutdown.sleep(backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(MAX_DATABASE_BACKOFF);
+                }
                 Err(e) => {
                     warn!(imap = %endpoint, error = %e, retry_in = ?backoff, "IMAP session ended; reconnecting");
                     if self.shutdown.sleep(backoff).await {
@@ -109,10 +129,12 @@ impl Watcher {
         let uid_validity = mailbox.uid_validity.unwrap_or(0);
         let uid_next = mailbox.uid_next.unwrap_or(1);
         info!(mailbox = %imap.mailbox, uid_validity, exists = mailbox.exists, idle = use_idle, "IMAP connected");
-        *backoff = Duration::from_secs(1);
 
         loop {
             self.sync(&mut session, &mut conn, (&instance, &reply_secret), uid_validity, uid_next).await?;
+            // Only a whole sync proves the trouble is over: a database that refuses every batch
+            // must not be retried at the pace of a fresh connection.
+            *backoff = Duration::from_secs(1);
             store::set_meta(&conn, "last_imap_ok", &store::now().to_string())?;
             if self.shutdown.is_requested() {
                 let _ = session.logout().await;

@@ -11,6 +11,11 @@
 //! Failures: a 5xx reply is permanent (the row becomes `failed` and the ticket records the server's
 //! words); anything else (4xx, refused connection, timeout, TLS trouble) is retried on the schedule
 //! of [`retry_delay`] until `smtp.retry_for` has passed since the mail was queued.
+//!
+//! A database that cannot be written (locked by another writer, disk full, read-only) must not turn
+//! into repeated mail: before each transaction the sender proves it can write to the row, and a
+//! verdict it could not write down is kept in memory ("owed") and written before anything else is
+//! sent, so a row whose mail went out is never picked up again while the process lives.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,7 +44,7 @@ pub fn retry_delay(attempts: u32) -> Duration {
 /// How long the sender sleeps when nothing is due and nobody wakes it.
 const IDLE_WAKEUP: Duration = Duration::from_secs(30);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Due {
     id: i64,
     ticket: Option<i64>,
@@ -50,6 +55,7 @@ struct Due {
     created_at: i64,
 }
 
+#[derive(Debug, Clone)]
 enum Verdict {
     Sent,
     Retry(String),
@@ -76,11 +82,12 @@ impl Sender {
                 }
             }
         };
+        let owed = Mutex::new(Vec::new());
         loop {
-            let wait = match self.round(&conn).await {
+            let wait = match self.round(&conn, &owed).await {
                 Ok(wait) => wait,
                 Err(e) => {
-                    warn!(error = %e, "outbox: database error; retrying in 10 s");
+                    warn!(error = %format!("{e:#}"), "outbox: the database cannot be written; nothing is sent until it can; retrying in 10 s");
                     Duration::from_secs(10)
                 }
             };
@@ -97,7 +104,8 @@ impl Sender {
 
     /// Sends everything due over up to `smtp.connections` connections. Returns how long to wait
     /// before the next round.
-    async fn round(&self, conn: &Mutex<Connection>) -> anyhow::Result<Duration> {
+    async fn round(&self, conn: &Mutex<Connection>, owed: &Mutex<Vec<(Due, Verdict)>>) -> anyhow::Result<Duration> {
+        pay_owed(conn, owed, self.config.smtp.retry_for)?;
         loop {
             let now = store::now();
             let due = due_rows(&lock(conn), now, 200)?;
@@ -114,7 +122,7 @@ impl Sender {
             for (i, d) in due.into_iter().enumerate() {
                 queues[i % lanes].push(d);
             }
-            let tallies = futures_util::future::join_all(queues.into_iter().map(|q| self.lane(conn, q))).await;
+            let tallies = futures_util::future::join_all(queues.into_iter().map(|q| self.lane(conn, owed, q))).await;
             let mut total = Tally::default();
             for t in tallies {
                 let t = t?;
@@ -134,23 +142,44 @@ impl Sender {
 
     /// One connection's share of a round, sent in order. A connection that fails is dropped and
     /// the rest of the lane waits for the next round, so a dead server costs one attempt per lane.
-    async fn lane(&self, conn: &Mutex<Connection>, queue: Vec<Due>) -> rusqlite::Result<Tally> {
+    async fn lane(
+        &self,
+        conn: &Mutex<Connection>,
+        owed: &Mutex<Vec<(Due, Verdict)>>,
+        queue: Vec<Due>,
+    ) -> rusqlite::Result<Tally> {
         let mut tally = Tally::default();
         let mut link = None;
         for d in queue {
             if self.shutdown.is_requested() {
                 break;
             }
-            let verdict = self.send_one(conn, &mut link, &d).await;
+            let verdict = match self.send_one(conn, &mut link, &d).await {
+                Ok(verdict) => verdict,
+                // Nothing was sent: the row stays as it was, and the lane stops.
+                Err(e) => {
+                    if let Some(mut l) = link.take() {
+                        l.abort().await;
+                    }
+                    return Err(e);
+                }
+            };
             let broken = !matches!(verdict, Verdict::Sent);
             match &verdict {
                 Verdict::Sent => tally.sent += 1,
                 Verdict::Failed(_) => tally.failed += 1,
                 Verdict::Retry(_) => tally.retry.push(retry_delay(d.attempts + 1)),
             }
-            tokio::task::block_in_place(|| {
+            let recorded = tokio::task::block_in_place(|| {
                 record(&lock(conn), &d, &verdict, store::now(), self.config.smtp.retry_for)
-            })?;
+            });
+            if let Err(e) = recorded {
+                lock_owed(owed).push((d, verdict));
+                if let Some(mut l) = link.take() {
+                    l.abort().await;
+                }
+                return Err(e);
+            }
             if broken {
                 // After a refusal the session is mid-transaction; a fresh one is simplest.
                 if let Some(mut l) = link.take() {
@@ -167,29 +196,41 @@ impl Sender {
         Ok(tally)
     }
 
-    async fn send_one(&self, conn: &Mutex<Connection>, link: &mut Option<AsyncSmtpConnection>, d: &Due) -> Verdict {
+    /// Sends one row. Err means the database refused the write that must precede a send, and
+    /// nothing was sent.
+    async fn send_one(
+        &self,
+        conn: &Mutex<Connection>,
+        link: &mut Option<AsyncSmtpConnection>,
+        d: &Due,
+    ) -> rusqlite::Result<Verdict> {
         let (Ok(from), Ok(to)) = (d.envelope_from.parse::<Address>(), d.recipient.parse::<Address>()) else {
-            return Verdict::Failed(format!("invalid address in envelope {} -> {}", d.envelope_from, d.recipient));
+            return Ok(Verdict::Failed(format!("invalid address in envelope {} -> {}", d.envelope_from, d.recipient)));
         };
+        // The same kind of write as the `sending` note below: if the database cannot take it now
+        // (locked, full, read-only), the mail is not started.
+        tokio::task::block_in_place(|| {
+            lock(conn).prepare_cached("UPDATE outbox SET attempts = attempts WHERE id = ?1")?.execute([d.id])
+        })?;
         if link.is_none() {
             match smtp::connect(&self.config).await {
                 Ok(l) => *link = Some(l),
-                Err(SetupError::Smtp(e)) if e.is_permanent() => return Verdict::Failed(error_text(&e)),
-                Err(SetupError::Smtp(e)) => return Verdict::Retry(error_text(&e)),
-                Err(e) => return Verdict::Retry(e.to_string()),
+                Err(SetupError::Smtp(e)) if e.is_permanent() => return Ok(Verdict::Failed(error_text(&e))),
+                Err(SetupError::Smtp(e)) => return Ok(Verdict::Retry(error_text(&e))),
+                Err(e) => return Ok(Verdict::Retry(e.to_string())),
             }
         }
-        let Some(l) = link.as_mut() else { return Verdict::Retry("no connection".into()) };
+        let Some(l) = link.as_mut() else { return Ok(Verdict::Retry("no connection".into())) };
         let mark = || {
             if let Err(e) = lock(conn).execute("UPDATE outbox SET status = 'sending' WHERE id = ?1", [d.id]) {
                 warn!(outbox = d.id, error = %e, "cannot note the send in progress; a crash now could repeat it");
             }
         };
-        match smtp::deliver(l, &from, &to, &d.raw, mark).await {
+        Ok(match smtp::deliver(l, &from, &to, &d.raw, mark).await {
             Ok(_) => Verdict::Sent,
             Err(e) if e.is_permanent() => Verdict::Failed(error_text(&e)),
             Err(e) => Verdict::Retry(error_text(&e)),
-        }
+        })
     }
 }
 
@@ -202,6 +243,20 @@ struct Tally {
 
 fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn lock_owed(owed: &Mutex<Vec<(Due, Verdict)>>) -> std::sync::MutexGuard<'_, Vec<(Due, Verdict)>> {
+    owed.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes down verdicts the database refused earlier, oldest first; stops at the first refusal.
+fn pay_owed(conn: &Mutex<Connection>, owed: &Mutex<Vec<(Due, Verdict)>>, retry_for: Duration) -> rusqlite::Result<()> {
+    let mut owed = lock_owed(owed);
+    while let Some((d, verdict)) = owed.first() {
+        record(&lock(conn), d, verdict, store::now(), retry_for)?;
+        owed.remove(0);
+    }
+    Ok(())
 }
 
 /// Opens the sender's connection and settles rows a crash left `sending`.

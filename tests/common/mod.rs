@@ -50,6 +50,8 @@ pub struct Desk {
     pub dir: tempfile::TempDir,
     pub support: String,
     pub config: PathBuf,
+    /// The database path, relative to `dir`.
+    pub database: &'static str,
     child: Option<Child>,
     runs: u32,
 }
@@ -63,6 +65,8 @@ pub struct DeskOptions {
     pub tail: String,
     pub imap: String,
     pub smtp: String,
+    /// The database path, relative to the desk's folder.
+    pub database: &'static str,
 }
 
 impl Default for DeskOptions {
@@ -73,6 +77,7 @@ impl Default for DeskOptions {
             tail: String::new(),
             imap: format!("host = \"127.0.0.1\"\nport = {IMAP_PORT}\nsecurity = \"none\""),
             smtp: format!("host = \"127.0.0.1\"\nport = {SMTP_PORT}\nsecurity = \"none\""),
+            database: "maildesk.db",
         }
     }
 }
@@ -96,7 +101,7 @@ impl Desk {
 name = "ACME IT"
 tag = "{tag}"
 address = "{support}"
-database = "maildesk.db"
+database = "{database}"
 templates = "{templates}"
 timezone = "Europe/Berlin"
 {helpdesk}
@@ -118,10 +123,11 @@ retry_for = "1h"
                 tail = opts.tail,
                 imap = opts.imap,
                 smtp = opts.smtp,
+                database = opts.database,
             ),
         )
         .unwrap();
-        Desk { dir, support, config, child: None, runs: 0 }
+        Desk { dir, support, config, database: opts.database, child: None, runs: 0 }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -215,7 +221,7 @@ retry_for = "1h"
 
     /// `status --json`, or None while the database does not exist yet.
     pub fn status(&self) -> Option<Value> {
-        if !self.path("maildesk.db").exists() {
+        if !self.path(self.database).exists() {
             return None;
         }
         let out = Command::new(bin()).arg("--config").arg(&self.config).args(["status", "--json"]).output().unwrap();
@@ -329,6 +335,17 @@ pub fn inbox(user: &str) -> Vec<Vec<u8>> {
         }
         s.logout().await.unwrap();
         out
+    })
+}
+
+/// How many messages in `user`'s INBOX are not flagged \\Seen (maildesk flags what it recorded).
+pub fn unseen(user: &str) -> usize {
+    rt().block_on(async {
+        let mut s = imap_login(user).await;
+        s.select("INBOX").await.unwrap();
+        let n = s.search("UNSEEN").await.unwrap().len();
+        s.logout().await.unwrap();
+        n
     })
 }
 
