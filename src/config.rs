@@ -147,6 +147,8 @@ pub struct Smtp {
     pub retry_for: Duration,
     /// How many SMTP connections the sender uses at once when the outbox has a backlog.
     pub connections: usize,
+    /// How long to wait for any one reply of the SMTP server (and for the connection itself).
+    pub timeout: Duration,
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -296,6 +298,8 @@ struct FileSmtp {
     retry_for: String,
     #[serde(default = "default_connections")]
     connections: i64,
+    #[serde(default = "default_smtp_timeout")]
+    timeout: String,
     /// Accepted here as well: a config written straight after `[smtp]` lands in this table.
     #[serde(default)]
     technicians: Vec<String>,
@@ -340,6 +344,9 @@ fn default_retry_for() -> String {
 }
 fn default_connections() -> i64 {
     2
+}
+fn default_smtp_timeout() -> String {
+    "60s".into()
 }
 
 impl Config {
@@ -482,6 +489,7 @@ impl Config {
             hello_name: s.hello_name.unwrap_or(domain),
             retry_for: doc.duration("smtp.retry_for", &s.retry_for)?,
             connections: s.connections as usize,
+            timeout: doc.duration("smtp.timeout", &s.timeout)?,
         };
         for (key, ca) in [("imap.ca_file", &imap.ca_file), ("smtp.ca_file", &smtp.ca_file)] {
             if let Some(ca) = ca

@@ -6,7 +6,9 @@
 //! the ticket, and is not sent again. A crash at any other moment leaves the row `pending` and the
 //! server without a complete message, so it is simply sent again. Hence exactly once, except that a
 //! crash inside the microseconds between the note and the write of the "." would lose that one mail;
-//! it is then visible as an unconfirmed delivery, never silent.
+//! it is then visible as an unconfirmed delivery, never silent. A connection that drops or times out
+//! after the "." was written is different: the "." may never have arrived, so the mail is sent again
+//! (at least once), and the ticket records that the recipient may see two copies.
 //!
 //! Failures: a 5xx reply is permanent (the row becomes `failed` and the ticket records the server's
 //! words); anything else (4xx, refused connection, timeout, TLS trouble) is retried on the schedule
@@ -29,7 +31,7 @@ use rusqlite::{Connection, params};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::smtp::{self, SetupError};
+use super::smtp::{self, DeliverError, SetupError};
 use crate::config::Config;
 use crate::shutdown::Shutdown;
 use crate::store::{self, write};
@@ -58,6 +60,10 @@ struct Due {
 #[derive(Debug, Clone)]
 enum Verdict {
     Sent,
+    /// The final "." was written but no reply came (connection lost, timeout). The server may or
+    /// may not have the mail; it is sent again (a lost mail is worse than a second copy, and the
+    /// copy carries the same Message-ID, which mail clients fold into one), with an event saying so.
+    Uncertain(String),
     Retry(String),
     Failed(String),
 }
@@ -168,7 +174,7 @@ impl Sender {
             match &verdict {
                 Verdict::Sent => tally.sent += 1,
                 Verdict::Failed(_) => tally.failed += 1,
-                Verdict::Retry(_) => tally.retry.push(retry_delay(d.attempts + 1)),
+                Verdict::Retry(_) | Verdict::Uncertain(_) => tally.retry.push(retry_delay(d.attempts + 1)),
             }
             let recorded = tokio::task::block_in_place(|| {
                 record(&lock(conn), &d, &verdict, store::now(), self.config.smtp.retry_for)
@@ -185,7 +191,7 @@ impl Sender {
                 if let Some(mut l) = link.take() {
                     l.abort().await;
                 }
-                if matches!(verdict, Verdict::Retry(_)) {
+                if matches!(verdict, Verdict::Retry(_) | Verdict::Uncertain(_)) {
                     break;
                 }
             }
@@ -217,19 +223,27 @@ impl Sender {
                 Ok(l) => *link = Some(l),
                 Err(SetupError::Smtp(e)) if e.is_permanent() => return Ok(Verdict::Failed(error_text(&e))),
                 Err(SetupError::Smtp(e)) => return Ok(Verdict::Retry(error_text(&e))),
+                Err(e @ SetupError::Timeout(_)) => return Ok(Verdict::Retry(e.to_string())),
                 Err(e) => return Ok(Verdict::Retry(e.to_string())),
             }
         }
         let Some(l) = link.as_mut() else { return Ok(Verdict::Retry("no connection".into())) };
+        let dot_next = std::sync::atomic::AtomicBool::new(false);
         let mark = || {
+            dot_next.store(true, std::sync::atomic::Ordering::SeqCst);
             if let Err(e) = lock(conn).execute("UPDATE outbox SET status = 'sending' WHERE id = ?1", [d.id]) {
                 warn!(outbox = d.id, error = %e, "cannot note the send in progress; a crash now could repeat it");
             }
         };
-        Ok(match smtp::deliver(l, &from, &to, &d.raw, mark).await {
+        let dot_written = || dot_next.load(std::sync::atomic::Ordering::SeqCst);
+        Ok(match smtp::deliver(l, &from, &to, &d.raw, self.config.smtp.timeout, mark).await {
             Ok(_) => Verdict::Sent,
-            Err(e) if e.is_permanent() => Verdict::Failed(error_text(&e)),
-            Err(e) => Verdict::Retry(error_text(&e)),
+            Err(DeliverError::Smtp(e)) if e.is_permanent() => Verdict::Failed(error_text(&e)),
+            // A 4xx reply, or trouble before the final ".": the server does not have the mail.
+            Err(DeliverError::Smtp(e)) if e.is_transient() || !dot_written() => Verdict::Retry(error_text(&e)),
+            Err(e @ DeliverError::Timeout(..)) if !dot_written() => Verdict::Retry(e.to_string()),
+            Err(DeliverError::Smtp(e)) => Verdict::Uncertain(error_text(&e)),
+            Err(e @ DeliverError::Timeout(..)) => Verdict::Uncertain(e.to_string()),
         })
     }
 }
@@ -334,6 +348,16 @@ fn record(conn: &Connection, d: &Due, verdict: &Verdict, now: i64, retry_for: Du
             )?
             .execute(params![d.id, attempts, now])?;
             info!(outbox = d.id, ticket = d.ticket, to = %d.recipient, "mail sent");
+        }
+        Verdict::Uncertain(err) => {
+            let detail = format!(
+                "the connection to the SMTP server was lost after the whole mail to {} was sent ({err}); \
+                 it is sent again, so the recipient may see two copies with the same Message-ID",
+                d.recipient
+            );
+            write::insert_event(conn, d.ticket, now, "maildesk", "delivery-uncertain", &detail)?;
+            warn!(outbox = d.id, ticket = d.ticket, "{detail}");
+            return record(conn, d, &Verdict::Retry(err.clone()), now, retry_for);
         }
         Verdict::Retry(err) if now - d.created_at < retry_for.as_secs() as i64 => {
             let next = now + retry_delay(attempts).as_secs() as i64;

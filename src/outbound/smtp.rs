@@ -17,8 +17,6 @@ use lettre::transport::smtp::{Error, response::Response};
 
 use crate::config::{Config, Security};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Why a connection could not be set up: bad local settings are not worth retrying quickly.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -26,6 +24,18 @@ pub enum SetupError {
     CaFile { path: String, detail: String },
     #[error("{0}")]
     Smtp(#[from] Error),
+    #[error("the SMTP server did not answer within {0:?} (connect, greeting, EHLO, STARTTLS or AUTH)")]
+    Timeout(Duration),
+}
+
+/// Why one delivery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    /// A reply (4xx, 5xx) or a connection error, as lettre reports it.
+    #[error("{0}")]
+    Smtp(#[from] Error),
+    #[error("no reply from the SMTP server within {1:?} ({0})")]
+    Timeout(&'static str, Duration),
 }
 
 fn tls_parameters(config: &Config) -> Result<TlsParameters, SetupError> {
@@ -39,14 +49,21 @@ fn tls_parameters(config: &Config) -> Result<TlsParameters, SetupError> {
     Ok(b.build_rustls()?)
 }
 
-/// Connects, says EHLO, negotiates TLS as configured and logs in when credentials are set.
+/// Connects, says EHLO, negotiates TLS as configured and logs in when credentials are set, all
+/// within `smtp.timeout`: lettre's own timeout covers only the TCP connect, and a server that
+/// accepts and never greets must not hang the sender.
 pub async fn connect(config: &Config) -> Result<AsyncSmtpConnection, SetupError> {
+    let limit = config.smtp.timeout;
+    tokio::time::timeout(limit, connect_unbounded(config)).await.map_err(|_| SetupError::Timeout(limit))?
+}
+
+async fn connect_unbounded(config: &Config) -> Result<AsyncSmtpConnection, SetupError> {
     crate::tls::install_provider();
     let s = &config.smtp;
     let hello = ClientId::Domain(s.hello_name.clone());
     let wrapper = if s.security == Security::Tls { Some(tls_parameters(config)?) } else { None };
     let mut conn =
-        AsyncSmtpConnection::connect_tokio1((s.host.as_str(), s.port), Some(TIMEOUT), &hello, wrapper, None).await?;
+        AsyncSmtpConnection::connect_tokio1((s.host.as_str(), s.port), Some(s.timeout), &hello, wrapper, None).await?;
     if s.security == Security::Starttls {
         conn.starttls(tls_parameters(config)?, &hello).await?;
     }
@@ -58,21 +75,23 @@ pub async fn connect(config: &Config) -> Result<AsyncSmtpConnection, SetupError>
 }
 
 /// Sends one message to one recipient. `before_final_dot` runs after the whole body was written
-/// and before the "." that commits the transaction on the server.
+/// and before the "." that commits the transaction on the server. Each command waits at most
+/// `limit` for its reply; the body gets `limit` plus a second per 256 KiB to be written.
 pub async fn deliver(
     conn: &mut AsyncSmtpConnection,
     from: &Address,
     to: &Address,
     raw: &[u8],
+    limit: Duration,
     before_final_dot: impl FnOnce(),
-) -> Result<Response, Error> {
+) -> Result<Response, DeliverError> {
     let mut options = Vec::new();
     if !raw.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
         options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    conn.command(Mail::new(Some(from.clone()), options)).await?;
-    conn.command(Rcpt::new(to.clone(), Vec::new())).await?;
-    conn.command(Data).await?;
+    within("MAIL FROM", limit, conn.command(Mail::new(Some(from.clone()), options))).await?;
+    within("RCPT TO", limit, conn.command(Rcpt::new(to.clone(), Vec::new()))).await?;
+    within("DATA", limit, conn.command(Data)).await?;
     // lettre pulls the iterator until it is exhausted and then writes the final "."; the last
     // pull is therefore the moment just before the commit point.
     let mut hook = Some(before_final_dot);
@@ -82,5 +101,17 @@ pub async fn deliver(
         }
         None
     }));
-    conn.message_iter(parts).await
+    let body_limit = limit + Duration::from_secs(raw.len() as u64 / (256 * 1024));
+    within("end of DATA", body_limit, conn.message_iter(parts)).await
+}
+
+async fn within(
+    phase: &'static str,
+    limit: Duration,
+    reply: impl Future<Output = Result<Response, Error>>,
+) -> Result<Response, DeliverError> {
+    match tokio::time::timeout(limit, reply).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(DeliverError::Timeout(phase, limit)),
+    }
 }

@@ -468,3 +468,107 @@ pub fn header_address(raw: &[u8], name: &str) -> String {
     let v = header(raw, name).unwrap_or_else(|| panic!("no {name} header"));
     v.rsplit('<').next().unwrap_or(&v).trim_end_matches('>').trim().to_string()
 }
+
+/// What [`FaultyRelay`] does to the next SMTP connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpFault {
+    /// Forward everything to the real server.
+    Pass,
+    /// Accept the connection and never say a word (a hung server).
+    Silent,
+    /// Forward the message, then drop the connection just before the final "." of DATA.
+    DropBeforeDot,
+    /// Forward the final "." (the real server takes the mail), then drop the connection before
+    /// its reply reaches the client.
+    DropAfterDot,
+}
+
+/// A relay in front of the real SMTP server that injects one kind of fault per connection.
+pub struct FaultyRelay {
+    pub port: u16,
+    mode: std::sync::Arc<std::sync::Mutex<SmtpFault>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FaultyRelay {
+    pub fn start(target: u16, mode: SmtpFault) -> FaultyRelay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let relay = FaultyRelay {
+            port: listener.local_addr().unwrap().port(),
+            mode: std::sync::Arc::new(std::sync::Mutex::new(mode)),
+            stop: Default::default(),
+        };
+        let (mode, stop) = (relay.mode.clone(), relay.stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let fault = *mode.lock().unwrap();
+                        std::thread::spawn(move || relay_one(client, target, fault));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        relay
+    }
+
+    pub fn set(&self, mode: SmtpFault) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+impl Drop for FaultyRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn relay_one(mut client: TcpStream, target: u16, fault: SmtpFault) {
+    use std::io::{Read, Write};
+    if fault == SmtpFault::Silent {
+        let _ = std::io::copy(&mut client, &mut std::io::sink());
+        return;
+    }
+    let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
+    let mute = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (mut from, mut to, mute) = (server.try_clone().unwrap(), client.try_clone().unwrap(), mute.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n @ 1..) = from.read(&mut buf) {
+                if !mute.load(Ordering::SeqCst) && to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        });
+    }
+    let mut to_server = server.try_clone().unwrap();
+    let mut buf = [0u8; 16 * 1024];
+    let mut tail: Vec<u8> = Vec::new();
+    while let Ok(n @ 1..) = client.read(&mut buf) {
+        tail.extend_from_slice(&buf[..n]);
+        let end_of_data = tail.windows(5).any(|w| w == b"\r\n.\r\n");
+        tail.drain(..tail.len().saturating_sub(4));
+        match (fault, end_of_data) {
+            (SmtpFault::DropBeforeDot, true) => break,
+            (SmtpFault::DropAfterDot, true) => {
+                mute.store(true, Ordering::SeqCst);
+                let _ = to_server.write_all(&buf[..n]);
+                // Give the server time to take the mail; its reply goes nowhere.
+                std::thread::sleep(Duration::from_secs(1));
+                break;
+            }
+            _ => {
+                if to_server.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    let _ = server.shutdown(std::net::Shutdown::Both);
+}
