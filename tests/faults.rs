@@ -138,3 +138,36 @@ fn imap_connection_dropped_mid_fetch_loses_and_repeats_nothing() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(inbox(&ivy).len(), N, "one acknowledgement per message after {cuts} cuts");
 }
+
+#[test]
+fn a_message_expunged_between_search_and_fetch_is_skipped_and_nothing_stalls() {
+    const N: usize = 10;
+    // Someone else's mail client expunges message 4 after maildesk searched and before it fetched.
+    let mailbox = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let victim = mailbox.clone();
+    let tap = Tap::start(IMAP_PORT, b"UID FETCH", 1, move || expunge(victim.get().unwrap(), "g4@jo.example.test"));
+    let mut desk = Desk::with(DeskOptions {
+        imap: format!("host = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"", tap.port),
+        tail: "[limits]\nauto_replies_per_recipient_per_hour = 100000\n".into(),
+        ..DeskOptions::default()
+    });
+    mailbox.set(desk.support.clone()).unwrap();
+    let jo = address("jo");
+    let raws: Vec<Vec<u8>> = (0..N)
+        .map(|i| message(&jo, &desk.support, &format!("Gone test {i}"), &format!("g{i}@jo.example.test"), "", "x"))
+        .collect();
+    append(&desk.support, &raws);
+    desk.start();
+    let status = desk.wait_settled(N as i64 - 1, T);
+    let logs = desk.logs();
+    assert_eq!(status["tickets"]["open"], N as i64 - 1, "{status:#}\n{logs}");
+    // Then it carries on: later mail is taken as usual.
+    send_smtp(&jo, &desk.support, &message(&jo, &desk.support, "After the gap", "after@jo.example.test", "", "x"));
+    let status = desk.wait_settled(N as i64, T);
+    assert_eq!(status["tickets"]["open"], N as i64, "{status:#}");
+    let acks = wait_inbox(&jo, N, T);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(inbox(&jo).len(), acks.len());
+    let subjects: Vec<String> = acks.iter().map(|a| subject(a)).collect();
+    assert!(!subjects.iter().any(|s| s.contains("Gone test 4")), "{subjects:?}");
+}

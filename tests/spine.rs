@@ -314,17 +314,17 @@ fn kill_rounds(seed: u64, n: usize, kills: usize) {
 
 #[test]
 fn sigkill_mid_backlog_seed_1() {
-    kill_rounds(1, 200, 7);
+    kill_rounds(1, 1000, 10);
 }
 
 #[test]
 fn sigkill_mid_backlog_seed_2() {
-    kill_rounds(2, 200, 7);
+    kill_rounds(2, 1000, 10);
 }
 
 #[test]
 fn sigkill_mid_backlog_seed_3() {
-    kill_rounds(3, 200, 7);
+    kill_rounds(3, 1000, 10);
 }
 
 #[test]

@@ -51,6 +51,8 @@ pub enum ImapError {
     Protocol(#[from] async_imap::error::Error),
     #[error("IDLE did not end in time")]
     IdleStuck,
+    #[error("the server answered a FETCH of {asked} messages with {got}, and the others still exist")]
+    Incomplete { asked: usize, got: usize },
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error("database: {0}")]
@@ -65,6 +67,14 @@ impl ImapError {
     fn is_database(&self) -> bool {
         matches!(self, ImapError::Store(_) | ImapError::Sql(_))
     }
+}
+
+/// async-imap ends the answer to SEARCH, FETCH (and its own `noop`) quietly when the connection
+/// closes, so a short answer looks like a complete one. A NOOP that must end in its tagged OK fails
+/// on a closed connection.
+async fn confirm_complete(session: &mut ImapSession) -> Result<(), ImapError> {
+    session.run_command_and_check_ok("NOOP").await?;
+    Ok(())
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -175,7 +185,13 @@ impl Watcher {
             None => ("UNSEEN".to_string(), 0),
         };
         // `n:*` always matches the highest UID, even below n: filter.
-        let mut uids: Vec<u32> = session.uid_search(&query).await?.into_iter().filter(|u| *u > after).collect();
+        let found = session.uid_search(&query).await?;
+        if found.is_empty() {
+            // An empty answer may be a lost connection: on the first sync that would move the
+            // mark past every message in the mailbox.
+            confirm_complete(session).await?;
+        }
+        let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > after).collect();
         uids.sort_unstable();
         let current = state.is_some_and(|s| s.uid_validity == uid_validity);
         for chunk in uids.chunks(self.config.imap.batch_size as usize) {
@@ -190,7 +206,18 @@ impl Watcher {
                     .collect()
             };
             if fetched.len() < chunk.len() {
-                debug!(asked = chunk.len(), got = fetched.len(), "some messages vanished between SEARCH and FETCH");
+                // Fewer messages than asked for: expunged by someone else since the SEARCH, or a
+                // connection that ended mid-answer (async-imap ends the stream quietly). Only the
+                // server can tell; the mark below must never pass a message that still exists.
+                confirm_complete(session).await?;
+                let missing: Vec<String> =
+                    chunk.iter().filter(|u| !fetched.iter().any(|f| f.uid == **u)).map(u32::to_string).collect();
+                let remaining = session.uid_search(format!("UID {}", missing.join(","))).await?;
+                confirm_complete(session).await?;
+                if !remaining.is_empty() {
+                    return Err(ImapError::Incomplete { asked: chunk.len(), got: fetched.len() });
+                }
+                debug!(gone = ?missing, "messages expunged between SEARCH and FETCH; skipped");
             }
             let fetch_time = started.elapsed();
             let advance_to = current.then(|| chunk.last().copied().unwrap_or(after));

@@ -572,3 +572,66 @@ fn relay_one(mut client: TcpStream, target: u16, fault: SmtpFault) {
     let _ = client.shutdown(std::net::Shutdown::Both);
     let _ = server.shutdown(std::net::Shutdown::Both);
 }
+
+/// A forwarder to a real server that runs `hook` once, the `nth` time (from 1) the client sends
+/// bytes containing `needle`, before those bytes go on: a way to change the server's state at an
+/// exact moment of the protocol (say, between a client's SEARCH and its FETCH).
+pub struct Tap {
+    pub port: u16,
+}
+
+impl Tap {
+    pub fn start(target: u16, needle: &'static [u8], nth: usize, hook: impl FnOnce() + Send + 'static) -> Tap {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hook = std::sync::Arc::new(std::sync::Mutex::new(Some(hook)));
+        let seen = std::sync::Arc::new(AtomicU32::new(0));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                // The server may be down (that can be the point of the test): so is the tap.
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+                let (mut from, mut to) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+                let (hook, seen) = (hook.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    let mut to_server = server;
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = client.read(&mut buf) {
+                        if buf[..n].windows(needle.len()).any(|w| w == needle)
+                            && seen.fetch_add(1, Ordering::SeqCst) + 1 == nth as u32
+                            && let Some(h) = hook.lock().unwrap().take()
+                        {
+                            h();
+                        }
+                        if to_server.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_server.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Tap { port }
+    }
+}
+
+/// Expunges the message with this Message-ID (without brackets) from `user`'s INBOX, as another
+/// mail client would.
+pub fn expunge(user: &str, message_id: &str) {
+    rt().block_on(async {
+        let mut s = imap_login(user).await;
+        s.select("INBOX").await.unwrap();
+        let uids = s.uid_search(format!("HEADER Message-ID \"{message_id}\"")).await.unwrap();
+        assert_eq!(uids.len(), 1, "{message_id} not found");
+        let uid = uids.into_iter().next().unwrap();
+        let _: Vec<_> =
+            s.uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)").await.unwrap().try_collect().await.unwrap();
+        let _: Vec<_> = s.uid_expunge(uid.to_string()).await.unwrap().try_collect().await.unwrap();
+        s.logout().await.unwrap();
+    })
+}

@@ -1,0 +1,62 @@
+//! The IMAP server restarts in the middle of a backlog. Its own test binary: restarting the lab's
+//! Dovecot would break the connections of tests running beside it.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn restart_dovecot() {
+    let pidfile = format!("{LAB_DIR}/run/dovecot/master.pid");
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let start = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "dovecot did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // With shutdown_clients = yes the master's children go with it; in some sandboxes they outlive
+    // it, so end them as a real restart would.
+    let _ = Command::new("pkill").args(["-TERM", "-f", "dovecot-maildesk-lab/"]).status();
+    // Down for a moment, as during a package upgrade.
+    std::thread::sleep(Duration::from_secs(2));
+    let out =
+        Command::new(repo_path("scripts/mail-lab")).arg("start").stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "mail-lab start: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn dovecot_restarted_mid_backlog_loses_and_repeats_nothing() {
+    // Dovecot goes down just as maildesk asks for its 10th batch of 5.
+    let tap = Tap::start(IMAP_PORT, b"UID FETCH", 10, restart_dovecot);
+    let mut desk = Desk::with(DeskOptions {
+        imap: format!("host = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"", tap.port),
+        tail: "[limits]\nauto_replies_per_recipient_per_hour = 100000\n".into(),
+        ..DeskOptions::default()
+    });
+    let config =
+        std::fs::read_to_string(&desk.config).unwrap().replace("poll_interval", "batch_size = 5\npoll_interval");
+    std::fs::write(&desk.config, config).unwrap();
+    const N: usize = 300;
+    let kim = address("kim");
+    let raws: Vec<Vec<u8>> = (0..N)
+        .map(|i| message(&kim, &desk.support, &format!("Restart test {i}"), &format!("r{i}@kim.example.test"), "", "x"))
+        .collect();
+    append(&desk.support, &raws);
+    desk.start();
+    let status = desk.wait_settled(N as i64, Duration::from_secs(120));
+    assert_eq!(status["tickets"]["open"], N as i64, "{status:#}");
+    let logs = desk.logs();
+    assert!(logs.contains("IMAP session ended"), "the restart cut the session:\n{logs}");
+    // Acknowledgements delivered while Dovecot was down wait in Postfix's queue and arrive later.
+    wait_inbox(&kim, N, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(2));
+    let acks = inbox(&kim);
+    let mut subjects: Vec<String> = acks.iter().map(|a| subject(a)).collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), N, "one acknowledgement per request");
+    assert_eq!(acks.len(), N, "no acknowledgement twice");
+}
