@@ -31,6 +31,7 @@ pub struct Attachment {
 pub struct AutomationHeaders {
     pub auto_submitted: Option<String>,
     pub precedence: Option<String>,
+    /// List-Id, or a list manager's own mark (X-MLServer, X-Mailman-Version, ...).
     pub list_id: bool,
     pub list_unsubscribe: bool,
     /// The Return-Path as written; `Some("")` is the null sender `<>` of bounces.
@@ -187,7 +188,10 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
     let automation = AutomationHeaders {
         auto_submitted: header_text("Auto-Submitted"),
         precedence: header_text("Precedence"),
-        list_id: msg.header_raw("List-Id").is_some(),
+        // Besides List-Id, the marks list managers (fml, Mailman, ezmlm) put on their own notices.
+        list_id: ["List-Id", "X-MLServer", "X-ML-Name", "X-Mailman-Version", "Mailing-List"]
+            .iter()
+            .any(|h| msg.header_raw(*h).is_some()),
         list_unsubscribe: ["List-Unsubscribe", "List-Subscribe", "List-Post"]
             .iter()
             .any(|h| msg.header_raw(*h).is_some()),
