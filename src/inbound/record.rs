@@ -214,7 +214,7 @@ fn record_one(
             continue;
         }
         stored_bytes += a.data.len();
-        write::insert_attachment(conn, row, a)?;
+        write::insert_attachment(conn, row, i, a)?;
     }
     let actor = sender.unwrap_or("(unknown sender)");
     if oversized {

@@ -31,7 +31,7 @@ pub enum StoreError {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("schema_v1.sql"))])
+    Migrations::new(vec![M::up(include_str!("schema_v1.sql")), M::up(include_str!("schema_v2.sql"))])
 }
 
 /// Opens (creating if needed) the daemon's database and brings its schema up to date.
@@ -144,6 +144,33 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn v2_keeps_attachment_descriptions_numbers_their_parts_and_drops_the_copies() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_version(&mut conn, 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tickets(id, subject, created_at, updated_at) VALUES (1, 's', 0, 0);
+             INSERT INTO messages(id, ticket_id, direction, message_id, kind, received_at)
+                 VALUES (7, 1, 'in', 'm@x', 'request', 0);
+             INSERT INTO blobs VALUES ('aa', 1, x'00'), ('bb', 1, x'01');
+             INSERT INTO attachments(id, message_id, name, content_type, size, sha256)
+                 VALUES (3, 7, 'a.txt', 'text/plain', 1, 'aa'), (5, 7, 'b.txt', 'text/plain', 1, 'bb');",
+        )
+        .unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let parts: Vec<(i64, i64, String)> = conn
+            .prepare("SELECT id, part, name FROM attachments ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(parts, vec![(3, 0, "a.txt".to_string()), (5, 1, "b.txt".to_string())]);
+        let blobs: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'blobs'", [], |r| r.get(0)).unwrap();
+        assert_eq!(blobs, 0);
     }
 
     #[test]

@@ -149,18 +149,13 @@ pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result
     Ok(conn.last_insert_rowid())
 }
 
-/// Stores the bytes once per distinct content and links them to the message.
-pub fn insert_attachment(conn: &Connection, message_row: i64, a: &Attachment) -> rusqlite::Result<()> {
+/// Describes attachment number `part` of the message; its bytes stay in the message's raw form.
+pub fn insert_attachment(conn: &Connection, message_row: i64, part: usize, a: &Attachment) -> rusqlite::Result<()> {
     let sha: String = Sha256::digest(&a.data).iter().map(|b| format!("{b:02x}")).collect();
-    conn.prepare_cached("INSERT OR IGNORE INTO blobs(sha256, size, data) VALUES (?1, ?2, ?3)")?.execute(params![
-        sha,
-        a.data.len() as i64,
-        a.data
-    ])?;
     conn.prepare_cached(
-        "INSERT INTO attachments(message_id, name, content_type, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO attachments(message_id, part, name, content_type, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![message_row, a.name, a.content_type, a.data.len() as i64, sha])?;
+    .execute(params![message_row, part as i64, a.name, a.content_type, a.data.len() as i64, sha])?;
     Ok(())
 }
 
