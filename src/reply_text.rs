@@ -87,6 +87,10 @@ fn mobile_signature(line: &str) -> bool {
     .is_match(line)
 }
 
+/// Longer than any attribution line seen in the fixtures, even wrapped over three lines with a
+/// long name and address.
+const MAX_ATTRIBUTION_BYTES: usize = 400;
+
 /// Where the quoted history starts, if anywhere after some new text.
 fn history_start(lines: &[&str]) -> Option<usize> {
     let mut seen_text = false;
@@ -114,6 +118,11 @@ fn history_start(lines: &[&str]) -> Option<usize> {
                     joined.push(' ');
                 }
                 joined.push_str(next);
+                // Attributions are short; a long paragraph need not go through the patterns
+                // (they were half of the recording time for bodies with long lines).
+                if joined.len() > MAX_ATTRIBUTION_BYTES {
+                    break;
+                }
                 if attribution(&joined) {
                     return Some(i);
                 }
