@@ -111,6 +111,7 @@ fn spawn(config: Arc<Config>, templates: Arc<Templates>) -> (shutdown::Trigger, 
             database: database.clone(),
             outbox: outbox.clone(),
             shutdown: stop.clone(),
+            misses: Default::default(),
         }
         .run(),
     );

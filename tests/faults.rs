@@ -171,3 +171,41 @@ fn a_message_expunged_between_search_and_fetch_is_skipped_and_nothing_stalls() {
     let subjects: Vec<String> = acks.iter().map(|a| subject(a)).collect();
     assert!(!subjects.iter().any(|s| s.contains("Gone test 4")), "{subjects:?}");
 }
+
+#[test]
+fn a_message_the_server_cannot_read_is_quarantined_after_three_tries_and_intake_goes_on() {
+    let mut desk = Desk::with(DeskOptions {
+        tail: "[limits]\nauto_replies_per_recipient_per_hour = 100000\n".into(),
+        ..DeskOptions::default()
+    });
+    let lu = address("lu");
+    let raws: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            message(&lu, &desk.support, &format!("Unreadable test {i}"), &format!("u{i}@lu.example.test"), "", "x")
+        })
+        .collect();
+    append(&desk.support, &raws);
+    // Make the middle message's file unreadable for Dovecot (which reads mail as vmail): the
+    // server still lists it but cannot return it.
+    let (local, domain) = desk.support.split_once('@').unwrap();
+    let maildir = std::path::PathBuf::from(format!("{LAB_DIR}/mail/{domain}/{local}/Maildir"));
+    let file = ["cur", "new"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(maildir.join(d)).into_iter().flatten())
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read_to_string(p).unwrap_or_default().contains("u1@lu.example.test"))
+        .expect("the message file");
+    std::os::unix::fs::chown(&file, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+
+    desk.start();
+    let status = desk.wait_settled(2, Duration::from_secs(60));
+    assert_eq!(status["tickets"]["open"], 2, "{status:#}");
+    desk.wait_status("the unreadable message quarantined", T, |s| s["quarantined"] == 1);
+    let logs = desk.logs();
+    assert!(logs.contains("failed to return this message"), "{logs}");
+    // Intake goes on after it.
+    send_smtp(&lu, &desk.support, &message(&lu, &desk.support, "Later", "u9@lu.example.test", "", "x"));
+    let status = desk.wait_settled(3, T);
+    assert_eq!(status["tickets"]["open"], 3, "{status:#}");
+}

@@ -9,6 +9,7 @@
 //! Waiting uses IDLE when configured and offered, else polling. Any error drops the connection and
 //! reconnects with back-off: 1 s, 2 s, 4 s, ... up to 5 minutes, reset after a successful login.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use tracing::{debug, error, info, warn};
 use super::record::{Desk, Fetched, Outcome, record_batch};
 use crate::config::{Config, Security};
 use crate::shutdown::Shutdown;
-use crate::store::{self, MailboxState};
+use crate::store::{self, MailboxState, write};
 use crate::templates::Templates;
 
 /// Anything IMAP can run over: plain TCP or TLS.
@@ -93,9 +94,57 @@ pub struct Watcher {
     /// Woken after each commit that queued mail, so acknowledgements leave at once.
     pub outbox: Arc<Notify>,
     pub shutdown: Shutdown,
+    /// How many times in a row the server left each UID out of a FETCH although it still exists.
+    pub(crate) misses: std::sync::Mutex<HashMap<u32, u32>>,
+}
+
+/// After this many FETCHes of a message alone that fail or leave it out while the server still
+/// lists it, the message is quarantined (reason, UID, no bytes), so that one message the server
+/// cannot read does not stop all intake.
+const MAX_MISSES: u32 = 3;
+
+/// Notes a failed FETCH of `uids`. Only a FETCH of one message alone counts towards
+/// [`MAX_MISSES`]: a batch that fails is merely split, so a flapping network does not get good
+/// messages quarantined.
+fn note_misses(misses: &mut HashMap<u32, u32>, uids: &[u32]) {
+    for uid in uids {
+        *misses.entry(*uid).or_insert(0) += u32::from(uids.len() == 1);
+    }
 }
 
 impl Watcher {
+    /// Records messages the server keeps failing to return as quarantined (reason and UID, no
+    /// bytes; the message stays on the server), moving the mark past them when `advance` is set.
+    fn quarantine_unreadable(
+        &self,
+        conn: &mut Connection,
+        (mailbox, uid_validity): (&str, u32),
+        uids: &[u32],
+        advance: bool,
+    ) -> Result<(), ImapError> {
+        let reason = format!(
+            "the IMAP server failed to return this message {MAX_MISSES} times in a row, though it still lists \
+             it; it stays in the mailbox and was not recorded (look at the server's log)"
+        );
+        let now = store::now();
+        tokio::task::block_in_place(|| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            for uid in uids {
+                if !write::uid_known(&tx, mailbox, uid_validity, *uid)? {
+                    write::insert_quarantine(&tx, (mailbox, uid_validity, *uid), &reason, &[], now)?;
+                }
+            }
+            if let (true, Some(last)) = (advance, uids.iter().max()) {
+                store::set_mailbox_state(&tx, mailbox, MailboxState { uid_validity, last_uid: *last })?;
+            }
+            tx.commit()
+        })?;
+        let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
+        uids.iter().for_each(|u| _ = misses.remove(u));
+        error!(uids = ?uids, "{reason}; quarantined so that intake goes on");
+        Ok(())
+    }
+
     pub async fn run(mut self) {
         let mut backoff = Duration::from_secs(1);
         let endpoint = format!("{}:{}", self.config.imap.host, self.config.imap.port);
@@ -194,30 +243,70 @@ impl Watcher {
         let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > after).collect();
         uids.sort_unstable();
         let current = state.is_some_and(|s| s.uid_validity == uid_validity);
-        for chunk in uids.chunks(self.config.imap.batch_size as usize) {
+        // A batch that failed before is fetched one message at a time, so one message the server
+        // cannot read (Dovecot drops the connection on it) holds back nobody else.
+        let pieces: Vec<Vec<u32>> = {
+            let misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
+            uids.chunks(self.config.imap.batch_size as usize)
+                .flat_map(|c| match c.iter().any(|u| misses.contains_key(u)) {
+                    true => c.iter().map(|u| vec![*u]).collect(),
+                    false => vec![c.to_vec()],
+                })
+                .collect()
+        };
+        for chunk in pieces.iter().map(Vec::as_slice) {
             let started = std::time::Instant::now();
+            if let [uid] = chunk
+                && self.misses.lock().unwrap_or_else(|p| p.into_inner()).get(uid).is_some_and(|n| *n >= MAX_MISSES)
+            {
+                self.quarantine_unreadable(conn, (name, uid_validity), &[*uid], current)?;
+                continue;
+            }
             let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-            let fetched: Vec<Fetched> = {
+            let fetching = async {
                 let stream = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
-                let all: Vec<_> = stream.try_collect().await?;
-                all.iter()
-                    .filter_map(|f| Some(Fetched { uid: f.uid?, raw: f.body()?.to_vec() }))
-                    .filter(|f| chunk.contains(&f.uid))
-                    .collect()
+                stream.try_collect::<Vec<_>>().await
             };
-            if fetched.len() < chunk.len() {
+            let all = match fetching.await {
+                Ok(all) => all,
+                Err(e) => {
+                    note_misses(&mut self.misses.lock().unwrap_or_else(|p| p.into_inner()), chunk);
+                    return Err(e.into());
+                }
+            };
+            let fetched: Vec<Fetched> = all
+                .iter()
+                .filter_map(|f| Some(Fetched { uid: f.uid?, raw: f.body()?.to_vec() }))
+                .filter(|f| chunk.contains(&f.uid))
+                .collect();
+            if fetched.len() == chunk.len() {
+                let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
+                chunk.iter().for_each(|u| _ = misses.remove(u));
+            } else {
                 // Fewer messages than asked for: expunged by someone else since the SEARCH, or a
                 // connection that ended mid-answer (async-imap ends the stream quietly). Only the
                 // server can tell; the mark below must never pass a message that still exists.
+                // The misses are counted first: Dovecot drops the connection on a message it
+                // cannot read, and then nothing below gets an answer.
+                let missing: Vec<u32> =
+                    chunk.iter().filter(|u| !fetched.iter().any(|f| f.uid == **u)).copied().collect();
+                note_misses(&mut self.misses.lock().unwrap_or_else(|p| p.into_inner()), &missing);
                 confirm_complete(session).await?;
-                let missing: Vec<String> =
-                    chunk.iter().filter(|u| !fetched.iter().any(|f| f.uid == **u)).map(u32::to_string).collect();
-                let remaining = session.uid_search(format!("UID {}", missing.join(","))).await?;
+                let set = missing.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+                let remaining = session.uid_search(format!("UID {set}")).await?;
                 confirm_complete(session).await?;
-                if !remaining.is_empty() {
+                let mut present: Vec<u32> = remaining.into_iter().collect();
+                present.sort_unstable();
+                let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
+                missing.iter().filter(|u| !present.contains(u)).for_each(|u| _ = misses.remove(u));
+                if present.is_empty() {
+                    debug!(gone = ?missing, "messages expunged between SEARCH and FETCH; skipped");
+                } else if present.iter().any(|u| misses[u] < MAX_MISSES) {
                     return Err(ImapError::Incomplete { asked: chunk.len(), got: fetched.len() });
+                } else {
+                    drop(misses);
+                    self.quarantine_unreadable(conn, (name, uid_validity), &present, false)?;
                 }
-                debug!(gone = ?missing, "messages expunged between SEARCH and FETCH; skipped");
             }
             let fetch_time = started.elapsed();
             let advance_to = current.then(|| chunk.last().copied().unwrap_or(after));
@@ -326,5 +415,22 @@ async fn greet<T: AsyncRead + AsyncWrite + Unpin + Send + Debug>(
         Ok(Some(_)) => Ok(client),
         Ok(None) => Err(ImapError::NoGreeting),
         Err(e) => Err(ImapError::Protocol(e.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_of_a_message_alone_count_towards_giving_up() {
+        let mut misses = HashMap::new();
+        note_misses(&mut misses, &[4, 5, 6]);
+        assert_eq!(misses, HashMap::from([(4, 0), (5, 0), (6, 0)]), "a failed batch is only split");
+        note_misses(&mut misses, &[5]);
+        note_misses(&mut misses, &[5]);
+        assert_eq!(misses[&5], 2);
+        note_misses(&mut misses, &[5]);
+        assert!(misses[&5] >= MAX_MISSES && misses[&4] < MAX_MISSES);
     }
 }
