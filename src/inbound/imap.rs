@@ -7,7 +7,8 @@
 //! courtesy to people looking at the mailbox.
 //!
 //! Waiting uses IDLE when configured and offered, else polling. Any error drops the connection and
-//! reconnects with back-off: 1 s, 2 s, 4 s, ... up to 5 minutes, reset after a successful login.
+//! reconnects with back-off: 1 s, 2 s, 4 s, ... up to 5 minutes (30 s when the database refused a
+//! write), reset after a complete sync.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -94,14 +95,51 @@ pub struct Watcher {
     /// Woken after each commit that queued mail, so acknowledgements leave at once.
     pub outbox: Arc<Notify>,
     pub shutdown: Shutdown,
-    /// How many times in a row the server left each UID out of a FETCH although it still exists.
-    pub(crate) misses: std::sync::Mutex<HashMap<u32, u32>>,
+    /// UIDs in a FETCH that failed, with how many times a FETCH of that message alone failed
+    /// (see [`note_misses`]). Only this task touches it.
+    pub(crate) misses: HashMap<u32, u32>,
 }
 
 /// After this many FETCHes of a message alone that fail or leave it out while the server still
 /// lists it, the message is quarantined (reason, UID, no bytes), so that one message the server
 /// cannot read does not stop all intake.
 const MAX_MISSES: u32 = 3;
+
+/// Records messages the server keeps failing to return as quarantined (reason and UID, no
+/// bytes; the message stays on the server), moving the mark past them when `advance` is set.
+fn quarantine_unreadable(
+    conn: &mut Connection,
+    misses: &mut HashMap<u32, u32>,
+    (mailbox, uid_validity): (&str, u32),
+    uids: &[u32],
+    advance: bool,
+) -> Result<(), ImapError> {
+    let reason = format!(
+        "the IMAP server failed to return this message {MAX_MISSES} times in a row, though it still lists \
+         it; it stays in the mailbox and was not recorded (look at the server's log)"
+    );
+    let now = store::now();
+    tokio::task::block_in_place(|| -> rusqlite::Result<()> {
+        let tx = conn.transaction()?;
+        for uid in uids {
+            if !write::uid_known(&tx, mailbox, uid_validity, *uid)? {
+                write::insert_quarantine(&tx, (mailbox, uid_validity, *uid), &reason, &[], now)?;
+            }
+        }
+        if let (true, Some(last)) = (advance, uids.iter().max()) {
+            store::set_mailbox_state(&tx, mailbox, MailboxState { uid_validity, last_uid: *last })?;
+        }
+        tx.commit()
+    })?;
+    uids.iter().for_each(|u| _ = misses.remove(u));
+    error!(uids = ?uids, "{reason}; quarantined so that intake goes on");
+    Ok(())
+}
+
+/// An IMAP sequence set listing each UID: "4,5,9".
+fn uid_set(uids: impl Iterator<Item = u32>) -> String {
+    uids.map(|u| u.to_string()).collect::<Vec<_>>().join(",")
+}
 
 /// Notes a failed FETCH of `uids`. Only a FETCH of one message alone counts towards
 /// [`MAX_MISSES`]: a batch that fails is merely split, so a flapping network does not get good
@@ -113,38 +151,6 @@ fn note_misses(misses: &mut HashMap<u32, u32>, uids: &[u32]) {
 }
 
 impl Watcher {
-    /// Records messages the server keeps failing to return as quarantined (reason and UID, no
-    /// bytes; the message stays on the server), moving the mark past them when `advance` is set.
-    fn quarantine_unreadable(
-        &self,
-        conn: &mut Connection,
-        (mailbox, uid_validity): (&str, u32),
-        uids: &[u32],
-        advance: bool,
-    ) -> Result<(), ImapError> {
-        let reason = format!(
-            "the IMAP server failed to return this message {MAX_MISSES} times in a row, though it still lists \
-             it; it stays in the mailbox and was not recorded (look at the server's log)"
-        );
-        let now = store::now();
-        tokio::task::block_in_place(|| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
-            for uid in uids {
-                if !write::uid_known(&tx, mailbox, uid_validity, *uid)? {
-                    write::insert_quarantine(&tx, (mailbox, uid_validity, *uid), &reason, &[], now)?;
-                }
-            }
-            if let (true, Some(last)) = (advance, uids.iter().max()) {
-                store::set_mailbox_state(&tx, mailbox, MailboxState { uid_validity, last_uid: *last })?;
-            }
-            tx.commit()
-        })?;
-        let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
-        uids.iter().for_each(|u| _ = misses.remove(u));
-        error!(uids = ?uids, "{reason}; quarantined so that intake goes on");
-        Ok(())
-    }
-
     pub async fn run(mut self) {
         let mut backoff = Duration::from_secs(1);
         let endpoint = format!("{}:{}", self.config.imap.host, self.config.imap.port);
@@ -213,7 +219,7 @@ impl Watcher {
 
     /// Fetches and records everything new, in batches.
     async fn sync(
-        &self,
+        &mut self,
         session: &mut ImapSession,
         conn: &mut Connection,
         (instance, reply_secret): (&str, &[u8]),
@@ -245,24 +251,22 @@ impl Watcher {
         let current = state.is_some_and(|s| s.uid_validity == uid_validity);
         // A batch that failed before is fetched one message at a time, so one message the server
         // cannot read (Dovecot drops the connection on it) holds back nobody else.
-        let pieces: Vec<Vec<u32>> = {
-            let misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
-            uids.chunks(self.config.imap.batch_size as usize)
-                .flat_map(|c| match c.iter().any(|u| misses.contains_key(u)) {
-                    true => c.iter().map(|u| vec![*u]).collect(),
-                    false => vec![c.to_vec()],
-                })
-                .collect()
-        };
+        let pieces: Vec<Vec<u32>> = uids
+            .chunks(self.config.imap.batch_size as usize)
+            .flat_map(|c| match c.iter().any(|u| self.misses.contains_key(u)) {
+                true => c.iter().map(|u| vec![*u]).collect(),
+                false => vec![c.to_vec()],
+            })
+            .collect();
         for chunk in pieces.iter().map(Vec::as_slice) {
             let started = std::time::Instant::now();
             if let [uid] = chunk
-                && self.misses.lock().unwrap_or_else(|p| p.into_inner()).get(uid).is_some_and(|n| *n >= MAX_MISSES)
+                && self.misses.get(uid).is_some_and(|n| *n >= MAX_MISSES)
             {
-                self.quarantine_unreadable(conn, (name, uid_validity), &[*uid], current)?;
+                quarantine_unreadable(conn, &mut self.misses, (name, uid_validity), &[*uid], current)?;
                 continue;
             }
-            let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+            let set = uid_set(chunk.iter().copied());
             let fetching = async {
                 let stream = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
                 stream.try_collect::<Vec<_>>().await
@@ -270,7 +274,7 @@ impl Watcher {
             let all = match fetching.await {
                 Ok(all) => all,
                 Err(e) => {
-                    note_misses(&mut self.misses.lock().unwrap_or_else(|p| p.into_inner()), chunk);
+                    note_misses(&mut self.misses, chunk);
                     return Err(e.into());
                 }
             };
@@ -280,8 +284,7 @@ impl Watcher {
                 .filter(|f| chunk.contains(&f.uid))
                 .collect();
             if fetched.len() == chunk.len() {
-                let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
-                chunk.iter().for_each(|u| _ = misses.remove(u));
+                chunk.iter().for_each(|u| _ = self.misses.remove(u));
             } else {
                 // Fewer messages than asked for: expunged by someone else since the SEARCH, or a
                 // connection that ended mid-answer (async-imap ends the stream quietly). Only the
@@ -290,22 +293,19 @@ impl Watcher {
                 // cannot read, and then nothing below gets an answer.
                 let missing: Vec<u32> =
                     chunk.iter().filter(|u| !fetched.iter().any(|f| f.uid == **u)).copied().collect();
-                note_misses(&mut self.misses.lock().unwrap_or_else(|p| p.into_inner()), &missing);
+                note_misses(&mut self.misses, &missing);
                 confirm_complete(session).await?;
-                let set = missing.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-                let remaining = session.uid_search(format!("UID {set}")).await?;
+                let remaining = session.uid_search(format!("UID {}", uid_set(missing.iter().copied()))).await?;
                 confirm_complete(session).await?;
                 let mut present: Vec<u32> = remaining.into_iter().collect();
                 present.sort_unstable();
-                let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
-                missing.iter().filter(|u| !present.contains(u)).for_each(|u| _ = misses.remove(u));
+                missing.iter().filter(|u| !present.contains(u)).for_each(|u| _ = self.misses.remove(u));
                 if present.is_empty() {
                     debug!(gone = ?missing, "messages expunged between SEARCH and FETCH; skipped");
-                } else if present.iter().any(|u| misses[u] < MAX_MISSES) {
+                } else if present.iter().any(|u| self.misses[u] < MAX_MISSES) {
                     return Err(ImapError::Incomplete { asked: chunk.len(), got: fetched.len() });
                 } else {
-                    drop(misses);
-                    self.quarantine_unreadable(conn, (name, uid_validity), &present, false)?;
+                    quarantine_unreadable(conn, &mut self.misses, (name, uid_validity), &present, false)?;
                 }
             }
             let fetch_time = started.elapsed();
@@ -320,7 +320,7 @@ impl Watcher {
                 self.outbox.notify_one();
             }
             if !fetched.is_empty() {
-                let set = fetched.iter().map(|f| f.uid.to_string()).collect::<Vec<_>>().join(",");
+                let set = uid_set(fetched.iter().map(|f| f.uid));
                 let flagged = session.uid_store(&set, "+FLAGS.SILENT (\\Seen)").await?;
                 let _: Vec<_> = flagged.try_collect().await?;
             }

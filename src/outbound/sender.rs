@@ -223,7 +223,6 @@ impl Sender {
                 Ok(l) => *link = Some(l),
                 Err(SetupError::Smtp(e)) if e.is_permanent() => return Ok(Verdict::Failed(error_text(&e))),
                 Err(SetupError::Smtp(e)) => return Ok(Verdict::Retry(error_text(&e))),
-                Err(e @ SetupError::Timeout(_)) => return Ok(Verdict::Retry(e.to_string())),
                 Err(e) => return Ok(Verdict::Retry(e.to_string())),
             }
         }
@@ -239,11 +238,15 @@ impl Sender {
         Ok(match smtp::deliver(l, &from, &to, &d.raw, self.config.smtp.timeout, mark).await {
             Ok(_) => Verdict::Sent,
             Err(DeliverError::Smtp(e)) if e.is_permanent() => Verdict::Failed(error_text(&e)),
-            // A 4xx reply, or trouble before the final ".": the server does not have the mail.
-            Err(DeliverError::Smtp(e)) if e.is_transient() || !dot_written() => Verdict::Retry(error_text(&e)),
-            Err(e @ DeliverError::Timeout(..)) if !dot_written() => Verdict::Retry(e.to_string()),
-            Err(DeliverError::Smtp(e)) => Verdict::Uncertain(error_text(&e)),
-            Err(e @ DeliverError::Timeout(..)) => Verdict::Uncertain(e.to_string()),
+            Err(e) => {
+                let refused = matches!(&e, DeliverError::Smtp(e) if e.is_transient());
+                let text = match &e {
+                    DeliverError::Smtp(e) => error_text(e),
+                    timeout => timeout.to_string(),
+                };
+                // A 4xx reply, or trouble before the final ".": the server does not have the mail.
+                if refused || !dot_written() { Verdict::Retry(text) } else { Verdict::Uncertain(text) }
+            }
         })
     }
 }
