@@ -194,10 +194,7 @@ fn a_full_or_read_only_disk_stops_intake_and_loses_nothing() {
 #[test]
 fn a_locked_database_never_makes_the_sender_repeat_a_mail() {
     let mut switch = Switch::off(SMTP_PORT);
-    let mut desk = Desk::with(DeskOptions {
-        smtp: format!("host = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"", switch.port),
-        ..DeskOptions::default()
-    });
+    let mut desk = Desk::with(DeskOptions { smtp: plain_loopback(switch.port), ..DeskOptions::default() });
     let fe = address("fe");
     desk.start();
     send_smtp(&fe, &desk.support, &message(&fe, &desk.support, "Headset broken", "h1@fe.example.test", "", "x"));

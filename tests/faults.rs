@@ -108,13 +108,10 @@ fn imap_connection_dropped_mid_fetch_loses_and_repeats_nothing() {
     let mut switch = Switch::off(IMAP_PORT);
     switch.on();
     let mut desk = Desk::with(DeskOptions {
-        imap: format!("host = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"", switch.port),
-        tail: "[limits]\nauto_replies_per_recipient_per_hour = 100000\n".into(),
+        imap: format!("{}\nbatch_size = 5", plain_loopback(switch.port)),
+        tail: NO_RATE_LIMITS.into(),
         ..DeskOptions::default()
     });
-    let config =
-        std::fs::read_to_string(&desk.config).unwrap().replace("poll_interval", "batch_size = 5\npoll_interval");
-    std::fs::write(&desk.config, config).unwrap();
     const N: usize = 150;
     let ivy = address("ivy");
     let raws: Vec<Vec<u8>> = (0..N)
@@ -147,8 +144,8 @@ fn a_message_expunged_between_search_and_fetch_is_skipped_and_nothing_stalls() {
     let victim = mailbox.clone();
     let tap = Tap::start(IMAP_PORT, b"UID FETCH", 1, move || expunge(victim.get().unwrap(), "g4@jo.example.test"));
     let mut desk = Desk::with(DeskOptions {
-        imap: format!("host = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"", tap.port),
-        tail: "[limits]\nauto_replies_per_recipient_per_hour = 100000\n".into(),
+        imap: plain_loopback(tap.port),
+        tail: NO_RATE_LIMITS.into(),
         ..DeskOptions::default()
     });
     mailbox.set(desk.support.clone()).unwrap();
@@ -174,10 +171,7 @@ fn a_message_expunged_between_search_and_fetch_is_skipped_and_nothing_stalls() {
 
 #[test]
 fn a_message_the_server_cannot_read_is_quarantined_after_three_tries_and_intake_goes_on() {
-    let mut desk = Desk::with(DeskOptions {
-        tail: "[limits]\nauto_replies_per_recipient_per_hour = 100000\n".into(),
-        ..DeskOptions::default()
-    });
+    let mut desk = Desk::with(DeskOptions { tail: NO_RATE_LIMITS.into(), ..DeskOptions::default() });
     let lu = address("lu");
     let raws: Vec<Vec<u8>> = (0..3)
         .map(|i| {

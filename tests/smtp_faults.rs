@@ -31,7 +31,7 @@ fn wait_attempts(desk: &Desk, ticket: &str, n: i64) -> serde_json::Value {
 fn hung_and_dropped_smtp_connections_are_retried_until_the_server_has_the_mail() {
     let relay = FaultyRelay::start(SMTP_PORT, SmtpFault::Silent);
     let mut desk = Desk::with(DeskOptions {
-        smtp: format!("host = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\ntimeout = \"3s\"", relay.port),
+        smtp: format!("{}\ntimeout = \"3s\"", plain_loopback(relay.port)),
         ..DeskOptions::default()
     });
     let gus = address("gus");

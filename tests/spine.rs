@@ -216,10 +216,7 @@ fn malformed_message_between_two_good_ones_is_accounted_for() {
 #[test]
 fn smtp_down_then_back_delivers_exactly_once() {
     let mut switch = Switch::off(SMTP_PORT);
-    let mut desk = Desk::with(DeskOptions {
-        smtp: format!("host = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"", switch.port),
-        ..DeskOptions::default()
-    });
+    let mut desk = Desk::with(DeskOptions { smtp: plain_loopback(switch.port), ..DeskOptions::default() });
     let erin = address("erin");
     desk.start();
     send_smtp(
@@ -250,8 +247,9 @@ fn smtp_down_then_back_delivers_exactly_once() {
 fn kill_rounds(seed: u64, n: usize, kills: usize) {
     // One requester sends everything: lift the per-recipient rate limit, which is not under test.
     let mut desk = Desk::with(DeskOptions {
-        tail: "[limits]\nauto_replies_per_recipient_per_hour = 100000\nauto_replies_per_ticket_per_hour = 100000\n"
-            .into(),
+        tail: NO_RATE_LIMITS.into(),
+        // A small batch size makes many commits, so kills land between and inside them.
+        imap: format!("{}\nbatch_size = 5", plain_loopback(IMAP_PORT)),
         ..DeskOptions::default()
     });
     let frank = address("frank");
@@ -268,10 +266,6 @@ fn kill_rounds(seed: u64, n: usize, kills: usize) {
         })
         .collect();
     append(&desk.support, &raws);
-    // A small batch size makes many commits, so kills land between and inside them.
-    let config =
-        std::fs::read_to_string(&desk.config).unwrap().replace("poll_interval", "batch_size = 5\npoll_interval");
-    std::fs::write(&desk.config, config).unwrap();
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut progress = Vec::new();
     for _ in 0..kills {

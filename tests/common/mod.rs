@@ -56,6 +56,16 @@ pub struct Desk {
     runs: u32,
 }
 
+/// The `[imap]` or `[smtp]` lines for an unencrypted server on this machine.
+pub fn plain_loopback(port: u16) -> String {
+    format!("host = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"")
+}
+
+/// A `[limits]` table that lifts the automatic-reply rate limits, for tests where one requester
+/// sends a whole backlog and the limits are not under test.
+pub const NO_RATE_LIMITS: &str =
+    "[limits]\nauto_replies_per_recipient_per_hour = 100000\nauto_replies_per_ticket_per_hour = 100000\n";
+
 #[derive(Clone)]
 pub struct DeskOptions {
     pub tag: &'static str,
@@ -75,8 +85,8 @@ impl Default for DeskOptions {
             tag: "ACME",
             helpdesk: String::new(),
             tail: String::new(),
-            imap: format!("host = \"127.0.0.1\"\nport = {IMAP_PORT}\nsecurity = \"none\""),
-            smtp: format!("host = \"127.0.0.1\"\nport = {SMTP_PORT}\nsecurity = \"none\""),
+            imap: plain_loopback(IMAP_PORT),
+            smtp: plain_loopback(SMTP_PORT),
             database: "maildesk.db",
         }
     }
