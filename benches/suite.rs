@@ -10,7 +10,9 @@
 //! 4. Footprint: idle RSS, peak RSS, binary size, start-up time to ready.
 //!
 //! Prints a table and writes target/bench/results.json. Only 127.0.0.1 is contacted.
-//! Figures, not verdicts: nothing here fails on time. `MAILDESK_BENCH_QUICK=1` runs a small version.
+//! Figures, not verdicts: nothing here fails on time. `MAILDESK_BENCH_QUICK=1` runs a small version;
+//! for profiling, `MAILDESK_BENCH_BATCH=n` sets the batch size, `MAILDESK_BENCH_PROBES=n` the latency
+//! probes, and `MAILDESK_BENCH_INGEST_ONLY=1` stops after scenario 1 run with no SMTP server.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -241,6 +243,11 @@ struct Daemon {
 
 impl Daemon {
     fn start(bin: &Path, support: &str, batch: u32) -> Daemon {
+        // For profiling ingest alone: a port nobody listens on, so the sender only fails and waits.
+        let smtp_port = match ingest_only() {
+            true => std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
+            false => 2525,
+        };
         let dir = tempfile::tempdir().unwrap();
         let root = env!("CARGO_MANIFEST_DIR");
         std::fs::write(
@@ -248,7 +255,7 @@ impl Daemon {
             format!(
                 "[helpdesk]\nname = \"Bench IT\"\ntag = \"BENCH\"\naddress = \"{support}\"\ndatabase = \"maildesk.db\"\n\
                  templates = \"{root}/templates\"\n[imap]\nhost = \"127.0.0.1\"\nport = 1143\nsecurity = \"none\"\n\
-                 username = \"{support}\"\npassword = \"secret\"\nbatch_size = {batch}\n[smtp]\nhost = \"127.0.0.1\"\nport = 2525\n\
+                 username = \"{support}\"\npassword = \"secret\"\nbatch_size = {batch}\n[smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\n\
                  security = \"none\"\nconnections = 2\n[limits]\nauto_replies_per_recipient_per_hour = 100000\n\
                  auto_replies_per_ticket_per_hour = 100000\n"
             ),
@@ -386,6 +393,11 @@ async fn bare_responder(user: String, stop: std::sync::Arc<std::sync::atomic::At
     }
 }
 
+/// MAILDESK_BENCH_INGEST_ONLY=1: scenario 1 without a working SMTP server, then stop (profiling).
+fn ingest_only() -> bool {
+    std::env::var("MAILDESK_BENCH_INGEST_ONLY").is_ok_and(|v| v == "1")
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     maildesk::tls::install_provider();
@@ -409,14 +421,15 @@ async fn main() {
     seed_maildir(&support, &messages);
     drop(messages);
 
+    // The daemon's default batch size, for both sides.
+    let batch: u32 = std::env::var("MAILDESK_BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     // Warm Dovecot's index once so neither side pays for building it.
-    let _ = bare_fetch(&support, 50).await;
+    let _ = bare_fetch(&support, batch as usize).await;
     // Scenario 1 baseline.
-    let (base_secs, base_bytes) = bare_fetch(&support, 50).await;
+    let (base_secs, base_bytes) = bare_fetch(&support, batch as usize).await;
 
     // Scenario 1 + 2 + 4: maildesk on the same mailbox.
     let start = Instant::now();
-    let batch: u32 = std::env::var("MAILDESK_BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let d = Daemon::start(&bin, &support, batch);
     let pid = d.child.id();
     let mut ready_at = None;
@@ -433,6 +446,11 @@ async fn main() {
         peak = peak.max(rss_kb(pid, "VmHWM:"));
         if ingest_secs.is_none() && recorded >= n as i64 {
             ingest_secs = Some(start.elapsed().as_secs_f64());
+            if ingest_only() {
+                let secs = start.elapsed().as_secs_f64();
+                println!("ingest only: {:.3} s, {:.0} msg/s; bare fetch {base_secs:.3} s", secs, n as f64 / secs);
+                return;
+            }
         }
         if ingest_secs.is_some() && sent >= queued && queued > 0 {
             sent_secs = Some(start.elapsed().as_secs_f64());

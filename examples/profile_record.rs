@@ -1,9 +1,11 @@
-//! Profiling harness for the recording path (no mail servers): records N generated messages in
-//! batches of 50, exactly as the daemon does, and prints the time. Made for instruction counts:
+//! Profiling harness for the recording path (no mail servers): records N messages in batches of
+//! 200 (the daemon's default), exactly as the daemon does, and prints the time:
 //!
 //!   cargo build --release --example profile_record
 //!   valgrind --tool=callgrind target/release/examples/profile_record 400
 //!   BIG=1 target/release/examples/profile_record 1000     # 40 KB bodies: the write cost
+//!   DIR=<a Maildir's cur/> target/release/examples/profile_record 1000   # real messages, e.g.
+//!                                                         # the mailbox scripts/bench seeded
 use maildesk::config::Config;
 use maildesk::inbound::record::{Desk, Fetched, record_batch};
 fn main() {
@@ -17,9 +19,24 @@ fn main() {
     let mut conn = maildesk::store::open(&config.helpdesk.database).unwrap();
     let desk = Desk { config: &config, templates: &templates, instance: "x", reply_secret: b"0123456789abcdef" };
     let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(300);
-    let msgs: Vec<Fetched> = (0..n).map(|i| Fetched { uid: i + 1, raw: format!("From: user{}@x.test\r\nTo: s@a.test\r\nSubject: The printer is jammed {i}\r\nMessage-ID: <m{i}@x.test>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\nHello,\r\nthe printer is jammed.\r\n{}", i % 50, "x".repeat(if std::env::var("BIG").is_ok() { 40_000 } else { 0 })).into_bytes() }).collect();
+    let from_dir: Option<Vec<Fetched>> = std::env::var("DIR").ok().map(|d| {
+        let mut paths: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();
+        paths.sort();
+        paths
+            .iter()
+            .take(n as usize)
+            .enumerate()
+            .map(|(i, p)| Fetched { uid: i as u32 + 1, raw: std::fs::read(p).unwrap() })
+            .collect()
+    });
+    let msgs: Vec<Fetched> = if let Some(m) = from_dir {
+        m
+    } else {
+        (0..n).map(|i| Fetched { uid: i + 1, raw: format!("From: user{}@x.test\r\nTo: s@a.test\r\nSubject: The printer is jammed {i}\r\nMessage-ID: <m{i}@x.test>\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n\r\nHello,\r\nthe printer is jammed.\r\n{}", i % 50, "x".repeat(if std::env::var("BIG").is_ok() { 40_000 } else { 0 })).into_bytes() }).collect()
+    };
+    let n = msgs.len();
     let t = std::time::Instant::now();
-    for c in msgs.chunks(50) {
+    for c in msgs.chunks(200) {
         record_batch(&mut conn, &desk, "INBOX", 1, c, Some(c.last().unwrap().uid), maildesk::store::now()).unwrap();
     }
     eprintln!("{n} in {:?}", t.elapsed());

@@ -337,7 +337,7 @@ fn default_poll_interval() -> String {
     "60s".into()
 }
 fn default_batch_size() -> i64 {
-    50
+    200
 }
 fn default_retry_for() -> String {
     "2d".into()

@@ -309,3 +309,48 @@ fn hostile_mime_is_recorded_or_quarantined_never_lost() {
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
 }
+
+/// A message the database refuses because of its content (here a trigger stands in for any
+/// constraint a message could break) costs that message alone: it is quarantined with the reason,
+/// the others in its batch are recorded once each, and the mark moves past all of them.
+#[test]
+fn a_message_the_database_refuses_is_quarantined_and_its_batch_still_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, templates) = desk_config(dir.path());
+    let mut conn = store::open(&config.helpdesk.database).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages WHEN NEW.subject LIKE '%poison%'
+         BEGIN SELECT RAISE(ABORT, 'poisoned subject'); END;",
+    )
+    .unwrap();
+    let instance = store::instance_token(&conn).unwrap();
+    let desk = Desk { config: &config, templates: &templates, instance: &instance, reply_secret: b"0123456789abcdef" };
+    let mail = |i: u32, subject: &str| {
+        Fetched {
+        uid: i,
+        raw: format!(
+            "From: user{i}@example.org\r\nTo: support@acme.example\r\nSubject: {subject}\r\nMessage-ID: <m{i}@example.org>\r\n\r\nHello {i}\r\n"
+        )
+        .into_bytes(),
+    }
+    };
+    let batch =
+        vec![mail(1, "printer"), mail(2, "poison one"), mail(3, "vpn"), mail(4, "poison two"), mail(5, "laptop")];
+    let outcomes = record_batch(&mut conn, &desk, "INBOX", 7, &batch, Some(9), 1_795_341_600).unwrap();
+
+    let uids: Vec<u32> = outcomes.iter().map(|(u, _)| *u).collect();
+    assert_eq!(uids, [1, 2, 3, 4, 5]);
+    for (uid, outcome) in &outcomes {
+        match (uid, outcome) {
+            (2 | 4, Outcome::Quarantined { reason }) => assert!(reason.contains("poisoned subject"), "{reason}"),
+            (1 | 3 | 5, Outcome::Ticket { created: true, queued: 1, .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(count("SELECT count(*) FROM tickets"), 3, "each good message once, despite the rolled-back passes");
+    assert_eq!(count("SELECT count(*) FROM messages WHERE direction = 'in'"), 3);
+    assert_eq!(count("SELECT count(*) FROM outbox"), 3);
+    assert_eq!(count("SELECT count(*) FROM quarantine WHERE length(raw) > 0"), 2, "the refused bytes are kept");
+    assert_eq!(count("SELECT last_uid FROM mailbox_state WHERE mailbox = 'INBOX'"), 9);
+}

@@ -136,9 +136,53 @@ fn quarantine_unreadable(
     Ok(())
 }
 
-/// An IMAP sequence set listing each UID: "4,5,9".
+/// An IMAP sequence set for ascending UIDs, runs written as ranges: "4:5,9". Short enough for a
+/// backlog of thousands in one command (Dovecot refuses lines over 64 KiB).
 fn uid_set(uids: impl Iterator<Item = u32>) -> String {
-    uids.map(|u| u.to_string()).collect::<Vec<_>>().join(",")
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for uid in uids {
+        match runs.last_mut() {
+            Some((_, end)) if end.checked_add(1) == Some(uid) => *end = uid,
+            _ => runs.push((uid, uid)),
+        }
+    }
+    let run = |(a, b): (u32, u32)| if a == b { a.to_string() } else { format!("{a}:{b}") };
+    runs.into_iter().map(run).collect::<Vec<_>>().join(",")
+}
+
+/// A batch also stops at this many bytes of mail (a single larger message is a batch of its
+/// own), so memory stays bounded however large the messages in a backlog are.
+const BATCH_BYTES: u64 = 24 * 1024 * 1024;
+
+/// Cuts ascending UIDs into batches of at most `max_count` messages and [`BATCH_BYTES`]. A UID
+/// without a known size counts as empty.
+fn batches(uids: &[u32], sizes: &HashMap<u32, u64>, max_count: usize) -> Vec<Vec<u32>> {
+    let mut out: Vec<Vec<u32>> = Vec::new();
+    let mut bytes = 0;
+    for uid in uids {
+        let size = sizes.get(uid).copied().unwrap_or(0);
+        match out.last_mut() {
+            Some(b) if b.len() < max_count && bytes + size <= BATCH_BYTES => {
+                b.push(*uid);
+                bytes += size;
+            }
+            _ => {
+                out.push(vec![*uid]);
+                bytes = size;
+            }
+        }
+    }
+    out
+}
+
+/// The size of each message, so that batches can be cut by bytes before anything is fetched.
+async fn message_sizes(session: &mut ImapSession, uids: &[u32]) -> Result<HashMap<u32, u64>, ImapError> {
+    if uids.len() < 2 {
+        return Ok(HashMap::new());
+    }
+    let answers: Vec<_> =
+        session.uid_fetch(uid_set(uids.iter().copied()), "(UID RFC822.SIZE)").await?.try_collect().await?;
+    Ok(answers.iter().filter_map(|f| Some((f.uid?, u64::from(f.size?)))).collect())
 }
 
 /// Notes a failed FETCH of `uids`. Only a FETCH of one message alone counts towards
@@ -251,11 +295,12 @@ impl Watcher {
         let current = state.is_some_and(|s| s.uid_validity == uid_validity);
         // A batch that failed before is fetched one message at a time, so one message the server
         // cannot read (Dovecot drops the connection on it) holds back nobody else.
-        let pieces: Vec<Vec<u32>> = uids
-            .chunks(self.config.imap.batch_size as usize)
+        let sizes = message_sizes(session, &uids).await?;
+        let pieces: Vec<Vec<u32>> = batches(&uids, &sizes, self.config.imap.batch_size as usize)
+            .into_iter()
             .flat_map(|c| match c.iter().any(|u| self.misses.contains_key(u)) {
                 true => c.iter().map(|u| vec![*u]).collect(),
-                false => vec![c.to_vec()],
+                false => vec![c],
             })
             .collect();
         for chunk in pieces.iter().map(Vec::as_slice) {
@@ -421,6 +466,25 @@ async fn greet<T: AsyncRead + AsyncWrite + Unpin + Send + Debug>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uid_sets_are_written_as_ranges() {
+        assert_eq!(uid_set([4].into_iter()), "4");
+        assert_eq!(uid_set([4, 5, 6, 9, 11, 12, u32::MAX].into_iter()), "4:6,9,11:12,4294967295");
+        assert_eq!(uid_set(1..=10_000), "1:10000");
+        assert_eq!(uid_set(std::iter::empty()), "");
+    }
+
+    #[test]
+    fn batches_stop_at_the_count_or_the_byte_budget() {
+        let uids: Vec<u32> = (1..=7).collect();
+        let mb = 1024 * 1024;
+        let sizes = HashMap::from([(1, mb), (2, 20 * mb), (3, 5 * mb), (4, 30 * mb), (5, mb), (6, mb)]);
+        // 1+20 fit, 3 would pass 24 MB; 4 alone exceeds the budget and gets a batch of its own.
+        assert_eq!(batches(&uids, &sizes, 100), vec![vec![1, 2], vec![3], vec![4], vec![5, 6, 7]]);
+        assert_eq!(batches(&uids, &HashMap::new(), 3), vec![vec![1, 2, 3], vec![4, 5, 6], vec![7]]);
+        assert!(batches(&[], &sizes, 3).is_empty());
+    }
 
     #[test]
     fn only_failures_of_a_message_alone_count_towards_giving_up() {

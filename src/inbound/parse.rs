@@ -24,6 +24,15 @@ pub struct Attachment {
     pub name: Option<String>,
     pub content_type: String,
     pub data: Vec<u8>,
+    /// Hex SHA-256 of `data`, worked out with the parse so that it runs off the writing thread.
+    pub sha256: String,
+}
+
+impl Attachment {
+    pub fn new(name: Option<String>, content_type: String, data: Vec<u8>) -> Attachment {
+        let sha256 = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+        Attachment { name, content_type, data, sha256 }
+    }
 }
 
 /// Headers that decide whether a mail was sent by a machine and must not be answered.
@@ -170,17 +179,16 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
     let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
     let attachments = msg
         .attachments()
-        .map(|part| Attachment {
-            name: part.attachment_name().map(one_line),
-            content_type: part
+        .map(|part| {
+            let content_type = part
                 .content_type()
                 .map(|ct| match &ct.c_subtype {
                     Some(sub) => format!("{}/{}", ct.c_type, sub),
                     None => ct.c_type.to_string(),
                 })
                 .unwrap_or_else(|| "application/octet-stream".into())
-                .to_ascii_lowercase(),
-            data: part.contents().to_vec(),
+                .to_ascii_lowercase();
+            Attachment::new(part.attachment_name().map(one_line), content_type, part.contents().to_vec())
         })
         .collect();
 

@@ -177,11 +177,8 @@ mod tests {
         let to = Mailbox { name: None, address: "alice@alice.test".into() };
         let cc = vec![Mailbox { name: None, address: "carol@alice.test".into() }];
         let rendered = Rendered { subject: "s".into(), text: "see attached".into(), html: None };
-        let files = vec![Attachment {
-            name: Some("../../etc/passwd\r\nX: y".into()),
-            content_type: "application/pdf".into(),
-            data: b"%PDF".to_vec(),
-        }];
+        let files =
+            vec![Attachment::new(Some("../../etc/passwd\r\nX: y".into()), "application/pdf".into(), b"%PDF".to_vec())];
         let mut d = draft_with(&to, &rendered, &[]);
         d.cc = &cc;
         d.reply_to = Some("support+t1-abc@acme.test");

@@ -352,12 +352,11 @@ fn requester_thread(conn: &Connection, ticket: i64) -> rusqlite::Result<(Option<
     )?;
     let ids: Vec<String> = stmt.query_map([ticket], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
     let last = conn
-        .query_row(
+        .prepare_cached(
             "SELECT message_id FROM messages WHERE ticket_id = ?1 AND internal = 0
              AND kind IN ('request', 'reply') AND direction = 'in' ORDER BY id DESC LIMIT 1",
-            [ticket],
-            |r| r.get(0),
-        )
+        )?
+        .query_row([ticket], |r| r.get(0))
         .optional()?;
     Ok((last.or_else(|| ids.last().cloned()), ids))
 }

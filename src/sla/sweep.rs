@@ -40,11 +40,8 @@ impl Stored {
 
 pub fn load(conn: &Connection, ticket: i64) -> rusqlite::Result<Option<Stored>> {
     let Some((created_at, priority, assignee, first_response_at)) = conn
-        .query_row(
-            "SELECT created_at, priority, assignee, first_response_at FROM tickets WHERE id = ?1",
-            [ticket],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
+        .prepare_cached("SELECT created_at, priority, assignee, first_response_at FROM tickets WHERE id = ?1")?
+        .query_row([ticket], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?
     else {
         return Ok(None);

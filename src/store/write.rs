@@ -2,7 +2,6 @@
 //! savepoint derefs to one) so the caller decides what commits together.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 
 use crate::inbound::parse::{Attachment, Mailbox};
 use crate::threading::TicketLookup;
@@ -18,8 +17,8 @@ impl TicketLookup for Lookup<'_> {
 
     fn ticket_of_message(&self, message_id: &str) -> Option<i64> {
         self.0
-            .query_row("SELECT ticket_id FROM messages WHERE message_id = ?1", [message_id], |r| r.get(0))
-            .optional()
+            .prepare_cached("SELECT ticket_id FROM messages WHERE message_id = ?1")
+            .and_then(|mut s| s.query_row([message_id], |r| r.get(0)).optional())
             .ok()
             .flatten()
             .flatten()
@@ -151,11 +150,10 @@ pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result
 
 /// Describes attachment number `part` of the message; its bytes stay in the message's raw form.
 pub fn insert_attachment(conn: &Connection, message_row: i64, part: usize, a: &Attachment) -> rusqlite::Result<()> {
-    let sha: String = Sha256::digest(&a.data).iter().map(|b| format!("{b:02x}")).collect();
     conn.prepare_cached(
         "INSERT INTO attachments(message_id, part, name, content_type, size, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![message_row, part as i64, a.name, a.content_type, a.data.len() as i64, sha])?;
+    .execute(params![message_row, part as i64, a.name, a.content_type, a.data.len() as i64, a.sha256])?;
     Ok(())
 }
 
@@ -207,21 +205,20 @@ pub fn insert_quarantine(
 /// The ticket as the planner sees it.
 pub fn ticket_state(conn: &Connection, id: i64) -> rusqlite::Result<Option<TicketState>> {
     let Some(mut t) = conn
-        .query_row(
+        .prepare_cached(
             "SELECT id, status, requester, assignee, closed_at, first_response_at FROM tickets WHERE id = ?1",
-            [id],
-            |r| {
-                Ok(TicketState {
-                    id: r.get(0)?,
-                    status: r.get(1)?,
-                    requester: r.get(2)?,
-                    assignee: r.get(3)?,
-                    watchers: Vec::new(),
-                    closed_at: r.get(4)?,
-                    first_response_at: r.get(5)?,
-                })
-            },
-        )
+        )?
+        .query_row([id], |r| {
+            Ok(TicketState {
+                id: r.get(0)?,
+                status: r.get(1)?,
+                requester: r.get(2)?,
+                assignee: r.get(3)?,
+                watchers: Vec::new(),
+                closed_at: r.get(4)?,
+                first_response_at: r.get(5)?,
+            })
+        })
         .optional()?
     else {
         return Ok(None);
