@@ -175,6 +175,27 @@ fn batches(uids: &[u32], sizes: &HashMap<u32, u64>, max_count: usize) -> Vec<Vec
     out
 }
 
+/// Sets `\Seen` on messages already recorded: a courtesy to people looking at the mailbox.
+async fn mark_seen(session: &mut ImapSession, uids: &[u32]) -> Result<(), async_imap::error::Error> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let answers = session.uid_store(uid_set(uids.iter().copied()), "+FLAGS.SILENT (\\Seen)").await?;
+    let _: Vec<_> = answers.try_collect().await?;
+    Ok(())
+}
+
+/// The full messages of `chunk` (ascending UIDs); answers about messages not asked for are dropped.
+async fn fetch_bodies(session: &mut ImapSession, chunk: &[u32]) -> Result<Vec<Fetched>, async_imap::error::Error> {
+    let answers: Vec<_> =
+        session.uid_fetch(uid_set(chunk.iter().copied()), "(UID BODY.PEEK[])").await?.try_collect().await?;
+    Ok(answers
+        .iter()
+        .filter_map(|f| Some(Fetched { uid: f.uid?, raw: f.body()?.to_vec() }))
+        .filter(|f| chunk.binary_search(&f.uid).is_ok())
+        .collect())
+}
+
 /// The size of each message, so that batches can be cut by bytes before anything is fetched.
 async fn message_sizes(session: &mut ImapSession, uids: &[u32]) -> Result<HashMap<u32, u64>, ImapError> {
     if uids.len() < 2 {
@@ -303,31 +324,27 @@ impl Watcher {
                 false => vec![c],
             })
             .collect();
-        for chunk in pieces.iter().map(Vec::as_slice) {
+        // The next batch, fetched while the one before it was being written.
+        let mut ahead: Option<Result<Vec<Fetched>, async_imap::error::Error>> = None;
+        // Committed, but not yet marked `\Seen` on the server.
+        let mut unflagged: Vec<u32> = Vec::new();
+        for (i, chunk) in pieces.iter().map(Vec::as_slice).enumerate() {
             let started = std::time::Instant::now();
-            if let [uid] = chunk
-                && self.misses.get(uid).is_some_and(|n| *n >= MAX_MISSES)
-            {
-                quarantine_unreadable(conn, &mut self.misses, (name, uid_validity), &[*uid], current)?;
+            if self.given_up(chunk) {
+                quarantine_unreadable(conn, &mut self.misses, (name, uid_validity), chunk, current)?;
                 continue;
             }
-            let set = uid_set(chunk.iter().copied());
-            let fetching = async {
-                let stream = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
-                stream.try_collect::<Vec<_>>().await
+            let fetched = match ahead.take() {
+                Some(prefetched) => prefetched,
+                None => fetch_bodies(session, chunk).await,
             };
-            let all = match fetching.await {
-                Ok(all) => all,
+            let fetched = match fetched {
+                Ok(fetched) => fetched,
                 Err(e) => {
                     note_misses(&mut self.misses, chunk);
                     return Err(e.into());
                 }
             };
-            let fetched: Vec<Fetched> = all
-                .iter()
-                .filter_map(|f| Some(Fetched { uid: f.uid?, raw: f.body()?.to_vec() }))
-                .filter(|f| chunk.contains(&f.uid))
-                .collect();
             if fetched.len() == chunk.len() {
                 chunk.iter().for_each(|u| _ = self.misses.remove(u));
             } else {
@@ -357,32 +374,52 @@ impl Watcher {
             let advance_to = current.then(|| chunk.last().copied().unwrap_or(after));
             let desk = Desk { config: &self.config, templates: &self.templates, instance, reply_secret };
             let now = store::now();
-            let outcomes = tokio::task::block_in_place(|| {
-                record_batch(conn, &desk, name, uid_validity, &fetched, advance_to, now)
-            })?;
-            let record_time = started.elapsed() - fetch_time;
+            // While this batch is parsed and written, the server does its share on the IMAP
+            // connection: `\Seen` for the batch before (committed already), then the next batch
+            // is fetched. Nothing is flagged before its commit.
+            let next = pieces.get(i + 1).map(Vec::as_slice).filter(|n| !self.given_up(n));
+            let (written, (flagged, prefetched)) = tokio::task::block_in_place(|| {
+                std::thread::scope(|s| {
+                    let writer = s.spawn(|| record_batch(conn, &desk, name, uid_validity, &fetched, advance_to, now));
+                    let online = tokio::runtime::Handle::current().block_on(async {
+                        let flagged = mark_seen(session, &unflagged).await;
+                        let prefetched = match (&flagged, next) {
+                            (Ok(()), Some(n)) => Some(fetch_bodies(session, n).await),
+                            _ => None,
+                        };
+                        (flagged, prefetched)
+                    });
+                    (writer.join(), online)
+                })
+            });
+            let outcomes = written.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            flagged?;
+            unflagged = fetched.iter().map(|f| f.uid).collect();
+            ahead = prefetched;
             if outcomes.iter().any(|(_, o)| matches!(o, Outcome::Ticket { queued: 1.., .. })) {
                 self.outbox.notify_one();
-            }
-            if !fetched.is_empty() {
-                let set = uid_set(fetched.iter().map(|f| f.uid));
-                let flagged = session.uid_store(&set, "+FLAGS.SILENT (\\Seen)").await?;
-                let _: Vec<_> = flagged.try_collect().await?;
             }
             debug!(
                 messages = fetched.len(),
                 fetch_ms = fetch_time.as_millis() as u64,
-                record_ms = record_time.as_millis() as u64,
-                flag_ms = (started.elapsed() - fetch_time - record_time).as_millis() as u64,
+                write_ms = (started.elapsed() - fetch_time).as_millis() as u64,
+                prefetched = matches!(ahead, Some(Ok(_))),
                 "batch"
             );
         }
+        mark_seen(session, &unflagged).await?;
         if !current {
             // The first sync is complete: from now on, everything above this mark is new.
             let last_uid = uids.last().copied().unwrap_or(0).max(uid_next.saturating_sub(1));
             store::set_mailbox_state(conn, name, MailboxState { uid_validity, last_uid })?;
         }
         Ok(())
+    }
+
+    /// Whether `chunk` is one message that failed alone [`MAX_MISSES`] times: it is quarantined
+    /// instead of fetched again.
+    fn given_up(&self, chunk: &[u32]) -> bool {
+        matches!(chunk, [uid] if self.misses.get(uid).is_some_and(|n| *n >= MAX_MISSES))
     }
 
     /// Waits in IDLE until the server reports a change, the renewal time passes, or shutdown.
