@@ -152,7 +152,7 @@ fn uid_set(uids: impl Iterator<Item = u32>) -> String {
 
 /// A batch also stops at this many bytes of mail (a single larger message is a batch of its
 /// own), so memory stays bounded however large the messages in a backlog are.
-const BATCH_BYTES: u64 = 24 * 1024 * 1024;
+const BATCH_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Cuts ascending UIDs into batches of at most `max_count` messages and [`BATCH_BYTES`]. A UID
 /// without a known size counts as empty.
@@ -186,14 +186,18 @@ async fn mark_seen(session: &mut ImapSession, uids: &[u32]) -> Result<(), async_
 }
 
 /// The full messages of `chunk` (ascending UIDs); answers about messages not asked for are dropped.
+/// Each answer is copied out and dropped as it arrives, so a batch is held once, not twice.
 async fn fetch_bodies(session: &mut ImapSession, chunk: &[u32]) -> Result<Vec<Fetched>, async_imap::error::Error> {
-    let answers: Vec<_> =
-        session.uid_fetch(uid_set(chunk.iter().copied()), "(UID BODY.PEEK[])").await?.try_collect().await?;
-    Ok(answers
-        .iter()
-        .filter_map(|f| Some(Fetched { uid: f.uid?, raw: f.body()?.to_vec() }))
-        .filter(|f| chunk.binary_search(&f.uid).is_ok())
-        .collect())
+    let mut answers = session.uid_fetch(uid_set(chunk.iter().copied()), "(UID BODY.PEEK[])").await?;
+    let mut fetched = Vec::with_capacity(chunk.len());
+    while let Some(f) = answers.try_next().await? {
+        if let (Some(uid), Some(body)) = (f.uid, f.body())
+            && chunk.binary_search(&uid).is_ok()
+        {
+            fetched.push(Fetched { uid, raw: body.to_vec() });
+        }
+    }
+    Ok(fetched)
 }
 
 /// The size of each message, so that batches can be cut by bytes before anything is fetched.
@@ -516,8 +520,8 @@ mod tests {
     fn batches_stop_at_the_count_or_the_byte_budget() {
         let uids: Vec<u32> = (1..=7).collect();
         let mb = 1024 * 1024;
-        let sizes = HashMap::from([(1, mb), (2, 20 * mb), (3, 5 * mb), (4, 30 * mb), (5, mb), (6, mb)]);
-        // 1+20 fit, 3 would pass 24 MB; 4 alone exceeds the budget and gets a batch of its own.
+        let sizes = HashMap::from([(1, mb), (2, 14 * mb), (3, 5 * mb), (4, 30 * mb), (5, mb), (6, mb)]);
+        // 1+14 fit, 3 would pass 16 MB; 4 alone exceeds the budget and gets a batch of its own.
         assert_eq!(batches(&uids, &sizes, 100), vec![vec![1, 2], vec![3], vec![4], vec![5, 6, 7]]);
         assert_eq!(batches(&uids, &HashMap::new(), 3), vec![vec![1, 2, 3], vec![4, 5, 6], vec![7]]);
         assert!(batches(&[], &sizes, 3).is_empty());

@@ -9,6 +9,7 @@
 //! server, and the next attempt starts from the same place.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use rusqlite::{Connection, TransactionBehavior};
 use tracing::{info, warn};
@@ -95,10 +96,10 @@ pub fn record_batch(
     let target = Destination { mailbox, uid_validity, advance_to, now };
     let mut pass = std::thread::scope(|s| {
         if batch.len() < 2 {
-            return write_pass(conn, desk, &target, batch.iter().map(parse_fetched), &refused);
+            return write_pass(conn, desk, &target, batch.iter().map(parse_fetched), batch.len(), &refused);
         }
         let (ahead, parsed) = std::sync::mpsc::sync_channel(PARSE_AHEAD);
-        s.spawn(move || {
+        let parser = std::thread::Builder::new().name("parse".into()).spawn_scoped(s, move || {
             for m in batch {
                 // The writer stopped early (a refused message or a database error): so does this.
                 if ahead.send(parse_fetched(m)).is_err() {
@@ -106,7 +107,13 @@ pub fn record_batch(
                 }
             }
         });
-        write_pass(conn, desk, &target, parsed.into_iter(), &refused)
+        match parser {
+            Ok(_) => write_pass(conn, desk, &target, parsed.into_iter(), batch.len(), &refused),
+            Err(e) => {
+                warn!(error = %e, "cannot start a parsing thread; parsing on the writing thread");
+                write_pass(conn, desk, &target, batch.iter().map(parse_fetched), batch.len(), &refused)
+            }
+        }
     })?;
     loop {
         match pass {
@@ -116,7 +123,7 @@ pub fn record_batch(
             }
             Pass::Refused { uid, reason } => {
                 refused.insert(uid, reason);
-                pass = write_pass(conn, desk, &target, batch.iter().map(parse_fetched), &refused)?;
+                pass = write_pass(conn, desk, &target, batch.iter().map(parse_fetched), batch.len(), &refused)?;
             }
         }
     }
@@ -143,9 +150,15 @@ struct Parsed<'a> {
     visible: String,
 }
 
+/// Never panics: every message of a batch must reach the writer, or the batch would commit without
+/// it. (`parse` survives mail-parser's panics itself; this also covers quote stripping.)
 fn parse_fetched(m: &Fetched) -> Parsed<'_> {
-    let msg = parse(&m.raw);
-    let visible = msg.as_ref().map(|msg| crate::reply_text::visible_text(&msg.text)).unwrap_or_default();
+    let work = || {
+        let msg = parse(&m.raw);
+        let visible = msg.as_ref().map(|msg| crate::reply_text::visible_text(&msg.text)).unwrap_or_default();
+        (msg, visible)
+    };
+    let (msg, visible) = catch_unwind(AssertUnwindSafe(work)).unwrap_or((Err(ParseError::ParserPanic), String::new()));
     Parsed { uid: m.uid, raw: &m.raw, msg, visible }
 }
 
@@ -165,6 +178,7 @@ fn write_pass<'a>(
     desk: &Desk<'_>,
     target: &Destination<'_>,
     parsed: impl Iterator<Item = Parsed<'a>>,
+    expected: usize,
     refused: &HashMap<u32, String>,
 ) -> Result<Pass, StoreError> {
     let &Destination { mailbox, uid_validity, advance_to, now } = target;
@@ -191,6 +205,10 @@ fn write_pass<'a>(
             },
         };
         outcomes.push((p.uid, outcome));
+    }
+    // The mark must never pass a message that was not recorded.
+    if outcomes.len() != expected {
+        return Err(StoreError::Internal("the parsing thread stopped before the end of the batch"));
     }
     if let Some(last_uid) = advance_to {
         store::set_mailbox_state(&tx, mailbox, MailboxState { uid_validity, last_uid })?;

@@ -28,6 +28,9 @@ pub enum StoreError {
     Migrate { path: PathBuf, source: rusqlite_migration::Error },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A bug in maildesk, caught before it could commit anything.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 fn migrations() -> Migrations<'static> {
