@@ -448,7 +448,11 @@ async fn main() {
             ingest_secs = Some(start.elapsed().as_secs_f64());
             if ingest_only() {
                 let secs = start.elapsed().as_secs_f64();
-                println!("ingest only: {:.3} s, {:.0} msg/s; bare fetch {base_secs:.3} s", secs, n as f64 / secs);
+                println!(
+                    "ingest only: {secs:.3} s, {:.0} msg/s; bare fetch {base_secs:.3} s; peak RSS {:.1} MB",
+                    n as f64 / secs,
+                    peak as f64 / 1024.0
+                );
                 return;
             }
         }
