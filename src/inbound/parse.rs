@@ -29,6 +29,7 @@ pub struct Attachment {
 }
 
 impl Attachment {
+    /// Computes the digest, so that `sha256` always describes `data`.
     pub fn new(name: Option<String>, content_type: String, data: Vec<u8>) -> Attachment {
         let sha256 = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
         Attachment { name, content_type, data, sha256 }

