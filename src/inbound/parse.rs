@@ -8,6 +8,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use data_encoding::HEXLOWER;
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
@@ -31,7 +32,7 @@ pub struct Attachment {
 impl Attachment {
     /// Computes the digest, so that `sha256` always describes `data`.
     pub fn new(name: Option<String>, content_type: String, data: Vec<u8>) -> Attachment {
-        let sha256 = Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+        let sha256 = HEXLOWER.encode(&Sha256::digest(&data));
         Attachment { name, content_type, data, sha256 }
     }
 }
@@ -279,7 +280,7 @@ pub fn clean_id(id: &str) -> String {
 
 fn synthetic_message_id(raw: &[u8]) -> String {
     let digest = Sha256::digest(raw);
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = HEXLOWER.encode(&digest[..16]);
     format!("{hex}@no-message-id.maildesk.invalid")
 }
 
@@ -376,5 +377,6 @@ Content-Disposition: attachment; filename=\"../../etc/passwd\"\r\nContent-Transf
         assert_eq!(m.attachments[0].name.as_deref(), Some("../../etc/passwd"));
         assert_eq!(m.attachments[0].content_type, "application/pdf");
         assert_eq!(m.attachments[0].data, b"hello");
+        assert_eq!(m.attachments[0].sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
     }
 }
