@@ -29,7 +29,7 @@ fn restart_dovecot() {
 
 #[test]
 fn dovecot_restarted_mid_backlog_loses_and_repeats_nothing() {
-    // Dovecot goes down just as maildesk asks for its 10th batch of 5.
+    // Dovecot goes down at maildesk's 10th UID FETCH: after the sizes, as it asks for its 9th batch of 5.
     let tap = Tap::start(IMAP_PORT, b"UID FETCH", 10, restart_dovecot);
     let mut desk = Desk::with(DeskOptions {
         imap: format!("{}\nbatch_size = 5", plain_loopback(tap.port)),

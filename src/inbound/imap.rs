@@ -318,9 +318,9 @@ impl Watcher {
         let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > after).collect();
         uids.sort_unstable();
         let current = state.is_some_and(|s| s.uid_validity == uid_validity);
+        let sizes = message_sizes(session, &uids).await?;
         // A batch that failed before is fetched one message at a time, so one message the server
         // cannot read (Dovecot drops the connection on it) holds back nobody else.
-        let sizes = message_sizes(session, &uids).await?;
         let pieces: Vec<Vec<u32>> = batches(&uids, &sizes, self.config.imap.batch_size as usize)
             .into_iter()
             .flat_map(|c| match c.iter().any(|u| self.misses.contains_key(u)) {
