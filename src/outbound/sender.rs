@@ -311,8 +311,8 @@ pub fn settle_interrupted(conn: &Connection, now: i64) -> rusqlite::Result<usize
 
 fn due_rows(conn: &Connection, now: i64, limit: i64) -> rusqlite::Result<Vec<Due>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT o.id, o.ticket_id, o.envelope_from, o.recipient, m.raw, o.attempts, o.created_at
-         FROM outbox o JOIN messages m ON m.id = o.message_id
+        "SELECT o.id, o.ticket_id, o.envelope_from, o.recipient, r.raw, o.attempts, o.created_at
+         FROM outbox o JOIN message_raw r ON r.message_id = o.message_id
          WHERE o.status = 'pending' AND o.next_attempt_at <= ?1
          ORDER BY o.next_attempt_at, o.id LIMIT ?2",
     )?;

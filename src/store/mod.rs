@@ -34,7 +34,11 @@ pub enum StoreError {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("schema_v1.sql")), M::up(include_str!("schema_v2.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("schema_v1.sql")),
+        M::up(include_str!("schema_v2.sql")),
+        M::up(include_str!("schema_v3.sql")),
+    ])
 }
 
 /// Opens (creating if needed) the daemon's database and brings its schema up to date.
@@ -179,6 +183,32 @@ mod tests {
         let blobs: i64 =
             conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'blobs'", [], |r| r.get(0)).unwrap();
         assert_eq!(blobs, 0);
+    }
+
+    #[test]
+    fn v3_moves_raw_messages_to_their_own_table() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_version(&mut conn, 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tickets(id, subject, created_at, updated_at) VALUES (1, 's', 0, 0);
+             INSERT INTO messages(id, ticket_id, direction, message_id, kind, received_at, raw)
+                 VALUES (7, 1, 'in', 'a@x', 'request', 0, x'0102'), (8, 1, 'in', 'b@x', 'request', 0, NULL);",
+        )
+        .unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let raw: Vec<(i64, Vec<u8>)> = conn
+            .prepare("SELECT message_id, raw FROM message_raw ORDER BY message_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(raw, vec![(7, vec![1, 2])]);
+        let columns: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'raw'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(columns, 0);
+        assert_eq!(conn.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0)).unwrap(), 2);
     }
 
     #[test]

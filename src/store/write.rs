@@ -123,8 +123,8 @@ pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result
     };
     conn.prepare_cached(
         "INSERT INTO messages(ticket_id, direction, message_id, kind, mailbox, uid_validity, uid, from_addr,
-             from_name, to_addrs, cc_addrs, subject, sent_at, received_at, body_text, raw, internal)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             from_name, to_addrs, cc_addrs, subject, sent_at, received_at, body_text, internal)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         m.ticket_id,
@@ -142,10 +142,11 @@ pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result
         m.sent_at,
         m.received_at,
         m.body_text,
-        m.raw,
         m.internal,
     ])?;
-    Ok(conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO message_raw(message_id, raw) VALUES (?1, ?2)")?.execute(params![id, m.raw])?;
+    Ok(id)
 }
 
 /// Describes attachment number `part` of the message; its bytes stay in the message's raw form.
