@@ -205,9 +205,18 @@ async fn message_sizes(session: &mut ImapSession, uids: &[u32]) -> Result<HashMa
     if uids.len() < 2 {
         return Ok(HashMap::new());
     }
-    let answers: Vec<_> =
-        session.uid_fetch(uid_set(uids.iter().copied()), "(UID RFC822.SIZE)").await?.try_collect().await?;
-    Ok(answers.iter().filter_map(|f| Some((f.uid?, u64::from(f.size?)))).collect())
+    // Each answer is folded in and dropped at once: async-imap's answers each keep the whole read
+    // buffer they were cut from, so collecting 10,000 of them first held 40 MB (heaptrack).
+    let answers = session.uid_fetch(uid_set(uids.iter().copied()), "(UID RFC822.SIZE)").await?;
+    answers
+        .try_fold(HashMap::with_capacity(uids.len()), |mut sizes, f| async move {
+            if let (Some(uid), Some(size)) = (f.uid, f.size) {
+                sizes.insert(uid, u64::from(size));
+            }
+            Ok(sizes)
+        })
+        .await
+        .map_err(ImapError::from)
 }
 
 /// Notes a failed FETCH of `uids`. Only a FETCH of one message alone counts towards
