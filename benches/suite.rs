@@ -12,7 +12,8 @@
 //! Prints a table and writes target/bench/results.json. Only 127.0.0.1 is contacted.
 //! Figures, not verdicts: nothing here fails on time. `MAILDESK_BENCH_QUICK=1` runs a small version;
 //! for profiling, `MAILDESK_BENCH_BATCH=n` sets the batch size, `MAILDESK_BENCH_PROBES=n` the latency
-//! probes, and `MAILDESK_BENCH_INGEST_ONLY=1` stops after scenario 1 run with no SMTP server.
+//! probes, `MAILDESK_BENCH_INGEST_ONLY=1` stops after scenario 1 run with no SMTP server (and prints
+//! CPU seconds per thread), and `MAILDESK_BENCH_KEEP=1` keeps the seeded mailbox.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -175,10 +176,25 @@ Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filen
     (out, expected_acks)
 }
 
+/// A seeded mailbox; removed when dropped (a quarter of a GB each run), unless
+/// `MAILDESK_BENCH_KEEP=1` keeps it for `examples/profile_record`.
+struct SeededMailbox(PathBuf);
+
+impl Drop for SeededMailbox {
+    fn drop(&mut self) {
+        if std::env::var("MAILDESK_BENCH_KEEP").is_ok_and(|v| v == "1") {
+            println!("kept the seeded mailbox: {}", self.0.join("Maildir/cur").display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// Writes messages straight into a user's Maildir: seeding is not what is measured.
-fn seed_maildir(user: &str, messages: &[Vec<u8>]) {
+fn seed_maildir(user: &str, messages: &[Vec<u8>]) -> SeededMailbox {
     let (local, domain) = user.split_once('@').unwrap();
-    let dir = Path::new(LAB).join("mail").join(domain).join(local).join("Maildir");
+    let home = Path::new(LAB).join("mail").join(domain).join(local);
+    let dir = home.join("Maildir");
     for sub in ["cur", "new", "tmp"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
@@ -199,12 +215,9 @@ fn seed_maildir(user: &str, messages: &[Vec<u8>]) {
         );
         std::fs::write(dir.join("new").join(name), m).unwrap();
     }
-    let status = Command::new("chown")
-        .args(["-R", "vmail:vmail"])
-        .arg(Path::new(LAB).join("mail").join(domain).join(local))
-        .status()
-        .unwrap();
+    let status = Command::new("chown").args(["-R", "vmail:vmail"]).arg(&home).status().unwrap();
     assert!(status.success());
+    SeededMailbox(home)
 }
 
 async fn imap(user: &str) -> async_imap::Session<tokio::net::TcpStream> {
@@ -468,7 +481,7 @@ async fn main() {
         "maildesk speed suite: {n} messages, {:.1} MB, {acks} acknowledgements expected",
         total_bytes as f64 / 1e6
     );
-    seed_maildir(&support, &messages);
+    let _mailbox = seed_maildir(&support, &messages);
     drop(messages);
 
     // The daemon's default batch size, for both sides.

@@ -5,7 +5,7 @@
 //!   valgrind --tool=callgrind target/release/examples/profile_record 400
 //!   BIG=1 target/release/examples/profile_record 1000     # 40 KB bodies: the write cost
 //!   DIR=<a Maildir's cur/> target/release/examples/profile_record 1000   # real messages, e.g.
-//!                                                         # the mailbox scripts/bench seeded
+//!                     # the benchmark's mailbox, kept by MAILDESK_BENCH_KEEP=1 scripts/bench
 use maildesk::config::Config;
 use maildesk::inbound::record::{Desk, Fetched, record_batch};
 fn main() {
