@@ -18,6 +18,7 @@ use super::classify::suppress_auto_reply;
 use super::parse::{Inbound, ParseError, parse};
 use crate::auth::{self, AddressKind};
 use crate::config::Config;
+use crate::outbound::composer::{self, Composer, JOBS_AHEAD};
 use crate::outbound::mails;
 use crate::store::write::{self, Lookup, NewMessage};
 use crate::store::{self, MailboxState, StoreError};
@@ -181,6 +182,36 @@ fn write_pass<'a>(
     expected: usize,
     refused: &HashMap<u32, String>,
 ) -> Result<Pass, StoreError> {
+    if expected < 2 {
+        return write_pass_with(conn, desk, target, parsed, expected, refused, &mut Composer::Inline(desk));
+    }
+    std::thread::scope(|s| {
+        let (jobs, queued) = std::sync::mpsc::sync_channel(JOBS_AHEAD);
+        let (made, done) = std::sync::mpsc::channel();
+        let composing = std::thread::Builder::new()
+            .name("compose".into())
+            .spawn_scoped(s, move || composer::run_composing(desk, queued, made));
+        let mut composer = match composing {
+            Ok(_) => Composer::threaded(jobs, done),
+            Err(e) => {
+                warn!(error = %e, "cannot start a composing thread; composing on the writing thread");
+                Composer::Inline(desk)
+            }
+        };
+        // Returning drops the composer, which closes the jobs channel and so ends the thread.
+        write_pass_with(conn, desk, target, parsed, expected, refused, &mut composer)
+    })
+}
+
+fn write_pass_with<'a>(
+    conn: &mut Connection,
+    desk: &Desk<'_>,
+    target: &Destination<'_>,
+    parsed: impl Iterator<Item = Parsed<'a>>,
+    expected: usize,
+    refused: &HashMap<u32, String>,
+    composer: &mut Composer<'_>,
+) -> Result<Pass, StoreError> {
     let &Destination { mailbox, uid_validity, advance_to, now } = target;
     // IMMEDIATE: take the write lock up front. A deferred transaction that reads first and writes
     // later fails at once with "database is locked" if the sender committed in between.
@@ -194,7 +225,7 @@ fn write_pass<'a>(
                 write::insert_quarantine(&tx, source, &reason, p.raw, now)?;
                 Outcome::Quarantined { reason }
             }
-            None => match record_one(&tx, desk, source, &p, now) {
+            None => match record_one(&tx, desk, composer, source, &p, now) {
                 Ok(outcome) => outcome,
                 // Dropping the transaction rolls the batch back.
                 Err(e) if is_about_the_message(&e) => return Ok(Pass::Refused { uid: p.uid, reason: e.to_string() }),
@@ -210,6 +241,7 @@ fn write_pass<'a>(
     if outcomes.len() != expected {
         return Err(StoreError::Internal("the parsing thread stopped before the end of the batch"));
     }
+    composer.finish(&tx)?;
     if let Some(last_uid) = advance_to {
         store::set_mailbox_state(&tx, mailbox, MailboxState { uid_validity, last_uid })?;
     }
@@ -246,6 +278,7 @@ fn is_about_the_message(e: &StoreError) -> bool {
 fn record_one(
     conn: &Connection,
     desk: &Desk<'_>,
+    composer: &mut Composer<'_>,
     source: (&str, u32, u32),
     parsed: &Parsed<'_>,
     now: i64,
@@ -267,7 +300,7 @@ fn record_one(
     }
 
     if let Some(b) = &msg.bounce {
-        return record_bounce(conn, desk, source, raw, msg, b, now);
+        return record_bounce(conn, desk, composer, source, raw, msg, b, now);
     }
     let h = &desk.config.helpdesk;
     let desk_addresses = desk.addresses();
@@ -367,16 +400,18 @@ fn record_one(
     }
     let live = write::apply_updates(conn, ticket, &plan.updates, actor, now)?;
     crate::sla::sweep::refresh(conn, &desk.config.sla, live, now)?;
-    let queued = mails::queue(conn, desk, msg, &plan, live, row, now)?;
+    let queued = mails::queue(conn, desk, composer, msg, &plan, live, row, now)?;
     Ok(Outcome::Ticket { id: live, created, queued, kind: plan.kind.as_str() })
 }
 
 /// A delivery report: attached to the ticket of the mail it reports on, recorded as a delivery
 /// failure, and reported to the technicians once per failed message and recipient. It never opens a
 /// ticket and is never answered; one that matches nothing maildesk sent is quarantined with the reason.
+#[allow(clippy::too_many_arguments)]
 fn record_bounce(
     conn: &Connection,
     desk: &Desk<'_>,
+    composer: &mut Composer<'_>,
     source: (&str, u32, u32),
     raw: &[u8],
     msg: &Inbound,
@@ -433,7 +468,7 @@ fn record_bounce(
                 to: vec![crate::inbound::parse::Mailbox { name: None, address: a.clone() }],
             })
             .collect();
-        queued = mails::queue(conn, desk, msg, &plan, ticket, row, now)?;
+        queued = mails::queue(conn, desk, composer, msg, &plan, ticket, row, now)?;
     }
     Ok(Outcome::Ticket { id: ticket, created: false, queued, kind: tickets::MessageKind::Bounce.as_str() })
 }
@@ -462,7 +497,7 @@ fn inbound_row<'a>(
         sent_at: msg.date,
         received_at: now,
         body_text,
-        raw,
+        raw: Some(raw),
     }
 }
 

@@ -8,7 +8,7 @@
 use rusqlite::{Connection, OptionalExtension};
 use tracing::warn;
 
-use super::compose::{Draft, compose};
+use super::composer::{Composer, Job};
 use crate::auth::{self, AddressKind};
 use crate::inbound::parse::{Inbound, Mailbox};
 use crate::inbound::record::Desk;
@@ -22,6 +22,7 @@ use crate::tickets::{MailKind, Plan};
 pub fn queue(
     conn: &Connection,
     desk: &Desk<'_>,
+    composer: &mut Composer<'_>,
     msg: &Inbound,
     plan: &Plan,
     ticket: i64,
@@ -91,15 +92,16 @@ pub fn queue(
         queued += queue_one(
             conn,
             desk,
+            composer,
             Outgoing {
                 ticket,
                 kind,
                 to: &mail.to,
-                reply_to: reply_address.as_deref(),
-                ctx: &ctx,
-                message_id: &message_id,
-                in_reply_to: in_reply_to.as_deref(),
-                references: &references,
+                reply_to: reply_address,
+                ctx,
+                message_id,
+                in_reply_to,
+                references,
                 attachments,
                 // RFC 3834: the acknowledgement answers a mail; notifications are generated.
                 // Relayed replies carry a person's words and are neither.
@@ -160,73 +162,69 @@ fn rate_limited(
 /// One outbound message, ready to render.
 struct Outgoing<'a> {
     ticket: i64,
-    kind: &'a str,
+    kind: &'static str,
     /// The first is `To`, the rest `Cc`.
     to: &'a [Mailbox],
-    reply_to: Option<&'a str>,
-    ctx: &'a Context,
-    message_id: &'a str,
-    in_reply_to: Option<&'a str>,
-    references: &'a [String],
+    reply_to: Option<String>,
+    ctx: Context,
+    message_id: String,
+    in_reply_to: Option<String>,
+    references: Vec<String>,
     attachments: &'a [crate::inbound::parse::Attachment],
-    auto_submitted: Option<&'a str>,
+    auto_submitted: Option<&'static str>,
     internal: bool,
 }
 
-/// Renders, composes, stores and queues one message (one outbox row per recipient). A template or
-/// address problem becomes an event on the ticket. Returns the number of outbox rows.
-fn queue_one(conn: &Connection, desk: &Desk<'_>, o: Outgoing<'_>, now: i64) -> Result<usize, StoreError> {
+/// Stores one message (its text still empty) with an outbox row per recipient, and hands it to
+/// `composer` to be rendered and composed before the commit. A template or address problem
+/// withdraws the rows and becomes an event on the ticket. Returns the number of outbox rows.
+fn queue_one(
+    conn: &Connection,
+    desk: &Desk<'_>,
+    composer: &mut Composer<'_>,
+    o: Outgoing<'_>,
+    now: i64,
+) -> Result<usize, StoreError> {
     let h = &desk.config.helpdesk;
     let Some(first) = o.to.first() else { return Ok(0) };
-    let composed = desk.templates.render(o.kind, o.ctx).map_err(|e| e.to_string()).and_then(|rendered| {
-        let draft = Draft {
-            from_name: &h.name,
-            from_address: &h.address,
-            to: first,
-            cc: &o.to[1..],
-            reply_to: o.reply_to,
-            attachments: o.attachments,
-            message_id: o.message_id,
-            in_reply_to: o.in_reply_to,
-            references: o.references,
-            date: now,
-            auto_submitted: o.auto_submitted,
-            rendered: &rendered,
-        };
-        compose(&draft).map(|raw| (rendered, raw)).map_err(|e| e.to_string())
-    });
-    let (rendered, raw) = match composed {
-        Ok(ok) => ok,
-        Err(e) => {
-            warn!(ticket = o.ticket, kind = o.kind, error = %e, "mail not sent");
-            let detail = format!("{} not sent: {e}", o.kind);
-            write::insert_event(conn, Some(o.ticket), now, "maildesk", "mail-failed", &detail)?;
-            return Ok(0);
-        }
-    };
     let from = Mailbox { name: Some(h.name.clone()), address: h.address.clone() };
     let out_row = write::insert_message(
         conn,
         &NewMessage {
             ticket_id: Some(o.ticket),
             direction: "out",
-            message_id: o.message_id,
+            message_id: &o.message_id,
             kind: o.kind,
             internal: o.internal,
             source: None,
             from: Some(&from),
             to: std::slice::from_ref(first),
             cc: &o.to[1..],
-            subject: &rendered.subject,
+            subject: "",
             sent_at: Some(now),
             received_at: now,
-            body_text: &rendered.text,
-            raw: &raw,
+            body_text: "",
+            raw: None,
         },
     )?;
     for rcpt in o.to {
         write::insert_outbox(conn, out_row, Some(o.ticket), &h.address, &rcpt.address, now)?;
     }
+    let job = Job {
+        out_row,
+        ticket: o.ticket,
+        kind: o.kind,
+        ctx: o.ctx,
+        to: o.to.to_vec(),
+        reply_to: o.reply_to,
+        message_id: o.message_id,
+        in_reply_to: o.in_reply_to,
+        references: o.references,
+        attachments: o.attachments.to_vec(),
+        auto_submitted: o.auto_submitted,
+        now,
+    };
+    composer.submit(conn, job)?;
     Ok(o.to.len())
 }
 
@@ -235,6 +233,7 @@ fn queue_one(conn: &Connection, desk: &Desk<'_>, o: Outgoing<'_>, now: i64) -> R
 pub fn queue_escalation(
     conn: &Connection,
     desk: &Desk<'_>,
+    composer: &mut Composer<'_>,
     ticket: i64,
     clock: &crate::sla::clock::Clock,
     due: &[(&'static str, u32, Vec<u32>)],
@@ -292,15 +291,16 @@ pub fn queue_escalation(
         queued += queue_one(
             conn,
             desk,
+            composer,
             Outgoing {
                 ticket,
                 kind: "escalation",
                 to: std::slice::from_ref(rcpt),
-                reply_to: reply_address.as_deref(),
-                ctx: &ctx,
-                message_id: &message_id,
+                reply_to: reply_address,
+                ctx,
+                message_id,
                 in_reply_to: None,
-                references: &[],
+                references: Vec::new(),
                 attachments: &[],
                 auto_submitted: Some("auto-generated"),
                 internal: true,

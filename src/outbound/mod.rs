@@ -2,6 +2,7 @@
 //! the outbox afterwards ([`sender`]).
 
 pub mod compose;
+pub mod composer;
 pub mod mails;
 pub mod sender;
 pub mod smtp;

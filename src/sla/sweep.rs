@@ -155,7 +155,9 @@ fn escalate(conn: &Connection, desk: &Desk<'_>, ticket: i64, now: i64) -> Result
     write::insert_event(conn, Some(ticket), now, "maildesk", "escalation", &detail)?;
     info!(ticket, %detail, "SLA escalation");
     let recipients: Vec<Mailbox> = to.iter().map(|a| Mailbox { name: None, address: a.clone() }).collect();
-    mails::queue_escalation(conn, desk, ticket, &c, &due, &recipients, now)
+    // A sweep queues a few mails at most: they are made on this thread.
+    let mut composer = crate::outbound::composer::Composer::Inline(desk);
+    mails::queue_escalation(conn, desk, &mut composer, ticket, &c, &due, &recipients, now)
 }
 
 /// The escalation task: sweeps every `sla.sweep_interval` with its own database connection.

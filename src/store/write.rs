@@ -60,7 +60,8 @@ pub struct NewMessage<'a> {
     pub sent_at: Option<i64>,
     pub received_at: i64,
     pub body_text: &'a str,
-    pub raw: &'a [u8],
+    /// `None` for an outbound message still being made: [`fill_outbound`] adds it.
+    pub raw: Option<&'a [u8]>,
 }
 
 fn join(list: &[Mailbox]) -> String {
@@ -145,8 +146,29 @@ pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result
         m.internal,
     ])?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO message_raw(message_id, raw) VALUES (?1, ?2)")?.execute(params![id, m.raw])?;
+    if let Some(raw) = m.raw {
+        insert_raw(conn, id, raw)?;
+    }
     Ok(id)
+}
+
+fn insert_raw(conn: &Connection, message_row: i64, raw: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO message_raw(message_id, raw) VALUES (?1, ?2)")?.execute(params![message_row, raw])?;
+    Ok(())
+}
+
+/// Completes an outbound message stored while it was being made (see `outbound::composer`).
+pub fn fill_outbound(conn: &Connection, id: i64, subject: &str, body_text: &str, raw: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE messages SET subject = ?2, body_text = ?3 WHERE id = ?1 AND direction = 'out'")?
+        .execute(params![id, subject, body_text])?;
+    insert_raw(conn, id, raw)
+}
+
+/// Removes an outbound message that could not be made, with its outbox rows: it is not sent.
+pub fn withdraw_outbound(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM outbox WHERE message_id = ?1")?.execute([id])?;
+    conn.prepare_cached("DELETE FROM messages WHERE id = ?1 AND direction = 'out'")?.execute([id])?;
+    Ok(())
 }
 
 /// Describes attachment number `part` of the message; its bytes stay in the message's raw form.

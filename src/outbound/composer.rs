@@ -1,0 +1,159 @@
+//! Renders and composes outbound mail beside the writing thread, inside the same transaction.
+//!
+//! Rendering templates and building MIME took about two fifths of the writing thread's time in a
+//! backlog (perf), and neither needs the database. So the writer stores each outbound message's row
+//! and outbox rows at once, with its text still empty, and hands a [`Job`] to a composing thread;
+//! the text and bytes come back as [`Made`] and are filled in before the commit. Every query in the
+//! same transaction (rate limits, threading, bounces) therefore sees every mail already queued,
+//! and nothing commits half made: [`Composer::finish`] waits for every job, and a missing one fails
+//! the batch.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use rusqlite::Connection;
+use tracing::warn;
+
+use super::compose::{Draft, compose};
+use crate::inbound::parse::{Attachment, Mailbox};
+use crate::inbound::record::Desk;
+use crate::store::StoreError;
+use crate::store::write;
+use crate::templates::{Context, Rendered};
+
+/// One outbound message to render and compose, owned so that another thread can make it.
+pub struct Job {
+    /// The message's row, already stored with its text empty.
+    pub out_row: i64,
+    pub ticket: i64,
+    /// The template's name.
+    pub kind: &'static str,
+    pub ctx: Context,
+    /// The first is `To`, the rest `Cc`.
+    pub to: Vec<Mailbox>,
+    pub reply_to: Option<String>,
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub attachments: Vec<Attachment>,
+    pub auto_submitted: Option<&'static str>,
+    pub now: i64,
+}
+
+/// A job's result: the rendered text and the RFC 5322 bytes, or why the mail cannot be made.
+pub struct Made {
+    out_row: i64,
+    ticket: i64,
+    kind: &'static str,
+    now: i64,
+    result: Result<(Rendered, Vec<u8>), String>,
+}
+
+/// Renders and composes. Pure; a panic in a template engine or MIME builder becomes an error, so
+/// that every job gets its answer.
+pub fn make(desk: &Desk<'_>, job: Job) -> Made {
+    let work = || {
+        let h = &desk.config.helpdesk;
+        let rendered = desk.templates.render(job.kind, &job.ctx).map_err(|e| e.to_string())?;
+        let (first, cc) = job.to.split_first().ok_or("no recipient")?;
+        let draft = Draft {
+            from_name: &h.name,
+            from_address: &h.address,
+            to: first,
+            cc,
+            reply_to: job.reply_to.as_deref(),
+            attachments: &job.attachments,
+            message_id: &job.message_id,
+            in_reply_to: job.in_reply_to.as_deref(),
+            references: &job.references,
+            date: job.now,
+            auto_submitted: job.auto_submitted,
+            rendered: &rendered,
+        };
+        let raw = compose(&draft).map_err(|e| e.to_string())?;
+        Ok::<_, String>((rendered, raw))
+    };
+    let result = catch_unwind(AssertUnwindSafe(work))
+        .unwrap_or_else(|_| Err("internal error: rendering or composing panicked".to_string()));
+    Made { out_row: job.out_row, ticket: job.ticket, kind: job.kind, now: job.now, result }
+}
+
+/// Fills in a made message, or withdraws its rows and notes on the ticket why it was not sent.
+fn store(conn: &Connection, made: Made) -> Result<(), StoreError> {
+    match made.result {
+        Ok((rendered, raw)) => write::fill_outbound(conn, made.out_row, &rendered.subject, &rendered.text, &raw)?,
+        Err(e) => {
+            warn!(ticket = made.ticket, kind = made.kind, error = %e, "mail not sent");
+            write::withdraw_outbound(conn, made.out_row)?;
+            let detail = format!("{} not sent: {e}", made.kind);
+            write::insert_event(conn, Some(made.ticket), made.now, "maildesk", "mail-failed", &detail)?;
+        }
+    }
+    Ok(())
+}
+
+/// Where jobs go: made at once on the calling thread, or by a composing thread.
+pub enum Composer<'d> {
+    Inline(&'d Desk<'d>),
+    Threaded {
+        /// `None` once [`Composer::finish`] has begun.
+        jobs: Option<SyncSender<Job>>,
+        made: Receiver<Made>,
+        submitted: usize,
+        stored: usize,
+    },
+}
+
+/// How many jobs may wait for the composing thread before the writer waits for it.
+pub const JOBS_AHEAD: usize = 64;
+
+impl<'d> Composer<'d> {
+    /// A composer whose jobs are made by a thread running [`run_composing`] on the other ends of
+    /// the two channels.
+    pub fn threaded(jobs: SyncSender<Job>, made: Receiver<Made>) -> Composer<'d> {
+        Composer::Threaded { jobs: Some(jobs), made, submitted: 0, stored: 0 }
+    }
+
+    pub fn submit(&mut self, conn: &Connection, job: Job) -> Result<(), StoreError> {
+        match self {
+            Composer::Inline(desk) => store(conn, make(desk, job)),
+            Composer::Threaded { jobs, made, submitted, stored } => {
+                let sender = jobs.as_ref().ok_or(StoreError::Internal("a job was submitted after finish"))?;
+                sender.send(job).map_err(|_| StoreError::Internal("the composing thread stopped"))?;
+                *submitted += 1;
+                // Fill in what is ready, so that finished work does not pile up in memory.
+                for m in made.try_iter() {
+                    store(conn, m)?;
+                    *stored += 1;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits for every submitted job and fills it in. Must run before the commit.
+    pub fn finish(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let Composer::Threaded { jobs, made, submitted, stored } = self else { return Ok(()) };
+        // Closing the channel ends the composing thread once it has made the rest.
+        jobs.take();
+        for m in made.iter() {
+            store(conn, m)?;
+            *stored += 1;
+        }
+        // An outbound row without its bytes would never be sent: refuse to commit.
+        if stored != submitted {
+            return Err(StoreError::Internal("the composing thread stopped before making every mail"));
+        }
+        Ok(())
+    }
+}
+
+/// The composing thread's loop: makes jobs in order until the writer closes the channel.
+pub fn run_composing(desk: &Desk<'_>, jobs: Receiver<Job>, made: std::sync::mpsc::Sender<Made>) {
+    for job in jobs {
+        // The writer gave up on the batch (it rolls back): stop.
+        if made.send(make(desk, job)).is_err() {
+            return;
+        }
+    }
+}
