@@ -153,7 +153,8 @@ pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result
 }
 
 fn insert_raw(conn: &Connection, message_row: i64, raw: &[u8]) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT INTO message_raw(message_id, raw) VALUES (?1, ?2)")?.execute(params![message_row, raw])?;
+    conn.prepare_cached("INSERT INTO message_raw(message_id, raw) VALUES (?1, ?2)")?
+        .execute(params![message_row, raw])?;
     Ok(())
 }
 
