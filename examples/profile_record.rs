@@ -7,7 +7,7 @@
 //!   DIR=<a Maildir's cur/> target/release/examples/profile_record 1000   # real messages, e.g.
 //!                     # the benchmark's mailbox, kept by MAILDESK_BENCH_KEEP=1 scripts/bench
 use maildesk::config::Config;
-use maildesk::inbound::record::{Desk, Fetched, record_batch};
+use maildesk::inbound::record::{Desk, Fetched, parse_batch, record_batch};
 fn main() {
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = tempfile::tempdir().unwrap();
@@ -36,8 +36,24 @@ fn main() {
     };
     let n = msgs.len();
     let t = std::time::Instant::now();
-    for c in msgs.chunks(200) {
-        record_batch(&mut conn, &desk, "INBOX", 1, c, Some(c.last().unwrap().uid), maildesk::store::now()).unwrap();
+    // As the watcher does: the first batch is parsed beside its writer, every later one while the
+    // batch before it is written.
+    let chunks: Vec<&[Fetched]> = msgs.chunks(200).collect();
+    let mut ahead = None;
+    for (i, c) in chunks.iter().enumerate() {
+        let next = chunks.get(i + 1);
+        ahead = std::thread::scope(|s| {
+            let conn = &mut conn;
+            let desk = &desk;
+            let parsed = ahead.take();
+            let writer = s.spawn(move || {
+                let through = Some(c.last().unwrap().uid);
+                record_batch(conn, desk, "INBOX", 1, c, parsed, through, maildesk::store::now()).unwrap();
+            });
+            let next = next.map(|n| parse_batch(n));
+            writer.join().unwrap();
+            next
+        });
     }
     eprintln!("{n} in {:?}", t.elapsed());
 }

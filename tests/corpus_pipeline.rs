@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use maildesk::config::Config;
-use maildesk::inbound::record::{Desk, Fetched, Outcome, record_batch};
+use maildesk::inbound::record::{Desk, Fetched, Outcome, parse_batch, record_batch};
 use maildesk::store;
 use maildesk::templates::Templates;
 
@@ -54,9 +54,12 @@ fn whole_corpus_is_recorded_without_loss() {
     let batch: Vec<Fetched> =
         files.iter().enumerate().map(|(i, f)| Fetched { uid: i as u32 + 1, raw: std::fs::read(f).unwrap() }).collect();
     let mut outcomes = Vec::new();
-    for chunk in batch.chunks(25) {
+    for (n, chunk) in batch.chunks(25).enumerate() {
         let through = chunk.last().unwrap().uid;
-        outcomes.extend(record_batch(&mut conn, &desk, "INBOX", 1, chunk, Some(through), 1_795_341_600).unwrap());
+        // Both ways the watcher records a batch: parsed beside the writer, or parsed ahead.
+        let ahead = (n % 2 == 1).then(|| parse_batch(chunk));
+        outcomes
+            .extend(record_batch(&mut conn, &desk, "INBOX", 1, chunk, ahead, Some(through), 1_795_341_600).unwrap());
     }
     assert_eq!(outcomes.len(), files.len());
 
@@ -233,7 +236,7 @@ fn hostile_mime_is_recorded_or_quarantined_never_lost() {
         // One batch per case, so a failure names the case.
         let uid = i as u32 + 1;
         let batch = [Fetched { uid, raw: raw.clone() }];
-        let result = record_batch(&mut conn, &desk, "INBOX", 1, &batch, Some(uid), 1_795_341_600)
+        let result = record_batch(&mut conn, &desk, "INBOX", 1, &batch, None, Some(uid), 1_795_341_600)
             .unwrap_or_else(|e| panic!("{name}: the batch failed: {e}"));
         let outcome = result.into_iter().next().unwrap_or_else(|| panic!("{name}: no outcome")).1;
         eprintln!("{name}: {outcome:?}");
@@ -336,7 +339,7 @@ fn a_message_the_database_refuses_is_quarantined_and_its_batch_still_recorded() 
     };
     let batch =
         vec![mail(1, "printer"), mail(2, "poison one"), mail(3, "vpn"), mail(4, "poison two"), mail(5, "laptop")];
-    let outcomes = record_batch(&mut conn, &desk, "INBOX", 7, &batch, Some(9), 1_795_341_600).unwrap();
+    let outcomes = record_batch(&mut conn, &desk, "INBOX", 7, &batch, None, Some(9), 1_795_341_600).unwrap();
 
     let uids: Vec<u32> = outcomes.iter().map(|(u, _)| *u).collect();
     assert_eq!(uids, [1, 2, 3, 4, 5]);

@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
-use super::record::{Desk, Fetched, Outcome, record_batch};
+use super::record::{Desk, Fetched, Outcome, ParsedMessage, parse_batch, record_batch};
 use crate::config::{Config, Security};
 use crate::shutdown::Shutdown;
 use crate::store::{self, MailboxState, write};
@@ -337,8 +337,9 @@ impl Watcher {
                 false => vec![c],
             })
             .collect();
-        // The next batch, fetched while the one before it was being written.
+        // The next batch, fetched (and parsed) while the one before it was being written.
         let mut ahead: Option<Result<Vec<Fetched>, async_imap::error::Error>> = None;
+        let mut parsed_ahead: Option<Vec<ParsedMessage>> = None;
         // Committed, but not yet marked `\Seen` on the server.
         let mut unflagged: Vec<u32> = Vec::new();
         for (i, chunk) in pieces.iter().map(Vec::as_slice).enumerate() {
@@ -347,9 +348,9 @@ impl Watcher {
                 quarantine_unreadable(conn, &mut self.misses, (name, uid_validity), chunk, current)?;
                 continue;
             }
-            let fetched = match ahead.take() {
-                Some(prefetched) => prefetched,
-                None => fetch_bodies(session, chunk).await,
+            let (fetched, parsed) = match ahead.take() {
+                Some(prefetched) => (prefetched, parsed_ahead.take()),
+                None => (fetch_bodies(session, chunk).await, None),
             };
             let fetched = match fetched {
                 Ok(fetched) => fetched,
@@ -387,13 +388,15 @@ impl Watcher {
             let advance_to = current.then(|| chunk.last().copied().unwrap_or(after));
             let desk = Desk { config: &self.config, templates: &self.templates, instance, reply_secret };
             let now = store::now();
-            // While this batch is parsed and written, the server does its share on the IMAP
-            // connection: `\Seen` for the batch before (committed already), then the next batch
-            // is fetched. Nothing is flagged before its commit.
+            // While this batch is written, the server does its share on the IMAP connection:
+            // `\Seen` for the batch before (committed already), then the next batch is fetched,
+            // and parsed here, so that the writer finds it ready. Nothing is flagged before its
+            // commit.
             let next = pieces.get(i + 1).map(Vec::as_slice).filter(|n| !self.given_up(n));
-            let (written, (flagged, prefetched)) = tokio::task::block_in_place(|| {
+            let (written, ((flagged, prefetched), parsed_next)) = tokio::task::block_in_place(|| {
                 std::thread::scope(|s| {
-                    let writer = s.spawn(|| record_batch(conn, &desk, name, uid_validity, &fetched, advance_to, now));
+                    let writer =
+                        s.spawn(|| record_batch(conn, &desk, name, uid_validity, &fetched, parsed, advance_to, now));
                     let online = tokio::runtime::Handle::current().block_on(async {
                         let flagged = mark_seen(session, &unflagged).await;
                         let prefetched = match (&flagged, next) {
@@ -402,13 +405,18 @@ impl Watcher {
                         };
                         (flagged, prefetched)
                     });
-                    (writer.join(), online)
+                    let parsed = match &online.1 {
+                        Some(Ok(next)) => Some(parse_batch(next)),
+                        _ => None,
+                    };
+                    (writer.join(), (online, parsed))
                 })
             });
             let outcomes = written.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
             flagged?;
             unflagged = fetched.iter().map(|f| f.uid).collect();
             ahead = prefetched;
+            parsed_ahead = parsed_next;
             if outcomes.iter().any(|(_, o)| matches!(o, Outcome::Ticket { queued: 1.., .. })) {
                 self.outbox.notify_one();
             }

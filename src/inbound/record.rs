@@ -84,38 +84,31 @@ impl Desk<'_> {
 /// statement journal, a tenth of the cost. A message that fails on its content therefore rolls
 /// back the whole batch, which is written again with that message quarantined (see
 /// [`is_about_the_message`]); each pass sets aside one more message, so this ends.
+#[allow(clippy::too_many_arguments)]
 pub fn record_batch(
     conn: &mut Connection,
     desk: &Desk<'_>,
     mailbox: &str,
     uid_validity: u32,
     batch: &[Fetched],
+    parsed_ahead: Option<Vec<ParsedMessage>>,
     advance_to: Option<u32>,
     now: i64,
 ) -> Result<Vec<(u32, Outcome)>, StoreError> {
     let mut refused = HashMap::new();
     let target = Destination { mailbox, uid_validity, advance_to, now };
-    let mut pass = std::thread::scope(|s| {
-        if batch.len() < 2 {
-            return write_pass(conn, desk, &target, batch.iter().map(parse_fetched), batch.len(), &refused);
+    let mut pass = match parsed_ahead.filter(|p| p.len() == batch.len()) {
+        Some(parsed) => {
+            let parsed = batch.iter().zip(parsed).map(|(m, p)| Parsed {
+                uid: m.uid,
+                raw: &m.raw,
+                msg: p.msg,
+                visible: p.visible,
+            });
+            write_pass(conn, desk, &target, parsed, batch.len(), &refused)?
         }
-        let (ahead, parsed) = std::sync::mpsc::sync_channel(PARSE_AHEAD);
-        let parser = std::thread::Builder::new().name("parse".into()).spawn_scoped(s, move || {
-            for m in batch {
-                // The writer stopped early (a refused message or a database error): so does this.
-                if ahead.send(parse_fetched(m)).is_err() {
-                    return;
-                }
-            }
-        });
-        match parser {
-            Ok(_) => write_pass(conn, desk, &target, parsed.into_iter(), batch.len(), &refused),
-            Err(e) => {
-                warn!(error = %e, "cannot start a parsing thread; parsing on the writing thread");
-                write_pass(conn, desk, &target, batch.iter().map(parse_fetched), batch.len(), &refused)
-            }
-        }
-    })?;
+        None => parse_and_write(conn, desk, &target, batch, &refused)?,
+    };
     loop {
         match pass {
             Pass::Committed(outcomes) => {
@@ -128,6 +121,37 @@ pub fn record_batch(
             }
         }
     }
+}
+
+/// Parses on a second thread a few messages ahead of the writer.
+fn parse_and_write(
+    conn: &mut Connection,
+    desk: &Desk<'_>,
+    target: &Destination<'_>,
+    batch: &[Fetched],
+    refused: &HashMap<u32, String>,
+) -> Result<Pass, StoreError> {
+    std::thread::scope(|s| {
+        if batch.len() < 2 {
+            return write_pass(conn, desk, target, batch.iter().map(parse_fetched), batch.len(), refused);
+        }
+        let (ahead, parsed) = std::sync::mpsc::sync_channel(PARSE_AHEAD);
+        let parser = std::thread::Builder::new().name("parse".into()).spawn_scoped(s, move || {
+            for m in batch {
+                // The writer stopped early (a refused message or a database error): so does this.
+                if ahead.send(parse_fetched(m)).is_err() {
+                    return;
+                }
+            }
+        });
+        match parser {
+            Ok(_) => write_pass(conn, desk, target, parsed.into_iter(), batch.len(), refused),
+            Err(e) => {
+                warn!(error = %e, "cannot start a parsing thread; parsing on the writing thread");
+                write_pass(conn, desk, target, batch.iter().map(parse_fetched), batch.len(), refused)
+            }
+        }
+    })
 }
 
 /// How many parsed messages may wait for the writer: enough to keep both threads busy, few enough
@@ -151,15 +175,32 @@ struct Parsed<'a> {
     visible: String,
 }
 
+/// A message after the pure first step, owning its result: the watcher parses the next batch while
+/// this one is written (see [`parse_batch`]).
+pub struct ParsedMessage {
+    msg: Result<Inbound, ParseError>,
+    visible: String,
+}
+
+/// Parses a whole batch, for [`record_batch`]'s `parsed_ahead`.
+pub fn parse_batch(batch: &[Fetched]) -> Vec<ParsedMessage> {
+    batch.iter().map(|m| parse_message(&m.raw)).collect()
+}
+
 /// Never panics: every message of a batch must reach the writer, or the batch would commit without
 /// it. (`parse` survives mail-parser's panics itself; this also covers quote stripping.)
-fn parse_fetched(m: &Fetched) -> Parsed<'_> {
+fn parse_message(raw: &[u8]) -> ParsedMessage {
     let work = || {
-        let msg = parse(&m.raw);
+        let msg = parse(raw);
         let visible = msg.as_ref().map(|msg| crate::reply_text::visible_text(&msg.text)).unwrap_or_default();
         (msg, visible)
     };
     let (msg, visible) = catch_unwind(AssertUnwindSafe(work)).unwrap_or((Err(ParseError::ParserPanic), String::new()));
+    ParsedMessage { msg, visible }
+}
+
+fn parse_fetched(m: &Fetched) -> Parsed<'_> {
+    let ParsedMessage { msg, visible } = parse_message(&m.raw);
     Parsed { uid: m.uid, raw: &m.raw, msg, visible }
 }
 
@@ -192,7 +233,7 @@ fn write_pass<'a>(
             .name("compose".into())
             .spawn_scoped(s, move || composer::run_composing(desk, queued, made));
         let mut composer = match composing {
-            Ok(_) => Composer::threaded(jobs, done),
+            Ok(_) => Composer::threaded(desk, jobs, done),
             Err(e) => {
                 warn!(error = %e, "cannot start a composing thread; composing on the writing thread");
                 Composer::Inline(desk)
@@ -300,7 +341,7 @@ fn record_one(
     }
 
     if let Some(b) = &msg.bounce {
-        return record_bounce(conn, desk, composer, source, raw, msg, b, now);
+        return record_bounce(conn, composer, source, raw, msg, b, now);
     }
     let h = &desk.config.helpdesk;
     let desk_addresses = desk.addresses();
@@ -400,17 +441,15 @@ fn record_one(
     }
     let live = write::apply_updates(conn, ticket, &plan.updates, actor, now)?;
     crate::sla::sweep::refresh(conn, &desk.config.sla, live, now)?;
-    let queued = mails::queue(conn, desk, composer, msg, &plan, live, row, now)?;
+    let queued = mails::queue(conn, composer, msg, &plan, live, row, now)?;
     Ok(Outcome::Ticket { id: live, created, queued, kind: plan.kind.as_str() })
 }
 
 /// A delivery report: attached to the ticket of the mail it reports on, recorded as a delivery
 /// failure, and reported to the technicians once per failed message and recipient. It never opens a
 /// ticket and is never answered; one that matches nothing maildesk sent is quarantined with the reason.
-#[allow(clippy::too_many_arguments)]
 fn record_bounce(
     conn: &Connection,
-    desk: &Desk<'_>,
     composer: &mut Composer<'_>,
     source: (&str, u32, u32),
     raw: &[u8],
@@ -418,6 +457,7 @@ fn record_bounce(
     b: &crate::inbound::bounce::Bounce,
     now: i64,
 ) -> Result<Outcome, StoreError> {
+    let desk = composer.desk();
     let candidates = b.message_ids.iter().chain(msg.in_reply_to.iter()).chain(msg.references.iter().rev());
     let mut original = None;
     for id in candidates {
@@ -468,7 +508,7 @@ fn record_bounce(
                 to: vec![crate::inbound::parse::Mailbox { name: None, address: a.clone() }],
             })
             .collect();
-        queued = mails::queue(conn, desk, composer, msg, &plan, ticket, row, now)?;
+        queued = mails::queue(conn, composer, msg, &plan, ticket, row, now)?;
     }
     Ok(Outcome::Ticket { id: ticket, created: false, queued, kind: tickets::MessageKind::Bounce.as_str() })
 }

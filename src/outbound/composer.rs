@@ -96,6 +96,7 @@ fn store(conn: &Connection, made: Made) -> Result<(), StoreError> {
 pub enum Composer<'d> {
     Inline(&'d Desk<'d>),
     Threaded {
+        desk: &'d Desk<'d>,
         /// `None` once [`Composer::finish`] has begun.
         jobs: Option<SyncSender<Job>>,
         made: Receiver<Made>,
@@ -110,14 +111,21 @@ pub const JOBS_AHEAD: usize = 64;
 impl<'d> Composer<'d> {
     /// A composer whose jobs are made by a thread running [`run_composing`] on the other ends of
     /// the two channels.
-    pub fn threaded(jobs: SyncSender<Job>, made: Receiver<Made>) -> Composer<'d> {
-        Composer::Threaded { jobs: Some(jobs), made, submitted: 0, stored: 0 }
+    pub fn threaded(desk: &'d Desk<'d>, jobs: SyncSender<Job>, made: Receiver<Made>) -> Composer<'d> {
+        Composer::Threaded { desk, jobs: Some(jobs), made, submitted: 0, stored: 0 }
+    }
+
+    /// The desk whose mail this is.
+    pub fn desk(&self) -> &'d Desk<'d> {
+        match self {
+            Composer::Inline(desk) | Composer::Threaded { desk, .. } => desk,
+        }
     }
 
     pub fn submit(&mut self, conn: &Connection, job: Job) -> Result<(), StoreError> {
         match self {
             Composer::Inline(desk) => store(conn, make(desk, job)),
-            Composer::Threaded { jobs, made, submitted, stored } => {
+            Composer::Threaded { jobs, made, submitted, stored, .. } => {
                 let sender = jobs.as_ref().ok_or(StoreError::Internal("a job was submitted after finish"))?;
                 sender.send(job).map_err(|_| StoreError::Internal("the composing thread stopped"))?;
                 *submitted += 1;
@@ -133,7 +141,7 @@ impl<'d> Composer<'d> {
 
     /// Waits for every submitted job and fills it in. Must run before the commit.
     pub fn finish(&mut self, conn: &Connection) -> Result<(), StoreError> {
-        let Composer::Threaded { jobs, made, submitted, stored } = self else { return Ok(()) };
+        let Composer::Threaded { jobs, made, submitted, stored, .. } = self else { return Ok(()) };
         // Closing the channel ends the composing thread once it has made the rest.
         jobs.take();
         for m in made.iter() {

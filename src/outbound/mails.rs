@@ -21,7 +21,6 @@ use crate::tickets::{MailKind, Plan};
 /// Queues every mail of `plan` for `ticket`. Returns how many outbox rows were written.
 pub fn queue(
     conn: &Connection,
-    desk: &Desk<'_>,
     composer: &mut Composer<'_>,
     msg: &Inbound,
     plan: &Plan,
@@ -32,6 +31,7 @@ pub fn queue(
     if plan.mails.is_empty() {
         return Ok(0);
     }
+    let desk = composer.desk();
     let h = &desk.config.helpdesk;
     let ticket_ctx = ticket_context(conn, &h.tag, ticket)?;
     let mut queued = 0;
@@ -91,7 +91,6 @@ pub fn queue(
         let message_id = format!("{kind}.{ticket}.{inbound_row}.{n}.{}@{}", desk.instance, desk.domain());
         queued += queue_one(
             conn,
-            desk,
             composer,
             Outgoing {
                 ticket,
@@ -178,14 +177,8 @@ struct Outgoing<'a> {
 /// Stores one message (its text still empty) with an outbox row per recipient, and hands it to
 /// `composer` to be rendered and composed before the commit. A template or address problem
 /// withdraws the rows and becomes an event on the ticket. Returns the number of outbox rows.
-fn queue_one(
-    conn: &Connection,
-    desk: &Desk<'_>,
-    composer: &mut Composer<'_>,
-    o: Outgoing<'_>,
-    now: i64,
-) -> Result<usize, StoreError> {
-    let h = &desk.config.helpdesk;
+fn queue_one(conn: &Connection, composer: &mut Composer<'_>, o: Outgoing<'_>, now: i64) -> Result<usize, StoreError> {
+    let h = &composer.desk().config.helpdesk;
     let Some(first) = o.to.first() else { return Ok(0) };
     let from = Mailbox { name: Some(h.name.clone()), address: h.address.clone() };
     let out_row = write::insert_message(
@@ -232,7 +225,6 @@ fn queue_one(
 /// their own reply address.
 pub fn queue_escalation(
     conn: &Connection,
-    desk: &Desk<'_>,
     composer: &mut Composer<'_>,
     ticket: i64,
     clock: &crate::sla::clock::Clock,
@@ -240,6 +232,7 @@ pub fn queue_escalation(
     recipients: &[Mailbox],
     now: i64,
 ) -> Result<usize, StoreError> {
+    let desk = composer.desk();
     let h = &desk.config.helpdesk;
     let ticket_ctx = ticket_context(conn, &h.tag, ticket)?;
     let local = |t: Option<i64>| crate::templates::local_time(&h.timezone, t);
@@ -290,7 +283,6 @@ pub fn queue_escalation(
         let message_id = format!("escalation.{ticket}.{fired}.{n}.{}@{}", desk.instance, desk.domain());
         queued += queue_one(
             conn,
-            desk,
             composer,
             Outgoing {
                 ticket,

@@ -157,7 +157,7 @@ fn escalate(conn: &Connection, desk: &Desk<'_>, ticket: i64, now: i64) -> Result
     let recipients: Vec<Mailbox> = to.iter().map(|a| Mailbox { name: None, address: a.clone() }).collect();
     // A sweep queues a few mails at most: they are made on this thread.
     let mut composer = crate::outbound::composer::Composer::Inline(desk);
-    mails::queue_escalation(conn, desk, &mut composer, ticket, &c, &due, &recipients, now)
+    mails::queue_escalation(conn, &mut composer, ticket, &c, &due, &recipients, now)
 }
 
 /// The escalation task: sweeps every `sla.sweep_interval` with its own database connection.
