@@ -357,3 +357,64 @@ fn a_message_the_database_refuses_is_quarantined_and_its_batch_still_recorded() 
     assert_eq!(count("SELECT count(*) FROM quarantine WHERE length(raw) > 0"), 2, "the refused bytes are kept");
     assert_eq!(count("SELECT last_uid FROM mailbox_state WHERE mailbox = 'INBOX'"), 9);
 }
+
+/// Outbound mail is made beside the writer (see `outbound::composer`): a mail whose template fails
+/// for one message is withdrawn with its outbox row and noted on the ticket; the rest of the batch,
+/// before and after it, is queued complete, each row with its text and bytes.
+#[test]
+fn a_mail_that_cannot_be_rendered_is_withdrawn_and_noted_and_the_batch_still_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates_dir = dir.path().join("templates");
+    std::fs::create_dir(&templates_dir).unwrap();
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, templates_dir.join(path.file_name().unwrap())).unwrap();
+    }
+    // Fails at render time, for one subject only.
+    std::fs::write(
+        templates_dir.join("acknowledgement.subject.tera"),
+        "{% if ticket.subject is containing(\"boom\") %}{{ no_such_value }}{% endif %}{{ ticket.tag }} {{ ticket.subject }}",
+    )
+    .unwrap();
+    let (mut config, _) = desk_config(dir.path());
+    config.helpdesk.templates = templates_dir;
+    let templates = Templates::load(&config.helpdesk.templates).unwrap();
+    let mut conn = store::open(&config.helpdesk.database).unwrap();
+    let instance = store::instance_token(&conn).unwrap();
+    let desk = Desk { config: &config, templates: &templates, instance: &instance, reply_secret: b"0123456789abcdef" };
+    let batch: Vec<Fetched> = ["printer", "vpn", "boom", "laptop", "phone"]
+        .iter()
+        .enumerate()
+        .map(|(i, subject)| Fetched {
+            uid: i as u32 + 1,
+            raw: format!(
+                "From: user{i}@example.org\r\nTo: support@acme.example\r\nSubject: {subject}\r\nMessage-ID: <c{i}@example.org>\r\n\r\nHello\r\n"
+            )
+            .into_bytes(),
+        })
+        .collect();
+    record_batch(&mut conn, &desk, "INBOX", 1, &batch, None, Some(5), 1_795_341_600).unwrap();
+
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(count("SELECT count(*) FROM tickets"), 5);
+    assert_eq!(count("SELECT count(*) FROM outbox"), 4, "every acknowledgement but the failed one");
+    assert_eq!(count("SELECT count(*) FROM messages WHERE direction = 'out'"), 4, "the failed one is withdrawn");
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM messages m JOIN message_raw r ON r.message_id = m.id
+             WHERE m.direction = 'out' AND m.subject LIKE '[ACME #%' AND length(r.raw) > 0"
+        ),
+        4,
+        "each queued mail has its subject and bytes"
+    );
+    let failed: String = conn
+        .query_row("SELECT t.subject || ': ' || e.detail FROM events e JOIN tickets t ON t.id = e.ticket_id WHERE e.kind = 'mail-failed'", [], |r| r.get(0))
+        .unwrap();
+    assert!(failed.starts_with("boom: acknowledgement not sent"), "{failed}");
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM outbox o LEFT JOIN message_raw r ON r.message_id = o.message_id WHERE r.raw IS NULL"
+        ),
+        0
+    );
+}

@@ -80,15 +80,22 @@ pub fn make(desk: &Desk<'_>, job: Job) -> Made {
 
 /// Fills in a made message, or withdraws its rows and notes on the ticket why it was not sent.
 fn store(conn: &Connection, made: Made) -> Result<(), StoreError> {
-    match made.result {
-        Ok((rendered, raw)) => write::fill_outbound(conn, made.out_row, &rendered.subject, &rendered.text, &raw)?,
-        Err(e) => {
-            warn!(ticket = made.ticket, kind = made.kind, error = %e, "mail not sent");
-            write::withdraw_outbound(conn, made.out_row)?;
-            let detail = format!("{} not sent: {e}", made.kind);
-            write::insert_event(conn, Some(made.ticket), made.now, "maildesk", "mail-failed", &detail)?;
-        }
-    }
+    let error = match &made.result {
+        Ok((rendered, raw)) => match write::fill_outbound(conn, made.out_row, &rendered.subject, &rendered.text, raw) {
+            Ok(()) => return Ok(()),
+            // Larger than SQLite takes: that mail is not sent, and the message that caused it (perhaps
+            // one earlier in this batch) is not to blame, so the batch goes on.
+            Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::TooBig => {
+                format!("too large to store ({} bytes)", raw.len())
+            }
+            Err(e) => return Err(e.into()),
+        },
+        Err(e) => e.clone(),
+    };
+    warn!(ticket = made.ticket, kind = made.kind, error = %error, "mail not sent");
+    write::withdraw_outbound(conn, made.out_row)?;
+    let detail = format!("{} not sent: {error}", made.kind);
+    write::insert_event(conn, Some(made.ticket), made.now, "maildesk", "mail-failed", &detail)?;
     Ok(())
 }
 
