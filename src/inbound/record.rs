@@ -78,9 +78,10 @@ impl Desk<'_> {
 /// SEARCH and FETCH). Without it (the first sync of a mailbox) the mark is left alone, so a crash
 /// mid-way repeats the first sync instead of skipping what it had not reached.
 ///
-/// Parsing is pure and about two fifths of the work (decoding base64 attachments above all), so a
-/// second thread parses a few messages ahead of the one that writes. The batch is written in one transaction without a
-/// savepoint per message: savepoints made SQLite copy every page a message touched into its
+/// Parsing is pure and about two fifths of the work (decoding base64 attachments above all), so it
+/// happens off the writing thread: `parsed_ahead` is the batch already parsed (by the watcher, while
+/// the batch before was written); without it, a second thread parses a few messages ahead of the
+/// writer. The batch is written in one transaction without a savepoint per message: savepoints made SQLite copy every page a message touched into its
 /// statement journal, a tenth of the cost. A message that fails on its content therefore rolls
 /// back the whole batch, which is written again with that message quarantined (see
 /// [`is_about_the_message`]); each pass sets aside one more message, so this ends.
