@@ -81,10 +81,11 @@ impl Desk<'_> {
 /// Parsing is pure and about two fifths of the work (decoding base64 attachments above all), so it
 /// happens off the writing thread: `parsed_ahead` is the batch already parsed (by the watcher, while
 /// the batch before was written); without it, a second thread parses a few messages ahead of the
-/// writer. The batch is written in one transaction without a savepoint per message: savepoints made SQLite copy every page a message touched into its
-/// statement journal, a tenth of the cost. A message that fails on its content therefore rolls
-/// back the whole batch, which is written again with that message quarantined (see
-/// [`is_about_the_message`]); each pass sets aside one more message, so this ends.
+/// writer. The batch is written in one transaction without a savepoint per message: savepoints
+/// made SQLite copy every page a message touched into its statement journal, a tenth of the cost.
+/// A message that fails on its content therefore rolls back the whole batch, which is written
+/// again with that message quarantined (see `is_about_the_message`); each pass sets aside one more
+/// message, so this ends.
 #[allow(clippy::too_many_arguments)]
 pub fn record_batch(
     conn: &mut Connection,
@@ -225,7 +226,7 @@ fn write_pass<'a>(
     refused: &HashMap<u32, String>,
 ) -> Result<Pass, StoreError> {
     if expected < 2 {
-        return write_pass_with(conn, desk, target, parsed, expected, refused, &mut Composer::Inline(desk));
+        return write_transaction(conn, &mut Composer::Inline(desk), target, parsed, expected, refused);
     }
     std::thread::scope(|s| {
         let (jobs, queued) = std::sync::mpsc::sync_channel(JOBS_AHEAD);
@@ -241,19 +242,20 @@ fn write_pass<'a>(
             }
         };
         // Returning drops the composer, which closes the jobs channel and so ends the thread.
-        write_pass_with(conn, desk, target, parsed, expected, refused, &mut composer)
+        write_transaction(conn, &mut composer, target, parsed, expected, refused)
     })
 }
 
-fn write_pass_with<'a>(
+/// The pass's transaction; its outbound mail is made by `composer` and complete before the commit.
+fn write_transaction<'a>(
     conn: &mut Connection,
-    desk: &Desk<'_>,
+    composer: &mut Composer<'_>,
     target: &Destination<'_>,
     parsed: impl Iterator<Item = Parsed<'a>>,
     expected: usize,
     refused: &HashMap<u32, String>,
-    composer: &mut Composer<'_>,
 ) -> Result<Pass, StoreError> {
+    let desk = composer.desk();
     let &Destination { mailbox, uid_validity, advance_to, now } = target;
     // IMMEDIATE: take the write lock up front. A deferred transaction that reads first and writes
     // later fails at once with "database is locked" if the sender committed in between.

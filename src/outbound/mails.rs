@@ -1,9 +1,10 @@
 //! Turns a plan's mail intents into outbox rows, inside the ingest transaction.
 //!
-//! Each intent is rendered from its template, composed, stored as an outbound message and queued
-//! once per recipient. Mail to technicians is one message per technician because each carries that
-//! technician's own reply address as `Reply-To`. A template or address problem is recorded on the
-//! ticket instead of failing the message: the ticket change stands either way.
+//! Each intent is stored as an outbound message and queued once per recipient; its text and bytes
+//! are rendered and composed by the [`Composer`] and filled in before the commit. Mail to
+//! technicians is one message per technician because each carries that technician's own reply
+//! address as `Reply-To`. A template or address problem is recorded on the ticket instead of
+//! failing the message: the ticket change stands either way.
 
 use rusqlite::{Connection, OptionalExtension};
 use tracing::warn;

@@ -1,5 +1,6 @@
-//! Mail going out: composed into bytes inside the ingest transaction ([`compose`]), delivered from
-//! the outbox afterwards ([`sender`]).
+//! Mail going out: queued inside the ingest transaction ([`mails`]), rendered and composed into
+//! bytes beside the writer before the commit ([`composer`], [`compose`]), delivered from the outbox
+//! afterwards ([`sender`]).
 
 pub mod compose;
 pub mod composer;
