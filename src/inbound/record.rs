@@ -101,12 +101,7 @@ pub fn record_batch(
     let target = Destination { mailbox, uid_validity, advance_to, now };
     let mut pass = match parsed_ahead.filter(|p| p.len() == batch.len()) {
         Some(parsed) => {
-            let parsed = batch.iter().zip(parsed).map(|(m, p)| Parsed {
-                uid: m.uid,
-                raw: &m.raw,
-                msg: p.msg,
-                visible: p.visible,
-            });
+            let parsed = batch.iter().zip(parsed).map(|(m, parsed)| Parsed { uid: m.uid, raw: &m.raw, parsed });
             write_pass(conn, desk, &target, parsed, batch.len(), &refused)?
         }
         None => parse_and_write(conn, desk, &target, batch, &refused)?,
@@ -172,15 +167,14 @@ struct Destination<'a> {
 struct Parsed<'a> {
     uid: u32,
     raw: &'a [u8],
-    msg: Result<Inbound, ParseError>,
-    /// What the sender wrote in this message, without quotes and signature (see `reply_text`).
-    visible: String,
+    parsed: ParsedMessage,
 }
 
-/// A message after the pure first step, owning its result: the watcher parses the next batch while
-/// this one is written (see [`parse_batch`]).
+/// The pure first step's result, owned: the watcher parses the next batch while this one is
+/// written (see [`parse_batch`]).
 pub struct ParsedMessage {
     msg: Result<Inbound, ParseError>,
+    /// What the sender wrote in this message, without quotes and signature (see `reply_text`).
     visible: String,
 }
 
@@ -202,8 +196,7 @@ fn parse_message(raw: &[u8]) -> ParsedMessage {
 }
 
 fn parse_fetched(m: &Fetched) -> Parsed<'_> {
-    let ParsedMessage { msg, visible } = parse_message(&m.raw);
-    Parsed { uid: m.uid, raw: &m.raw, msg, visible }
+    Parsed { uid: m.uid, raw: &m.raw, parsed: parse_message(&m.raw) }
 }
 
 enum Pass {
@@ -327,11 +320,11 @@ fn record_one(
     parsed: &Parsed<'_>,
     now: i64,
 ) -> Result<Outcome, StoreError> {
-    let raw = parsed.raw;
+    let Parsed { raw, parsed: ParsedMessage { msg, visible }, .. } = parsed;
     if write::uid_known(conn, source.0, source.1, source.2)? {
         return Ok(Outcome::Duplicate);
     }
-    let msg = match &parsed.msg {
+    let msg = match msg {
         Ok(msg) => msg,
         Err(e) => {
             let reason = e.to_string();
@@ -363,7 +356,6 @@ fn record_one(
         Thread::New { .. } => None,
     };
     let role = role(desk, msg, token, state.as_ref().map(|t| t.id), &lookup);
-    let visible = &parsed.visible;
     let policy = Policy {
         desk_addresses: &desk_addresses,
         technicians: &h.technicians,

@@ -21,10 +21,8 @@ use crate::store::StoreError;
 use crate::store::write;
 use crate::templates::{Context, Rendered};
 
-/// One outbound message to render and compose, owned so that another thread can make it.
-pub struct Job {
-    /// The message's row, already stored with its text empty.
-    pub out_row: i64,
+/// One outbound message, owned so that another thread can make it.
+pub struct Mail {
     pub ticket: i64,
     /// The template's name.
     pub kind: &'static str,
@@ -37,7 +35,13 @@ pub struct Job {
     pub references: Vec<String>,
     pub attachments: Vec<Attachment>,
     pub auto_submitted: Option<&'static str>,
+}
+
+/// A mail to render and compose, whose row is already stored with its text empty.
+pub struct Job {
+    pub out_row: i64,
     pub now: i64,
+    pub mail: Mail,
 }
 
 /// A job's result: the rendered text and the RFC 5322 bytes, or why the mail cannot be made.
@@ -52,22 +56,23 @@ pub struct Made {
 /// Renders and composes. Pure; a panic in a template engine or MIME builder becomes an error, so
 /// that every job gets its answer.
 pub fn make(desk: &Desk<'_>, job: Job) -> Made {
+    let Job { out_row, now, mail } = job;
     let work = || {
         let h = &desk.config.helpdesk;
-        let rendered = desk.templates.render(job.kind, &job.ctx).map_err(|e| e.to_string())?;
-        let (first, cc) = job.to.split_first().ok_or("no recipient")?;
+        let rendered = desk.templates.render(mail.kind, &mail.ctx).map_err(|e| e.to_string())?;
+        let (first, cc) = mail.to.split_first().ok_or("no recipient")?;
         let draft = Draft {
             from_name: &h.name,
             from_address: &h.address,
             to: first,
             cc,
-            reply_to: job.reply_to.as_deref(),
-            attachments: &job.attachments,
-            message_id: &job.message_id,
-            in_reply_to: job.in_reply_to.as_deref(),
-            references: &job.references,
-            date: job.now,
-            auto_submitted: job.auto_submitted,
+            reply_to: mail.reply_to.as_deref(),
+            attachments: &mail.attachments,
+            message_id: &mail.message_id,
+            in_reply_to: mail.in_reply_to.as_deref(),
+            references: &mail.references,
+            date: now,
+            auto_submitted: mail.auto_submitted,
             rendered: &rendered,
         };
         let raw = compose(&draft).map_err(|e| e.to_string())?;
@@ -75,7 +80,7 @@ pub fn make(desk: &Desk<'_>, job: Job) -> Made {
     };
     let result = catch_unwind(AssertUnwindSafe(work))
         .unwrap_or_else(|_| Err("internal error: rendering or composing panicked".to_string()));
-    Made { out_row: job.out_row, ticket: job.ticket, kind: job.kind, now: job.now, result }
+    Made { out_row, ticket: mail.ticket, kind: mail.kind, now, result }
 }
 
 /// Fills in a made message, or withdraws its rows and notes on the ticket why it was not sent.

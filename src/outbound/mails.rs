@@ -9,7 +9,7 @@
 use rusqlite::{Connection, OptionalExtension};
 use tracing::warn;
 
-use super::composer::{Composer, Job};
+use super::composer::{Composer, Job, Mail};
 use crate::auth::{self, AddressKind};
 use crate::inbound::parse::{Inbound, Mailbox};
 use crate::inbound::record::Desk;
@@ -93,16 +93,16 @@ pub fn queue(
         queued += queue_one(
             conn,
             composer,
-            Outgoing {
+            Mail {
                 ticket,
                 kind,
-                to: &mail.to,
+                to: mail.to.clone(),
                 reply_to: reply_address,
                 ctx,
                 message_id,
                 in_reply_to,
                 references,
-                attachments,
+                attachments: attachments.to_vec(),
                 // RFC 3834: the acknowledgement answers a mail; notifications are generated.
                 // Relayed replies carry a person's words and are neither.
                 auto_submitted: match mail.kind {
@@ -110,8 +110,8 @@ pub fn queue(
                     MailKind::Reply => None,
                     _ => Some("auto-generated"),
                 },
-                internal: to_technician,
             },
+            to_technician,
             now,
         )?;
     }
@@ -159,41 +159,32 @@ fn rate_limited(
     Ok(None)
 }
 
-/// One outbound message, ready to render.
-struct Outgoing<'a> {
-    ticket: i64,
-    kind: &'static str,
-    /// The first is `To`, the rest `Cc`.
-    to: &'a [Mailbox],
-    reply_to: Option<String>,
-    ctx: Context,
-    message_id: String,
-    in_reply_to: Option<String>,
-    references: Vec<String>,
-    attachments: &'a [crate::inbound::parse::Attachment],
-    auto_submitted: Option<&'static str>,
+/// Stores one message (its text still empty; `internal`: for technicians only) with an outbox row
+/// per recipient, and hands it to `composer` to be rendered and composed before the commit. A
+/// template or address problem withdraws the rows and becomes an event on the ticket. Returns the
+/// number of outbox rows.
+fn queue_one(
+    conn: &Connection,
+    composer: &mut Composer<'_>,
+    mail: Mail,
     internal: bool,
-}
-
-/// Stores one message (its text still empty) with an outbox row per recipient, and hands it to
-/// `composer` to be rendered and composed before the commit. A template or address problem
-/// withdraws the rows and becomes an event on the ticket. Returns the number of outbox rows.
-fn queue_one(conn: &Connection, composer: &mut Composer<'_>, o: Outgoing<'_>, now: i64) -> Result<usize, StoreError> {
+    now: i64,
+) -> Result<usize, StoreError> {
     let h = &composer.desk().config.helpdesk;
-    let Some(first) = o.to.first() else { return Ok(0) };
+    let Some(first) = mail.to.first() else { return Ok(0) };
     let from = Mailbox { name: Some(h.name.clone()), address: h.address.clone() };
     let out_row = write::insert_message(
         conn,
         &NewMessage {
-            ticket_id: Some(o.ticket),
+            ticket_id: Some(mail.ticket),
             direction: "out",
-            message_id: &o.message_id,
-            kind: o.kind,
-            internal: o.internal,
+            message_id: &mail.message_id,
+            kind: mail.kind,
+            internal,
             source: None,
             from: Some(&from),
             to: std::slice::from_ref(first),
-            cc: &o.to[1..],
+            cc: &mail.to[1..],
             subject: "",
             sent_at: Some(now),
             received_at: now,
@@ -201,25 +192,12 @@ fn queue_one(conn: &Connection, composer: &mut Composer<'_>, o: Outgoing<'_>, no
             raw: None,
         },
     )?;
-    for rcpt in o.to {
-        write::insert_outbox(conn, out_row, Some(o.ticket), &h.address, &rcpt.address, now)?;
+    for rcpt in &mail.to {
+        write::insert_outbox(conn, out_row, Some(mail.ticket), &h.address, &rcpt.address, now)?;
     }
-    let job = Job {
-        out_row,
-        ticket: o.ticket,
-        kind: o.kind,
-        ctx: o.ctx,
-        to: o.to.to_vec(),
-        reply_to: o.reply_to,
-        message_id: o.message_id,
-        in_reply_to: o.in_reply_to,
-        references: o.references,
-        attachments: o.attachments.to_vec(),
-        auto_submitted: o.auto_submitted,
-        now,
-    };
-    composer.submit(conn, job)?;
-    Ok(o.to.len())
+    let queued = mail.to.len();
+    composer.submit(conn, Job { out_row, now, mail })?;
+    Ok(queued)
 }
 
 /// Queues an SLA escalation for `ticket` to each recipient: one message each, so technicians get
@@ -285,19 +263,19 @@ pub fn queue_escalation(
         queued += queue_one(
             conn,
             composer,
-            Outgoing {
+            Mail {
                 ticket,
                 kind: "escalation",
-                to: std::slice::from_ref(rcpt),
+                to: vec![rcpt.clone()],
                 reply_to: reply_address,
                 ctx,
                 message_id,
                 in_reply_to: None,
                 references: Vec::new(),
-                attachments: &[],
+                attachments: Vec::new(),
                 auto_submitted: Some("auto-generated"),
-                internal: true,
             },
+            true,
             now,
         )?;
     }
