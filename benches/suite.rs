@@ -229,21 +229,28 @@ async fn imap(user: &str) -> async_imap::Session<tokio::net::TcpStream> {
     c.login(user, "secret").await.map_err(|(e, _)| e).unwrap()
 }
 
-/// Baseline 1: fetch every full message in batches of `batch`, discard. Returns (seconds, bytes).
-async fn bare_fetch(user: &str, batch: usize) -> (f64, usize) {
-    let start = Instant::now();
+/// Fetches every full message of `user`'s INBOX in batches of `batch` UIDs (ascending), handing
+/// each batch's answers to `each`.
+async fn fetch_all(user: &str, batch: usize, mut each: impl FnMut(&[async_imap::types::Fetch])) {
     let mut s = imap(user).await;
     // SELECT, as maildesk does; BODY.PEEK leaves the messages unseen for it.
     s.select("INBOX").await.unwrap();
     let mut uids: Vec<u32> = s.uid_search("ALL").await.unwrap().into_iter().collect();
     uids.sort_unstable();
-    let mut bytes = 0;
     for chunk in uids.chunks(batch) {
         let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
         let fetched: Vec<_> = s.uid_fetch(&set, "(UID BODY.PEEK[])").await.unwrap().try_collect().await.unwrap();
-        bytes += fetched.iter().filter_map(|f| f.body()).map(|b| b.len()).sum::<usize>();
+        each(&fetched);
     }
     s.logout().await.unwrap();
+}
+
+/// Baseline 1: fetch every full message in batches of `batch`, discard. Returns (seconds, bytes).
+async fn bare_fetch(user: &str, batch: usize) -> (f64, usize) {
+    let start = Instant::now();
+    let mut bytes = 0;
+    fetch_all(user, batch, |fetched| bytes += fetched.iter().filter_map(|f| f.body()).map(<[u8]>::len).sum::<usize>())
+        .await;
     (start.elapsed().as_secs_f64(), bytes)
 }
 
@@ -259,20 +266,14 @@ async fn fetch_and_store(user: &str, batch: usize) -> f64 {
          CREATE TABLE raw (id INTEGER PRIMARY KEY, uid INTEGER NOT NULL, raw BLOB NOT NULL);",
     )
     .unwrap();
-    let mut s = imap(user).await;
-    s.select("INBOX").await.unwrap();
-    let mut uids: Vec<u32> = s.uid_search("ALL").await.unwrap().into_iter().collect();
-    uids.sort_unstable();
-    for chunk in uids.chunks(batch) {
-        let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        let fetched: Vec<_> = s.uid_fetch(&set, "(UID BODY.PEEK[])").await.unwrap().try_collect().await.unwrap();
+    fetch_all(user, batch, |fetched| {
         let tx = db.transaction().unwrap();
-        for f in &fetched {
+        for f in fetched {
             tx.execute("INSERT INTO raw (uid, raw) VALUES (?1, ?2)", rusqlite::params![f.uid, f.body()]).unwrap();
         }
         tx.commit().unwrap();
-    }
-    s.logout().await.unwrap();
+    })
+    .await;
     start.elapsed().as_secs_f64()
 }
 
