@@ -27,7 +27,10 @@ use lettre::transport::smtp::client::Tls;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::json;
 
-const LAB: &str = "/tmp/maildesk-lab";
+/// The lab's directory, from `MAILDESK_LAB_DIR` as the scripts read it.
+fn lab_dir() -> String {
+    std::env::var("MAILDESK_LAB_DIR").unwrap_or_else(|_| "/tmp/maildesk-lab".to_string())
+}
 
 /// A small deterministic generator (xorshift64*): the same seed gives the same mailbox.
 struct Rng(u64);
@@ -194,7 +197,7 @@ impl Drop for SeededMailbox {
 /// Writes messages straight into a user's Maildir: seeding is not what is measured.
 fn seed_maildir(user: &str, messages: &[Vec<u8>]) -> SeededMailbox {
     let (local, domain) = user.split_once('@').unwrap();
-    let home = Path::new(LAB).join("mail").join(domain).join(local);
+    let home = Path::new(&lab_dir()).join("mail").join(domain).join(local);
     let dir = home.join("Maildir");
     for sub in ["cur", "new", "tmp"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();

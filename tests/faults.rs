@@ -84,7 +84,7 @@ fn a_recreated_mailbox_with_new_uidvalidity_resyncs_by_message_id() {
     // Someone deletes and recreates the mailbox: UIDVALIDITY changes, UIDs restart, and the old
     // message comes back (restored from a backup, unread) next to a new one.
     let local = desk.support.split('@').next().unwrap();
-    std::fs::remove_dir_all(std::path::Path::new(LAB_DIR).join("mail/example.test").join(local)).unwrap();
+    std::fs::remove_dir_all(std::path::Path::new(&lab_dir()).join("mail/example.test").join(local)).unwrap();
     std::thread::sleep(Duration::from_millis(1100)); // Dovecot derives UIDVALIDITY from the clock
     append(&desk.support, &[first, message(&hal, &desk.support, "After the move", "mv2@hal.example.test", "", "y")]);
     desk.start();
@@ -182,7 +182,7 @@ fn a_message_the_server_cannot_read_is_quarantined_after_three_tries_and_intake_
     // Make the middle message's file unreadable for Dovecot (which reads mail as vmail): the
     // server still lists it but cannot return it.
     let (local, domain) = desk.support.split_once('@').unwrap();
-    let maildir = std::path::PathBuf::from(format!("{LAB_DIR}/mail/{domain}/{local}/Maildir"));
+    let maildir = std::path::PathBuf::from(format!("{}/mail/{domain}/{local}/Maildir", lab_dir()));
     let file = ["cur", "new"]
         .iter()
         .flat_map(|d| std::fs::read_dir(maildir.join(d)).into_iter().flatten())

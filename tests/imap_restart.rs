@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn restart_dovecot() {
-    let pidfile = format!("{LAB_DIR}/run/dovecot/master.pid");
+    let pidfile = format!("{}/run/dovecot/master.pid", lab_dir());
     let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let start = Instant::now();

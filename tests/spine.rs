@@ -323,7 +323,7 @@ fn sigkill_mid_backlog_seed_3() {
 
 #[test]
 fn tls_imap_and_smtp_with_a_private_ca() {
-    let ca = format!("{LAB_DIR}/tls/ca.pem");
+    let ca = format!("{}/tls/ca.pem", lab_dir());
     let mut desk = Desk::with(DeskOptions {
         imap: format!("host = \"localhost\"\nport = {IMAPS_PORT}\nsecurity = \"tls\"\nca_file = \"{ca}\""),
         smtp: format!("host = \"localhost\"\nport = {SMTPS_PORT}\nsecurity = \"tls\"\nca_file = \"{ca}\""),

@@ -19,7 +19,10 @@ pub const IMAP_PORT: u16 = 1143;
 pub const IMAPS_PORT: u16 = 1993;
 pub const SMTP_PORT: u16 = 2525;
 pub const SMTPS_PORT: u16 = 2465;
-pub const LAB_DIR: &str = "/tmp/maildesk-lab";
+/// The lab's directory, from `MAILDESK_LAB_DIR` as the scripts read it (CI uses a new one each run).
+pub fn lab_dir() -> String {
+    std::env::var("MAILDESK_LAB_DIR").unwrap_or_else(|_| "/tmp/maildesk-lab".to_string())
+}
 
 /// Fails the test with instructions when the lab is not running: an integration test that silently
 /// skips is a test that cannot fail.
