@@ -3,6 +3,7 @@
 
 pub mod bounce;
 pub mod classify;
+pub mod html;
 pub mod imap;
 pub mod parse;
 pub mod record;

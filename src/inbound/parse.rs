@@ -9,7 +9,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use data_encoding::HEXLOWER;
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use mail_parser::{Address, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
 /// A name and a lower-cased address, as found in From/To/Cc/Reply-To.
@@ -157,7 +157,13 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
             synthetic_message_id(raw)
         }
     };
-    let from = first_mailbox(msg.from());
+    // The first From field: a second one (or a garbage line after it) never replaces the sender.
+    let from_fields: Vec<&Address<'_>> =
+        msg.header_values(HeaderName::From).filter_map(HeaderValue::as_address).collect();
+    let from = from_fields.iter().find_map(|a| first_mailbox(Some(a)));
+    if from_fields.len() > 1 {
+        defects.push(format!("{} From fields; the first was used", from_fields.len()));
+    }
     if from.is_none() {
         defects.push("no usable From address".into());
     }
@@ -178,7 +184,7 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
             String::new()
         }
     };
-    let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    let text = body_text(&msg);
     let attachments = msg
         .attachments()
         .map(|part| {
@@ -259,6 +265,24 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
         attachments,
         defects,
     })
+}
+
+/// Every inline text part in order (text that follows an image or is split around an inline
+/// attachment is text too), HTML ones converted with their block structure kept.
+fn body_text(msg: &Message<'_>) -> String {
+    let mut parts = Vec::new();
+    for id in &msg.text_body {
+        let Some(part) = msg.parts.get(*id as usize) else { continue };
+        let text = match &part.body {
+            PartType::Text(t) => t.to_string(),
+            PartType::Html(h) => super::html::html_to_text(h),
+            _ => continue,
+        };
+        if !text.trim().is_empty() {
+            parts.push(text);
+        }
+    }
+    parts.join("\n\n")
 }
 
 /// "high" or "low" from one Importance / Priority / X-Priority header.
@@ -378,5 +402,50 @@ Content-Disposition: attachment; filename=\"../../etc/passwd\"\r\nContent-Transf
         assert_eq!(m.attachments[0].content_type, "application/pdf");
         assert_eq!(m.attachments[0].data, b"hello");
         assert_eq!(m.attachments[0].sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+    }
+
+    #[test]
+    fn every_inline_text_part_is_kept_in_order() {
+        let raw = b"From: a@b.test\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n\
+Content-Type: text/plain\r\n\r\nbefore the picture\r\n--XX\r\nContent-Type: image/png\r\n\
+Content-Disposition: inline; filename=a.png\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--XX\r\n\
+Content-Type: text/plain\r\n\r\nafter the picture\r\n--XX--\r\n";
+        let m = parse(raw).unwrap();
+        assert!(m.text.contains("before the picture") && m.text.contains("after the picture"), "{:?}", m.text);
+        assert!(m.text.find("before").unwrap() < m.text.find("after").unwrap());
+        assert_eq!(m.attachments.len(), 1);
+    }
+
+    #[test]
+    fn html_only_replies_keep_their_blocks() {
+        let raw = b"From: a@b.test\r\nSubject: s\r\nContent-Type: text/html\r\n\r\n\
+<div>Thank you!</div><hr><div><b>From:</b> Bob<br><b>Sent:</b> Monday<br><b>To:</b> support</div><div>old</div>";
+        let m = parse(raw).unwrap();
+        assert_eq!(m.text, "Thank you!\nFrom: Bob\nSent: Monday\nTo: support\nold");
+        assert_eq!(crate::reply_text::visible_text(&m.text), "Thank you!");
+    }
+
+    #[test]
+    fn east_asian_charsets_are_decoded() {
+        // ISO-2022-JP in an encoded word and in the body; GB2312 and Big5 bodies.
+        let raw = b"From: =?ISO-2022-JP?B?GyRCRURDZhsoQg==?= <t@b.test>\r\nSubject: =?ISO-2022-JP?B?GyRCJTUlXSE8JUgbKEI=?=\r\n\
+Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n\x1b$B$3$s$K$A$O\x1b(B\r\n";
+        let m = parse(raw).unwrap();
+        assert_eq!(m.subject, "サポート");
+        assert_eq!(m.from.unwrap().name.as_deref(), Some("田中"));
+        assert_eq!(m.text.trim(), "こんにちは");
+        let gb = b"From: a@b.test\r\nSubject: s\r\nContent-Type: text/plain; charset=GB2312\r\n\r\n\xc4\xe3\xba\xc3\r\n";
+        assert_eq!(parse(gb).unwrap().text.trim(), "你好");
+        let big5 = b"From: a@b.test\r\nSubject: s\r\nContent-Type: text/plain; charset=Big5\r\n\r\n\xa7\x41\xa6\x6e\r\n";
+        assert_eq!(parse(big5).unwrap().text.trim(), "你好");
+    }
+
+    #[test]
+    fn a_second_from_or_a_garbage_line_never_replaces_the_sender() {
+        let m = parse(b"From: alice@x.test\r\nFrom: mallory@evil.test\r\nSubject: s\r\n\r\nb").unwrap();
+        assert_eq!(m.from.unwrap().address, "alice@x.test");
+        assert!(m.defects.iter().any(|d| d.contains("2 From fields")), "{:?}", m.defects);
+        let m = parse(b"From: alice@x.test\r\nFr om: mallory@evil.test\r\nSubject: s\r\n\r\nb").unwrap();
+        assert_eq!(m.from.unwrap().address, "alice@x.test");
     }
 }
