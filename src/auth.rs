@@ -75,21 +75,59 @@ pub fn verify_ticket_address(
     })
 }
 
-/// Whether a trusted `Authentication-Results` header shows DMARC (or DKIM) passing for `domain`.
-pub fn dmarc_pass(authentication_results: &[String], authserv_id: &str, domain: &str) -> bool {
+/// Replaces every per-ticket address of this desk (`support+t42-…@`, `support+n42-…@`) in `text`
+/// with a placeholder, and says how many there were. Relayed text must never carry one: whoever
+/// receives it could act as the technician it was issued to. Tokens are no longer printed in
+/// bodies, but a quoted older notification, a custom template or a technician pasting one can
+/// still bring them in.
+pub fn redact_ticket_addresses(text: &str, support: &str) -> (String, usize) {
+    let Some((local, domain)) = support.rsplit_once('@') else { return (text.to_string(), 0) };
+    let pattern = format!(r"(?i){}\+[tn][0-9]+-[a-z2-7]+@{}", regex::escape(local), regex::escape(domain));
+    let Ok(re) = regex::Regex::new(&pattern) else { return (text.to_string(), 0) };
+    let count = re.find_iter(text).count();
+    if count == 0 {
+        return (text.to_string(), 0);
+    }
+    (re.replace_all(text, "[technician address removed]").into_owned(), count)
+}
+
+/// Whether the receiving server's own `Authentication-Results` shows DMARC (or DKIM) passing for
+/// `domain`, and nothing from it says DMARC failed.
+///
+/// Anyone can write an `Authentication-Results` header with any authserv-id into a mail they send
+/// (RFC 8601 §5), so only headers above the receiving server's own hop count: those with at most
+/// `internal_hops` `Received:` fields above them (0 when the authenticating server delivers to the
+/// mailbox itself; 1 when, say, Dovecot's LMTP adds one more after it). A forged copy sits below the
+/// sender's own Received fields and is ignored. Among the trusted headers a `dmarc=fail` wins.
+/// What a pass proves is that the *domain* sent the mail, not which mailbox in it did.
+pub fn dmarc_pass(
+    authentication_results: &[(usize, String)],
+    authserv_id: &str,
+    internal_hops: usize,
+    domain: &str,
+) -> bool {
     let domain = domain.to_ascii_lowercase();
-    authentication_results.iter().any(|header| {
+    let mut pass = false;
+    for (received_above, header) in authentication_results {
+        if *received_above > internal_hops {
+            break;
+        }
         let mut parts = header.split(';');
         let id = parts.next().unwrap_or("").split_whitespace().next().unwrap_or("");
         if !id.eq_ignore_ascii_case(authserv_id) {
-            return false;
+            continue;
         }
-        parts.any(|result| {
+        for result in parts {
             let words: Vec<String> = result.split_whitespace().map(|w| w.to_ascii_lowercase()).collect();
             let has = |key: &str, value: &str| words.iter().any(|w| w == &format!("{key}={value}"));
-            (has("dmarc", "pass") && has("header.from", &domain)) || (has("dkim", "pass") && has("header.d", &domain))
-        })
-    })
+            if words.iter().any(|w| w.starts_with("dmarc=") && w != "dmarc=pass" && w != "dmarc=none") {
+                return false;
+            }
+            pass |= (has("dmarc", "pass") && has("header.from", &domain))
+                || (has("dkim", "pass") && has("header.d", &domain));
+        }
+    }
+    pass
 }
 
 #[cfg(test)]
@@ -123,20 +161,40 @@ mod tests {
     }
 
     #[test]
+    fn ticket_addresses_are_redacted_from_relayed_text() {
+        let addr = ticket_address(SECRET, "support@acme.test", AddressKind::Reply, 42, "tech1@acme.test");
+        let note = ticket_address(SECRET, "support@acme.test", AddressKind::Note, 42, "tech1@acme.test");
+        let text = format!("Thanks\n> write to {addr} or <{}>\nsupport@acme.test stays", note.to_uppercase());
+        let (out, n) = redact_ticket_addresses(&text, "support@acme.test");
+        assert_eq!(n, 2);
+        assert!(!out.to_lowercase().contains("+t42-") && !out.to_lowercase().contains("+n42-"), "{out}");
+        assert!(out.contains("support@acme.test stays"));
+        assert_eq!(redact_ticket_addresses("nothing here", "support@acme.test"), ("nothing here".into(), 0));
+    }
+
+    #[test]
     fn only_the_trusted_server_counts() {
-        let h = |s: &str| vec![s.to_string()];
-        assert!(dmarc_pass(
-            &h("mx.acme.test; dkim=pass header.d=acme.test; dmarc=pass header.from=acme.test"),
-            "mx.acme.test",
-            "acme.test"
-        ));
-        assert!(dmarc_pass(
-            &h("mx.acme.test 1; dkim=pass (2048-bit key) header.d=ACME.test"),
-            "mx.acme.test",
-            "acme.test"
-        ));
-        assert!(!dmarc_pass(&h("evil.test; dmarc=pass header.from=acme.test"), "mx.acme.test", "acme.test"));
-        assert!(!dmarc_pass(&h("mx.acme.test; dmarc=fail header.from=acme.test"), "mx.acme.test", "acme.test"));
-        assert!(!dmarc_pass(&h("mx.acme.test; dmarc=pass header.from=other.test"), "mx.acme.test", "acme.test"));
+        let h = |s: &str| vec![(0, s.to_string())];
+        let pass = |a: &[(usize, String)]| dmarc_pass(a, "mx.acme.test", 0, "acme.test");
+        assert!(pass(&h("mx.acme.test; dkim=pass header.d=acme.test; dmarc=pass header.from=acme.test")));
+        assert!(pass(&h("mx.acme.test 1; dkim=pass (2048-bit key) header.d=ACME.test")));
+        assert!(!pass(&h("evil.test; dmarc=pass header.from=acme.test")));
+        assert!(!pass(&h("mx.acme.test; dmarc=fail header.from=acme.test")));
+        assert!(!pass(&h("mx.acme.test; dmarc=pass header.from=other.test")));
+    }
+
+    #[test]
+    fn forged_headers_below_the_receiving_hop_are_ignored_and_a_fail_wins() {
+        let forged = "mx.acme.test; dmarc=pass header.from=acme.test".to_string();
+        let real_fail = "mx.acme.test; dmarc=fail (p=reject) header.from=acme.test".to_string();
+        // The sender's forged copy sits below the receiving server's Received field.
+        assert!(!dmarc_pass(&[(1, forged.clone())], "mx.acme.test", 0, "acme.test"));
+        // The receiving server says fail at the top; a forged pass further down changes nothing,
+        // even one written above the first Received.
+        assert!(!dmarc_pass(&[(0, real_fail.clone()), (1, forged.clone())], "mx.acme.test", 0, "acme.test"));
+        assert!(!dmarc_pass(&[(0, real_fail), (0, forged.clone())], "mx.acme.test", 0, "acme.test"));
+        // One internal hop (e.g. LMTP delivery after the milter) is allowed when configured.
+        assert!(dmarc_pass(&[(1, forged.clone())], "mx.acme.test", 1, "acme.test"));
+        assert!(!dmarc_pass(&[(2, forged)], "mx.acme.test", 1, "acme.test"));
     }
 }

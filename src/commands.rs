@@ -20,7 +20,8 @@ pub const HELP: &str = "\
 #note                                   the rest of the message is internal: never sent to the requester
 #cc ADDRESS                             add a watcher (gets technicians' replies)
 #uncc ADDRESS                           remove a watcher
-#merge N                                merge this ticket into ticket N";
+#merge N                                merge this ticket into ticket N (Cc your reply address for N)
+#accept                                 accept held mail from non-participants: they become watchers";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -32,6 +33,8 @@ pub enum Command {
     Cc(String),
     Uncc(String),
     Merge(i64),
+    /// Mail held because its sender is not a participant: accept it (its senders become watchers).
+    Accept,
 }
 
 impl Command {
@@ -46,6 +49,7 @@ impl Command {
             Command::Cc(a) => format!("cc {a}"),
             Command::Uncc(a) => format!("uncc {a}"),
             Command::Merge(n) => format!("merge into {n}"),
+            Command::Accept => "accept".into(),
         }
     }
 }
@@ -118,9 +122,15 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
             "cc" => Command::Cc(address(one_arg("an address")?)?),
             "uncc" => Command::Uncc(address(one_arg("an address")?)?),
             "merge" => {
+                // After a merge the mail's ticket is gone: a second one would act on a ticket
+                // nobody named.
+                if commands.iter().any(|c| matches!(c, Command::Merge(_))) {
+                    return Err(err("only one #merge per mail".into()));
+                }
                 let n = one_arg("a ticket number")?.trim_start_matches('#');
                 Command::Merge(n.parse().map_err(|_| err(format!("{n:?} is not a ticket number")))?)
             }
+            "accept" => no_args().map(|_| Command::Accept)?,
             "note" => {
                 // "#note" ends the commands: everything after it, on its line and below, is the note.
                 commands.push(Command::Note);
@@ -184,6 +194,7 @@ mod tests {
             ("#assign bob", 1, "not a mail address"),
             ("#assign a@x.test b@x.test", 1, "takes one"),
             ("#merge twelve", 1, "not a ticket number"),
+            ("#merge 5\n#merge 5", 2, "only one #merge"),
             ("#close now", 1, "takes no argument"),
             ("#status done", 1, "unknown status"),
             ("#\nclose", 1, "not a command"),

@@ -94,6 +94,9 @@ pub struct SecurityPolicy {
     pub technician_proof: Vec<String>,
     /// The receiving server whose Authentication-Results are trusted; DMARC is unused without it.
     pub authserv_id: Option<String>,
+    /// How many `Received:` fields your own servers add above the authenticating server's
+    /// Authentication-Results (0: it delivers to the mailbox itself).
+    pub authserv_internal_hops: usize,
     /// Where the reply-token secret is read from; by default it is generated and kept in the database.
     pub reply_secret_file: Option<PathBuf>,
 }
@@ -243,17 +246,25 @@ struct FileSecurity {
     #[serde(default = "default_technician_proof")]
     technician_proof: Vec<String>,
     authserv_id: Option<String>,
+    #[serde(default)]
+    authserv_internal_hops: usize,
     reply_secret_file: Option<PathBuf>,
 }
 
 impl Default for FileSecurity {
     fn default() -> Self {
-        FileSecurity { technician_proof: default_technician_proof(), authserv_id: None, reply_secret_file: None }
+        FileSecurity {
+            technician_proof: default_technician_proof(),
+            authserv_id: None,
+            authserv_internal_hops: 0,
+            reply_secret_file: None,
+        }
     }
 }
 
+/// `token` only: a DMARC pass proves the sender's domain, not the mailbox (see `auth::dmarc_pass`).
 fn default_technician_proof() -> Vec<String> {
-    vec!["token".into(), "dmarc".into()]
+    vec!["token".into()]
 }
 fn default_reopen_window() -> String {
     "14d".into()
@@ -516,6 +527,7 @@ impl Config {
         let security = SecurityPolicy {
             technician_proof: sec.technician_proof,
             authserv_id: sec.authserv_id,
+            authserv_internal_hops: sec.authserv_internal_hops,
             reply_secret_file: sec.reply_secret_file.map(resolve),
         };
         if let Some(f) = &security.reply_secret_file {

@@ -126,7 +126,8 @@ fn mobile_signature(line: &str) -> bool {
 
 /// A mailing list's footer, cut from the end of a message: a rule line, then list boilerplate.
 fn list_footer_rule(line: &str) -> bool {
-    line.len() >= 10 && (line.chars().all(|c| c == '_') || line.chars().all(|c| c == '-') || line.chars().all(|c| c == '='))
+    line.len() >= 10
+        && (line.chars().all(|c| c == '_') || line.chars().all(|c| c == '-') || line.chars().all(|c| c == '='))
 }
 
 fn list_boilerplate(line: &str) -> bool {

@@ -15,14 +15,20 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-/// What threading needs to know about existing tickets and messages.
+/// What threading needs to know about existing tickets and messages. A lookup that fails is an
+/// error, never "no ticket": a read failure must not open a new ticket for a reply.
 pub trait TicketLookup {
+    type Error;
     /// The ticket that mail for number `id` now lands in: `id` itself, or the ticket it was merged
     /// into; `None` when there is no such ticket.
-    fn live_ticket(&self, id: i64) -> Option<i64>;
+    fn live_ticket(&self, id: i64) -> Result<Option<i64>, Self::Error>;
     /// The ticket of a message maildesk received or sent, by Message-ID (without brackets).
-    fn ticket_of_message(&self, message_id: &str) -> Option<i64>;
+    fn ticket_of_message(&self, message_id: &str) -> Result<Option<i64>, Self::Error>;
 }
+
+/// At most this many `References` are followed (newest first): a hostile header with thousands
+/// of ids must not cost thousands of lookups.
+pub const MAX_REFERENCES: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Thread {
@@ -66,32 +72,46 @@ pub fn format_tag(tag: &str, ticket: i64) -> String {
 }
 
 /// Decides the ticket for a message with the given subject and reply headers.
-pub fn thread(
+pub fn thread<L: TicketLookup + ?Sized>(
     subject: &str,
     in_reply_to: &[String],
     references: &[String],
     tag: &str,
-    lookup: &dyn TicketLookup,
-) -> Thread {
+    lookup: &L,
+) -> Result<Thread, L::Error> {
     let tagged = subject_tags(subject, tag);
-    if let Some(ticket) = tagged.iter().find_map(|&t| lookup.live_ticket(t)) {
-        return Thread::Existing { ticket, by: ThreadedBy::SubjectTag };
-    }
-    for id in in_reply_to {
-        if let Some(ticket) = lookup.ticket_of_message(id) {
-            return Thread::Existing { ticket, by: ThreadedBy::InReplyTo };
+    for &t in &tagged {
+        if let Some(ticket) = lookup.live_ticket(t)? {
+            return Ok(Thread::Existing { ticket, by: ThreadedBy::SubjectTag });
         }
     }
-    for id in references.iter().rev() {
-        if let Some(ticket) = lookup.ticket_of_message(id) {
-            return Thread::Existing { ticket, by: ThreadedBy::References };
-        }
+    if let Some((ticket, by)) = by_reply_headers(in_reply_to, references, lookup)? {
+        return Ok(Thread::Existing { ticket, by });
     }
     let note = (!tagged.is_empty()).then(|| {
         let list: Vec<String> = tagged.iter().map(|t| format_tag(tag, *t)).collect();
         format!("subject tag {} names no existing ticket", list.join(", "))
     });
-    Thread::New { note }
+    Ok(Thread::New { note })
+}
+
+/// The ticket the reply headers point to: `In-Reply-To`, then `References` newest first.
+pub fn by_reply_headers<L: TicketLookup + ?Sized>(
+    in_reply_to: &[String],
+    references: &[String],
+    lookup: &L,
+) -> Result<Option<(i64, ThreadedBy)>, L::Error> {
+    for id in in_reply_to.iter().take(MAX_REFERENCES) {
+        if let Some(ticket) = lookup.ticket_of_message(id)? {
+            return Ok(Some((ticket, ThreadedBy::InReplyTo)));
+        }
+    }
+    for id in references.iter().rev().take(MAX_REFERENCES) {
+        if let Some(ticket) = lookup.ticket_of_message(id)? {
+            return Ok(Some((ticket, ThreadedBy::References)));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -106,13 +126,31 @@ mod tests {
     }
 
     impl TicketLookup for Fake {
-        fn live_ticket(&self, id: i64) -> Option<i64> {
+        type Error = std::convert::Infallible;
+        fn live_ticket(&self, id: i64) -> Result<Option<i64>, Self::Error> {
             // Ticket 3 was merged into 2.
-            if id == 3 { Some(2) } else { self.tickets.contains(&id).then_some(id) }
+            Ok(if id == 3 { Some(2) } else { self.tickets.contains(&id).then_some(id) })
         }
-        fn ticket_of_message(&self, message_id: &str) -> Option<i64> {
-            self.messages.get(message_id).copied()
+        fn ticket_of_message(&self, message_id: &str) -> Result<Option<i64>, Self::Error> {
+            Ok(self.messages.get(message_id).copied())
         }
+    }
+
+    struct Broken;
+    impl TicketLookup for Broken {
+        type Error = &'static str;
+        fn live_ticket(&self, _: i64) -> Result<Option<i64>, Self::Error> {
+            Err("disk I/O error")
+        }
+        fn ticket_of_message(&self, _: &str) -> Result<Option<i64>, Self::Error> {
+            Err("disk I/O error")
+        }
+    }
+
+    #[test]
+    fn a_failed_lookup_is_an_error_not_a_new_ticket() {
+        assert_eq!(thread("Re: [ACME #7]", &[], &[], "ACME", &Broken), Err("disk I/O error"));
+        assert_eq!(thread("Re: x", &ids(&["a@b"]), &[], "ACME", &Broken), Err("disk I/O error"));
     }
 
     fn fake() -> Fake {
@@ -156,7 +194,7 @@ mod tests {
         ];
         let f = fake();
         for (subject, irt, refs, want) in cases {
-            assert_eq!(thread(subject, &ids(irt), &ids(refs), "ACME", &f), want, "{subject}");
+            assert_eq!(thread(subject, &ids(irt), &ids(refs), "ACME", &f), Ok(want), "{subject}");
         }
     }
 
@@ -166,8 +204,8 @@ mod tests {
         fn tag_survives_surrounding_text(prefix in "[^\\[\\]]{0,40}", suffix in "[^\\[\\]]{0,40}", n in 1i64..=7) {
             let f = fake();
             let subject = format!("{prefix}[ACME #{n}]{suffix}");
-            let got = thread(&subject, &[], &[], "ACME", &f);
-            if let Some(live) = f.live_ticket(n) {
+            let got = thread(&subject, &[], &[], "ACME", &f).unwrap();
+            if let Some(live) = f.live_ticket(n).unwrap() {
                 proptest::prop_assert_eq!(got, Thread::Existing { ticket: live, by: ThreadedBy::SubjectTag });
             } else {
                 proptest::prop_assert!(matches!(got, Thread::New { .. }), "expected a new ticket, got {:?}", got);
@@ -177,7 +215,7 @@ mod tests {
         /// Subjects without a tag and unknown ids always make a new ticket.
         #[test]
         fn no_evidence_no_thread(subject in "[^\\[]{0,80}", refs in proptest::collection::vec("[a-z]{1,8}@[a-z]{1,8}", 0..5)) {
-            let got = thread(&subject, &refs, &refs, "ACME", &fake());
+            let got = thread(&subject, &refs, &refs, "ACME", &fake()).unwrap();
             proptest::prop_assert_eq!(got, Thread::New { note: None });
         }
     }

@@ -80,6 +80,8 @@ pub enum Update {
     RemoveWatcher(String),
     MergeInto(i64),
     FirstResponse,
+    /// Held mail on the ticket is accepted: its senders become watchers.
+    AcceptHeld,
 }
 
 /// How a stored message is labelled in `maildesk show`.
@@ -94,6 +96,9 @@ pub enum MessageKind {
     RejectedCommands,
     /// A delivery report about mail maildesk sent.
     Bounce,
+    /// From someone who is not a participant, threaded by subject tag alone: kept for technicians,
+    /// reopening, relaying and subscribing nothing until a technician sends `#accept`.
+    Held,
 }
 
 impl MessageKind {
@@ -107,6 +112,7 @@ impl MessageKind {
             MessageKind::Commands => "commands",
             MessageKind::RejectedCommands => "rejected-commands",
             MessageKind::Bounce => "bounce",
+            MessageKind::Held => "held",
         }
     }
 }
@@ -218,7 +224,8 @@ pub fn plan(
     role: &Role,
     suppression: Option<&Suppression>,
     policy: &Policy<'_>,
-    ticket_exists: &dyn Fn(i64) -> bool,
+    participant: bool,
+    merge_allowed: &dyn Fn(i64) -> Result<(), String>,
     now: i64,
 ) -> Plan {
     let mut events: Vec<Event> = msg.defects.iter().map(|d| event("defect", d.clone())).collect();
@@ -247,10 +254,13 @@ pub fn plan(
                 return open(msg, visible, Some(t.id), suppression, policy, events);
             }
             events.push(event("threaded", format!("message {} joined by {how}", msg.message_id)));
+            if !participant && !matches!(role, Role::Technician { .. }) {
+                return held(msg, visible, t, suppression, policy, events);
+            }
             match role {
                 // A technician's out-of-office answering a notification is automatic mail, not a reply.
                 Role::Technician { address, note, .. } if suppression.is_none() => {
-                    technician(msg, visible, t, address, *note, policy, ticket_exists, events)
+                    technician(msg, visible, t, address, *note, policy, merge_allowed, events)
                 }
                 _ => requester_reply(msg, visible, t, suppression, policy, now, events),
             }
@@ -367,11 +377,11 @@ fn technician(
     sender: &str,
     note_address: bool,
     policy: &Policy<'_>,
-    ticket_exists: &dyn Fn(i64) -> bool,
+    merge_allowed: &dyn Fn(i64) -> Result<(), String>,
     mut events: Vec<Event>,
 ) -> Plan {
     let mut plan = Plan::existing(t.id, MessageKind::TechnicianReply, visible);
-    let parsed = commands::parse(visible).and_then(|p| check(p, t, policy, ticket_exists));
+    let parsed = commands::parse(visible).and_then(|p| check(p, t, policy, merge_allowed));
     let parsed = match parsed {
         Ok(p) => p,
         Err(e) => {
@@ -395,6 +405,7 @@ fn technician(
             Command::Cc(a) => plan.updates.push(Update::AddWatcher(a.clone())),
             Command::Uncc(a) => plan.updates.push(Update::RemoveWatcher(a.clone())),
             Command::Merge(n) => plan.updates.push(Update::MergeInto(*n)),
+            Command::Accept => plan.updates.push(Update::AcceptHeld),
             Command::Note => {}
         }
     }
@@ -429,12 +440,14 @@ fn technician(
     plan
 }
 
-/// Checks what the parser cannot: that assignees are technicians and merge targets exist.
+/// Checks what the parser cannot: that assignees are technicians, that watchers are outsiders (the
+/// desk's own address or a technician would loop mail back in), and that a merge target exists and
+/// the sender proved they work on it (see `inbound::record`).
 fn check(
     p: commands::Parsed,
     t: &TicketState,
     policy: &Policy<'_>,
-    ticket_exists: &dyn Fn(i64) -> bool,
+    merge_allowed: &dyn Fn(i64) -> Result<(), String>,
 ) -> Result<commands::Parsed, CommandError> {
     for c in &p.commands {
         let fail = |reason: String| CommandError { line_no: 0, line: format!("#{}", c.describe()), reason };
@@ -442,12 +455,57 @@ fn check(
             Command::Assign(a) if !policy.technicians.contains(a) => {
                 return Err(fail(format!("{a} is not on the technicians list")));
             }
+            Command::Cc(a) if policy.desk_addresses.iter().any(|d| same_mailbox(d, a)) => {
+                return Err(fail(format!("{a} is the help desk's own address")));
+            }
+            Command::Cc(a) if policy.technicians.contains(a) => {
+                return Err(fail(format!("{a} is a technician; technicians get the ticket's mail already")));
+            }
             Command::Merge(n) if *n == t.id => return Err(fail("a ticket cannot be merged into itself".into())),
-            Command::Merge(n) if !ticket_exists(*n) => return Err(fail(format!("ticket {n} does not exist"))),
+            Command::Merge(n) => merge_allowed(*n).map_err(fail)?,
             _ => {}
         }
     }
     Ok(p)
+}
+
+/// Mail from someone who is not a participant, threaded only by a subject tag: stored on the
+/// ticket, shown to its technicians, and nothing else until one of them accepts it.
+fn held(
+    msg: &Inbound,
+    visible: &str,
+    t: &TicketState,
+    suppression: Option<&Suppression>,
+    policy: &Policy<'_>,
+    mut events: Vec<Event>,
+) -> Plan {
+    let sender = msg.from.as_ref().map(|f| f.address.as_str()).unwrap_or("(no sender)");
+    let mut plan = Plan::existing(t.id, MessageKind::Held, visible);
+    plan.internal = true;
+    events.push(event(
+        "held",
+        format!(
+            "{sender} is not a participant of ticket {} and the mail names it only by subject tag: \
+             nothing reopened, relayed or subscribed; #accept makes the sender a watcher",
+            t.id
+        ),
+    ));
+    if suppression.is_none() {
+        plan.notice = Some(format!(
+            "This mail is held: {sender} is not the requester, a watcher or anyone this ticket was mailed to, \
+             and the mail names the ticket only by its subject tag. It was not sent on and changed nothing. \
+             Reply #accept to make the sender a watcher of this ticket."
+        ));
+        let to: Vec<&String> = match &t.assignee {
+            Some(a) => vec![a],
+            None => policy.technicians.iter().collect(),
+        };
+        for a in to {
+            plan.mails.push(Mail { kind: MailKind::RequesterReply, to: vec![mailbox(a)] });
+        }
+    }
+    plan.events = events;
+    plan
 }
 
 #[cfg(test)]
@@ -490,7 +548,8 @@ mod tests {
         let techs = strings(TECHS);
         let policy =
             Policy { desk_addresses: &desk, technicians: &techs, reopen_window_secs: 14 * 86_400, cc_watchers: true };
-        plan(m, &crate::reply_text::visible_text(&m.text), &thread, t, &role, suppression, &policy, &|n| n == 9, now)
+        let merge = |n: i64| if n == 9 { Ok(()) } else { Err(format!("ticket {n} does not exist")) };
+        plan(m, &crate::reply_text::visible_text(&m.text), &thread, t, &role, suppression, &policy, true, &merge, now)
     }
 
     fn kinds(p: &Plan) -> Vec<(MailKind, Vec<&str>)> {

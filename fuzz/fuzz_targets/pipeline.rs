@@ -18,15 +18,16 @@ use maildesk::tickets::{Policy, Role, TicketState, plan};
 struct Lookup;
 
 impl TicketLookup for Lookup {
-    fn live_ticket(&self, id: i64) -> Option<i64> {
-        match id {
+    type Error = std::convert::Infallible;
+    fn live_ticket(&self, id: i64) -> Result<Option<i64>, Self::Error> {
+        Ok(match id {
             7 => Some(3),
             1..=50 => Some(id),
             _ => None,
-        }
+        })
     }
-    fn ticket_of_message(&self, message_id: &str) -> Option<i64> {
-        message_id.ends_with(|c: char| c.is_ascii_digit()).then_some(1)
+    fn ticket_of_message(&self, message_id: &str) -> Result<Option<i64>, Self::Error> {
+        Ok(message_id.ends_with(|c: char| c.is_ascii_digit()).then_some(1))
     }
 }
 
@@ -54,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
     let technicians = ["tech1@acme.example".to_string(), "tech2@acme.example".to_string()];
     let suppression = suppress_auto_reply(&msg, &desk);
     let lookup = Lookup;
-    let threaded = thread(&msg.subject, &msg.in_reply_to, &msg.references, "ACME", &lookup);
+    let Ok(threaded) = thread(&msg.subject, &msg.in_reply_to, &msg.references, "ACME", &lookup);
     let visible = visible_text(&msg.text);
     let state = match &threaded {
         Thread::Existing { ticket, .. } => Some(TicketState {
@@ -77,7 +78,21 @@ fuzz_target!(|data: &[u8]| {
     };
     let policy =
         Policy { desk_addresses: &desk, technicians: &technicians, reopen_window_secs: 14 * 86_400, cc_watchers: true };
-    let exists = |n: i64| lookup.live_ticket(n) == Some(n);
-    let _ =
-        plan(&msg, &visible, &threaded, state.as_ref(), &role, suppression.as_ref(), &policy, &exists, 1_795_341_600);
+    let merge = |n: i64| match lookup.live_ticket(n) {
+        Ok(Some(live)) if live == n => Ok(()),
+        _ => Err(format!("ticket {n} does not exist")),
+    };
+    let participant = selector & 64 != 0;
+    let _ = plan(
+        &msg,
+        &visible,
+        &threaded,
+        state.as_ref(),
+        &role,
+        suppression.as_ref(),
+        &policy,
+        participant,
+        &merge,
+        1_795_341_600,
+    );
 });

@@ -75,8 +75,10 @@ pub struct Inbound {
     pub bounce: Option<super::bounce::Bounce>,
     /// "high" or "low" from Importance, Priority or X-Priority; None when absent or normal.
     pub importance: Option<&'static str>,
-    /// Raw `Authentication-Results` header values, newest (topmost) first.
-    pub authentication_results: Vec<String>,
+    /// `Authentication-Results` header values, newest (topmost) first, each with the number of
+    /// `Received:` fields above it: only those a receiving server added above its own hop can be
+    /// trusted (anything below was written by whoever sent the mail; see `auth::dmarc_pass`).
+    pub authentication_results: Vec<(usize, String)>,
     pub attachments: Vec<Attachment>,
     /// What was missing or broken, recorded on the ticket so nobody wonders why a field is empty.
     pub defects: Vec<String>,
@@ -231,11 +233,15 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
             }
         }
     }
-    let authentication_results = msg
-        .headers_raw()
-        .filter(|(h, _)| h.eq_ignore_ascii_case("Authentication-Results"))
-        .map(|(_, v)| one_line(v))
-        .collect();
+    let mut received_above = 0;
+    let mut authentication_results = Vec::new();
+    for (h, v) in msg.headers_raw() {
+        if h.eq_ignore_ascii_case("Received") {
+            received_above += 1;
+        } else if h.eq_ignore_ascii_case("Authentication-Results") {
+            authentication_results.push((received_above, one_line(v)));
+        }
+    }
 
     let importance = msg.headers_raw().find_map(|(name, value)| importance(name, value));
     let bounce = super::bounce::detect(
@@ -434,9 +440,11 @@ Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n\x1b$B$3$s$K$A$O\x1b(B\r\n"
         assert_eq!(m.subject, "サポート");
         assert_eq!(m.from.unwrap().name.as_deref(), Some("田中"));
         assert_eq!(m.text.trim(), "こんにちは");
-        let gb = b"From: a@b.test\r\nSubject: s\r\nContent-Type: text/plain; charset=GB2312\r\n\r\n\xc4\xe3\xba\xc3\r\n";
+        let gb =
+            b"From: a@b.test\r\nSubject: s\r\nContent-Type: text/plain; charset=GB2312\r\n\r\n\xc4\xe3\xba\xc3\r\n";
         assert_eq!(parse(gb).unwrap().text.trim(), "你好");
-        let big5 = b"From: a@b.test\r\nSubject: s\r\nContent-Type: text/plain; charset=Big5\r\n\r\n\xa7\x41\xa6\x6e\r\n";
+        let big5 =
+            b"From: a@b.test\r\nSubject: s\r\nContent-Type: text/plain; charset=Big5\r\n\r\n\xa7\x41\xa6\x6e\r\n";
         assert_eq!(parse(big5).unwrap().text.trim(), "你好");
     }
 

@@ -176,6 +176,8 @@ pub struct ParsedMessage {
     msg: Result<Inbound, ParseError>,
     /// What the sender wrote in this message, without quotes and signature (see `reply_text`).
     visible: String,
+    /// What makes this message this message (see [`content_digest`]).
+    digest: String,
 }
 
 /// Parses a whole batch, for [`record_batch`]'s `parsed_ahead`.
@@ -189,10 +191,34 @@ fn parse_message(raw: &[u8]) -> ParsedMessage {
     let work = || {
         let msg = parse(raw);
         let visible = msg.as_ref().map(|msg| crate::reply_text::visible_text(&msg.text)).unwrap_or_default();
-        (msg, visible)
+        let digest = msg.as_ref().map(|m| content_digest(m, &visible)).unwrap_or_default();
+        (msg, visible, digest)
     };
-    let (msg, visible) = catch_unwind(AssertUnwindSafe(work)).unwrap_or((Err(ParseError::ParserPanic), String::new()));
-    ParsedMessage { msg, visible }
+    let (msg, visible, digest) =
+        catch_unwind(AssertUnwindSafe(work)).unwrap_or((Err(ParseError::ParserPanic), String::new(), String::new()));
+    ParsedMessage { msg, visible, digest }
+}
+
+/// The digest that decides whether two messages with one Message-ID are the same message: the
+/// sender, the Date, the new text (whitespace collapsed, so a list's re-wrapping or footer, which
+/// quote stripping removes, does not count) and every attachment's digest. The same mail fetched
+/// again (another UID, a new UIDVALIDITY, a copy through a list) has the same digest; a scanner's
+/// next scan or a monitor's next alert under a reused Message-ID does not.
+pub fn content_digest(msg: &Inbound, visible: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(msg.from.as_ref().map(|f| f.address.as_str()).unwrap_or("").as_bytes());
+    h.update([0]);
+    h.update(msg.date.unwrap_or(0).to_le_bytes());
+    for word in visible.split_whitespace() {
+        h.update(word.as_bytes());
+        h.update([b' ']);
+    }
+    h.update([0]);
+    for a in &msg.attachments {
+        h.update(a.sha256.as_bytes());
+    }
+    data_encoding::HEXLOWER.encode(&h.finalize())
 }
 
 fn parse_fetched(m: &Fetched) -> Parsed<'_> {
@@ -320,7 +346,7 @@ fn record_one(
     parsed: &Parsed<'_>,
     now: i64,
 ) -> Result<Outcome, StoreError> {
-    let Parsed { raw, parsed: ParsedMessage { msg, visible }, .. } = parsed;
+    let Parsed { raw, parsed: ParsedMessage { msg, visible, digest }, .. } = parsed;
     if write::uid_known(conn, source.0, source.1, source.2)? {
         return Ok(Outcome::Duplicate);
     }
@@ -332,9 +358,27 @@ fn record_one(
             return Ok(Outcome::Quarantined { reason });
         }
     };
-    if write::message_id_known(conn, &msg.message_id)? {
-        return Ok(Outcome::Duplicate);
-    }
+    // Only the same message is a duplicate. A different message reusing a Message-ID is recorded
+    // under that id with its digest appended, and the ticket says so.
+    let renamed;
+    let mut reused_id = None;
+    let msg = match write::message_digest(conn, &msg.message_id)? {
+        None => msg,
+        // Recorded before digests were kept: the old rule (same id, same message) stands.
+        Some(None) => return Ok(Outcome::Duplicate),
+        Some(Some(d)) if d == *digest => return Ok(Outcome::Duplicate),
+        Some(Some(_)) => {
+            let alternative = format!("{}~{}", msg.message_id, &digest[..digest.len().min(16)]);
+            if write::message_id_known(conn, &alternative)? {
+                return Ok(Outcome::Duplicate);
+            }
+            reused_id = Some(msg.message_id.clone());
+            let mut m = msg.clone();
+            m.message_id = alternative;
+            renamed = m;
+            &renamed
+        }
+    };
 
     if let Some(b) = &msg.bounce {
         return record_bounce(conn, composer, source, raw, msg, b, now);
@@ -345,9 +389,9 @@ fn record_one(
     let lookup = Lookup(conn);
     let sender = msg.from.as_ref().map(|f| f.address.as_str());
     let token = sender.and_then(|s| auth::verify_ticket_address(desk.reply_secret, &h.address, &msg.recipients, s));
-    let mut threaded = thread(&msg.subject, &msg.in_reply_to, &msg.references, &h.tag, &lookup);
+    let mut threaded = thread(&msg.subject, &msg.in_reply_to, &msg.references, &h.tag, &lookup)?;
     if let (Thread::New { .. }, Some((t, _))) = (&threaded, token)
-        && let Some(live) = lookup.live_ticket(t)
+        && let Some(live) = lookup.live_ticket(t)?
     {
         threaded = Thread::Existing { ticket: live, by: ThreadedBy::ReplyAddress };
     }
@@ -355,16 +399,70 @@ fn record_one(
         Thread::Existing { ticket, .. } => write::ticket_state(conn, *ticket)?,
         Thread::New { .. } => None,
     };
-    let role = role(desk, msg, token, state.as_ref().map(|t| t.id), &lookup);
+    let role = role(desk, msg, token, state.as_ref().map(|t| t.id), &lookup)?;
+    let participant = match (&threaded, &state) {
+        (Thread::Existing { by: ThreadedBy::SubjectTag, .. }, Some(t)) => {
+            is_participant(conn, desk, msg, t, &role)? || replies_to_ticket(msg, t.id, &lookup)?
+        }
+        _ => true,
+    };
     let policy = Policy {
         desk_addresses: &desk_addresses,
         technicians: &h.technicians,
         reopen_window_secs: h.reopen_window.as_secs() as i64,
         cc_watchers: h.cc_watchers,
     };
-    let exists = |n: i64| lookup.live_ticket(n) == Some(n);
-    let mut plan =
-        tickets::plan(msg, visible, &threaded, state.as_ref(), &role, suppression.as_ref(), &policy, &exists, now);
+    // Merge targets are checked inside the plan; a failed lookup there fails the batch here.
+    let lookup_error = std::cell::RefCell::new(None);
+    let merge_allowed = |n: i64| -> Result<(), String> {
+        match lookup.live_ticket(n) {
+            Ok(live) if live == Some(n) => {}
+            Ok(_) => return Err(format!("ticket {n} does not exist")),
+            Err(e) => {
+                lookup_error.borrow_mut().get_or_insert(e);
+                return Err("the database could not be read".into());
+            }
+        }
+        proves_ticket(desk, msg, &role, n).then_some(()).ok_or_else(|| {
+            format!(
+                "a merge acts on ticket {n} too: send this mail also (Cc) to your reply address for ticket {n} \
+                 (the Reply-To of its notifications)"
+            )
+        })
+    };
+    let mut plan = tickets::plan(
+        msg,
+        visible,
+        &threaded,
+        state.as_ref(),
+        &role,
+        suppression.as_ref(),
+        &policy,
+        participant,
+        &merge_allowed,
+        now,
+    );
+    if let Some(e) = lookup_error.into_inner() {
+        return Err(e.into());
+    }
+    if let Some(original) = &reused_id {
+        plan.events.push(tickets::Event {
+            kind: "duplicate-message-id",
+            detail: format!(
+                "Message-ID {original} was already used by a different message; this one is recorded as {}",
+                msg.message_id
+            ),
+        });
+    }
+    // No relayed or stored text carries a technician's per-ticket address.
+    let (redacted, count) = auth::redact_ticket_addresses(&plan.text, &h.address);
+    if count > 0 {
+        plan.text = redacted;
+        plan.events.push(tickets::Event {
+            kind: "address-redacted",
+            detail: format!("{count} technician reply address(es) removed from the text before it was stored or sent"),
+        });
+    }
 
     // Over the size limit, only the header block is kept (the original stays on the server).
     let oversized = raw.len() > desk.config.limits.max_message_bytes;
@@ -382,10 +480,10 @@ fn record_one(
             (*ticket, false)
         }
     };
-    let row = write::insert_message(
-        conn,
-        &inbound_row(msg, ticket, source, (plan.kind.as_str(), plan.internal), &plan.text, stored_raw, now),
-    )?;
+    let mut new_row =
+        inbound_row(msg, ticket, source, (plan.kind.as_str(), plan.internal), &plan.text, stored_raw, now);
+    new_row.content_sha256 = Some(digest);
+    let row = write::insert_message(conn, &new_row)?;
     let limits = &desk.config.limits;
     let mut skipped = Vec::new();
     let mut stored_bytes = 0usize;
@@ -472,7 +570,7 @@ fn record_bounce(
         write::insert_quarantine(conn, source, &reason, raw, now)?;
         return Ok(Outcome::Quarantined { reason });
     };
-    let ticket = Lookup(conn).live_ticket(ticket).unwrap_or(ticket);
+    let ticket = Lookup(conn).live_ticket(ticket)?.unwrap_or(ticket);
     let row = write::insert_message(
         conn,
         &inbound_row(msg, ticket, source, (tickets::MessageKind::Bounce.as_str(), true), &msg.text, raw, now),
@@ -533,6 +631,7 @@ fn inbound_row<'a>(
         received_at: now,
         body_text,
         raw: Some(raw),
+        content_sha256: None,
     }
 }
 
@@ -543,32 +642,74 @@ fn role(
     token: Option<(i64, AddressKind)>,
     ticket: Option<i64>,
     lookup: &Lookup<'_>,
-) -> Role {
-    let Some(from) = &msg.from else { return Role::Requester };
+) -> Result<Role, StoreError> {
+    let Some(from) = &msg.from else { return Ok(Role::Requester) };
     let c = desk.config;
     if !c.helpdesk.technicians.contains(&from.address) {
-        return Role::Requester;
+        return Ok(Role::Requester);
     }
     let accepts = |p: &str| c.security.technician_proof.iter().any(|x| x == p);
     if let (true, Some((t, kind)), Some(ticket)) = (accepts("token"), token, ticket)
-        && lookup.live_ticket(t) == Some(ticket)
+        && lookup.live_ticket(t)? == Some(ticket)
     {
-        return Role::Technician {
+        return Ok(Role::Technician {
             address: from.address.clone(),
             proof: "reply token",
             note: kind == AddressKind::Note,
-        };
+        });
     }
     if let (true, Some(id)) = (accepts("dmarc"), &c.security.authserv_id) {
         let domain = from.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-        if auth::dmarc_pass(&msg.authentication_results, id, domain) {
+        if auth::dmarc_pass(&msg.authentication_results, id, c.security.authserv_internal_hops, domain) {
             let note = c.helpdesk.comment_address.as_ref().is_some_and(|a| msg.recipients.contains(a));
-            return Role::Technician { address: from.address.clone(), proof: "DMARC", note };
+            return Ok(Role::Technician { address: from.address.clone(), proof: "DMARC", note });
         }
     }
-    Role::Unverified {
+    Ok(Role::Unverified {
         address: from.address.clone(),
         reason: "was not sent to a reply address issued to them for this ticket and carries no trusted DMARC pass"
             .into(),
+    })
+}
+
+/// Whether the sender proved they may act on ticket `n` as well: a DMARC-verified technician may;
+/// a token-verified one must also have sent the mail to their own reply or note address for `n`
+/// (a token for one ticket must not give control of another).
+fn proves_ticket(desk: &Desk<'_>, msg: &Inbound, role: &Role, n: i64) -> bool {
+    match role {
+        Role::Technician { proof: "DMARC", .. } => true,
+        Role::Technician { address, .. } => [AddressKind::Reply, AddressKind::Note].into_iter().any(|kind| {
+            let wanted = auth::ticket_address(desk.reply_secret, &desk.config.helpdesk.address, kind, n, address);
+            msg.recipients.iter().any(|r| r.eq_ignore_ascii_case(&wanted))
+        }),
+        _ => false,
     }
+}
+
+/// Whether the sender takes part in the ticket: its requester, a watcher, a technician, or someone
+/// the desk has mailed on it. Ticket numbers are sequential, so a subject tag proves nothing; only
+/// participants may reopen, subscribe or be relayed by a mail that threads by tag alone.
+fn is_participant(
+    conn: &Connection,
+    desk: &Desk<'_>,
+    msg: &Inbound,
+    t: &tickets::TicketState,
+    role: &Role,
+) -> Result<bool, StoreError> {
+    let Some(from) = &msg.from else { return Ok(false) };
+    let a = from.address.as_str();
+    Ok(matches!(role, Role::Technician { .. })
+        || t.requester.as_deref() == Some(a)
+        || t.watchers.iter().any(|w| w == a)
+        || desk.config.helpdesk.technicians.iter().any(|x| x == a)
+        || write::desk_mailed(conn, t.id, a)?)
+}
+
+/// Whether the reply headers also name a message of this ticket: possession of a Message-ID the
+/// desk sent or stored shows the mail belongs to the conversation, not only its subject.
+fn replies_to_ticket(msg: &Inbound, ticket: i64, lookup: &Lookup<'_>) -> Result<bool, StoreError> {
+    Ok(match crate::threading::by_reply_headers(&msg.in_reply_to, &msg.references, lookup)? {
+        Some((t, _)) => lookup.live_ticket(t)? == Some(ticket),
+        None => false,
+    })
 }

@@ -190,6 +190,7 @@ fn queue_one(
             received_at: now,
             body_text: "",
             raw: None,
+            content_sha256: None,
         },
     )?;
     for rcpt in &mail.to {

@@ -38,6 +38,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema_v1.sql")),
         M::up(include_str!("schema_v2.sql")),
         M::up(include_str!("schema_v3.sql")),
+        M::up(include_str!("schema_v4.sql")),
     ])
 }
 

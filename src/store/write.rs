@@ -11,18 +11,36 @@ use crate::tickets::{TicketState, Update};
 pub struct Lookup<'a>(pub &'a Connection);
 
 impl TicketLookup for Lookup<'_> {
-    fn live_ticket(&self, id: i64) -> Option<i64> {
-        live_ticket(self.0, id).ok().flatten()
+    type Error = rusqlite::Error;
+
+    fn live_ticket(&self, id: i64) -> rusqlite::Result<Option<i64>> {
+        live_ticket(self.0, id)
     }
 
-    fn ticket_of_message(&self, message_id: &str) -> Option<i64> {
-        self.0
-            .prepare_cached("SELECT ticket_id FROM messages WHERE message_id = ?1")
-            .and_then(|mut s| s.query_row([message_id], |r| r.get(0)).optional())
-            .ok()
-            .flatten()
-            .flatten()
+    fn ticket_of_message(&self, message_id: &str) -> rusqlite::Result<Option<i64>> {
+        let found: Option<Option<i64>> = self
+            .0
+            .prepare_cached("SELECT ticket_id FROM messages WHERE message_id = ?1")?
+            .query_row([message_id], |r| r.get(0))
+            .optional()?;
+        Ok(found.flatten())
     }
+}
+
+/// The content digest recorded with a message of this Message-ID: `None` when there is none,
+/// `Some(None)` for a message recorded before digests were kept.
+pub fn message_digest(conn: &Connection, message_id: &str) -> rusqlite::Result<Option<Option<String>>> {
+    conn.prepare_cached("SELECT content_sha256 FROM messages WHERE message_id = ?1")?
+        .query_row([message_id], |r| r.get(0))
+        .optional()
+}
+
+/// Whether the desk has mailed `address` on `ticket` (an acknowledgement, a relayed reply, ...).
+pub fn desk_mailed(conn: &Connection, ticket: i64, address: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM outbox WHERE ticket_id = ?1 AND recipient = ?2 LIMIT 1")?
+        .query_row(params![ticket, address], |_| Ok(()))
+        .optional()
+        .map(|r| r.is_some())
 }
 
 /// Follows `merged_into` from ticket `id` to the ticket its mail now lands in.
@@ -62,6 +80,8 @@ pub struct NewMessage<'a> {
     pub body_text: &'a str,
     /// `None` for an outbound message still being made: [`fill_outbound`] adds it.
     pub raw: Option<&'a [u8]>,
+    /// Inbound: the digest that tells two different messages with one Message-ID apart.
+    pub content_sha256: Option<&'a str>,
 }
 
 fn join(list: &[Mailbox]) -> String {
@@ -124,8 +144,8 @@ pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result
     };
     conn.prepare_cached(
         "INSERT INTO messages(ticket_id, direction, message_id, kind, mailbox, uid_validity, uid, from_addr,
-             from_name, to_addrs, cc_addrs, subject, sent_at, received_at, body_text, internal)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             from_name, to_addrs, cc_addrs, subject, sent_at, received_at, body_text, internal, content_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?
     .execute(params![
         m.ticket_id,
@@ -144,6 +164,7 @@ pub fn insert_message(conn: &Connection, m: &NewMessage<'_>) -> rusqlite::Result
         m.received_at,
         m.body_text,
         m.internal,
+        m.content_sha256,
     ])?;
     let id = conn.last_insert_rowid();
     if let Some(raw) = m.raw {
@@ -316,6 +337,26 @@ pub fn apply_updates(
                 .execute(params![live, now, actor])?;
                 ("first-response", "first technician reply sent to the requester".to_string())
             }
+            Update::AcceptHeld => {
+                let n = conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO watchers(ticket_id, address, added_at)
+                         SELECT DISTINCT ?1, from_addr, ?2 FROM messages
+                         WHERE ticket_id = ?1 AND direction = 'in' AND kind = 'held' AND from_addr IS NOT NULL
+                           AND from_addr <> coalesce((SELECT requester FROM tickets WHERE id = ?1), '')",
+                    )?
+                    .execute(params![live, now])?;
+                conn.prepare_cached(
+                    "UPDATE messages SET kind = 'reply', internal = 0 WHERE ticket_id = ?1 AND direction = 'in' AND kind = 'held'",
+                )?
+                .execute([live])?;
+                ("accepted", format!("held mail accepted: {n} sender(s) added as watchers"))
+            }
+            // The store's own guard: whatever the planner allowed, a ticket never merges into itself
+            // (its mail would thread nowhere).
+            Update::MergeInto(target) if *target == live => {
+                ("merge-refused", format!("ticket {live} cannot be merged into itself"))
+            }
             Update::MergeInto(target) => {
                 let from = live;
                 conn.prepare_cached("UPDATE messages SET ticket_id = ?2 WHERE ticket_id = ?1")?
@@ -324,12 +365,8 @@ pub fn apply_updates(
                     .execute(params![from, target])?;
                 conn.prepare_cached("UPDATE events SET ticket_id = ?2 WHERE ticket_id = ?1")?
                     .execute(params![from, target])?;
-                conn.prepare_cached(
-                    "INSERT OR IGNORE INTO watchers(ticket_id, address, added_at)
-                     SELECT ?2, address, added_at FROM watchers WHERE ticket_id = ?1",
-                )?
-                .execute(params![from, target])?;
-                conn.prepare_cached("DELETE FROM watchers WHERE ticket_id = ?1")?.execute([from])?;
+                // Watchers stay behind: the other ticket's requester never agreed to share their
+                // conversation with them. A technician adds them there with #cc if they should.
                 conn.prepare_cached("UPDATE tickets SET merged_into = ?2, status = 'closed', closed_at = ?3, sla_next_at = NULL WHERE id = ?1")?.execute(
                     params![from, target, now],
                 )?;
@@ -338,11 +375,16 @@ pub fn apply_updates(
                 conn.prepare_cached("UPDATE tickets SET updated_at = ?2 WHERE id = ?1")?
                     .execute(params![target, now])?;
                 live = *target;
-                ("merged", format!("ticket {from} merged into {target}: messages, watchers and history moved here"))
+                (
+                    "merged",
+                    format!(
+                        "ticket {from} merged into {target}: messages and history moved here (watchers stay on {from})"
+                    ),
+                )
             }
         };
         insert_event(conn, Some(live), now, actor, kind, &detail)?;
-        if let Update::MergeInto(_) = u {
+        if matches!(u, Update::MergeInto(target) if *target != ticket) {
             // The merged ticket keeps a pointer event too, so `show` on the old number explains itself.
             insert_event(conn, Some(ticket), now, actor, "merged", &detail)?;
         }
