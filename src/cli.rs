@@ -35,9 +35,14 @@ pub enum Command {
         /// Only tickets in this status (open, pending, resolved, closed).
         #[arg(long)]
         status: Option<String>,
+        /// List the tickets machine mail opened (out-of-office, lists, reports) instead of requests.
+        #[arg(long)]
+        automatic: bool,
         #[arg(long)]
         json: bool,
     },
+    /// Make an automatic ticket a request: its SLA clock starts now (safe while the daemon runs).
+    Promote { id: i64 },
     /// Show one ticket: its messages in order, deliveries and events.
     Show {
         id: i64,
@@ -91,6 +96,22 @@ fn duration(secs: i64) -> String {
     crate::outbound::mails::human_duration(secs)
 }
 
+/// `text` with every control character but newline and tab (C0, DEL, C1, which start terminal
+/// escape sequences) and every bidirectional override (which can disguise what a line says)
+/// replaced by U+FFFD.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .filter_map(|c| match c {
+            '\n' | '\t' => Some(c),
+            // Line ends written as CRLF: the CR carries nothing.
+            '\r' => None,
+            c if c.is_control() => Some('\u{fffd}'),
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => Some('\u{fffd}'),
+            c => Some(c),
+        })
+        .collect()
+}
+
 pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(Config::load(&cli.config)?)
 }
@@ -101,14 +122,38 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match &cli.command {
         Command::Run => unreachable!("the daemon is started by main"),
         Command::Check => check(&config, out),
-        Command::Tickets { status, json } => {
+        Command::Promote { id } => {
+            let mut conn = store::open_existing(&config.helpdesk.database)?;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if crate::store::write::live_ticket(&tx, *id)?.is_none() {
+                bail!("ticket {id} does not exist");
+            }
+            if !crate::store::write::promote(&tx, *id, now)? {
+                bail!("ticket {id} is not an automatic ticket");
+            }
+            let actor = format!("maildesk promote (user {})", std::env::var("USER").unwrap_or_else(|_| "?".into()));
+            crate::store::write::insert_event(
+                &tx,
+                Some(*id),
+                now,
+                &actor,
+                "promoted",
+                "made a request: its SLA clock starts now",
+            )?;
+            crate::sla::sweep::refresh(&tx, &config.sla, *id, now)?;
+            tx.commit()?;
+            writeln!(out, "ticket {id} is a request now; its SLA clock started")?;
+            Ok(())
+        }
+        Command::Tickets { status, automatic, json } => {
             if let Some(s) = status
                 && !crate::tickets::STATUSES.contains(&s.as_str())
             {
                 bail!("--status: expected one of {}, got {s:?}", crate::tickets::STATUSES.join(", "));
             }
             let conn = store::open_existing(&config.helpdesk.database)?;
-            let list = read::tickets(&conn, status.as_deref())?;
+            let list = read::tickets(&conn, status.as_deref(), *automatic)?;
             if *json {
                 return json_out(out, &list);
             }
@@ -287,6 +332,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 "tickets            open {}  pending {}  resolved {}  closed {}",
                 t.open, t.pending, t.resolved, t.closed
             )?;
+            writeln!(out, "automatic tickets  {} (maildesk tickets --automatic)", s.automatic_tickets)?;
             writeln!(
                 out,
                 "outbox             pending {}  sent {}  failed {}",

@@ -85,6 +85,10 @@ pub struct Limits {
     pub max_attachments: usize,
     /// ... and at most this many bytes of them in all.
     pub max_attachment_bytes: usize,
+    /// At most this many watchers are added from one message's Cc ...
+    pub max_watchers_per_message: usize,
+    /// ... and a ticket has at most this many; the rest are reported on the ticket.
+    pub max_watchers_per_ticket: usize,
 }
 
 /// How technicians are recognised (see `auth`).
@@ -212,6 +216,17 @@ struct FileLimits {
     max_attachments: i64,
     #[serde(default = "default_max_attachment_mb")]
     max_attachment_mb: i64,
+    #[serde(default = "default_max_watchers_per_message")]
+    max_watchers_per_message: i64,
+    #[serde(default = "default_max_watchers_per_ticket")]
+    max_watchers_per_ticket: i64,
+}
+
+fn default_max_watchers_per_message() -> i64 {
+    10
+}
+fn default_max_watchers_per_ticket() -> i64 {
+    50
 }
 
 fn default_max_message_mb() -> i64 {
@@ -232,6 +247,8 @@ impl Default for FileLimits {
             max_message_mb: default_max_message_mb(),
             max_attachments: default_max_attachments(),
             max_attachment_mb: default_max_attachment_mb(),
+            max_watchers_per_message: default_max_watchers_per_message(),
+            max_watchers_per_ticket: default_max_watchers_per_ticket(),
         }
     }
 }
@@ -564,6 +581,10 @@ impl Config {
             max_attachment_bytes: limit("limits.max_attachment_mb", raw.limits.max_attachment_mb)? as usize
                 * 1024
                 * 1024,
+            max_watchers_per_message: limit("limits.max_watchers_per_message", raw.limits.max_watchers_per_message)?
+                as usize,
+            max_watchers_per_ticket: limit("limits.max_watchers_per_ticket", raw.limits.max_watchers_per_ticket)?
+                as usize,
         };
         Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla, limits })
     }
@@ -743,17 +764,8 @@ impl Located<'_> {
         }
         if let Some(cmd) = &src.password_command {
             let key = format!("{section}.password_command");
-            let out = std::process::Command::new("/bin/sh")
-                .arg("-c")
-                .arg(cmd)
-                .stdin(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .output()
-                .map_err(|e| self.key_error(&key, format!("cannot run /bin/sh: {e}")))?;
-            if !out.status.success() {
-                return Err(self.key_error(&key, format!("the command failed ({})", out.status)));
-            }
-            let text = String::from_utf8_lossy(&out.stdout);
+            let out = run_with_timeout(cmd, SECRET_COMMAND_TIMEOUT).map_err(|e| self.key_error(&key, e))?;
+            let text = String::from_utf8_lossy(&out);
             let secret = text.lines().next().unwrap_or("").to_string();
             if secret.is_empty() {
                 return Err(self.key_error(&key, "the command printed nothing".into()));
@@ -764,9 +776,61 @@ impl Located<'_> {
     }
 }
 
+/// A `password_command` that hangs (a vault that does not answer) must not hang `maildesk check`,
+/// every CLI view, or a reload.
+const SECRET_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `cmd` with `/bin/sh -c`, and returns what it printed; kills it after `timeout`.
+fn run_with_timeout(cmd: &str, timeout: std::time::Duration) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run /bin/sh: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no output pipe")?;
+    // Read beside the wait, so a command that prints a lot cannot block on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stdout.take(1 << 20).read_to_end(&mut out).map(|_| out)
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() < timeout => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("the command did not finish within {} s and was stopped", timeout.as_secs()));
+            }
+            Err(e) => return Err(format!("cannot wait for the command: {e}")),
+        }
+    };
+    if !status.success() {
+        return Err(format!("the command failed ({status})"));
+    }
+    reader
+        .join()
+        .map_err(|_| "the output reader failed".to_string())?
+        .map_err(|e| format!("cannot read its output: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hanging_password_command_is_stopped() {
+        let start = std::time::Instant::now();
+        let e = run_with_timeout("sleep 30", std::time::Duration::from_millis(300)).unwrap_err();
+        assert!(e.contains("did not finish"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(run_with_timeout("echo s3cret", std::time::Duration::from_secs(5)).unwrap(), b"s3cret\n");
+    }
 
     const GOOD: &str = r#"
 [helpdesk]

@@ -15,13 +15,24 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Run => cli::load_config(&cli).and_then(|config| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?
-                .block_on(maildesk::daemon::run(config))
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let result = runtime.block_on(maildesk::daemon::run(config));
+            // A task stuck inside one message (on a blocking thread) must not keep the process
+            // alive after the stop's grace period: the database only ever holds whole commits.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            result
         }),
-        _ => cli::run_view(&cli, &mut std::io::stdout().lock()),
+        // `quarantine --raw` writes a message's bytes as they are, on purpose.
+        Command::Quarantine { raw: Some(_), .. } => cli::run_view(&cli, &mut std::io::stdout().lock()),
+        // Everything else is for a person's terminal: mail is written by strangers, and an escape
+        // sequence in a subject must not retitle, clear or rewrite the admin's terminal.
+        _ => {
+            let mut buffer = Vec::new();
+            let result = cli::run_view(&cli, &mut buffer);
+            let shown = cli::terminal_safe(&String::from_utf8_lossy(&buffer));
+            use std::io::Write;
+            result.and_then(|()| Ok(std::io::stdout().lock().write_all(shown.as_bytes())?))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

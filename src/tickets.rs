@@ -32,6 +32,9 @@ pub struct TicketState {
     pub watchers: Vec<String>,
     pub closed_at: Option<i64>,
     pub first_response_at: Option<i64>,
+    /// Opened by machine mail (see [`Target::Open`]): no SLA clock, nobody notified, until a person
+    /// writes on it or a technician promotes it.
+    pub automatic: bool,
 }
 
 /// Who sent the message, as established by `auth`.
@@ -58,6 +61,9 @@ pub struct Policy<'a> {
     pub technicians: &'a [String],
     pub reopen_window_secs: i64,
     pub cc_watchers: bool,
+    /// Watchers added from one message's Cc, and on one ticket in all.
+    pub max_watchers_per_message: usize,
+    pub max_watchers_per_ticket: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +73,10 @@ pub enum Target {
         subject: String,
         requester: Option<Mailbox>,
         follow_up_of: Option<i64>,
+        /// Machine mail that threads nowhere (an out-of-office, a list post, a report): recorded,
+        /// nothing lost, but not a request: no acknowledgement, no technician notification, no SLA
+        /// clock. Listed by `maildesk tickets --automatic`; `maildesk promote N` makes it a request.
+        automatic: bool,
     },
     Existing(i64),
 }
@@ -82,6 +92,8 @@ pub enum Update {
     FirstResponse,
     /// Held mail on the ticket is accepted: its senders become watchers.
     AcceptHeld,
+    /// An automatic ticket becomes a request: its SLA clock starts now.
+    Promote,
 }
 
 /// How a stored message is labelled in `maildesk show`.
@@ -187,6 +199,9 @@ pub struct Plan {
     /// Something the people mailed about this message should be told (set by the recorder, e.g.
     /// when size limits kept attachments from being stored).
     pub notice: Option<String>,
+    /// Which of the message's attachments were stored, by position (set by the recorder; `None`:
+    /// all). Only those are forwarded: limits that stop storage must stop forwarding too.
+    pub attachments_kept: Option<Vec<usize>>,
 }
 
 impl Plan {
@@ -202,6 +217,7 @@ impl Plan {
             events: Vec::new(),
             rejected: None,
             notice: None,
+            attachments_kept: None,
         }
     }
 }
@@ -246,7 +262,8 @@ pub fn plan(
             let stale = t.status == "closed"
                 && t.closed_at.is_some_and(|c| now - c > policy.reopen_window_secs)
                 && !matches!(role, Role::Technician { .. });
-            if stale && suppression.is_none() {
+            let machine = suppression.is_some_and(|s| s.automatic);
+            if stale && !machine {
                 events.push(event(
                     "follow-up",
                     format!("reply to ticket {} closed more than the reopen window ago", t.id),
@@ -259,7 +276,7 @@ pub fn plan(
             }
             match role {
                 // A technician's out-of-office answering a notification is automatic mail, not a reply.
-                Role::Technician { address, note, .. } if suppression.is_none() => {
+                Role::Technician { address, note, .. } if !machine => {
                     technician(msg, visible, t, address, *note, policy, merge_allowed, events)
                 }
                 _ => requester_reply(msg, visible, t, suppression, policy, now, events),
@@ -274,20 +291,44 @@ pub fn plan(
     }
 }
 
-fn watchers_from_cc(msg: &Inbound, policy: &Policy<'_>, requester: Option<&str>, existing: &[String]) -> Vec<Update> {
+fn watchers_from_cc(
+    msg: &Inbound,
+    policy: &Policy<'_>,
+    requester: Option<&str>,
+    existing: &[String],
+    events: &mut Vec<Event>,
+) -> Vec<Update> {
     if !policy.cc_watchers {
         return Vec::new();
     }
-    let mut out = Vec::new();
+    let room = policy.max_watchers_per_ticket.saturating_sub(existing.len()).min(policy.max_watchers_per_message);
+    let mut out: Vec<Update> = Vec::new();
+    let mut left_out = 0usize;
+    let mut seen = std::collections::HashSet::new();
     for cc in &msg.cc {
         let a = &cc.address;
         let excluded = policy.desk_addresses.iter().any(|d| same_mailbox(d, a))
             || policy.technicians.contains(a)
             || requester == Some(a.as_str())
-            || existing.contains(a);
-        if !excluded && !out.contains(&Update::AddWatcher(a.clone())) {
-            out.push(Update::AddWatcher(a.clone()));
+            || existing.contains(a)
+            || !seen.insert(a.as_str());
+        if excluded {
+            continue;
         }
+        if out.len() < room {
+            out.push(Update::AddWatcher(a.clone()));
+        } else {
+            left_out += 1;
+        }
+    }
+    if left_out > 0 {
+        events.push(event(
+            "watchers-capped",
+            format!(
+                "{left_out} Cc address(es) not added as watchers (limits: {} per message, {} per ticket)",
+                policy.max_watchers_per_message, policy.max_watchers_per_ticket
+            ),
+        ));
     }
     out
 }
@@ -309,31 +350,43 @@ fn open(
     policy: &Policy<'_>,
     mut events: Vec<Event>,
 ) -> Plan {
-    let recipient = msg.reply_to.clone().or_else(|| msg.from.clone());
+    // The From address only: acknowledging a Reply-To the sender chose would let anyone make the
+    // genuine support address mail a third party a subject of their choosing.
+    let recipient = msg.from.clone();
     let mut mails = Vec::new();
     match (suppression, recipient) {
-        (Some(s), _) => events.push(event("ack-suppressed", s.0.clone())),
+        (Some(s), _) => events.push(event("ack-suppressed", s.reason.clone())),
         (None, Some(r)) if policy.desk_addresses.iter().any(|d| same_mailbox(d, &r.address)) => {
             events.push(event("ack-suppressed", format!("reply address {} is the desk's own", r.address)))
         }
         (None, Some(r)) => mails.push(Mail { kind: MailKind::Acknowledgement, to: vec![r] }),
         (None, None) => events.push(event("ack-suppressed", "no sender address to answer")),
     }
-    for t in policy.technicians {
-        mails.push(Mail { kind: MailKind::NewTicket, to: vec![mailbox(t)] });
+    let automatic = suppression.is_some_and(|s| s.automatic);
+    if automatic {
+        events.push(event(
+            "automatic",
+            "machine mail that threads to no ticket: recorded without notifying anyone or starting an SLA clock \
+             (maildesk tickets --automatic; maildesk promote N makes it a request)",
+        ));
+    } else {
+        for t in policy.technicians {
+            mails.push(Mail { kind: MailKind::NewTicket, to: vec![mailbox(t)] });
+        }
     }
     let subject = if msg.subject.is_empty() { "(no subject)".to_string() } else { msg.subject.clone() };
     let requester = msg.from.as_ref().map(|f| f.address.as_str());
     Plan {
-        target: Target::Open { subject, requester: msg.from.clone(), follow_up_of },
-        kind: if suppression.is_some() { MessageKind::Automatic } else { MessageKind::Request },
+        target: Target::Open { subject, requester: msg.from.clone(), follow_up_of, automatic },
+        kind: if automatic { MessageKind::Automatic } else { MessageKind::Request },
         internal: false,
         text: visible.to_string(),
-        updates: watchers_from_cc(msg, policy, requester, &[]),
+        updates: watchers_from_cc(msg, policy, requester, &[], &mut events),
         mails,
         events,
         rejected: None,
         notice: None,
+        attachments_kept: None,
     }
 }
 
@@ -347,17 +400,21 @@ fn requester_reply(
     mut events: Vec<Event>,
 ) -> Plan {
     let mut plan = Plan::existing(t.id, MessageKind::Reply, visible);
-    if let Some(s) = suppression {
-        events.push(event("automatic", format!("automatic message ({}): no reopening, nobody notified", s.0)));
+    if let Some(s) = suppression.filter(|s| s.automatic) {
+        events.push(event("automatic", format!("automatic message ({}): no reopening, nobody notified", s.reason)));
         plan.kind = MessageKind::Automatic;
         plan.events = events;
         return plan;
+    }
+    // A person wrote on a ticket that machine mail opened: now it is a request.
+    if t.automatic {
+        plan.updates.push(Update::Promote);
     }
     let within_window = t.closed_at.is_none_or(|c| now - c <= policy.reopen_window_secs);
     if matches!(t.status.as_str(), "resolved" | "pending") || (t.status == "closed" && within_window) {
         plan.updates.push(Update::Status("open".into()));
     }
-    plan.updates.extend(watchers_from_cc(msg, policy, t.requester.as_deref(), &t.watchers));
+    plan.updates.extend(watchers_from_cc(msg, policy, t.requester.as_deref(), &t.watchers, &mut events));
     let to: Vec<&String> = match &t.assignee {
         Some(a) => vec![a],
         None => policy.technicians.iter().collect(),
@@ -533,6 +590,7 @@ mod tests {
             watchers: vec!["carol@x.test".into()],
             closed_at: if status == "closed" { Some(1_000) } else { None },
             first_response_at: None,
+            automatic: false,
         }
     }
 
@@ -546,8 +604,14 @@ mod tests {
     ) -> Plan {
         let desk = strings(DESK);
         let techs = strings(TECHS);
-        let policy =
-            Policy { desk_addresses: &desk, technicians: &techs, reopen_window_secs: 14 * 86_400, cc_watchers: true };
+        let policy = Policy {
+            desk_addresses: &desk,
+            technicians: &techs,
+            reopen_window_secs: 14 * 86_400,
+            cc_watchers: true,
+            max_watchers_per_message: 3,
+            max_watchers_per_ticket: 4,
+        };
         let merge = |n: i64| if n == 9 { Ok(()) } else { Err(format!("ticket {n} does not exist")) };
         plan(m, &crate::reply_text::visible_text(&m.text), &thread, t, &role, suppression, &policy, true, &merge, now)
     }
@@ -569,7 +633,10 @@ mod tests {
             "Jammed",
         );
         let p = run(&m, Thread::New { note: None }, None, Role::Requester, None, 0);
-        assert_eq!(p.target, Target::Open { subject: "Printer".into(), requester: m.from.clone(), follow_up_of: None });
+        assert_eq!(
+            p.target,
+            Target::Open { subject: "Printer".into(), requester: m.from.clone(), follow_up_of: None, automatic: false }
+        );
         assert_eq!(
             kinds(&p),
             vec![
@@ -588,11 +655,70 @@ mod tests {
     #[test]
     fn suppressed_new_mail_is_recorded_not_acknowledged() {
         let m = msg("From: alice@x.test\r\nSubject: Out of office", "away");
-        let s = Suppression("Auto-Submitted: auto-replied".into());
+        let s = Suppression { reason: "Auto-Submitted: auto-replied".into(), automatic: true };
         let p = run(&m, Thread::New { note: None }, None, Role::Requester, Some(&s), 0);
         assert!(!p.mails.iter().any(|m| m.kind == MailKind::Acknowledgement));
         assert_eq!(p.kind, MessageKind::Automatic);
         assert!(p.events.iter().any(|e| e.kind == "ack-suppressed"));
+        assert!(p.mails.is_empty(), "machine mail notifies nobody: {:?}", p.mails);
+        assert!(matches!(p.target, Target::Open { automatic: true, .. }));
+        // Mail that must not be answered but may come from a person still reaches technicians.
+        let form = Suppression { reason: "sender no-reply@x.test accepts no replies".into(), automatic: false };
+        let p = run(&m, Thread::New { note: None }, None, Role::Requester, Some(&form), 0);
+        assert_eq!(p.kind, MessageKind::Request);
+        assert_eq!(kinds(&p).len(), 2);
+        assert!(matches!(p.target, Target::Open { automatic: false, .. }));
+    }
+
+    #[test]
+    fn the_acknowledgement_goes_to_from_never_to_a_chosen_reply_to() {
+        let m = msg("From: alice@x.test\r\nReply-To: victim@elsewhere.test\r\nSubject: Buy now", "spam");
+        let p = run(&m, Thread::New { note: None }, None, Role::Requester, None, 0);
+        assert_eq!(kinds(&p)[0], (MailKind::Acknowledgement, vec!["alice@x.test"]));
+    }
+
+    #[test]
+    fn cc_watchers_are_capped_per_message_and_per_ticket() {
+        let cc: Vec<String> = (0..8).map(|i| format!("w{i}@x.test")).collect();
+        let m = msg(&format!("From: alice@x.test\r\nCc: {}\r\nSubject: s", cc.join(", ")), "x");
+        let p = run(&m, Thread::New { note: None }, None, Role::Requester, None, 0);
+        assert_eq!(p.updates.len(), 3, "per message");
+        assert!(p.events.iter().any(|e| e.kind == "watchers-capped" && e.detail.starts_with("5 ")), "{:?}", p.events);
+        // Ticket 7 has one watcher already; the ticket limit is 4.
+        let p = run(&m, EXISTING, Some(&ticket("open")), Role::Requester, None, 0);
+        assert_eq!(p.updates.iter().filter(|u| matches!(u, Update::AddWatcher(_))).count(), 3);
+    }
+
+    #[test]
+    fn a_non_participant_threading_by_tag_alone_is_held() {
+        let m = msg("From: mallory@evil.test\r\nCc: mallory2@evil.test\r\nSubject: Re: [ACME #7] x", "Reopen please");
+        let desk = strings(DESK);
+        let techs = strings(TECHS);
+        let policy = Policy {
+            desk_addresses: &desk,
+            technicians: &techs,
+            reopen_window_secs: 14 * 86_400,
+            cc_watchers: true,
+            max_watchers_per_message: 3,
+            max_watchers_per_ticket: 4,
+        };
+        let never = |_: i64| Err("no".to_string());
+        let t = ticket("resolved");
+        let p = plan(&m, "Reopen please", &EXISTING, Some(&t), &Role::Requester, None, &policy, false, &never, 0);
+        assert_eq!(p.kind, MessageKind::Held);
+        assert!(p.internal && p.updates.is_empty(), "{:?}", p.updates);
+        assert!(p.mails.iter().all(|m| m.kind == MailKind::RequesterReply), "only technicians hear of it");
+        assert!(p.notice.as_deref().is_some_and(|n| n.contains("#accept")));
+        assert!(p.events.iter().any(|e| e.kind == "held"));
+    }
+
+    #[test]
+    fn cc_of_the_desk_or_a_technician_is_refused() {
+        for body in ["#cc support+x@acme.test", "#cc tech2@acme.test"] {
+            let m = msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", body);
+            let p = run(&m, EXISTING, Some(&ticket("open")), tech(false), None, 0);
+            assert!(p.rejected.is_some() && p.updates.is_empty(), "{body}");
+        }
     }
 
     #[test]
@@ -624,7 +750,7 @@ mod tests {
     #[test]
     fn automatic_reply_reopens_nothing_and_notifies_nobody() {
         let m = msg("From: alice@x.test\r\nSubject: Re: [ACME #7]", "I am away");
-        let s = Suppression("Auto-Submitted: auto-replied".into());
+        let s = Suppression { reason: "Auto-Submitted: auto-replied".into(), automatic: true };
         let p = run(&m, EXISTING, Some(&ticket("resolved")), Role::Requester, Some(&s), 2_000);
         assert!(p.updates.is_empty() && p.mails.is_empty());
         assert_eq!(p.kind, MessageKind::Automatic);
@@ -683,7 +809,7 @@ mod tests {
             "From: tech1@acme.test\r\nAuto-Submitted: auto-replied\r\nSubject: Re: [ACME #7]",
             "#close\nI am on leave.",
         );
-        let s = Suppression("Auto-Submitted: auto-replied".into());
+        let s = Suppression { reason: "Auto-Submitted: auto-replied".into(), automatic: true };
         let p = run(&m, EXISTING, Some(&ticket("open")), tech(false), Some(&s), 0);
         assert!(p.updates.is_empty() && p.mails.is_empty());
         assert_eq!(p.kind, MessageKind::Automatic);

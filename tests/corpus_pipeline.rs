@@ -77,14 +77,38 @@ fn whole_corpus_is_recorded_without_loss() {
     let index = std::fs::read_to_string(root.join("tests/corpus/index.tsv")).unwrap();
     let mut machine = 0;
     let mut acknowledged = Vec::new();
+    let mut requests = Vec::new();
+    let (mut bounces, mut recognised, mut unrecognised) = (0, 0, Vec::new());
     for line in index.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
-        if !matches!(cols.get(2), Some(&"bounce") | Some(&"bounce-transient") | Some(&"vacation")) {
+        if !matches!(
+            cols.get(2),
+            Some(&"bounce")
+                | Some(&"bounce-transient")
+                | Some(&"bounce-delay")
+                | Some(&"vacation")
+                | Some(&"mdn")
+                | Some(&"arf-feedback")
+        ) {
             continue;
         }
         machine += 1;
         let pos = files.iter().position(|f| f.ends_with(cols[0])).unwrap_or_else(|| panic!("{} missing", cols[0]));
+        if cols[2].starts_with("bounce") {
+            bounces += 1;
+            match &outcomes[pos].1 {
+                Outcome::Ticket { kind: "bounce", .. } => recognised += 1,
+                Outcome::Quarantined { reason } if reason.contains("delivery report") => recognised += 1,
+                _ => unrecognised.push(cols[0].to_string()),
+            }
+        }
         if let (_, Outcome::Ticket { id, created: true, .. }) = &outcomes[pos] {
+            // Machine mail that threads nowhere may be recorded, but never as a request.
+            let automatic: bool =
+                conn.query_row("SELECT automatic FROM tickets WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+            if !automatic {
+                requests.push(cols[0].to_string());
+            }
             let acks: i64 = conn
                 .query_row(
                     "SELECT count(*) FROM messages WHERE ticket_id = ?1 AND kind = 'acknowledgement'",
@@ -97,8 +121,14 @@ fn whole_corpus_is_recorded_without_loss() {
             }
         }
     }
-    eprintln!("{} of {machine} bounces and vacation replies were acknowledged: {acknowledged:?}", acknowledged.len());
+    eprintln!(
+        "{} of {machine} bounces, receipts, complaints and vacation replies were acknowledged: {acknowledged:?}",
+        acknowledged.len()
+    );
+    eprintln!("{} of {machine} opened a request ticket: {requests:?}", requests.len());
+    eprintln!("{recognised} of {bounces} bounces recognised as delivery reports; not: {unrecognised:?}");
     assert!(acknowledged.is_empty(), "machine mail acknowledged: {acknowledged:?}");
+    assert!(requests.is_empty(), "machine mail opened request tickets: {requests:?}");
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
 }

@@ -52,6 +52,22 @@ impl Team {
         self.reply_from(&self.tech1, notice, body, None);
     }
 
+    /// Replies to `notice` with `cc` in Cc (both addresses get the envelope).
+    fn reply_with_cc(&self, from: &str, notice: &[u8], body: &str, cc: &str) {
+        let to = header_address(notice, "Reply-To");
+        let id = header(notice, "Message-ID").unwrap();
+        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let raw = message(
+            from,
+            &to,
+            &format!("Re: {}", subject(notice)),
+            &format!("r{n}@tech.example.test"),
+            &format!("Cc: {cc}\r\nIn-Reply-To: {id}\r\nReferences: {id}\r\n"),
+            body,
+        );
+        send_to(&to, &raw);
+    }
+
     fn reply_from(&self, from: &str, notice: &[u8], body: &str, to_override: Option<&str>) {
         let reply_to = header_address(notice, "Reply-To");
         let to = to_override.unwrap_or(&reply_to).to_string();
@@ -124,13 +140,9 @@ fn technician_reply_reaches_the_requester_threaded_and_the_team_gets_a_copy() {
 fn internal_notes_never_reach_the_requester() {
     let (team, notice) = team_with_request(None);
     team.tech1_replies(&notice, "#note\nVendor says the fuser is broken; part ordered.");
-    // The note address works without the #note line.
-    let note_address = text(&notice)
-        .split_whitespace()
-        .find(|w| w.contains("+n1-"))
-        .map(|w| w.trim_end_matches('.').to_string())
-        .expect("the notification shows the note address");
-    team.reply_from(&team.tech1, &notice, "Part arrives Tuesday.", Some(&note_address));
+    // No per-ticket address is printed in a body (a quote could carry it to the requester).
+    assert!(!text(&notice).contains("+n1-") && !text(&notice).contains("+t1-"), "{}", text(&notice));
+    team.tech1_replies(&notice, "#note Part arrives Tuesday.");
     team.settle(3);
     let notes = wait_inbox(&team.tech2, 3, T);
     // Two deliveries may be queued in either order by Postfix: check both copies, in any order.
@@ -166,8 +178,20 @@ fn commands_change_the_ticket_and_merge_moves_everything() {
     );
     let notice2 = wait_inbox(&team.tech1, 2, T).remove(1);
     assert!(subject(&notice2).starts_with("[ACME #2]"));
+    // A token for ticket 2 alone does not give control of ticket 1: the merge is refused ...
     team.tech1_replies(&notice2, "#merge 1\n#take");
     team.settle(4);
+    let refusal = wait_inbox(&team.tech1, 3, T).remove(2);
+    assert!(
+        text(&refusal).contains("Cc") && text(&refusal).contains("reply address for ticket 1"),
+        "{}",
+        text(&refusal)
+    );
+    assert!(team.show(2)["ticket"]["merged_into"].is_null());
+    // ... and done when the mail also goes to tech1's reply address for ticket 1.
+    let one = header_address(&notice, "Reply-To");
+    team.reply_with_cc(&team.tech1, &notice2, "#merge 1\n#take", &one);
+    team.settle(5);
     let merged = team.show(2);
     assert_eq!(merged["ticket"]["merged_into"], 1);
     assert_eq!(merged["ticket"]["status"], "closed");
@@ -188,12 +212,12 @@ fn commands_change_the_ticket_and_merge_moves_everything() {
             "Hello?",
         ),
     );
-    team.settle(5);
+    team.settle(6);
     let one = team.show(1);
     assert!(one["messages"].to_string().contains("req-3@alice.example.test"));
 
     team.tech1_replies(&notice, "#close");
-    team.settle(6);
+    team.settle(7);
     assert_eq!(team.show(1)["ticket"]["status"], "closed");
     assert_eq!(team.desk.json(&["tickets"]).as_array().unwrap().len(), 2);
 }

@@ -66,6 +66,7 @@ fuzz_target!(|data: &[u8]| {
             watchers: vec!["carol@example.test".into()],
             closed_at: (selector & 8 != 0).then_some(1_700_000_000),
             first_response_at: None,
+            automatic: selector & 128 != 0,
         }),
         Thread::New { .. } => None,
     };
@@ -76,8 +77,14 @@ fuzz_target!(|data: &[u8]| {
         2 => Role::Technician { address: sender, proof: "DMARC", note: true },
         _ => Role::Unverified { address: sender, reason: "fuzzed".into() },
     };
-    let policy =
-        Policy { desk_addresses: &desk, technicians: &technicians, reopen_window_secs: 14 * 86_400, cc_watchers: true };
+    let policy = Policy {
+        desk_addresses: &desk,
+        technicians: &technicians,
+        reopen_window_secs: 14 * 86_400,
+        cc_watchers: true,
+        max_watchers_per_message: 10,
+        max_watchers_per_ticket: 50,
+    };
     let merge = |n: i64| match lookup.live_ticket(n) {
         Ok(Some(live)) if live == n => Ok(()),
         _ => Err(format!("ticket {n} does not exist")),

@@ -37,7 +37,7 @@ fn subject_pattern() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
         Regex::new(
-            r"(?i)(undeliver(ed|able)|returned mail|delivery (status notification|failure|has failed|problem)|mail delivery failed|failure notice|non[- ]?delivery|could not be delivered|unzustellbar|nicht zugestellt|non remis|no se puede entregar|message not delivered)",
+            r"(?i)(undeliver(ed|able)|returned mail|returned to sender|delivery (status notification|failure|failed|has failed|problem|notification: delivery has failed)|mail delivery (failed|failure|error|problem|subsystem)|failure notice|failed delivery|non[- ]?delivery|(could|can) ?not (be )?deliver(ed)?|was not delivered|message not delivered|mail system error|permanent (error|failure)|error (while )?sending your (mail|message)|(failed|unable) to (send|deliver)|message delivery failed|invalid (user|recipient|address)|user unknown|no such user|unzustellbar|nicht zugestellt|zustellung fehlgeschlagen|unzustellbare|non remis|non distribu[ée]|[ée]chec de (la )?(remise|distribution)|non recapitabile|mancato recapito|no se puede entregar|no (se )?pudo (ser )?entregar|error de entrega|n[ãa]o (foi poss[íi]vel )?entreg|onbestelbaar|niet (kunnen )?afgeleverd|kan ikke leveres|kunde inte levereras|ej levererbart|nie mo[żz]na dostarczy[ćc]|niedostarczon|nedoru[čc]iteln|не доставлен|недоставлен|配信不能|配信エラー|メールエラー|エラー通知|配信できません|未送達|送信できませんでした|退信|无法投递|無法傳遞)",
         )
         .expect("valid regex")
     })
@@ -46,6 +46,29 @@ fn subject_pattern() -> &'static Regex {
 fn message_id_line() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r"(?im)^\s*message-id:\s*<([^<>\s]+)>").expect("valid regex"))
+}
+
+fn body_says_undelivered(msg: &Message<'_>) -> bool {
+    let head: String = msg.body_text(0).map(|t| t.chars().take(2048).collect()).unwrap_or_default();
+    subject_pattern().is_match(&head)
+}
+
+/// A body that reads like a delivery report: an SMTP reply or enhanced status code next to report
+/// wording, or the original message attached (`message/rfc822`, or its headers).
+fn machine_evidence(msg: &Message<'_>) -> bool {
+    static CODE: OnceLock<Regex> = OnceLock::new();
+    let code = CODE.get_or_init(|| {
+        Regex::new(r"(?i)(\b[45]\.\d{1,3}\.\d{1,3}\b|\b(550|551|552|553|554|450|451|452)[ -][^\n]{0,200}|smtp error|remote server (replied|returned)|diagnostic-code|final-recipient|original message (follows|is attached)|the following (address|recipient)(es|s)?( failed)?|delivery to the following recipient)")
+            .expect("valid regex")
+    });
+    let attached_original = msg.parts.iter().any(|p| {
+        p.message().is_some()
+            || p.is_content_type("text", "rfc822-headers")
+            || p.is_content_type("message", "rfc822-headers")
+    });
+    // Reports put their words at the top; reading the first 8 KB keeps this linear and cheap.
+    let text: String = msg.body_text(0).map(|t| t.chars().take(8192).collect()).unwrap_or_default();
+    attached_original || code.is_match(&text)
 }
 
 /// Looks at a parsed message and decides whether it is a delivery report.
@@ -60,11 +83,22 @@ pub fn detect(
         p.is_content_type("message", "delivery-status") || p.is_content_type("message", "global-delivery-status")
     });
     let machine = from.is_some_and(super::classify::is_machine_sender);
-    let looks_like = subject_pattern().is_match(subject) && (machine || null_sender || auto_submitted);
+    // A failure subject alone could be a person's ("Delivery failure of my order"): it needs a
+    // machine's mark too. Besides the sender and headers, that is a body that quotes SMTP status
+    // codes or an attached original message, as gateways and content filters send them.
+    let subject_matches = subject_pattern().is_match(subject);
+    let looks_like = subject_matches && (machine || null_sender || auto_submitted || machine_evidence(msg));
+    // Some carriers write the failure only in the body (Japanese mobile carriers, for one), from a
+    // no-reply sender with the original attached: the body's first lines say it instead.
+    let no_reply = from.is_some_and(super::classify::is_no_reply_sender);
+    let looks_like = looks_like
+        || ((machine || null_sender || auto_submitted || no_reply) && body_says_undelivered(msg) && machine_evidence(msg))
+        // A system sender (or the null sender) quoting SMTP replies or returning the original.
+        || ((machine || null_sender) && machine_evidence(msg));
     if report.is_none() && !machine && !looks_like {
         return None;
     }
-    if report.is_none() && machine && !subject_pattern().is_match(subject) && !null_sender {
+    if report.is_none() && machine && !looks_like && !null_sender {
         // postmaster@ writing about something else is a person.
         return None;
     }
@@ -88,6 +122,9 @@ pub fn detect(
             }
         }
     }
+    if report.is_none() {
+        loose_details(msg, subject, &mut b);
+    }
     // The returned message, attached whole or as headers only.
     for part in &msg.parts {
         if let Some(inner) = part.message() {
@@ -109,6 +146,38 @@ pub fn detect(
         }
     }
     Some(b)
+}
+
+/// What a report without a delivery-status part says in its words: a delay or a failure, the first
+/// enhanced status code and the line it stands on, and the address in angle brackets on that line.
+fn loose_details(msg: &Message<'_>, subject: &str, b: &mut Bounce) {
+    static DELAY: OnceLock<Regex> = OnceLock::new();
+    static STATUS: OnceLock<Regex> = OnceLock::new();
+    let delay = DELAY.get_or_init(|| {
+        Regex::new(r"(?i)(\(delay\)|delayed|delay notification|will (be )?retr(y|ied)|still trying|could not send message for past|warning: message .{0,40}(delayed|still undelivered)|verzögert|retardé|ritardat|retrasad)")
+            .expect("valid regex")
+    });
+    let status =
+        STATUS.get_or_init(|| Regex::new(r"(?m)^.{0,200}?\b([45]\.\d{1,3}\.\d{1,3})\b.{0,300}$").expect("valid regex"));
+    let text: String = msg.body_text(0).map(|t| t.chars().take(8192).collect()).unwrap_or_default();
+    let head: String = text.chars().take(600).collect();
+    if delay.is_match(subject) || delay.is_match(&head) {
+        b.action = "delayed".into();
+    }
+    if let Some(c) = status.captures(&text) {
+        b.status = Some(c[1].to_string());
+        let line = c[0].trim();
+        b.diagnostic = Some(line.to_string());
+        if b.recipient.is_none()
+            && let Some(start) = line.find('<')
+            && let Some(len) = line[start + 1..].find('>')
+        {
+            let r = line[start + 1..start + 1 + len].to_ascii_lowercase();
+            if r.contains('@') {
+                b.recipient = Some(r);
+            }
+        }
+    }
 }
 
 fn push_id(ids: &mut Vec<String>, id: &str) {
@@ -147,8 +216,20 @@ Your message could not be delivered.\r\n\r\n----- Original message -----\r\nMess
         let b = parse(loose).unwrap().bounce.expect("a heuristic bounce");
         assert!(!b.standard);
         assert_eq!(b.message_ids, vec!["reply.7.3.0.y@acme.test"]);
+        let gateway = "From: SMTP Gateway <smtpgw@mail.corp.test>\r\nSubject: Unzustellbar: Drucker\r\n\r\n\
+Ihre Nachricht konnte nicht zugestellt werden.\r\n\r\n  <nobody@corp.test>: 550 5.1.1 User unknown\r\n";
+        let b = parse(gateway.as_bytes()).unwrap().bounce.expect("a gateway's report");
+        assert_eq!(b.status.as_deref(), Some("5.1.1"));
+        assert_eq!(b.recipient.as_deref(), Some("nobody@corp.test"));
+        let filter = "From: Content Filter <filter@corp.test>\r\nSubject: Non recapitabile: stampante\r\n\r\n\
+Il messaggio non e' stato recapitato.\r\nRemote server replied: 554 5.7.1 Message rejected\r\n";
+        assert!(parse(filter.as_bytes()).unwrap().bounce.is_some(), "SMTP codes in the body are a machine's mark");
+        let delay = "From: MAILER-DAEMON@mx.test\r\nSubject: Delivery Status Notification (Delay)\r\n\r\n\
+Delivery is delayed to these recipients. The server will retry.\r\n";
+        assert!(!parse(delay.as_bytes()).unwrap().bounce.unwrap().is_failure());
         for person in [
             "From: alice@x.test\r\nSubject: Undeliverable mail to the CEO?\r\n\r\nWhy?",
+            "From: alice@x.test\r\nSubject: Delivery failure of my order\r\n\r\nThe parcel never came.",
             "From: postmaster@x.test\r\nSubject: New firewall rules\r\n\r\nFYI",
         ] {
             assert!(parse(person.as_bytes()).unwrap().bounce.is_none(), "{person}");

@@ -9,14 +9,30 @@ use super::parse::Inbound;
 
 /// Why no automatic reply goes to the sender of this message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Suppression(pub String);
+pub struct Suppression {
+    pub reason: String,
+    /// A machine wrote it (an auto-reply, a report, a list or spam): recorded, but it is not a
+    /// request, so it opens no SLA clock and notifies nobody. `false` for mail that only must not
+    /// be answered (a no-reply sender, a contact form, no sender at all): a person may stand
+    /// behind it, so technicians still see it.
+    pub automatic: bool,
+}
+
+impl Suppression {
+    fn machine(reason: String) -> Option<Suppression> {
+        Some(Suppression { reason, automatic: true })
+    }
+    fn unanswerable(reason: String) -> Option<Suppression> {
+        Some(Suppression { reason, automatic: false })
+    }
+}
 
 /// Returns `Some(reason)` when the message must not get an automatic reply.
 ///
 /// `desk_addresses` are the desk's own addresses (lower case): mail from them, or carrying their
 /// `X-Loop` stamp, came from a maildesk and answering it would loop.
 pub fn suppress_auto_reply(msg: &Inbound, desk_addresses: &[String]) -> Option<Suppression> {
-    let why = |s: String| Some(Suppression(s));
+    let why = Suppression::machine;
     let a = &msg.automation;
 
     if let Some(v) = &a.auto_submitted
@@ -51,8 +67,24 @@ pub fn suppress_auto_reply(msg: &Inbound, desk_addresses: &[String]) -> Option<S
     if let Some(stamp) = a.x_loop.iter().find(|l| desk_addresses.iter().any(|d| l.contains(d.as_str()))) {
         return why(format!("X-Loop: {stamp}: this desk sent it"));
     }
+    // X-Loop is only ever written by software that answers or redistributes mail.
+    if let Some(stamp) = a.x_loop.first() {
+        return why(format!("X-Loop: {stamp}: sent by an autoresponder or list"));
+    }
+    if let Some(report) = &msg.machine_report {
+        return why(report.clone());
+    }
+    if let Some(spam) = &a.spam_verdict {
+        return why(format!("the receiving server marked it as spam ({spam})"));
+    }
+    if let Some(h) = &a.challenge {
+        return why(format!("challenge-response system ({h})"));
+    }
+    if challenge_subject(&msg.subject) {
+        return why(format!("challenge-response subject {:?}", msg.subject));
+    }
     let Some(from) = &msg.from else {
-        return why("no sender address to answer".into());
+        return Suppression::unanswerable("no sender address to answer".into());
     };
     if desk_addresses.contains(&from.address) {
         return why(format!("sent from the desk's own address {}", from.address));
@@ -60,14 +92,18 @@ pub fn suppress_auto_reply(msg: &Inbound, desk_addresses: &[String]) -> Option<S
     if is_machine_sender(&from.address) {
         return why(format!("sender {} is a system address", from.address));
     }
+    if is_no_reply_sender(&from.address) {
+        return Suppression::unanswerable(format!("sender {} accepts no replies", from.address));
+    }
     None
 }
 
-/// MAILER-DAEMON, postmaster and no-reply style local parts: nobody reads what is sent there.
+/// MAILER-DAEMON, postmaster, and the senders mail gateways and content filters use for their
+/// reports (`*smtp*`, `*antivirus*`, `ndr`, `imss`, `mailer`, `postoffice`, ...): nobody reads what
+/// is sent there, and what comes from there is a machine's report.
 pub fn is_machine_sender(address: &str) -> bool {
     let local = address.split('@').next().unwrap_or("").to_ascii_lowercase();
     let local = local.split('+').next().unwrap_or("").to_string();
-    // "no-reply", "no_reply", "noreply-alerts", "do.not.reply" all squash to a no-reply prefix.
     let squashed: String = local.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     matches!(
         squashed.as_str(),
@@ -78,8 +114,50 @@ pub fn is_machine_sender(address: &str) -> bool {
             | "bounces"
             | "maildeliverysystem"
             | "maildeliverysubsystem"
-    ) || squashed.starts_with("noreply")
-        || squashed.starts_with("donotreply")
+            | "ndr"
+            | "nondelivery"
+            | "imss"
+            | "mailer"
+            | "postoffice"
+            | "postman"
+            | "mailadmin"
+            | "mailgate"
+            | "mailgateway"
+            | "mailguard"
+            | "mailscanner"
+            | "mailsweeper"
+            | "interscan"
+            | "scanmail"
+            | "quarantine"
+            | "deliverystatus"
+            | "returnedmail"
+    ) || squashed.contains("mailerdaemon")
+        || squashed.contains("postmaster")
+        || squashed.contains("smtp")
+        || squashed.contains("antivirus")
+        || squashed.contains("antispam")
+        || squashed.contains("virusalert")
+        || squashed.contains("viruswall")
+}
+
+/// no-reply senders: nobody reads what is sent there, but a person may stand behind the mail (a
+/// contact form, a portal relaying a user's message), so it is not machine mail by itself.
+pub fn is_no_reply_sender(address: &str) -> bool {
+    let local = address.split('@').next().unwrap_or("").to_ascii_lowercase();
+    let squashed: String = local.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    squashed.starts_with("noreply") || squashed.starts_with("donotreply") || squashed.starts_with("dontreply")
+}
+
+/// "Please confirm you are human" mails of challenge-response spam filters.
+pub fn challenge_subject(subject: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)(confirm (that )?you are (a )?(human|real person)|verify (that )?you are (a )?(human|real person)|(sender|e-?mail|address) verification (required|request|needed)|your (e-?mail|message) (is )?(awaiting|requires|needs) (verification|confirmation|approval)|please confirm your (e-?mail|message)|anti-?spam (verification|confirmation)|spam (protection|filter).{0,30}confirm|bestätigen sie.{0,40}(absender|nachricht|e-?mail)|confirmez.{0,40}(humain|message|expéditeur))",
+        )
+        .expect("valid regex")
+    })
+    .is_match(subject)
 }
 
 /// Auto-reply subjects of clients that send no `Auto-Submitted` header (Outlook, many webmailers).
@@ -87,7 +165,7 @@ pub fn auto_reply_subject(subject: &str) -> bool {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| {
         regex::Regex::new(
-            r"(?i)^\s*(auto(matic)?[ -]?(reply|response|antwort)|out of (the )?office|abwesenheit(snotiz)?|r[ée]ponse automatique|respuesta autom[áa]tica|fuera de la oficina|absence)\b",
+            r"(?i)^\s*(auto:|(auto(matic|matische|matisch)?[ -]?(reply|response|antwort|answer)|out of (the )?office|ooo\b|abwesenheit(snotiz)?|abwesend|r[ée]ponse automatique|respuesta autom[áa]tica|resposta autom[áa]tica|risposta automatica|automatisch antwoord|autosvar|automaattinen vastaus|automatyczna odpowied[źz]|automatick[áa] odpov[ěe]ď|автоответ|автоматический ответ|自動応答|自動返信|自动回复|自動回覆|fuera de la oficina|fuori sede|fuori ufficio|niet aanwezig|afwezig|fr[åa]nvaro|poza biurem|absence|absent|ausente|je suis absent|i am (out|away)|on (annual )?leave)\b)",
         )
         .expect("valid regex")
     })
@@ -103,7 +181,7 @@ mod tests {
         let subject = if headers.contains("Subject:") { "" } else { "\r\nSubject: s" };
         let raw = format!("{headers}{subject}\r\nMessage-ID: <m@x>\r\n\r\nbody");
         let msg = parse(raw.as_bytes()).unwrap();
-        suppress_auto_reply(&msg, &["support@acme.test".to_string()]).map(|s| s.0)
+        suppress_auto_reply(&msg, &["support@acme.test".to_string()]).map(|s| s.reason)
     }
 
     #[test]
@@ -116,6 +194,9 @@ mod tests {
             "From: alice@example.test\r\nX-Auto-Response-Suppress: DR, RN",
             "From: noreen@example.test",
             "From: bouncer@example.test",
+            "From: alice@example.test\r\nSubject: Vacation request for March",
+            "From: alice@example.test\r\nSubject: Read: the manual before calling",
+            "From: alice@example.test\r\nX-Spam-Flag: NO\r\nX-Spam-Status: No, score=0.1",
             "From: reply@example.test",
         ];
         for h in answered {
@@ -136,9 +217,9 @@ mod tests {
             ("From: Support <SUPPORT@acme.test>", "own address"),
             ("From: MAILER-DAEMON@mx.example.test", "system address"),
             ("From: postmaster@example.test", "system address"),
-            ("From: no-reply@example.test", "system address"),
-            ("From: noreply@example.test", "system address"),
-            ("From: do_not_reply@example.test", "system address"),
+            ("From: no-reply@example.test", "accepts no replies"),
+            ("From: noreply@example.test", "accepts no replies"),
+            ("From: do_not_reply@example.test", "accepts no replies"),
             ("From: post_master@vtext.example.test", "system address"),
             ("From: Mail Delivery System <Mail.Delivery.System@mx.example.test>", "system address"),
             ("From: alice@example.test\r\nList-Subscribe: <mailto:x-ctl@example.test>", "List-"),
@@ -146,12 +227,43 @@ mod tests {
             ("From: alice@example.test\r\nSubject: Automatic reply: Printer", "auto-reply subject"),
             ("From: alice@example.test\r\nSubject: Out of Office", "auto-reply subject"),
             ("From: alice@example.test\r\nSubject: Abwesenheitsnotiz: Drucker", "auto-reply subject"),
-            ("From: donotreply@example.test", "system address"),
+            ("From: donotreply@example.test", "accepts no replies"),
             ("To: x@example.test", "no sender"),
+            ("From: alice@example.test\r\nX-Loop: list@other.test", "X-Loop"),
+            ("From: alice@example.test\r\nX-Spam-Flag: YES", "spam"),
+            ("From: alice@example.test\r\nX-Spam-Status: Yes, score=12.0", "spam"),
+            ("From: alice@example.test\r\nSubject: AUTO: Alice is out of the office", "auto-reply subject"),
+            ("From: alice@example.test\r\nSubject: Automatische Antwort: Drucker", "auto-reply subject"),
+            ("From: alice@example.test\r\nSubject: Risposta automatica: stampante", "auto-reply subject"),
+            ("From: alice@example.test\r\nSubject: Автоответ: принтер", "auto-reply subject"),
+            ("From: alice@example.test\r\nSubject: Please confirm you are human", "challenge-response"),
+            ("From: alice@example.test\r\nSubject: Sender verification required", "challenge-response"),
+            ("From: alice@example.test\r\nX-Boxtrapper: yes", "challenge-response"),
+            ("From: SMTP Gateway <smtp-gw@mx.example.test>", "system address"),
+            ("From: antivirus@example.test", "system address"),
+            ("From: NDR@example.test", "system address"),
+            ("From: IMSS@example.test", "system address"),
         ];
         for (h, expect) in suppressed {
             let v = verdict(h);
             assert!(v.as_deref().is_some_and(|v| v.contains(expect)), "{h}: got {v:?}");
         }
+    }
+
+    #[test]
+    fn reports_of_any_type_are_machine_mail_and_no_reply_senders_are_not() {
+        let receipt = "From: alice@example.test\r\nSubject: Read: Printer\r\nMessage-ID: <r@x>\r\n\
+Content-Type: multipart/report; report-type=disposition-notification; boundary=B\r\n\r\n--B\r\n\
+Content-Type: text/plain\r\n\r\nYour message was read.\r\n--B\r\n\
+Content-Type: message/disposition-notification\r\n\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n--B--\r\n";
+        let s = suppress_auto_reply(&parse(receipt.as_bytes()).unwrap(), &[]).unwrap();
+        assert!(s.automatic && s.reason.contains("report"), "{s:?}");
+        let outlook_plain = "From: alice@example.test\r\nSubject: Read: Printer\r\nMessage-ID: <r2@x>\r\n\r\n\
+Your message\r\n\r\n  To: support\r\n  Subject: Printer\r\n\r\nwas read on Monday, 1 January 2026 10:00.\r\n";
+        let s = suppress_auto_reply(&parse(outlook_plain.as_bytes()).unwrap(), &[]).unwrap();
+        assert!(s.automatic, "{s:?}");
+        let form = "From: no-reply@forms.example.test\r\nSubject: Contact form\r\nMessage-ID: <f@x>\r\n\r\nMy laptop is broken";
+        let s = suppress_auto_reply(&parse(form.as_bytes()).unwrap(), &[]).unwrap();
+        assert!(!s.automatic, "a person may stand behind a no-reply sender: {s:?}");
     }
 }

@@ -51,11 +51,12 @@ pub fn html_to_text(html: &str) -> String {
                 }
                 continue;
             }
-            if !closing && !tag.ends_with('/') {
-                if let Some(h) = HIDDEN.iter().find(|h| **h == name) {
-                    hidden = Some(h);
-                    continue;
-                }
+            if !closing
+                && !tag.ends_with('/')
+                && let Some(h) = HIDDEN.iter().find(|h| **h == name)
+            {
+                hidden = Some(h);
+                continue;
             }
             if name == "blockquote" {
                 if !at_line_start {

@@ -443,15 +443,21 @@ impl Watcher {
         matches!(chunk, [uid] if self.misses.get(uid).is_some_and(|n| *n >= MAX_MISSES))
     }
 
-    /// Waits in IDLE until the server reports a change, the renewal time passes, or shutdown.
+    /// Waits in IDLE until the server reports a change, `poll_interval` passes, or shutdown.
+    ///
+    /// IDLE is never the only way new mail is found: some servers announce it late or not at all
+    /// (Cyrus without its idled helper polls its own mailbox once a minute; Gmail's IDLE is known
+    /// to lag; proxies swallow the notices). Leaving IDLE every `poll_interval` makes the watcher
+    /// look for itself, so a silent IDLE costs at most one poll interval.
     async fn idle(&self, session: ImapSession) -> Result<ImapSession, ImapError> {
         let mut handle = session.idle();
         handle.init().await?;
         let mut shutdown = self.shutdown.clone();
+        let renew = self.config.imap.poll_interval.min(IDLE_RENEW);
         {
             let (wait, _stop) = handle.wait_with_timeout(IDLE_SILENCE);
             tokio::select! {
-                r = tokio::time::timeout(IDLE_RENEW, wait) => {
+                r = tokio::time::timeout(renew, wait) => {
                     if let Ok(r) = r {
                         debug!(response = ?r.as_ref().map(|_| ()), "IDLE woke");
                         r?;

@@ -49,6 +49,10 @@ pub struct AutomationHeaders {
     pub return_path: Option<String>,
     pub x_loop: Vec<String>,
     pub x_auto_response_suppress: Option<String>,
+    /// The receiving server's spam verdict, when it says spam (`X-Spam-Flag: YES`, `X-Spam-Status: Yes…`).
+    pub spam_verdict: Option<String>,
+    /// A challenge-response filter's header (`X-Boxtrapper`, `X-TMDA-…`, `X-Challenge…`).
+    pub challenge: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +77,9 @@ pub struct Inbound {
     pub recipients: Vec<String>,
     /// Set when the message is a delivery report (see `bounce`).
     pub bounce: Option<super::bounce::Bounce>,
+    /// Set when a machine's report makes up the message: any `multipart/report`, a delivery
+    /// status, disposition (read receipt) or feedback part anywhere, or a plain read receipt.
+    pub machine_report: Option<String>,
     /// "high" or "low" from Importance, Priority or X-Priority; None when absent or normal.
     pub importance: Option<&'static str>,
     /// `Authentication-Results` header values, newest (topmost) first, each with the number of
@@ -104,6 +111,26 @@ pub fn parse(raw: &[u8]) -> Result<Inbound, ParseError> {
         return Err(ParseError::Empty);
     }
     match catch_unwind(AssertUnwindSafe(|| parse_inner(raw))) {
+        // Broken MIME can hide every text part (a boundary parameter on a line of its own, say):
+        // rather than a ticket with no text, show the body as sent, without its structure.
+        // (A multipart without a usable boundary comes back as an "attachment" of type multipart/*.)
+        Ok(Ok(mut msg))
+            if msg.text.trim().is_empty()
+                && msg.attachments.iter().all(|a| a.content_type.starts_with("multipart/"))
+                && has_body(raw) =>
+        {
+            if let Ok(Ok(plain)) = catch_unwind(AssertUnwindSafe(|| parse_inner(&without_mime_structure(raw))))
+                && !plain.text.trim().is_empty()
+            {
+                msg.text = plain.text;
+                // The report's words were hidden too.
+                msg.bounce = msg.bounce.or(plain.bounce);
+                msg.machine_report = msg.machine_report.or(plain.machine_report);
+                msg.defects
+                    .push("no text part could be read from the MIME structure: the body is shown as plain text".into());
+            }
+            Ok(msg)
+        }
         Ok(result) => result,
         // mail-parser 0.11 can panic on broken MIME nesting (found by the fuzz target). The request
         // is still a request: read it again as one plain-text part, so it becomes a ticket with the
@@ -117,6 +144,16 @@ pub fn parse(raw: &[u8]) -> Result<Inbound, ParseError> {
                 msg
             }),
     }
+}
+
+/// Whether anything but whitespace follows the header block.
+fn has_body(raw: &[u8]) -> bool {
+    let start = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2));
+    start.is_some_and(|s| raw[s..].iter().any(|b| !b.is_ascii_whitespace()))
 }
 
 /// The message with its top-level Content-* header fields removed, so that a parser sees a single
@@ -219,6 +256,17 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
             .filter_map(|v| v.as_text().map(|s| s.trim().to_ascii_lowercase()))
             .collect(),
         x_auto_response_suppress: header_text("X-Auto-Response-Suppress"),
+        spam_verdict: msg.headers_raw().find_map(|(h, v)| {
+            let v = v.trim();
+            let yes = v.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("yes"));
+            ((h.eq_ignore_ascii_case("X-Spam-Flag") || h.eq_ignore_ascii_case("X-Spam-Status")) && yes)
+                .then(|| format!("{h}: {}", one_line(v).chars().take(60).collect::<String>()))
+        }),
+        challenge: msg.headers_raw().find_map(|(h, _)| {
+            let l = h.to_ascii_lowercase();
+            (l == "x-boxtrapper" || l.starts_with("x-tmda") || l.starts_with("x-challenge") || l == "x-spamarrest")
+                .then(|| h.to_string())
+        }),
     };
 
     let to = mailboxes(msg.to());
@@ -252,6 +300,7 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
         automation.auto_submitted.as_deref().is_some_and(|a| !a.eq_ignore_ascii_case("no")),
     );
 
+    let machine_report = machine_report(&msg, &subject, &text);
     Ok(Inbound {
         message_id,
         in_reply_to: id_list(msg.in_reply_to()),
@@ -266,11 +315,51 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
         automation,
         recipients,
         bounce,
+        machine_report,
         importance,
         authentication_results,
         attachments,
         defects,
     })
+}
+
+/// Whether a machine's report makes up the message (see [`Inbound::machine_report`]).
+fn machine_report(msg: &Message<'_>, subject: &str, text: &str) -> Option<String> {
+    for part in &msg.parts {
+        let Some(ct) = part.content_type() else { continue };
+        let sub = ct.c_subtype.as_deref().unwrap_or("").to_ascii_lowercase();
+        let ty = ct.c_type.to_ascii_lowercase();
+        if ty == "multipart" && sub == "report" {
+            let kind = ct.attribute("report-type").unwrap_or("unknown").to_ascii_lowercase();
+            return Some(format!("a report (multipart/report; report-type={kind})"));
+        }
+        if ty == "message"
+            && matches!(
+                sub.as_str(),
+                "delivery-status"
+                    | "global-delivery-status"
+                    | "disposition-notification"
+                    | "global-disposition-notification"
+                    | "feedback-report"
+            )
+        {
+            return Some(format!("a report (message/{sub} part)"));
+        }
+    }
+    static READ_SUBJECT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    static READ_BODY: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let subject_re = READ_SUBJECT.get_or_init(|| {
+        regex::Regex::new(r"(?i)^\s*(read|not read|gelesen|nicht gelesen|lu|non lu|le[íi]do|no le[íi]do|lido|letto|non letto|gelezen|niet gelezen|l[äa]st|ol[äa]st|przeczytano|nieprzeczytano|p[řr]e[čc]teno|прочитано|не прочитано|開封済み|已读|已讀)\s?[:：]")
+            .expect("valid regex")
+    });
+    let body_re = READ_BODY.get_or_init(|| {
+        regex::Regex::new(r"(?i)(was read on|was deleted without being read|wurde am .{0,40}gelesen|ohne gelesen zu werden|a été lu|supprimé sans avoir été lu|fue leído|ha sido leído|è stato letto|is gelezen op|lästes|został przeczytany|прочитано)")
+            .expect("valid regex")
+    });
+    // A plain read receipt (Outlook sends some without a report part): the subject and the body
+    // must both say so, since "Read: the manual" is also a sentence.
+    let start: String = text.chars().take(2000).collect();
+    (subject_re.is_match(subject) && body_re.is_match(&start)).then(|| "a read receipt".to_string())
 }
 
 /// Every inline text part in order (text that follows an image or is split around an inline

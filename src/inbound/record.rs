@@ -411,6 +411,8 @@ fn record_one(
         technicians: &h.technicians,
         reopen_window_secs: h.reopen_window.as_secs() as i64,
         cc_watchers: h.cc_watchers,
+        max_watchers_per_message: desk.config.limits.max_watchers_per_message,
+        max_watchers_per_ticket: desk.config.limits.max_watchers_per_ticket,
     };
     // Merge targets are checked inside the plan; a failed lookup there fails the batch here.
     let lookup_error = std::cell::RefCell::new(None);
@@ -470,10 +472,10 @@ fn record_one(
     let stored_raw = if oversized { &raw[..header_end.min(raw.len())] } else { raw };
 
     let (ticket, created) = match &plan.target {
-        Target::Open { subject, requester, follow_up_of } => {
+        Target::Open { subject, requester, follow_up_of, automatic } => {
             // The first matching `[priority]` rule, else the default.
             let priority = desk.config.sla.priority_for(msg);
-            (write::insert_ticket(conn, subject, requester.as_ref(), &priority, *follow_up_of, now)?, true)
+            (write::insert_ticket(conn, subject, requester.as_ref(), &priority, *follow_up_of, *automatic, now)?, true)
         }
         Target::Existing(ticket) => {
             write::touch_ticket(conn, *ticket, now)?;
@@ -486,6 +488,7 @@ fn record_one(
     let row = write::insert_message(conn, &new_row)?;
     let limits = &desk.config.limits;
     let mut skipped = Vec::new();
+    let mut kept = Vec::new();
     let mut stored_bytes = 0usize;
     for (i, a) in msg.attachments.iter().enumerate() {
         let name = a.name.clone().unwrap_or_else(|| "(unnamed)".into());
@@ -495,7 +498,9 @@ fn record_one(
         }
         stored_bytes += a.data.len();
         write::insert_attachment(conn, row, i, a)?;
+        kept.push(i);
     }
+    plan.attachments_kept = Some(kept);
     let actor = sender.unwrap_or("(unknown sender)");
     if oversized {
         let detail = format!(

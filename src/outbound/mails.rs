@@ -35,6 +35,10 @@ pub fn queue(
     let desk = composer.desk();
     let h = &desk.config.helpdesk;
     let ticket_ctx = ticket_context(conn, &h.tag, ticket)?;
+    let forwarded: Vec<&crate::inbound::parse::Attachment> = match &plan.attachments_kept {
+        None => msg.attachments.iter().collect(),
+        Some(kept) => kept.iter().filter_map(|i| msg.attachments.get(*i)).collect(),
+    };
     let mut queued = 0;
     for (n, mail) in plan.mails.iter().enumerate() {
         let Some(first) = mail.to.first() else { continue };
@@ -65,11 +69,7 @@ pub fn queue(
                 commands_help: crate::commands::HELP.into(),
                 error_line: plan.rejected.as_ref().map(|e| e.line.clone()).unwrap_or_default(),
                 error_reason: plan.rejected.as_ref().map(|e| e.reason.clone()).unwrap_or_default(),
-                attachments: msg
-                    .attachments
-                    .iter()
-                    .map(|a| a.name.clone().unwrap_or_else(|| "(unnamed)".into()))
-                    .collect(),
+                attachments: forwarded.iter().map(|a| a.name.clone().unwrap_or_else(|| "(unnamed)".into())).collect(),
                 escalations: Vec::new(),
                 notice: plan.notice.clone().unwrap_or_default(),
             },
@@ -78,15 +78,24 @@ pub fn queue(
         // on the message that caused it.
         let (in_reply_to, references) = match mail.kind {
             MailKind::Reply => requester_thread(conn, ticket)?,
+            // Each technician's notifications of a ticket form one thread in their client, rooted
+            // at the first one they got, whatever caused each.
+            _ if to_technician => {
+                let (root, last) = technician_thread(conn, ticket, &first.address)?;
+                let mut refs: Vec<String> = root.iter().chain(last.iter()).cloned().collect();
+                refs.dedup();
+                refs.push(msg.message_id.clone());
+                (Some(last.unwrap_or_else(|| msg.message_id.clone())), refs)
+            }
             _ => {
                 let mut refs = msg.references.clone();
                 refs.push(msg.message_id.clone());
                 (Some(msg.message_id.clone()), refs)
             }
         };
-        let attachments = match mail.kind {
-            MailKind::Acknowledgement | MailKind::CommandError => &[][..],
-            _ => &msg.attachments[..],
+        let attachments: Vec<crate::inbound::parse::Attachment> = match mail.kind {
+            MailKind::Acknowledgement | MailKind::CommandError => Vec::new(),
+            _ => forwarded.iter().map(|a| (*a).clone()).collect(),
         };
         let kind = mail.kind.template();
         let message_id = format!("{kind}.{ticket}.{inbound_row}.{n}.{}@{}", desk.instance, desk.domain());
@@ -102,7 +111,7 @@ pub fn queue(
                 message_id,
                 in_reply_to,
                 references,
-                attachments: attachments.to_vec(),
+                attachments,
                 // RFC 3834: the acknowledgement answers a mail; notifications are generated.
                 // Relayed replies carry a person's words and are neither.
                 auto_submitted: match mail.kind {
@@ -261,6 +270,10 @@ pub fn queue_escalation(
             },
         };
         let message_id = format!("escalation.{ticket}.{fired}.{n}.{}@{}", desk.instance, desk.domain());
+        let mut thread = technician_thread(conn, ticket, &rcpt.address)?;
+        if thread.0 == thread.1 {
+            thread.1 = None;
+        }
         queued += queue_one(
             conn,
             composer,
@@ -271,8 +284,8 @@ pub fn queue_escalation(
                 reply_to: reply_address,
                 ctx,
                 message_id,
-                in_reply_to: None,
-                references: Vec::new(),
+                in_reply_to: thread.1.clone().or_else(|| thread.0.clone()),
+                references: thread.0.iter().chain(thread.1.iter()).cloned().collect::<Vec<_>>(),
                 attachments: Vec::new(),
                 auto_submitted: Some("auto-generated"),
             },
@@ -316,6 +329,23 @@ fn ticket_context(conn: &Connection, tag: &str, id: i64) -> rusqlite::Result<Tic
 
 /// In-Reply-To and References for mail to the requester: the messages the requester has seen on
 /// this ticket (theirs and what maildesk sent them), newest last.
+/// The first and the latest notification `technician` got on `ticket`: what their next one threads on.
+fn technician_thread(
+    conn: &Connection,
+    ticket: i64,
+    technician: &str,
+) -> rusqlite::Result<(Option<String>, Option<String>)> {
+    let one = |order: &str| -> rusqlite::Result<Option<String>> {
+        conn.prepare_cached(&format!(
+            "SELECT message_id FROM messages WHERE ticket_id = ?1 AND direction = 'out' AND internal = 1
+             AND to_addrs = ?2 ORDER BY id {order} LIMIT 1"
+        ))?
+        .query_row(rusqlite::params![ticket, technician], |r| r.get(0))
+        .optional()
+    };
+    Ok((one("ASC")?, one("DESC")?))
+}
+
 fn requester_thread(conn: &Connection, ticket: i64) -> rusqlite::Result<(Option<String>, Vec<String>)> {
     let mut stmt = conn.prepare_cached(
         "SELECT message_id FROM messages

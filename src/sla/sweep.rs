@@ -40,7 +40,10 @@ impl Stored {
 
 pub fn load(conn: &Connection, ticket: i64) -> rusqlite::Result<Option<Stored>> {
     let Some((created_at, priority, assignee, first_response_at)) = conn
-        .prepare_cached("SELECT created_at, priority, assignee, first_response_at FROM tickets WHERE id = ?1")?
+        // A promoted automatic ticket's clocks start at its promotion.
+        .prepare_cached(
+            "SELECT coalesce(promoted_at, created_at), priority, assignee, first_response_at FROM tickets WHERE id = ?1",
+        )?
         .query_row([ticket], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?
     else {
@@ -67,9 +70,11 @@ pub fn clock_of(sla: &SlaConfig, s: &Stored, now: i64) -> Clock {
 pub fn refresh(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> rusqlite::Result<Option<Clock>> {
     let Some(stored) = load(conn, ticket)? else { return Ok(None) };
     let c = clock_of(sla, &stored, now);
-    let merged: Option<i64> =
-        conn.prepare_cached("SELECT merged_into FROM tickets WHERE id = ?1")?.query_row([ticket], |r| r.get(0))?;
-    let next = if merged.is_some() { None } else { c.next_level_at };
+    let (merged, automatic): (Option<i64>, bool) = conn
+        .prepare_cached("SELECT merged_into, automatic FROM tickets WHERE id = ?1")?
+        .query_row([ticket], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    // Automatic tickets are not requests: nothing escalates until one is promoted.
+    let next = if merged.is_some() || automatic { None } else { c.next_level_at };
     let fr = &c.first_response;
     let res = &c.resolution;
     conn.prepare_cached(

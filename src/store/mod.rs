@@ -24,6 +24,8 @@ pub enum StoreError {
     Missing { path: PathBuf },
     #[error("database {}: cannot create its folder: {source}", path.display())]
     Folder { path: PathBuf, source: std::io::Error },
+    #[error("database {}: cannot create it: {source}", path.display())]
+    Create { path: PathBuf, source: std::io::Error },
     #[error("database {}: schema upgrade failed: {source}", path.display())]
     Migrate { path: PathBuf, source: rusqlite_migration::Error },
     #[error("database: {0}")]
@@ -46,6 +48,17 @@ fn migrations() -> Migrations<'static> {
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder { path: path.into(), source })?;
+    }
+    // The database holds every mail and the reply-token secret: readable by its owner only. SQLite
+    // gives its -wal and -shm files the same mode.
+    if !path.exists() {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| StoreError::Create { path: path.into(), source })?;
     }
     let mut conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.into(), source })?;
     configure(&conn).map_err(|source| StoreError::Open { path: path.into(), source })?;

@@ -28,17 +28,22 @@ pub struct TicketSummary {
     /// The closed ticket this one follows up.
     pub follow_up_of: Option<i64>,
     pub messages: i64,
+    /// Opened by machine mail: no SLA clock, nobody notified (listed by `tickets --automatic`).
+    pub automatic: bool,
 }
 
-pub fn tickets(conn: &Connection, status: Option<&str>) -> rusqlite::Result<Vec<TicketSummary>> {
-    let mut stmt = conn
-        .prepare(&format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE ?1 IS NULL OR t.status = ?1 ORDER BY t.id"))?;
-    stmt.query_map([status], ticket_row)?.collect()
+/// Tickets in `status` (any when `None`): requests, or with `automatic` the tickets machine mail
+/// opened, which are kept out of the ordinary list.
+pub fn tickets(conn: &Connection, status: Option<&str>, automatic: bool) -> rusqlite::Result<Vec<TicketSummary>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets t WHERE (?1 IS NULL OR t.status = ?1) AND t.automatic = ?2 ORDER BY t.id"
+    ))?;
+    stmt.query_map(rusqlite::params![status, automatic], ticket_row)?.collect()
 }
 
 const TICKET_COLUMNS: &str = "t.id, t.subject, t.status, t.priority, t.requester, t.requester_name, t.assignee,
     t.created_at, t.updated_at, t.first_response_at, t.resolved_at, t.closed_at, t.merged_into, t.follow_up_of,
-    (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id)";
+    (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id), t.automatic";
 
 fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
     let time = |i: usize| -> rusqlite::Result<Option<String>> { Ok(r.get::<_, Option<i64>>(i)?.map(rfc3339)) };
@@ -58,6 +63,7 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
         merged_into: r.get(12)?,
         follow_up_of: r.get(13)?,
         messages: r.get(14)?,
+        automatic: r.get(15)?,
     })
 }
 
@@ -249,7 +255,10 @@ pub struct MailboxView {
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub messages_ingested: i64,
+    /// Every ticket by status, automatic ones included.
     pub tickets: StatusCounts,
+    /// Tickets machine mail opened and nobody has promoted (`tickets --automatic`).
+    pub automatic_tickets: i64,
     pub outbox: OutboxCounts,
     pub quarantined: i64,
     pub mailboxes: Vec<MailboxView>,
@@ -278,6 +287,7 @@ pub fn status(conn: &Connection) -> rusqlite::Result<Status> {
             resolved: tickets("resolved")?,
             closed: tickets("closed")?,
         },
+        automatic_tickets: conn.query_row("SELECT count(*) FROM tickets WHERE automatic = 1", [], |r| r.get(0))?,
         outbox: OutboxCounts { pending: outbox("pending")?, sent: outbox("sent")?, failed: outbox("failed")? },
         quarantined: conn.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))?,
         mailboxes,

@@ -27,6 +27,16 @@ impl TicketLookup for Lookup<'_> {
     }
 }
 
+/// Makes an automatic ticket a request: its SLA clocks count from now. Returns whether it was one.
+pub fn promote(conn: &Connection, ticket: i64, now: i64) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE tickets SET automatic = 0, promoted_at = ?2, updated_at = ?2 WHERE id = ?1 AND automatic = 1",
+        )?
+        .execute(params![ticket, now])?;
+    Ok(n > 0)
+}
+
 /// The content digest recorded with a message of this Message-ID: `None` when there is none,
 /// `Some(None)` for a message recorded before digests were kept.
 pub fn message_digest(conn: &Connection, message_id: &str) -> rusqlite::Result<Option<Option<String>>> {
@@ -112,11 +122,12 @@ pub fn insert_ticket(
     requester: Option<&Mailbox>,
     priority: &str,
     follow_up_of: Option<i64>,
+    automatic: bool,
     now: i64,
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO tickets(subject, requester, requester_name, priority, follow_up_of, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO tickets(subject, requester, requester_name, priority, follow_up_of, created_at, updated_at, automatic)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
     )?
     .execute(params![
         subject,
@@ -124,7 +135,8 @@ pub fn insert_ticket(
         requester.and_then(|r| r.name.as_ref()),
         priority,
         follow_up_of,
-        now
+        now,
+        automatic
     ])?;
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, 'open')")?
@@ -251,7 +263,7 @@ pub fn insert_quarantine(
 pub fn ticket_state(conn: &Connection, id: i64) -> rusqlite::Result<Option<TicketState>> {
     let Some(mut t) = conn
         .prepare_cached(
-            "SELECT id, status, requester, assignee, closed_at, first_response_at FROM tickets WHERE id = ?1",
+            "SELECT id, status, requester, assignee, closed_at, first_response_at, automatic FROM tickets WHERE id = ?1",
         )?
         .query_row([id], |r| {
             Ok(TicketState {
@@ -262,6 +274,7 @@ pub fn ticket_state(conn: &Connection, id: i64) -> rusqlite::Result<Option<Ticke
                 watchers: Vec::new(),
                 closed_at: r.get(4)?,
                 first_response_at: r.get(5)?,
+                automatic: r.get(6)?,
             })
         })
         .optional()?
@@ -336,6 +349,13 @@ pub fn apply_updates(
                 )?
                 .execute(params![live, now, actor])?;
                 ("first-response", "first technician reply sent to the requester".to_string())
+            }
+            Update::Promote => {
+                promote(conn, live, now)?;
+                (
+                    "promoted",
+                    "a person wrote on this automatic ticket: it is a request now, its SLA clock starts".into(),
+                )
             }
             Update::AcceptHeld => {
                 let n = conn
