@@ -232,6 +232,9 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 p.priority,
                 p.calendar
             )?;
+            if v.automatic {
+                writeln!(out, "automatic ticket (machine mail): no SLA clock runs until `maildesk promote {id}`")?;
+            }
             let ladder: Vec<String> =
                 p.escalate.iter().map(|l| format!("{} -> {}", l.at, l.notify.join(", "))).collect();
             writeln!(out, "escalation ladder: {}", ladder.join("; "))?;

@@ -228,12 +228,18 @@ pub struct SlaView {
     pub clock: Clock,
     /// The same instants as RFC 3339 UTC, for people and scripts that prefer them.
     pub due: BTreeMap<String, Option<String>>,
+    /// Opened by machine mail and not promoted: no level is due and nothing escalates.
+    pub automatic: bool,
 }
 
 /// The `maildesk sla N` view of a ticket.
 pub fn sla_view(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> rusqlite::Result<Option<SlaView>> {
     let Some(stored) = sweep::load(conn, ticket)? else { return Ok(None) };
-    let c = sweep::clock_of(sla, &stored, now);
+    let mut c = sweep::clock_of(sla, &stored, now);
+    let automatic: bool = conn.query_row("SELECT automatic FROM tickets WHERE id = ?1", [ticket], |r| r.get(0))?;
+    if automatic {
+        c.next_level_at = None;
+    }
     let p = sla.policy(&stored.priority);
     let policy = PolicyView {
         priority: stored.priority.clone(),
@@ -262,5 +268,5 @@ pub fn sla_view(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> ru
         ("first_response".to_string(), c.first_response.due_at.map(rfc3339)),
         ("resolution".to_string(), c.resolution.due_at.map(rfc3339)),
     ]);
-    Ok(Some(SlaView { ticket, policy, clock: c, due }))
+    Ok(Some(SlaView { ticket, policy, clock: c, due, automatic }))
 }

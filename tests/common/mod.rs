@@ -123,7 +123,7 @@ timezone = "Europe/Berlin"
 {imap}
 username = "{support}"
 password_file = "imap.secret"
-poll_interval = "1s"
+{poll}
 
 [smtp]
 {smtp}
@@ -137,6 +137,7 @@ retry_for = "1h"
                 imap = opts.imap,
                 smtp = opts.smtp,
                 database = opts.database,
+                poll = if opts.imap.contains("poll_interval") { "" } else { "poll_interval = \"1s\"" },
             ),
         )
         .unwrap();
