@@ -118,7 +118,12 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 
 /// Runs a non-daemon command, writing to `out`.
 pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
-    let config = load_config(cli)?;
+    // Only `check` reads the secrets (it checks them); the views read the database alone, so an
+    // admin's shell runs no password_command and needs no systemd credential.
+    let config = match cli.command {
+        Command::Check => load_config(cli)?,
+        _ => Config::load_for_view(&cli.config)?,
+    };
     match &cli.command {
         Command::Run => unreachable!("the daemon is started by main"),
         Command::Check => check(&config, out),

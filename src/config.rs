@@ -389,9 +389,25 @@ impl Config {
         Config::from_str(path, &text)
     }
 
+    /// Like [`Config::load`], without reading any secret: for commands that only read the
+    /// database (a password is then empty, and never used).
+    pub fn load_for_view(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Config::parse(path, &text, false)
+    }
+
     /// Parses `text` as if read from `path` (which locates relative paths and names the file in errors).
     pub fn from_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let doc = Located { file: path, text };
+        Config::parse(path, text, true)
+    }
+
+    fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, ConfigError> {
+        let doc = Located { file: path, text, secrets };
         let raw: FileConfig = toml::from_str(text).map_err(|e| doc.parse_error(&e))?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
@@ -545,9 +561,14 @@ impl Config {
             technician_proof: sec.technician_proof,
             authserv_id: sec.authserv_id,
             authserv_internal_hops: sec.authserv_internal_hops,
-            reply_secret_file: sec.reply_secret_file.map(resolve),
+            reply_secret_file: match sec.reply_secret_file {
+                Some(f) => {
+                    Some(resolve(expand_credentials(&f).map_err(|e| doc.key_error("security.reply_secret_file", e))?))
+                }
+                None => None,
+            },
         };
-        if let Some(f) = &security.reply_secret_file {
+        if let (true, Some(f)) = (secrets, &security.reply_secret_file) {
             let len = std::fs::read(f)
                 .map_err(|e| doc.key_error("security.reply_secret_file", format!("cannot read {}: {e}", f.display())))?
                 .len();
@@ -637,6 +658,26 @@ fn is_loopback(host: &str) -> bool {
 struct Located<'a> {
     file: &'a Path,
     text: &'a str,
+    /// Read the secrets the config points at (the daemon and `check`); the read-only CLI views
+    /// need none, so a vault command is not run and a systemd credential need not exist for them.
+    secrets: bool,
+}
+
+/// `$CREDENTIALS_DIRECTORY/NAME` (or `${CREDENTIALS_DIRECTORY}/NAME`): a secret systemd passes with
+/// `LoadCredential=`, readable by the service's dynamic user only.
+fn expand_credentials(p: &Path) -> Result<PathBuf, String> {
+    let text = p.to_string_lossy();
+    let rest = text.strip_prefix("$CREDENTIALS_DIRECTORY/").or_else(|| text.strip_prefix("${CREDENTIALS_DIRECTORY}/"));
+    match rest {
+        None => Ok(p.to_path_buf()),
+        Some(name) => match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) => Ok(PathBuf::from(dir).join(name)),
+            None => Err(format!(
+                "{text}: CREDENTIALS_DIRECTORY is not set (systemd sets it for a unit with LoadCredential=; \
+                 outside systemd use a plain path)"
+            )),
+        },
+    }
 }
 
 impl Located<'_> {
@@ -751,9 +792,13 @@ impl Located<'_> {
         if let Some(p) = &src.password {
             return Ok(Some(Secret::new(p.clone())));
         }
+        if !self.secrets {
+            return Ok(set.iter().any(|s| *s).then(|| Secret::new("")));
+        }
         if let Some(file) = &src.password_file {
             let key = format!("{section}.password_file");
-            let path = if file.is_absolute() { file.clone() } else { base.join(file) };
+            let file = expand_credentials(file).map_err(|e| self.key_error(&key, e))?;
+            let path = if file.is_absolute() { file.clone() } else { base.join(&file) };
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| self.key_error(&key, format!("cannot read {}: {e}", path.display())))?;
             let secret = text.lines().next().unwrap_or("").to_string();

@@ -38,7 +38,8 @@ fn two_desks_and_a_dumb_autoresponder_settle_within_a_bound() {
             send_smtp(
                 &robot,
                 &a.support,
-                &message(&robot, &a.support, &format!("Auto answer {answered}"), &id, "", "I answer everything."),
+                // No marker at all, not even in the subject ("Auto answer" would be recognised).
+                &message(&robot, &a.support, &format!("Answer {answered}"), &id, "", "I answer everything."),
             );
         }
         std::thread::sleep(Duration::from_millis(200));

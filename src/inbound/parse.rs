@@ -235,9 +235,28 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
                 })
                 .unwrap_or_else(|| "application/octet-stream".into())
                 .to_ascii_lowercase();
-            Attachment::new(part.attachment_name().map(one_line), content_type, part.contents().to_vec())
+            // A forwarded message has no file name of its own: name it after its subject.
+            let name = part.attachment_name().map(one_line).or_else(|| {
+                part.message().map(|inner| {
+                    let subject: String = inner.subject().map(one_line).unwrap_or_default().chars().take(80).collect();
+                    format!("{}.eml", if subject.is_empty() { "forwarded message".to_string() } else { subject })
+                })
+            });
+            Attachment::new(name, content_type, part.contents().to_vec())
         })
-        .collect();
+        .collect::<Vec<Attachment>>();
+    // Outlook's TNEF wrapper: no maintained crate unpacks it, so it is kept whole and said so.
+    if attachments.iter().any(|a| {
+        a.content_type == "application/ms-tnef"
+            || a.content_type == "application/vnd.ms-tnef"
+            || a.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case("winmail.dat"))
+    }) {
+        defects.push(
+            "Outlook sent its attachments wrapped in winmail.dat (TNEF); it is kept as is, its files were not extracted \
+             (open it with a TNEF viewer, or ask the sender to send plain text or HTML mail)"
+                .into(),
+        );
+    }
 
     let header_text = |name: &str| msg.header(name).and_then(HeaderValue::as_text).map(|s| s.trim().to_string());
     let automation = AutomationHeaders {
@@ -544,5 +563,26 @@ Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n\x1b$B$3$s$K$A$O\x1b(B\r\n"
         assert!(m.defects.iter().any(|d| d.contains("2 From fields")), "{:?}", m.defects);
         let m = parse(b"From: alice@x.test\r\nFr om: mallory@evil.test\r\nSubject: s\r\n\r\nb").unwrap();
         assert_eq!(m.from.unwrap().address, "alice@x.test");
+    }
+
+    #[test]
+    fn rfc2231_names_forwarded_messages_and_winmail_dat() {
+        let raw = "From: a@b.test\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n\
+Content-Type: text/plain\r\n\r\nsee attached\r\n--XX\r\nContent-Type: application/pdf\r\n\
+Content-Disposition: attachment; filename*0*=utf-8''%E2%82%AC%20rates%20; filename*1*=2026.pdf\r\n\
+Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\n\
+From: c@d.test\r\nSubject: first forward\r\n\r\none\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\n\
+From: e@f.test\r\nSubject: second forward\r\n\r\ntwo\r\n--XX\r\nContent-Type: application/ms-tnef; name=winmail.dat\r\n\
+Content-Disposition: attachment; filename=winmail.dat\r\nContent-Transfer-Encoding: base64\r\n\r\neJ8+IgAA\r\n--XX--\r\n";
+        let m = parse(raw.as_bytes()).unwrap();
+        let names: Vec<(Option<&str>, &str)> =
+            m.attachments.iter().map(|a| (a.name.as_deref(), a.content_type.as_str())).collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert_eq!(names[0], (Some("€ rates 2026.pdf"), "application/pdf"));
+        assert_eq!(names.iter().filter(|(_, t)| *t == "message/rfc822").count(), 2, "{names:?}");
+        assert!(
+            m.attachments.iter().any(|a| a.content_type == "message/rfc822" && a.data.starts_with(b"From: c@d.test"))
+        );
+        assert!(m.defects.iter().any(|d| d.contains("winmail.dat")), "{:?}", m.defects);
     }
 }
