@@ -19,6 +19,9 @@ pub const IMAP_PORT: u16 = 1143;
 pub const IMAPS_PORT: u16 = 1993;
 pub const SMTP_PORT: u16 = 2525;
 pub const SMTPS_PORT: u16 = 2465;
+/// The lab's second IMAP server, Cyrus; mail for `@cyrus.test` is delivered there.
+pub const CYRUS_PORT: u16 = 3143;
+pub const CYRUS_DOMAIN: &str = "cyrus.test";
 /// The lab's directory, from `MAILDESK_LAB_DIR` as the scripts read it (CI uses a new one each run).
 pub fn lab_dir() -> String {
     std::env::var("MAILDESK_LAB_DIR").unwrap_or_else(|_| "/tmp/maildesk-lab".to_string())
@@ -27,7 +30,7 @@ pub fn lab_dir() -> String {
 /// Fails the test with instructions when the lab is not running: an integration test that silently
 /// skips is a test that cannot fail.
 pub fn require_lab() {
-    for port in [IMAP_PORT, SMTP_PORT] {
+    for port in [IMAP_PORT, SMTP_PORT, CYRUS_PORT] {
         if TcpStream::connect(("127.0.0.1", port)).is_err() {
             panic!(
                 "the mail lab is not running (nothing on 127.0.0.1:{port}); start it with `sudo scripts/mail-lab start`"
@@ -72,6 +75,8 @@ pub const NO_RATE_LIMITS: &str =
 #[derive(Clone)]
 pub struct DeskOptions {
     pub tag: &'static str,
+    /// The support address's domain: `example.test` (Dovecot) or [`CYRUS_DOMAIN`].
+    pub support_domain: &'static str,
     /// Extra lines for the [helpdesk] table (technicians, ...).
     pub helpdesk: String,
     /// Extra tables at the end of the file ([sla.P1], [priority], ...).
@@ -86,6 +91,7 @@ impl Default for DeskOptions {
     fn default() -> Self {
         DeskOptions {
             tag: "ACME",
+            support_domain: "example.test",
             helpdesk: String::new(),
             tail: String::new(),
             imap: plain_loopback(IMAP_PORT),
@@ -103,7 +109,7 @@ impl Desk {
     pub fn with(opts: DeskOptions) -> Desk {
         require_lab();
         let dir = tempfile::tempdir().unwrap();
-        let support = address("support");
+        let support = address("support").replace("@example.test", &format!("@{}", opts.support_domain));
         let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
         let config = dir.path().join("maildesk.toml");
         std::fs::write(dir.path().join("imap.secret"), "secret\n").unwrap();
@@ -319,8 +325,13 @@ pub fn send_smtp(from: &str, to: &str, raw: &[u8]) {
     writer.write_all(b"QUIT\r\n").unwrap();
 }
 
+/// The lab IMAP server holding `user`'s mailbox: Cyrus for `@cyrus.test`, else Dovecot.
+fn imap_port_of(user: &str) -> u16 {
+    if user.ends_with(&format!("@{CYRUS_DOMAIN}")) { CYRUS_PORT } else { IMAP_PORT }
+}
+
 async fn imap_login(user: &str) -> async_imap::Session<tokio::net::TcpStream> {
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", IMAP_PORT)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", imap_port_of(user))).await.unwrap();
     let mut client = async_imap::Client::new(tcp);
     client.read_response().await.unwrap().unwrap();
     client.login(user, "secret").await.map_err(|(e, _)| e).unwrap()
