@@ -380,25 +380,13 @@ fn default_smtp_timeout() -> String {
 impl Config {
     /// Reads, parses and validates the config file, and loads the secrets it points at.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            key: String::new(),
-            message: format!("cannot read the config file: {e}"),
-        })?;
-        Config::from_str(path, &text)
+        Config::parse(path, &read_config_file(path)?, true)
     }
 
     /// Like [`Config::load`], without reading any secret: for commands that only read the
     /// database (a password is then empty, and never used).
     pub fn load_for_view(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            key: String::new(),
-            message: format!("cannot read the config file: {e}"),
-        })?;
-        Config::parse(path, &text, false)
+        Config::parse(path, &read_config_file(path)?, false)
     }
 
     /// Parses `text` as if read from `path` (which locates relative paths and names the file in errors).
@@ -661,6 +649,15 @@ struct Located<'a> {
     /// Read the secrets the config points at (the daemon and `check`); the read-only CLI views
     /// need none, so a vault command is not run and a systemd credential need not exist for them.
     secrets: bool,
+}
+
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        key: String::new(),
+        message: format!("cannot read the config file: {e}"),
+    })
 }
 
 /// `$CREDENTIALS_DIRECTORY/NAME` (or `${CREDENTIALS_DIRECTORY}/NAME`): a secret systemd passes with

@@ -55,11 +55,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tokio::select! {
                 _ = term.recv() => { info!("SIGTERM: finishing the work in hand, then stopping"); break None }
                 _ = int.recv() => { info!("SIGINT: finishing the work in hand, then stopping"); break None }
-                _ = hup.recv() => match reload(&config) {
-                    Ok(next) => { info!("SIGHUP: new config and templates are valid; restarting the tasks with them"); break Some(next) }
-                    // The old configuration keeps running: a typo must not take the desk down.
-                    Err(e) => warn!(error = %format!("{e:#}"), "SIGHUP: the new configuration was rejected; keeping the old one"),
-                },
+                _ = hup.recv() => {
+                    // Off the event loop: a password_command may take seconds (it is stopped after
+                    // 10), and SIGTERM must still be heard meanwhile.
+                    let current = config.clone();
+                    let loading = tokio::task::spawn_blocking(move || reload(&current));
+                    tokio::select! {
+                        loaded = loading => match loaded {
+                            Ok(Ok(next)) => { info!("SIGHUP: new config and templates are valid; restarting the tasks with them"); break Some(next) }
+                            // The old configuration keeps running: a typo must not take the desk down.
+                            Ok(Err(e)) => warn!(error = %format!("{e:#}"), "SIGHUP: the new configuration was rejected; keeping the old one"),
+                            Err(e) => warn!(error = %e, "SIGHUP: loading the new configuration failed; keeping the old one"),
+                        },
+                        _ = term.recv() => { info!("SIGTERM during a reload: finishing the work in hand, then stopping"); break None }
+                    }
+                }
                 Some(res) = tasks.join_next() => {
                     if let Err(e) = res {
                         warn!(error = %e, "a task ended unexpectedly; stopping");

@@ -90,8 +90,11 @@ pub enum Update {
     RemoveWatcher(String),
     MergeInto(i64),
     FirstResponse,
-    /// Held mail on the ticket is accepted: its senders become watchers.
-    AcceptHeld,
+    /// Held mail on the ticket is accepted: its senders become watchers, except these addresses
+    /// (technicians and the desk's own, which never become watchers).
+    AcceptHeld {
+        never: Vec<String>,
+    },
     /// An automatic ticket becomes a request: its SLA clock starts now.
     Promote,
 }
@@ -415,15 +418,18 @@ fn requester_reply(
         plan.updates.push(Update::Status("open".into()));
     }
     plan.updates.extend(watchers_from_cc(msg, policy, t.requester.as_deref(), &t.watchers, &mut events));
+    plan.mails.extend(to_assignee_or_team(t, policy));
+    plan.events = events;
+    plan
+}
+
+/// A requester's (or held) mail goes to the assignee, or to every technician while nobody is.
+fn to_assignee_or_team(t: &TicketState, policy: &Policy<'_>) -> Vec<Mail> {
     let to: Vec<&String> = match &t.assignee {
         Some(a) => vec![a],
         None => policy.technicians.iter().collect(),
     };
-    for a in to {
-        plan.mails.push(Mail { kind: MailKind::RequesterReply, to: vec![mailbox(a)] });
-    }
-    plan.events = events;
-    plan
+    to.into_iter().map(|a| Mail { kind: MailKind::RequesterReply, to: vec![mailbox(a)] }).collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -462,7 +468,9 @@ fn technician(
             Command::Cc(a) => plan.updates.push(Update::AddWatcher(a.clone())),
             Command::Uncc(a) => plan.updates.push(Update::RemoveWatcher(a.clone())),
             Command::Merge(n) => plan.updates.push(Update::MergeInto(*n)),
-            Command::Accept => plan.updates.push(Update::AcceptHeld),
+            Command::Accept => plan.updates.push(Update::AcceptHeld {
+                never: policy.technicians.iter().chain(policy.desk_addresses).cloned().collect(),
+            }),
             Command::Note => {}
         }
     }
@@ -553,13 +561,7 @@ fn held(
              and the mail names the ticket only by its subject tag. It was not sent on and changed nothing. \
              Reply #accept to make the sender a watcher of this ticket."
         ));
-        let to: Vec<&String> = match &t.assignee {
-            Some(a) => vec![a],
-            None => policy.technicians.iter().collect(),
-        };
-        for a in to {
-            plan.mails.push(Mail { kind: MailKind::RequesterReply, to: vec![mailbox(a)] });
-        }
+        plan.mails.extend(to_assignee_or_team(t, policy));
     }
     plan.events = events;
     plan

@@ -90,16 +90,35 @@ fn an_outsider_who_guesses_the_ticket_number_is_held_until_a_technician_accepts(
     let held = show["messages"].as_array().unwrap().iter().find(|m| m["kind"] == "held").unwrap().clone();
     assert_eq!(held["internal"], true);
 
+    // A forged technician (From: the technician, no token) gets no further by the tag alone.
+    send_smtp(
+        &tech,
+        &desk.support,
+        &message(
+            &tech,
+            &desk.support,
+            "Re: [ACME #1] VPN is down",
+            "forged-1@evil.example.test",
+            "",
+            "#reopen\nReopening.",
+        ),
+    );
+    desk.wait_settled(4, T);
+    let show = desk.json(&["show", "1"]);
+    assert_eq!(show["ticket"]["status"], "resolved", "a forged technician reopens nothing: {show:#}");
+    assert_eq!(events(&show, "held").len(), 2, "{show:#}");
+
     // The technician hears of it and accepts it; from then on mallory is a participant.
     let notices = wait_inbox(&tech, 2, T);
     let held_notice = &notices[1];
     assert!(text(held_notice).contains("#accept"), "{}", text(held_notice));
     answer(&tech, held_notice, "#accept", "");
-    desk.wait_settled(4, T);
+    desk.wait_settled(5, T);
     let show = desk.json(&["show", "1"]);
+    // Both held senders are accepted: mallory, and the forger's address (a technician, so not a watcher).
     assert_eq!(show["watchers"], serde_json::json!([mallory]), "{show:#}");
     answer(&tech, &notice, "We are on it again.", "");
-    desk.wait_settled(5, T);
+    desk.wait_settled(6, T);
     let got = wait_inbox(&mallory, 1, T);
     assert!(text(&got[0]).contains("We are on it again."));
     std::thread::sleep(Duration::from_secs(1));
@@ -272,4 +291,26 @@ fn the_database_is_readable_by_its_owner_only() {
     desk.wait_status("the database", T, |_| true);
     let mode = std::fs::metadata(desk.path(desk.database)).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "database mode {mode:o}");
+}
+
+#[test]
+fn a_hanging_password_command_neither_blocks_sigterm_nor_the_cli() {
+    let mut desk = Desk::new();
+    desk.start();
+    desk.wait_log("IMAP connected", T);
+    // The admin switches the IMAP secret to a vault command that hangs, and reloads.
+    let config = std::fs::read_to_string(&desk.config).unwrap();
+    let hanging = config.replace("password_file = \"imap.secret\"", "password_command = \"sleep 60; echo secret\"");
+    assert_ne!(config, hanging);
+    std::fs::write(&desk.config, hanging).unwrap();
+    // The CLI views read no secret: they answer at once.
+    let start = std::time::Instant::now();
+    desk.json(&["status"]);
+    assert!(start.elapsed() < Duration::from_secs(5), "a view ran the password command: {:?}", start.elapsed());
+    desk.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    let (took, clean) = desk.stop();
+    assert!(clean, "{}", desk.logs());
+    // Before: the reload ran on the event loop and SIGTERM waited for the command (60 s).
+    assert!(took < Duration::from_secs(8), "SIGTERM took {took:?} during a hanging reload\n{}", desk.logs());
 }

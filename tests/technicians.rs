@@ -52,23 +52,16 @@ impl Team {
         self.reply_from(&self.tech1, notice, body, None);
     }
 
-    /// Replies to `notice` with `cc` in Cc (both addresses get the envelope).
+    /// Replies to `notice` with `cc` in the Cc header (only the Reply-To gets the envelope).
     fn reply_with_cc(&self, from: &str, notice: &[u8], body: &str, cc: &str) {
-        let to = header_address(notice, "Reply-To");
-        let id = header(notice, "Message-ID").unwrap();
-        let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let raw = message(
-            from,
-            &to,
-            &format!("Re: {}", subject(notice)),
-            &format!("r{n}@tech.example.test"),
-            &format!("Cc: {cc}\r\nIn-Reply-To: {id}\r\nReferences: {id}\r\n"),
-            body,
-        );
-        send_to(&to, &raw);
+        self.reply_with(from, notice, body, None, &format!("Cc: {cc}\r\n"));
     }
 
     fn reply_from(&self, from: &str, notice: &[u8], body: &str, to_override: Option<&str>) {
+        self.reply_with(from, notice, body, to_override, "");
+    }
+
+    fn reply_with(&self, from: &str, notice: &[u8], body: &str, to_override: Option<&str>, extra: &str) {
         let reply_to = header_address(notice, "Reply-To");
         let to = to_override.unwrap_or(&reply_to).to_string();
         let id = header(notice, "Message-ID").unwrap();
@@ -78,7 +71,7 @@ impl Team {
             &to,
             &format!("Re: {}", subject(notice)),
             &format!("r{n}@tech.example.test"),
-            &format!("In-Reply-To: {id}\r\nReferences: {id}\r\n"),
+            &format!("{extra}In-Reply-To: {id}\r\nReferences: {id}\r\n"),
             &format!(
                 "{body}\r\n\r\nOn Sun, 22 Nov 2026, ACME IT <{}> wrote:\r\n> {}",
                 self.desk.support,
@@ -301,4 +294,36 @@ fn cc_watchers_receive_technician_replies() {
     let got = wait_inbox(&carol, 1, T);
     assert!(text(&got[0]).contains("Looking into it now."));
     assert!(header(&got[0], "Cc").unwrap_or_default().contains(&carol));
+}
+
+#[test]
+fn a_technicians_notifications_of_one_ticket_form_one_thread() {
+    let (team, notice) = team_with_request(None);
+    let root = header(&notice, "Message-ID").unwrap();
+    // alice writes again twice: each forward to tech1 threads under tech1's first notification.
+    for n in 2..=3 {
+        send_smtp(
+            &team.alice,
+            &team.desk.support,
+            &message(
+                &team.alice,
+                &team.desk.support,
+                "Re: [ACME #1] Printer on floor 3 is jammed",
+                &format!("req-{n}@alice.example.test"),
+                "In-Reply-To: <req-1@alice.example.test>\r\n",
+                &format!("Update {n}."),
+            ),
+        );
+        team.settle(n as i64);
+    }
+    let mail = wait_inbox(&team.tech1, 3, T);
+    for later in &mail[1..] {
+        let refs = header(later, "References").unwrap_or_default();
+        assert!(refs.contains(&root), "not threaded under the first notification {root}: {refs}");
+    }
+    assert_eq!(
+        header(&mail[2], "In-Reply-To"),
+        header(&mail[1], "Message-ID"),
+        "each notification answers the one before it"
+    );
 }

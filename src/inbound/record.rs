@@ -381,7 +381,7 @@ fn record_one(
     };
 
     if let Some(b) = &msg.bounce {
-        return record_bounce(conn, composer, source, raw, msg, b, now);
+        return record_bounce(conn, composer, source, (raw, digest), msg, b, now);
     }
     let h = &desk.config.helpdesk;
     let desk_addresses = desk.addresses();
@@ -402,7 +402,7 @@ fn record_one(
     let role = role(desk, msg, token, state.as_ref().map(|t| t.id), &lookup)?;
     let participant = match (&threaded, &state) {
         (Thread::Existing { by: ThreadedBy::SubjectTag, .. }, Some(t)) => {
-            is_participant(conn, desk, msg, t, &role)? || replies_to_ticket(msg, t.id, &lookup)?
+            is_participant(conn, msg, t, &role)? || replies_to_ticket(msg, t.id, &lookup)?
         }
         _ => true,
     };
@@ -550,7 +550,7 @@ fn record_bounce(
     conn: &Connection,
     composer: &mut Composer<'_>,
     source: (&str, u32, u32),
-    raw: &[u8],
+    (raw, digest): (&[u8], &str),
     msg: &Inbound,
     b: &crate::inbound::bounce::Bounce,
     now: i64,
@@ -576,10 +576,10 @@ fn record_bounce(
         return Ok(Outcome::Quarantined { reason });
     };
     let ticket = Lookup(conn).live_ticket(ticket)?.unwrap_or(ticket);
-    let row = write::insert_message(
-        conn,
-        &inbound_row(msg, ticket, source, (tickets::MessageKind::Bounce.as_str(), true), &msg.text, raw, now),
-    )?;
+    let mut new_row =
+        inbound_row(msg, ticket, source, (tickets::MessageKind::Bounce.as_str(), true), &msg.text, raw, now);
+    new_row.content_sha256 = Some(digest);
+    let row = write::insert_message(conn, &new_row)?;
     if !b.is_failure() {
         let detail = format!("delivery report ({}) for {original_id} {what}", b.action);
         write::insert_event(conn, Some(ticket), now, "maildesk", "delivery-report", &detail)?;
@@ -691,23 +691,18 @@ fn proves_ticket(desk: &Desk<'_>, msg: &Inbound, role: &Role, n: i64) -> bool {
     }
 }
 
-/// Whether the sender takes part in the ticket: its requester, a watcher, a technician, or someone
-/// the desk has mailed on it. Ticket numbers are sequential, so a subject tag proves nothing; only
+/// Whether the sender takes part in the ticket: its requester, a watcher, a verified technician, or
+/// someone the desk has mailed on it. Ticket numbers are sequential, so a subject tag proves nothing; only
 /// participants may reopen, subscribe or be relayed by a mail that threads by tag alone.
-fn is_participant(
-    conn: &Connection,
-    desk: &Desk<'_>,
-    msg: &Inbound,
-    t: &tickets::TicketState,
-    role: &Role,
-) -> Result<bool, StoreError> {
+fn is_participant(conn: &Connection, msg: &Inbound, t: &tickets::TicketState, role: &Role) -> Result<bool, StoreError> {
     let Some(from) = &msg.from else { return Ok(false) };
     let a = from.address.as_str();
+    // A technician counts only with a proof: `From: tech@…` alone is what a forger would write,
+    // and the desk has mailed every technician on the ticket.
     Ok(matches!(role, Role::Technician { .. })
         || t.requester.as_deref() == Some(a)
         || t.watchers.iter().any(|w| w == a)
-        || desk.config.helpdesk.technicians.iter().any(|x| x == a)
-        || write::desk_mailed(conn, t.id, a)?)
+        || (write::desk_mailed(conn, t.id, a)? && !matches!(role, Role::Unverified { .. })))
 }
 
 /// Whether the reply headers also name a message of this ticket: possession of a Message-ID the

@@ -357,20 +357,33 @@ pub fn apply_updates(
                     "a person wrote on this automatic ticket: it is a request now, its SLA clock starts".into(),
                 )
             }
-            Update::AcceptHeld => {
-                let n = conn
+            Update::AcceptHeld { never } => {
+                let senders: Vec<String> = conn
                     .prepare_cached(
-                        "INSERT OR IGNORE INTO watchers(ticket_id, address, added_at)
-                         SELECT DISTINCT ?1, from_addr, ?2 FROM messages
+                        "SELECT DISTINCT from_addr FROM messages
                          WHERE ticket_id = ?1 AND direction = 'in' AND kind = 'held' AND from_addr IS NOT NULL
                            AND from_addr <> coalesce((SELECT requester FROM tickets WHERE id = ?1), '')",
                     )?
-                    .execute(params![live, now])?;
+                    .query_map([live], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                // `support+x@` is the support mailbox too.
+                let base = |a: &str| match a.rsplit_once('@') {
+                    Some((l, d)) => format!("{}@{d}", l.split('+').next().unwrap_or(l)),
+                    None => a.to_string(),
+                };
+                let mut added = 0;
+                for a in senders.iter().filter(|a| !never.iter().any(|n| base(n) == base(a))) {
+                    added += conn
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO watchers(ticket_id, address, added_at) VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![live, a, now])?;
+                }
                 conn.prepare_cached(
                     "UPDATE messages SET kind = 'reply', internal = 0 WHERE ticket_id = ?1 AND direction = 'in' AND kind = 'held'",
                 )?
                 .execute([live])?;
-                ("accepted", format!("held mail accepted: {n} sender(s) added as watchers"))
+                ("accepted", format!("held mail accepted: {added} sender(s) added as watchers"))
             }
             // The store's own guard: whatever the planner allowed, a ticket never merges into itself
             // (its mail would thread nowhere).
