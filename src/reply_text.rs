@@ -90,7 +90,7 @@ fn separator(line: &str) -> bool {
 
 fn header_from(line: &str) -> bool {
     static FROM: OnceLock<Regex> = OnceLock::new();
-    re(&FROM, r"(?i)^\*?(from|von|de|van|od|fra|från|da|lähettäjä|feladó|от|kimden|差出人|发件人|發件人|보낸 사람)\s?[:：]\*?\s*\S")
+    re(&FROM, r"(?i)^\*?(from|von|de|van|od|fra|från|da|lähettäjä|feladó|от|от кого|від|kimden|από|מאת|من|差出人|发件人|發件人|보낸 사람)\s?[:：]\*?\s*\S")
         .is_match(line)
 }
 
@@ -98,7 +98,7 @@ fn header_other(line: &str) -> bool {
     static OTHER: OnceLock<Regex> = OnceLock::new();
     re(
         &OTHER,
-        r"(?i)^\*?(sent|date|gesendet|datum|envoyé|enviado|enviado el|enviada em|fecha|wysłano|sendt|skickat|verzonden|inviato|data|lähetetty|elküldve|отправлено|дата|gönderildi|tarih|送信日時|发送时间|發送時間|日時|보낸 날짜|to|an|à|a|para|aan|do|til|till|a|vastaanottaja|címzett|кому|kime|宛先|收件人|받는 사람|cc|subject|betreff|objet|sujet|asunto|assunto|oggetto|temat|onderwerp|emne|ämne|aihe|tárgy|тема|konu|件名|主题|主題|제목)\s?[:：]\*?",
+        r"(?i)^\*?(sent|date|gesendet|datum|envoyé|enviado|enviado el|enviada em|fecha|wysłano|sendt|skickat|verzonden|inviato|data|lähetetty|elküldve|odesláno|odoslané|отправлено|надіслано|дата|gönderildi|tarih|στάλθηκε|נשלח|تاريخ الإرسال|送信日時|发送时间|發送時間|日時|보낸 날짜|to|an|à|a|para|aan|do|til|till|vastaanottaja|címzett|komu|кому|kime|προς|אל|إلى|宛先|收件人|받는 사람|cc|subject|betreff|objet|sujet|asunto|assunto|oggetto|temat|onderwerp|emne|ämne|aihe|tárgy|předmět|predmet|тема|konu|θέμα|נושא|الموضوع|件名|主题|主題|제목)\s?[:：]\*?",
     )
     .is_match(line)
 }
@@ -111,7 +111,8 @@ fn mobile_signature(line: &str) -> bool {
     re(
         &MOBILE,
         r"(?ix)^(
-            (sent|sent\swith|sent\sfrom|envoyé|enviado|enviada|gesendet|inviato|verzonden|skickat|sendt|wysłane|odesláno|lähetetty|отправлено|gönderildi)
+            sent\sfrom\smy\s(blackberry|verizon|samsung|huawei|iphone|ipad|android|galaxy|windows\sphone|mobile)\b[^,;]{0,120} |
+            (sent|sent\swith|sent\sfrom|envoyé|enviado|enviada|gesendet|inviato|verzonden|verstuurd|skickat|sendt|wysłane|odesláno|lähetetty|отправлено|gönderildi)
               \s(from|with|via|on|de|depuis|desde|do|von|mit|da|vanaf|van|från|fra|z|ze|с|со)\s
               ([\p{L}\p{N}&+'._-]+\s?){1,6} |
             get\soutlook\sfor\s(ios|android).* |
@@ -327,6 +328,13 @@ mod tests {
             ("Спасибо.\n\n1 янв. 2026 г., в 10:00, Алиса <a@x.test> пишет:\n> старое", "Спасибо."),
             ("Obrigado.\n\nEm seg., 1 de jan. de 2026 às 10:00, Alice <a@x.test> escreveu:\n> antigo", "Obrigado."),
             ("Done.\n\nSent from my Fairphone 4", "Done."),
+            ("Done.\n\nSent from my BlackBerry 10 smartphone on the Verizon Wireless 4G LTE network.", "Done."),
+            ("Done.\n\nVerstuurd vanaf mijn iPhone", "Done."),
+            (
+                "Díky.\n\nOd: Alice <a@x.test>\nOdesláno: pondělí 1. ledna 2026 10:00\nKomu: support\nPředmět: tiskárna\n\nstaré",
+                "Díky.",
+            ),
+            ("Ευχαριστώ.\n\nΑπό: Alice <a@x.test>\nΣτάλθηκε: Δευτέρα\nΠρος: support\n\nπαλιό", "Ευχαριστώ."),
             ("Done.\n\nSent with Proton Mail secure email.", "Done."),
             ("Done.\n\nInviato da iPhone", "Done."),
             ("Done.\n\niPhoneから送信", "Done."),
