@@ -153,9 +153,9 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Command::Tickets { status, automatic, json } => {
             if let Some(s) = status
-                && !crate::tickets::STATUSES.contains(&s.as_str())
+                && !crate::domain::STATUSES.contains(&s.as_str())
             {
-                bail!("--status: expected one of {}, got {s:?}", crate::tickets::STATUSES.join(", "));
+                bail!("--status: expected one of {}, got {s:?}", crate::domain::STATUSES.join(", "));
             }
             let conn = store::open_existing(&config.helpdesk.database)?;
             let list = read::tickets(&conn, status.as_deref(), *automatic)?;

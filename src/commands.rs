@@ -4,9 +4,7 @@
 //! technician who typed `#asign bob` and `#close` meant both, and applying half of that is worse
 //! than applying none and saying which line was wrong.
 
-use crate::config::parse_address;
-
-pub const PRIORITIES: [&str; 4] = ["P1", "P2", "P3", "P4"];
+use crate::domain::{PRIORITIES, STATUSES, parse_address};
 
 /// The help text listed in error replies and technician notifications.
 pub const HELP: &str = "\
@@ -102,7 +100,7 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
         let command = match name.as_str() {
             "status" => {
                 let s = one_arg("a status")?.to_ascii_lowercase();
-                if !crate::tickets::STATUSES.contains(&s.as_str()) {
+                if !STATUSES.contains(&s.as_str()) {
                     return Err(err(format!("unknown status {s:?}; use open, pending, resolved or closed")));
                 }
                 Command::Status(s)

@@ -10,6 +10,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::domain::parse_address;
+
 use serde::Deserialize;
 
 /// The default config path, used when `--config` is not given.
@@ -597,16 +599,6 @@ impl Config {
         };
         Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla, limits })
     }
-}
-
-/// Lower-cases and sanity-checks a bare mail address (`local@domain`).
-pub fn parse_address(s: &str) -> Option<String> {
-    let s = s.trim();
-    let (local, domain) = s.rsplit_once('@')?;
-    let ok = !local.is_empty()
-        && !domain.is_empty()
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c));
-    ok.then(|| s.to_ascii_lowercase())
 }
 
 /// Parses durations written as `90s`, `15m`, `4h`, `2d` or combinations like `1h30m`.

@@ -12,6 +12,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod desk;
+pub mod domain;
 pub mod inbound;
 pub mod outbound;
 pub mod reply_text;

@@ -19,8 +19,7 @@ use crate::inbound::classify::Suppression;
 use crate::inbound::parse::{Inbound, Mailbox};
 use crate::threading::{Thread, ThreadedBy};
 
-/// Ticket states.
-pub const STATUSES: [&str; 4] = ["open", "pending", "resolved", "closed"];
+pub use crate::domain::STATUSES;
 
 /// An existing ticket as the planner needs to see it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -82,7 +82,7 @@ pub fn detect(
     let report = msg.parts.iter().find(|p| {
         p.is_content_type("message", "delivery-status") || p.is_content_type("message", "global-delivery-status")
     });
-    let machine = from.is_some_and(super::classify::is_machine_sender);
+    let machine = from.is_some_and(super::senders::is_machine_sender);
     // A failure subject alone could be a person's ("Delivery failure of my order"): it needs a
     // machine's mark too. Besides the sender and headers, that is a body that quotes SMTP status
     // codes or an attached original message, as gateways and content filters send them.
@@ -90,7 +90,7 @@ pub fn detect(
     let looks_like = subject_matches && (machine || null_sender || auto_submitted || machine_evidence(msg));
     // Some carriers write the failure only in the body (Japanese mobile carriers, for one), from a
     // no-reply sender with the original attached: the body's first lines say it instead.
-    let no_reply = from.is_some_and(super::classify::is_no_reply_sender);
+    let no_reply = from.is_some_and(super::senders::is_no_reply_sender);
     let looks_like = looks_like
         || ((machine || null_sender || auto_submitted || no_reply) && body_says_undelivered(msg) && machine_evidence(msg))
         // A system sender (or the null sender) quoting SMTP replies or returning the original.
@@ -181,7 +181,7 @@ fn loose_details(msg: &Message<'_>, subject: &str, b: &mut Bounce) {
 }
 
 fn push_id(ids: &mut Vec<String>, id: &str) {
-    let id = super::parse::clean_id(id);
+    let id = crate::domain::clean_id(id);
     if !id.is_empty() && !ids.contains(&id) {
         ids.push(id);
     }

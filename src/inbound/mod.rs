@@ -7,3 +7,4 @@ pub mod html;
 pub mod imap;
 pub mod parse;
 pub mod record;
+pub mod senders;

@@ -189,7 +189,7 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
     }
     let mut defects = Vec::new();
 
-    let message_id = match msg.message_id().map(clean_id).filter(|id| !id.is_empty()) {
+    let message_id = match msg.message_id().map(crate::domain::clean_id).filter(|id| !id.is_empty()) {
         Some(id) => id,
         None => {
             defects.push("no Message-ID header; one was derived from the message's content".into());
@@ -294,7 +294,7 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
     for name in ["Delivered-To", "X-Original-To"] {
         for (header, value) in msg.headers_raw() {
             if header.eq_ignore_ascii_case(name)
-                && let Some(a) = crate::config::parse_address(value.trim().trim_matches(['<', '>']))
+                && let Some(a) = crate::domain::parse_address(value.trim().trim_matches(['<', '>']))
             {
                 recipients.push(a);
             }
@@ -411,11 +411,6 @@ fn importance(name: &str, value: &str) -> Option<&'static str> {
     }
 }
 
-/// `<abc@host>` and `abc@host` are the same id; stored without brackets.
-pub fn clean_id(id: &str) -> String {
-    id.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string()
-}
-
 fn synthetic_message_id(raw: &[u8]) -> String {
     let digest = Sha256::digest(raw);
     let hex = HEXLOWER.encode(&digest[..16]);
@@ -425,7 +420,7 @@ fn synthetic_message_id(raw: &[u8]) -> String {
 fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
     value
         .as_text_list()
-        .map(|ids| ids.iter().map(|id| clean_id(id)).filter(|id| !id.is_empty()).collect())
+        .map(|ids| ids.iter().map(|id| crate::domain::clean_id(id)).filter(|id| !id.is_empty()).collect())
         .unwrap_or_default()
 }
 
@@ -433,7 +428,7 @@ fn mailboxes(addr: Option<&Address<'_>>) -> Vec<Mailbox> {
     let Some(addr) = addr else { return Vec::new() };
     addr.iter()
         .filter_map(|a| {
-            let address = crate::config::parse_address(a.address()?)?;
+            let address = crate::domain::parse_address(a.address()?)?;
             Some(Mailbox { name: a.name().map(one_line).filter(|n| !n.is_empty()), address })
         })
         .collect()

@@ -17,12 +17,11 @@ use tracing::{info, warn};
 use super::classify::suppress_auto_reply;
 use super::parse::{Inbound, ParseError, parse};
 use crate::auth::{self, AddressKind};
-use crate::config::Config;
+pub use crate::desk::Desk;
 use crate::outbound::composer::{self, Composer, JOBS_AHEAD};
 use crate::outbound::mails;
 use crate::store::write::{self, Lookup, NewMessage};
 use crate::store::{self, MailboxState, StoreError};
-use crate::templates::Templates;
 use crate::threading::{Thread, ThreadedBy, TicketLookup, thread};
 use crate::tickets::{self, Policy, Role, Target};
 
@@ -49,28 +48,6 @@ pub enum Outcome {
     Quarantined {
         reason: String,
     },
-}
-
-/// What the recorder needs to know about the desk.
-pub struct Desk<'a> {
-    pub config: &'a Config,
-    pub templates: &'a Templates,
-    /// The database's instance token, part of every Message-ID maildesk creates.
-    pub instance: &'a str,
-    /// The key of the per-ticket technician reply addresses.
-    pub reply_secret: &'a [u8],
-}
-
-impl Desk<'_> {
-    /// The desk's own addresses: the support address and, if set, the comment address.
-    pub fn addresses(&self) -> Vec<String> {
-        let h = &self.config.helpdesk;
-        std::iter::once(h.address.clone()).chain(h.comment_address.clone()).collect()
-    }
-
-    pub fn domain(&self) -> &str {
-        self.config.helpdesk.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost")
-    }
 }
 
 /// Records a batch of messages from `mailbox`. With `advance_to`, the mailbox's last UID moves to

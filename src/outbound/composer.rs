@@ -15,8 +15,8 @@ use rusqlite::Connection;
 use tracing::warn;
 
 use super::compose::{Draft, compose};
+use crate::desk::Desk;
 use crate::inbound::parse::{Attachment, Mailbox};
-use crate::inbound::record::Desk;
 use crate::store::StoreError;
 use crate::store::write;
 use crate::templates::{Context, Rendered};

@@ -11,8 +11,8 @@ use tracing::warn;
 
 use super::composer::{Composer, Job, Mail};
 use crate::auth::{self, AddressKind};
+use crate::desk::Desk;
 use crate::inbound::parse::{Inbound, Mailbox};
-use crate::inbound::record::Desk;
 use crate::store::StoreError;
 use crate::store::write::{self, NewMessage};
 use crate::templates::{Context, DeskContext, EscalationContext, ExtraContext, MessageContext, TicketContext};

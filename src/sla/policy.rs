@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::calendar::{Calendar, CalendarError, Hours, parse_date, parse_range};
 use crate::inbound::parse::Inbound;
 
-pub const PRIORITIES: [&str; 4] = ["P1", "P2", "P3", "P4"];
+pub use crate::domain::PRIORITIES;
 
 /// Who an escalation level mails.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,7 +290,7 @@ pub fn build(
                         notify.push(match n.as_str() {
                             "assignee" => Notify::Assignee,
                             "technicians" => Notify::Technicians,
-                            a => Notify::Address(crate::config::parse_address(a).ok_or_else(|| {
+                            a => Notify::Address(crate::domain::parse_address(a).ok_or_else(|| {
                                 (
                                     key("escalate"),
                                     format!("notify: expected \"assignee\", \"technicians\" or an address, got {a:?}"),

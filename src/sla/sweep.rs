@@ -12,8 +12,8 @@ use tracing::info;
 
 use super::clock::{self, Clock, History};
 use super::policy::{Notify, SlaConfig};
+use crate::desk::Desk;
 use crate::inbound::parse::Mailbox;
-use crate::inbound::record::Desk;
 use crate::outbound::mails;
 use crate::store::{StoreError, write};
 

@@ -26,6 +26,8 @@ pub enum StoreError {
     Folder { path: PathBuf, source: std::io::Error },
     #[error("database {}: cannot create it: {source}", path.display())]
     Create { path: PathBuf, source: std::io::Error },
+    #[error("security.reply_secret_file {}: cannot read it: {source}", path.display())]
+    ReplySecret { path: PathBuf, source: std::io::Error },
     #[error("database {}: schema upgrade failed: {source}", path.display())]
     Migrate { path: PathBuf, source: rusqlite_migration::Error },
     #[error("database: {0}")]
@@ -122,7 +124,7 @@ pub fn instance_token(conn: &Connection) -> rusqlite::Result<String> {
 /// across restarts, and a copied database keeps working).
 pub fn reply_secret(conn: &Connection, file: Option<&Path>) -> Result<Vec<u8>, StoreError> {
     if let Some(f) = file {
-        return std::fs::read(f).map_err(|source| StoreError::Folder { path: f.into(), source });
+        return std::fs::read(f).map_err(|source| StoreError::ReplySecret { path: f.into(), source });
     }
     if get_meta(conn, "reply_secret")?.is_none() {
         let secret: String = conn.prepare_cached("SELECT lower(hex(randomblob(32)))")?.query_row([], |r| r.get(0))?;
