@@ -258,3 +258,30 @@ fn new_mail_is_found_even_when_idle_stays_silent() {
     // One poll interval, plus Postfix and the acknowledgement's delivery.
     assert!(took < Duration::from_secs(15), "new mail took {took:?} to be noticed");
 }
+
+#[test]
+fn a_person_forwarding_a_bounce_gets_a_ticket_not_a_quarantine() {
+    let (desk, tech) = desk_with_tech();
+    let alice = address("alice");
+    let body = "Why did this bounce? I need to reach our auditor.\r\n\r\n\
+From: Microsoft Outlook <postmaster@corp.example.test>\r\nSent: Monday\r\nSubject: Undeliverable: Q3 report\r\n\r\n\
+Delivery has failed to these recipients or groups:\r\nauditor@elsewhere.test\r\n\
+Remote server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\r\n";
+    send_smtp(
+        &alice,
+        &desk.support,
+        &message(
+            &alice,
+            &desk.support,
+            "FW: Undeliverable: Q3 report",
+            &format!("fw-{}@alice.example.test", nanos()),
+            "",
+            body,
+        ),
+    );
+    let ack = wait_inbox(&alice, 1, T).remove(0);
+    assert!(subject(&ack).contains("[ACME #1]"), "{}", subject(&ack));
+    wait_inbox(&tech, 1, T);
+    assert_eq!(desk.json(&["quarantine"]).as_array().unwrap().len(), 0);
+    assert_eq!(desk.json(&["show", "1"])["messages"][0]["kind"], "request");
+}

@@ -48,6 +48,17 @@ fn message_id_line() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"(?im)^\s*message-id:\s*<([^<>\s]+)>").expect("valid regex"))
 }
 
+/// "FW:", "Fwd:", "WG:", "TR:", "RV:", "Re:", "AW:", "SV:", "VS:", "Doorst:", "I:", "ENC:" …
+fn forwarded_by_a_person(subject: &str) -> bool {
+    static PREFIX: OnceLock<Regex> = OnceLock::new();
+    PREFIX
+        .get_or_init(|| {
+            Regex::new(r"(?i)^\s*(fw|fwd|wg|tr|rv|re|aw|sv|vs|vb|doorst|i|enc|odp|pd|ynt|转发|回复|転送|返信)\s?[:：]")
+                .expect("valid regex")
+        })
+        .is_match(subject)
+}
+
 fn body_says_undelivered(msg: &Message<'_>) -> bool {
     let head: String = msg.body_text(0).map(|t| t.chars().take(2048).collect()).unwrap_or_default();
     subject_pattern().is_match(&head)
@@ -83,6 +94,12 @@ pub fn detect(
         p.is_content_type("message", "delivery-status") || p.is_content_type("message", "global-delivery-status")
     });
     let machine = from.is_some_and(super::senders::is_machine_sender);
+    // A person forwarding a report to the help desk ("FW: Undeliverable: …", "why did this bounce?")
+    // is asking for help: their mail carries the report's words, codes and original, but it is a
+    // request. Reports themselves never open with a forward or reply prefix.
+    if !machine && !null_sender && !auto_submitted && forwarded_by_a_person(subject) {
+        return None;
+    }
     // A failure subject alone could be a person's ("Delivery failure of my order"): it needs a
     // machine's mark too. Besides the sender and headers, that is a body that quotes SMTP status
     // codes or an attached original message, as gateways and content filters send them.
@@ -227,6 +244,10 @@ Il messaggio non e' stato recapitato.\r\nRemote server replied: 554 5.7.1 Messag
         let delay = "From: MAILER-DAEMON@mx.test\r\nSubject: Delivery Status Notification (Delay)\r\n\r\n\
 Delivery is delayed to these recipients. The server will retry.\r\n";
         assert!(!parse(delay.as_bytes()).unwrap().bounce.unwrap().is_failure());
+        let forwarded = "From: alice@x.test\r\nSubject: FW: Undeliverable: Quarterly report\r\n\r\n\
+Why did this bounce?\r\n\r\nFrom: Microsoft Outlook\r\nDelivery has failed to these recipients.\r\n\
+Remote server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound'\r\n";
+        assert!(parse(forwarded.as_bytes()).unwrap().bounce.is_none(), "a person forwarding a bounce asks for help");
         for person in [
             "From: alice@x.test\r\nSubject: Undeliverable mail to the CEO?\r\n\r\nWhy?",
             "From: alice@x.test\r\nSubject: Delivery failure of my order\r\n\r\nThe parcel never came.",

@@ -91,7 +91,14 @@ pub fn suppress_auto_reply(msg: &Inbound, desk_addresses: &[String]) -> Option<S
         return why(format!("sent from the desk's own address {}", from.address));
     }
     if is_machine_sender(&from.address) {
-        return why(format!("sender {} is a system address", from.address));
+        let reason = format!("sender {} is a system address", from.address);
+        // postmaster@ is also a role people read and write from: without a machine's mark (a
+        // report part, Auto-Submitted, the null sender, which all came first) it is not answered,
+        // but the technicians still see it.
+        let local = from.address.split('@').next().unwrap_or("").to_ascii_lowercase();
+        let role_read_by_people =
+            local.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>() == "postmaster";
+        return if role_read_by_people { Suppression::unanswerable(reason) } else { why(reason) };
     }
     if is_no_reply_sender(&from.address) {
         return Suppression::unanswerable(format!("sender {} accepts no replies", from.address));
@@ -104,23 +111,34 @@ pub fn challenge_subject(subject: &str) -> bool {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| {
         regex::Regex::new(
-            r"(?i)(confirm (that )?you are (a )?(human|real person)|verify (that )?you are (a )?(human|real person)|(sender|e-?mail|address) verification (required|request|needed)|your (e-?mail|message) (is )?(awaiting|requires|needs) (verification|confirmation|approval)|please confirm your (e-?mail|message)|anti-?spam (verification|confirmation)|spam (protection|filter).{0,30}confirm|bestätigen sie.{0,40}(absender|nachricht|e-?mail)|confirmez.{0,40}(humain|message|expéditeur))",
+            r"(?i)(confirm (that )?you are (a )?(human|real person)|verify (that )?you are (a )?(human|real person)|(sender|e-?mail|address) verification (required|request|needed)|your (e-?mail|message) (is )?(awaiting|requires|needs) (verification|confirmation|approval)|(confirm|verify) (your )?(e-?mail|message) to (deliver|be delivered|reach)|anti-?spam (verification|confirmation)|spam (protection|filter).{0,30}confirm|bestätigen sie.{0,40}(absender|nachricht|e-?mail)|confirmez.{0,40}(humain|message|expéditeur))",
         )
         .expect("valid regex")
     })
     .is_match(subject)
 }
 
-/// Auto-reply subjects of clients that send no `Auto-Submitted` header (Outlook, many webmailers).
+/// Auto-reply subjects of clients that send no `Auto-Submitted` header (Outlook, Lotus Notes, many
+/// webmailers). Machine mail is kept out of the technicians' way, so a person's subject must never
+/// match: the unambiguous forms ("Automatic reply:", "Out of Office", "AUTO:") count wherever they
+/// open the subject, the words a person also uses ("Absence", "On leave", "Ausente") only as a
+/// label followed by a colon or dash ("Absence: back on Monday", never "Absence request for Friday").
 pub fn auto_reply_subject(subject: &str) -> bool {
-    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    RE.get_or_init(|| {
+    static STRONG: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    static LABEL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let strong = STRONG.get_or_init(|| {
         regex::Regex::new(
-            r"(?i)^\s*(auto:|(auto(matic|matische|matisch)?[ -]?(reply|response|antwort|answer)|out of (the )?office|ooo\b|abwesenheit(snotiz)?|abwesend|r[ée]ponse automatique|respuesta autom[áa]tica|resposta autom[áa]tica|risposta automatica|automatisch antwoord|autosvar|automaattinen vastaus|automatyczna odpowied[źz]|automatick[áa] odpov[ěe]ď|автоответ|автоматический ответ|自動応答|自動返信|自动回复|自動回覆|fuera de la oficina|fuori sede|fuori ufficio|niet aanwezig|afwezig|fr[åa]nvaro|poza biurem|absence|absent|ausente|je suis absent|i am (out|away)|on (annual )?leave)\b)",
+            r"(?i)^\s*(auto:|(auto(matic|matische|matisch)?[ -]?(reply|response|antwort|answer)|out of (the )?office|abwesenheitsnotiz|r[ée]ponse automatique|respuesta autom[áa]tica|resposta autom[áa]tica|risposta automatica|automatisch antwoord|autosvar|automaattinen vastaus|automatyczna odpowied[źz]|automatick[áa] odpov[ěe]ď|автоответ|автоматический ответ|自動応答|自動返信|自动回复|自動回覆)\b)",
         )
         .expect("valid regex")
-    })
-    .is_match(subject)
+    });
+    let label = LABEL.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)^\s*(ooo|abwesend|abwesenheit|fuera de la oficina|fuori sede|fuori ufficio|niet aanwezig|afwezig|fr[åa]nvaro|poza biurem|absence|absent|ausente|je suis absent|i am (out|away)( of the office)?|on (annual )?leave)\s*[:：\-–]",
+        )
+        .expect("valid regex")
+    });
+    strong.is_match(subject) || label.is_match(subject)
 }
 
 #[cfg(test)]
@@ -146,6 +164,10 @@ mod tests {
             "From: noreen@example.test",
             "From: bouncer@example.test",
             "From: alice@example.test\r\nSubject: Vacation request for March",
+            "From: alice@example.test\r\nSubject: Absence request for Friday",
+            "From: alice@example.test\r\nSubject: On leave next week, please disable my account",
+            "From: alice@example.test\r\nSubject: Please confirm your email address change",
+            "From: alice@example.test\r\nSubject: Out-of-band management card broken",
             "From: alice@example.test\r\nSubject: Read: the manual before calling",
             "From: alice@example.test\r\nX-Spam-Flag: NO\r\nX-Spam-Status: No, score=0.1",
             "From: reply@example.test",
@@ -188,6 +210,8 @@ mod tests {
             ("From: alice@example.test\r\nSubject: Risposta automatica: stampante", "auto-reply subject"),
             ("From: alice@example.test\r\nSubject: Автоответ: принтер", "auto-reply subject"),
             ("From: alice@example.test\r\nSubject: Please confirm you are human", "challenge-response"),
+            ("From: alice@example.test\r\nSubject: Absence: back on Monday", "auto-reply subject"),
+            ("From: alice@example.test\r\nSubject: Verify your message to deliver it", "challenge-response"),
             ("From: alice@example.test\r\nSubject: Sender verification required", "challenge-response"),
             ("From: alice@example.test\r\nX-Boxtrapper: yes", "challenge-response"),
             ("From: SMTP Gateway <smtp-gw@mx.example.test>", "system address"),
@@ -213,6 +237,9 @@ Content-Type: message/disposition-notification\r\n\r\nDisposition: manual-action
 Your message\r\n\r\n  To: support\r\n  Subject: Printer\r\n\r\nwas read on Monday, 1 January 2026 10:00.\r\n";
         let s = suppress_auto_reply(&parse(outlook_plain.as_bytes()).unwrap(), &[]).unwrap();
         assert!(s.automatic, "{s:?}");
+        let postmaster = "From: postmaster@example.test\r\nSubject: New firewall rules\r\nMessage-ID: <p@x>\r\n\r\nFYI";
+        let s = suppress_auto_reply(&parse(postmaster.as_bytes()).unwrap(), &[]).unwrap();
+        assert!(!s.automatic, "postmaster writing about something else is a person: {s:?}");
         let form = "From: no-reply@forms.example.test\r\nSubject: Contact form\r\nMessage-ID: <f@x>\r\n\r\nMy laptop is broken";
         let s = suppress_auto_reply(&parse(form.as_bytes()).unwrap(), &[]).unwrap();
         assert!(!s.automatic, "a person may stand behind a no-reply sender: {s:?}");
