@@ -368,11 +368,11 @@ fn machine_report(msg: &Message<'_>, subject: &str, text: &str) -> Option<String
     static READ_SUBJECT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     static READ_BODY: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let subject_re = READ_SUBJECT.get_or_init(|| {
-        regex::Regex::new(r"(?i)^\s*(read|not read|gelesen|nicht gelesen|lu|non lu|le[íi]do|no le[íi]do|lido|letto|non letto|gelezen|niet gelezen|l[äa]st|ol[äa]st|przeczytano|nieprzeczytano|p[řr]e[čc]teno|прочитано|не прочитано|開封済み|已读|已讀)\s?[:：]")
+        regex::Regex::new(r"(?i)^\s*(read|not read|read receipt|read-receipt|return receipt|gelesen|nicht gelesen|lesebestätigung|lu|non lu|accusé de lecture|le[íi]do|no le[íi]do|confirmación de lectura|lido|letto|non letto|conferma di lettura|gelezen|niet gelezen|l[äa]st|ol[äa]st|przeczytano|nieprzeczytano|p[řr]e[čc]teno|прочитано|не прочитано|開封済み|已读|已讀)\s?[:：]")
             .expect("valid regex")
     });
     let body_re = READ_BODY.get_or_init(|| {
-        regex::Regex::new(r"(?i)(was read on|was deleted without being read|wurde am .{0,40}gelesen|ohne gelesen zu werden|a été lu|supprimé sans avoir été lu|fue leído|ha sido leído|è stato letto|is gelezen op|lästes|został przeczytany|прочитано)")
+        regex::Regex::new(r"(?i)(was read on|was read at|was deleted without being read|was received by|wurde am .{0,40}gelesen|ohne gelesen zu werden|a été lu|supprimé sans avoir été lu|fue leído|ha sido leído|è stato letto|is gelezen op|lästes|został przeczytany|прочитано)")
             .expect("valid regex")
     });
     // A plain read receipt (Outlook sends some without a report part): the subject and the body
