@@ -143,7 +143,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 Some(*id),
                 now,
                 &actor,
-                "promoted",
+                crate::domain::EventKind::Promoted,
                 "made a request: its SLA clock starts now",
             )?;
             crate::sla::sweep::refresh(&tx, &config.sla, *id, now)?;

@@ -22,3 +22,144 @@ pub fn parse_address(s: &str) -> Option<String> {
 pub fn clean_id(id: &str) -> String {
     id.trim().trim_start_matches('<').trim_end_matches('>').trim().to_string()
 }
+
+/// What an event on a ticket records. The names are part of the stable JSON output
+/// (`show --json`, `events[].kind`) and of the database, so they are written here once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Opened,
+    Threaded,
+    Threading,
+    FollowUp,
+    AckSuppressed,
+    MailFailed,
+    Defect,
+    Automatic,
+    Technician,
+    NotVerified,
+    NotRelayed,
+    CommandsRejected,
+    Status,
+    Priority,
+    Assigned,
+    WatcherAdded,
+    WatcherRemoved,
+    FirstResponse,
+    Merged,
+    MergeRefused,
+    Escalation,
+    RateLimited,
+    Oversized,
+    AttachmentsSkipped,
+    DeliveryReport,
+    DeliveryFailed,
+    DeliveryUnconfirmed,
+    DeliveryUncertain,
+    Held,
+    Accepted,
+    Promoted,
+    DuplicateMessageId,
+    AddressRedacted,
+    WatchersCapped,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 34] = [
+        EventKind::Opened,
+        EventKind::Threaded,
+        EventKind::Threading,
+        EventKind::FollowUp,
+        EventKind::AckSuppressed,
+        EventKind::MailFailed,
+        EventKind::Defect,
+        EventKind::Automatic,
+        EventKind::Technician,
+        EventKind::NotVerified,
+        EventKind::NotRelayed,
+        EventKind::CommandsRejected,
+        EventKind::Status,
+        EventKind::Priority,
+        EventKind::Assigned,
+        EventKind::WatcherAdded,
+        EventKind::WatcherRemoved,
+        EventKind::FirstResponse,
+        EventKind::Merged,
+        EventKind::MergeRefused,
+        EventKind::Escalation,
+        EventKind::RateLimited,
+        EventKind::Oversized,
+        EventKind::AttachmentsSkipped,
+        EventKind::DeliveryReport,
+        EventKind::DeliveryFailed,
+        EventKind::DeliveryUnconfirmed,
+        EventKind::DeliveryUncertain,
+        EventKind::Held,
+        EventKind::Accepted,
+        EventKind::Promoted,
+        EventKind::DuplicateMessageId,
+        EventKind::AddressRedacted,
+        EventKind::WatchersCapped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Opened => "opened",
+            EventKind::Threaded => "threaded",
+            EventKind::Threading => "threading",
+            EventKind::FollowUp => "follow-up",
+            EventKind::AckSuppressed => "ack-suppressed",
+            EventKind::MailFailed => "mail-failed",
+            EventKind::Defect => "defect",
+            EventKind::Automatic => "automatic",
+            EventKind::Technician => "technician",
+            EventKind::NotVerified => "not-verified",
+            EventKind::NotRelayed => "not-relayed",
+            EventKind::CommandsRejected => "commands-rejected",
+            EventKind::Status => "status",
+            EventKind::Priority => "priority",
+            EventKind::Assigned => "assigned",
+            EventKind::WatcherAdded => "watcher-added",
+            EventKind::WatcherRemoved => "watcher-removed",
+            EventKind::FirstResponse => "first-response",
+            EventKind::Merged => "merged",
+            EventKind::MergeRefused => "merge-refused",
+            EventKind::Escalation => "escalation",
+            EventKind::RateLimited => "rate-limited",
+            EventKind::Oversized => "oversized",
+            EventKind::AttachmentsSkipped => "attachments-skipped",
+            EventKind::DeliveryReport => "delivery-report",
+            EventKind::DeliveryFailed => "delivery-failed",
+            EventKind::DeliveryUnconfirmed => "delivery-unconfirmed",
+            EventKind::DeliveryUncertain => "delivery-uncertain",
+            EventKind::Held => "held",
+            EventKind::Accepted => "accepted",
+            EventKind::Promoted => "promoted",
+            EventKind::DuplicateMessageId => "duplicate-message-id",
+            EventKind::AddressRedacted => "address-redacted",
+            EventKind::WatchersCapped => "watchers-capped",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_kind_names_are_distinct_and_every_kind_is_listed() {
+        let names: std::collections::HashSet<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), EventKind::ALL.len());
+        // `as_str` is an exhaustive match, so a kind missing from ALL would still have a name;
+        // the README lists every name that ALL holds.
+        let readme = include_str!("../README.md");
+        for name in names {
+            assert!(readme.contains(&format!("`{name}`")), "event kind {name} is not documented in the README");
+        }
+    }
+}

@@ -15,6 +15,7 @@
 //! * the first technician reply relayed to the requester sets the first-response time.
 
 use crate::commands::{self, Command, CommandError};
+use crate::domain::EventKind;
 use crate::inbound::classify::Suppression;
 use crate::inbound::parse::{Inbound, Mailbox};
 use crate::threading::{Thread, ThreadedBy};
@@ -182,7 +183,7 @@ pub struct Mail {
 /// Something worth recording on the ticket that is not itself a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub detail: String,
 }
 
@@ -228,7 +229,7 @@ fn mailbox(address: &str) -> Mailbox {
     Mailbox { name: None, address: address.to_string() }
 }
 
-fn event(kind: &'static str, detail: impl Into<String>) -> Event {
+fn event(kind: EventKind, detail: impl Into<String>) -> Event {
     Event { kind, detail: detail.into() }
 }
 
@@ -246,10 +247,10 @@ pub fn plan(
     merge_allowed: &dyn Fn(i64) -> Result<(), String>,
     now: i64,
 ) -> Plan {
-    let mut events: Vec<Event> = msg.defects.iter().map(|d| event("defect", d.clone())).collect();
+    let mut events: Vec<Event> = msg.defects.iter().map(|d| event(EventKind::Defect, d.clone())).collect();
     if let Role::Unverified { address, reason } = role {
         events.push(event(
-            "not-verified",
+            EventKind::NotVerified,
             format!("{address} is a technician, but this message {reason}; handled as a requester's message"),
         ));
     }
@@ -267,12 +268,12 @@ pub fn plan(
             let machine = suppression.is_some_and(|s| s.automatic);
             if stale && !machine {
                 events.push(event(
-                    "follow-up",
+                    EventKind::FollowUp,
                     format!("reply to ticket {} closed more than the reopen window ago", t.id),
                 ));
                 return open(msg, visible, Some(t.id), suppression, policy, events);
             }
-            events.push(event("threaded", format!("message {} joined by {how}", msg.message_id)));
+            events.push(event(EventKind::Threaded, format!("message {} joined by {how}", msg.message_id)));
             if !participant && !matches!(role, Role::Technician { .. }) {
                 return held(msg, visible, t, suppression, policy, events);
             }
@@ -286,7 +287,7 @@ pub fn plan(
         }
         (thread, _) => {
             if let Thread::New { note: Some(note) } = thread {
-                events.push(event("threading", note.clone()));
+                events.push(event(EventKind::Threading, note.clone()));
             }
             open(msg, visible, None, suppression, policy, events)
         }
@@ -325,7 +326,7 @@ fn watchers_from_cc(
     }
     if left_out > 0 {
         events.push(event(
-            "watchers-capped",
+            EventKind::WatchersCapped,
             format!(
                 "{left_out} Cc address(es) not added as watchers (limits: {} per message, {} per ticket)",
                 policy.max_watchers_per_message, policy.max_watchers_per_ticket
@@ -357,17 +358,17 @@ fn open(
     let recipient = msg.from.clone();
     let mut mails = Vec::new();
     match (suppression, recipient) {
-        (Some(s), _) => events.push(event("ack-suppressed", s.reason.clone())),
+        (Some(s), _) => events.push(event(EventKind::AckSuppressed, s.reason.clone())),
         (None, Some(r)) if policy.desk_addresses.iter().any(|d| same_mailbox(d, &r.address)) => {
-            events.push(event("ack-suppressed", format!("reply address {} is the desk's own", r.address)))
+            events.push(event(EventKind::AckSuppressed, format!("reply address {} is the desk's own", r.address)))
         }
         (None, Some(r)) => mails.push(Mail { kind: MailKind::Acknowledgement, to: vec![r] }),
-        (None, None) => events.push(event("ack-suppressed", "no sender address to answer")),
+        (None, None) => events.push(event(EventKind::AckSuppressed, "no sender address to answer")),
     }
     let automatic = suppression.is_some_and(|s| s.automatic);
     if automatic {
         events.push(event(
-            "automatic",
+            EventKind::Automatic,
             "machine mail that threads to no ticket: recorded without notifying anyone or starting an SLA clock \
              (maildesk tickets --automatic; maildesk promote N makes it a request)",
         ));
@@ -403,7 +404,10 @@ fn requester_reply(
 ) -> Plan {
     let mut plan = Plan::existing(t.id, MessageKind::Reply, visible);
     if let Some(s) = suppression.filter(|s| s.automatic) {
-        events.push(event("automatic", format!("automatic message ({}): no reopening, nobody notified", s.reason)));
+        events.push(event(
+            EventKind::Automatic,
+            format!("automatic message ({}): no reopening, nobody notified", s.reason),
+        ));
         plan.kind = MessageKind::Automatic;
         plan.events = events;
         return plan;
@@ -447,7 +451,7 @@ fn technician(
     let parsed = match parsed {
         Ok(p) => p,
         Err(e) => {
-            events.push(event("commands-rejected", format!("{sender}: {e}; nothing applied, nothing relayed")));
+            events.push(event(EventKind::CommandsRejected, format!("{sender}: {e}; nothing applied, nothing relayed")));
             plan.kind = MessageKind::RejectedCommands;
             plan.internal = true;
             plan.mails.push(Mail { kind: MailKind::CommandError, to: vec![mailbox(sender)] });
@@ -493,7 +497,7 @@ fn technician(
                     plan.updates.push(Update::FirstResponse);
                 }
             }
-            None => events.push(event("not-relayed", "the ticket has no requester address to relay to")),
+            None => events.push(event(EventKind::NotRelayed, "the ticket has no requester address to relay to")),
         }
     } else {
         plan.kind = MessageKind::Commands;
@@ -547,7 +551,7 @@ fn held(
     let mut plan = Plan::existing(t.id, MessageKind::Held, visible);
     plan.internal = true;
     events.push(event(
-        "held",
+        EventKind::Held,
         format!(
             "{sender} is not a participant of ticket {} and the mail names it only by subject tag: \
              nothing reopened, relayed or subscribed; #accept makes the sender a watcher",
@@ -660,7 +664,7 @@ mod tests {
         let p = run(&m, Thread::New { note: None }, None, Role::Requester, Some(&s), 0);
         assert!(!p.mails.iter().any(|m| m.kind == MailKind::Acknowledgement));
         assert_eq!(p.kind, MessageKind::Automatic);
-        assert!(p.events.iter().any(|e| e.kind == "ack-suppressed"));
+        assert!(p.events.iter().any(|e| e.kind == EventKind::AckSuppressed));
         assert!(p.mails.is_empty(), "machine mail notifies nobody: {:?}", p.mails);
         assert!(matches!(p.target, Target::Open { automatic: true, .. }));
         // Mail that must not be answered but may come from a person still reaches technicians.
@@ -684,7 +688,11 @@ mod tests {
         let m = msg(&format!("From: alice@x.test\r\nCc: {}\r\nSubject: s", cc.join(", ")), "x");
         let p = run(&m, Thread::New { note: None }, None, Role::Requester, None, 0);
         assert_eq!(p.updates.len(), 3, "per message");
-        assert!(p.events.iter().any(|e| e.kind == "watchers-capped" && e.detail.starts_with("5 ")), "{:?}", p.events);
+        assert!(
+            p.events.iter().any(|e| e.kind == EventKind::WatchersCapped && e.detail.starts_with("5 ")),
+            "{:?}",
+            p.events
+        );
         // Ticket 7 has one watcher already; the ticket limit is 4.
         let p = run(&m, EXISTING, Some(&ticket("open")), Role::Requester, None, 0);
         assert_eq!(p.updates.iter().filter(|u| matches!(u, Update::AddWatcher(_))).count(), 3);
@@ -710,7 +718,7 @@ mod tests {
         assert!(p.internal && p.updates.is_empty(), "{:?}", p.updates);
         assert!(p.mails.iter().all(|m| m.kind == MailKind::RequesterReply), "only technicians hear of it");
         assert!(p.notice.as_deref().is_some_and(|n| n.contains("#accept")));
-        assert!(p.events.iter().any(|e| e.kind == "held"));
+        assert!(p.events.iter().any(|e| e.kind == EventKind::Held));
     }
 
     #[test]
@@ -824,6 +832,6 @@ mod tests {
         let p = run(&m, EXISTING, Some(&ticket("open")), role, None, 0);
         assert!(p.updates.is_empty());
         assert!(p.mails.iter().all(|m| m.kind == MailKind::RequesterReply));
-        assert!(p.events.iter().any(|e| e.kind == "not-verified"));
+        assert!(p.events.iter().any(|e| e.kind == EventKind::NotVerified));
     }
 }

@@ -426,7 +426,7 @@ fn record_one(
     }
     if let Some(original) = &reused_id {
         plan.events.push(tickets::Event {
-            kind: "duplicate-message-id",
+            kind: crate::domain::EventKind::DuplicateMessageId,
             detail: format!(
                 "Message-ID {original} was already used by a different message; this one is recorded as {}",
                 msg.message_id
@@ -438,7 +438,7 @@ fn record_one(
     if count > 0 {
         plan.text = redacted;
         plan.events.push(tickets::Event {
-            kind: "address-redacted",
+            kind: crate::domain::EventKind::AddressRedacted,
             detail: format!("{count} technician reply address(es) removed from the text before it was stored or sent"),
         });
     }
@@ -484,7 +484,7 @@ fn record_one(
             "message of {} bytes exceeds limits.max_message_mb: its text is kept, the original stays in the mailbox, attachments were not stored",
             raw.len()
         );
-        write::insert_event(conn, Some(ticket), now, "maildesk", "oversized", &detail)?;
+        write::insert_event(conn, Some(ticket), now, "maildesk", crate::domain::EventKind::Oversized, &detail)?;
     }
     if oversized {
         plan.notice = Some(format!(
@@ -497,7 +497,14 @@ fn record_one(
     }
     if !skipped.is_empty() {
         let detail = format!("attachments not stored (limits): {}", skipped.join(", "));
-        write::insert_event(conn, Some(ticket), now, "maildesk", "attachments-skipped", &detail)?;
+        write::insert_event(
+            conn,
+            Some(ticket),
+            now,
+            "maildesk",
+            crate::domain::EventKind::AttachmentsSkipped,
+            &detail,
+        )?;
     }
     if created {
         let detail = match &plan.target {
@@ -506,10 +513,17 @@ fn record_one(
             }
             _ => format!("ticket opened by message {}", msg.message_id),
         };
-        write::insert_event(conn, Some(ticket), now, actor, "opened", &detail)?;
+        write::insert_event(conn, Some(ticket), now, actor, crate::domain::EventKind::Opened, &detail)?;
     }
     if let Role::Technician { proof, .. } = &role {
-        write::insert_event(conn, Some(ticket), now, actor, "technician", &format!("technician verified by {proof}"))?;
+        write::insert_event(
+            conn,
+            Some(ticket),
+            now,
+            actor,
+            crate::domain::EventKind::Technician,
+            &format!("technician verified by {proof}"),
+        )?;
     }
     for e in &plan.events {
         write::insert_event(conn, Some(ticket), now, "maildesk", e.kind, &e.detail)?;
@@ -559,7 +573,7 @@ fn record_bounce(
     let row = write::insert_message(conn, &new_row)?;
     if !b.is_failure() {
         let detail = format!("delivery report ({}) for {original_id} {what}", b.action);
-        write::insert_event(conn, Some(ticket), now, "maildesk", "delivery-report", &detail)?;
+        write::insert_event(conn, Some(ticket), now, "maildesk", crate::domain::EventKind::DeliveryReport, &detail)?;
         return Ok(Outcome::Ticket {
             id: ticket,
             created: false,
@@ -569,7 +583,7 @@ fn record_bounce(
     }
     let first_report = write::mark_bounced(conn, out_row, b.recipient.as_deref(), &what)?;
     let detail = format!("mail {original_id} bounced {what}");
-    write::insert_event(conn, Some(ticket), now, "maildesk", "delivery-failed", &detail)?;
+    write::insert_event(conn, Some(ticket), now, "maildesk", crate::domain::EventKind::DeliveryFailed, &detail)?;
     let mut queued = 0;
     if first_report {
         let assignee = write::ticket_state(conn, ticket)?.and_then(|t| t.assignee);

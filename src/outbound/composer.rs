@@ -100,7 +100,7 @@ fn store(conn: &Connection, made: Made) -> Result<(), StoreError> {
     warn!(ticket = made.ticket, kind = made.kind, error = %error, "mail not sent");
     write::withdraw_outbound(conn, made.out_row)?;
     let detail = format!("{} not sent: {error}", made.kind);
-    write::insert_event(conn, Some(made.ticket), made.now, "maildesk", "mail-failed", &detail)?;
+    write::insert_event(conn, Some(made.ticket), made.now, "maildesk", crate::domain::EventKind::MailFailed, &detail)?;
     Ok(())
 }
 

@@ -44,7 +44,7 @@ pub fn queue(
         let Some(first) = mail.to.first() else { continue };
         if let Some(reason) = rate_limited(conn, desk, mail.kind, ticket, &first.address, now)? {
             warn!(ticket, to = %first.address, %reason, "automatic mail suppressed");
-            write::insert_event(conn, Some(ticket), now, "maildesk", "rate-limited", &reason)?;
+            write::insert_event(conn, Some(ticket), now, "maildesk", crate::domain::EventKind::RateLimited, &reason)?;
             continue;
         }
         let to_technician = mail.kind.to_technicians();

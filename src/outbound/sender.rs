@@ -302,7 +302,7 @@ pub fn settle_interrupted(conn: &Connection, now: i64) -> rusqlite::Result<usize
             "mail to {recipient} was fully transmitted when maildesk stopped, before the server's reply; \
              it is counted as sent (unconfirmed) and not sent again"
         );
-        write::insert_event(&tx, *ticket, now, "maildesk", "delivery-unconfirmed", &detail)?;
+        write::insert_event(&tx, *ticket, now, "maildesk", crate::domain::EventKind::DeliveryUnconfirmed, &detail)?;
         warn!(outbox = id, "{detail}");
     }
     tx.commit()?;
@@ -358,7 +358,7 @@ fn record(conn: &Connection, d: &Due, verdict: &Verdict, now: i64, retry_for: Du
                  it is sent again, so the recipient may see two copies with the same Message-ID",
                 d.recipient
             );
-            write::insert_event(conn, d.ticket, now, "maildesk", "delivery-uncertain", &detail)?;
+            write::insert_event(conn, d.ticket, now, "maildesk", crate::domain::EventKind::DeliveryUncertain, &detail)?;
             warn!(outbox = d.id, ticket = d.ticket, "{detail}");
             return record(conn, d, &Verdict::Retry(err.clone()), now, retry_for);
         }
@@ -383,7 +383,7 @@ fn record(conn: &Connection, d: &Due, verdict: &Verdict, now: i64, retry_for: Du
             let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
             tx.prepare_cached("UPDATE outbox SET status = 'failed', attempts = ?2, last_error = ?3 WHERE id = ?1")?
                 .execute(params![d.id, attempts, err])?;
-            write::insert_event(&tx, d.ticket, now, "maildesk", "delivery-failed", &detail)?;
+            write::insert_event(&tx, d.ticket, now, "maildesk", crate::domain::EventKind::DeliveryFailed, &detail)?;
             tx.commit()?;
             warn!(outbox = d.id, ticket = d.ticket, "{detail}");
         }

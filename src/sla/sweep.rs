@@ -157,7 +157,7 @@ fn escalate(conn: &Connection, desk: &Desk<'_>, ticket: i64, now: i64) -> Result
         summary.join("; "),
         if to.is_empty() { "nobody (no recipients)".into() } else { to.join(", ") }
     );
-    write::insert_event(conn, Some(ticket), now, "maildesk", "escalation", &detail)?;
+    write::insert_event(conn, Some(ticket), now, "maildesk", crate::domain::EventKind::Escalation, &detail)?;
     info!(ticket, %detail, "SLA escalation");
     let recipients: Vec<Mailbox> = to.iter().map(|a| Mailbox { name: None, address: a.clone() }).collect();
     // A sweep queues a few mails at most: they are made on this thread.

@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::domain::EventKind;
 use crate::inbound::parse::{Attachment, Mailbox};
 use crate::threading::TicketLookup;
 use crate::tickets::{TicketState, Update};
@@ -219,11 +220,11 @@ pub fn insert_event(
     ticket: Option<i64>,
     at: i64,
     actor: &str,
-    kind: &str,
+    kind: EventKind,
     detail: &str,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached("INSERT INTO events(ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![ticket, at, actor, kind, detail])?;
+        .execute(params![ticket, at, actor, kind.as_str(), detail])?;
     Ok(())
 }
 
@@ -318,29 +319,29 @@ pub fn apply_updates(
                      WHERE id = ?1")?.execute(
                     params![live, s, now],
                 )?;
-                ("status", format!("status {old} -> {s}"))
+                (EventKind::Status, format!("status {old} -> {s}"))
             }
             Update::Priority(p) => {
                 let old = get("priority")?.unwrap_or_default();
                 conn.prepare_cached("UPDATE tickets SET priority = ?2 WHERE id = ?1")?.execute(params![live, p])?;
-                ("priority", format!("priority {old} -> {p}"))
+                (EventKind::Priority, format!("priority {old} -> {p}"))
             }
             Update::Assign(a) => {
                 let old = get("assignee")?.unwrap_or_else(|| "nobody".into());
                 conn.prepare_cached("UPDATE tickets SET assignee = ?2 WHERE id = ?1")?.execute(params![live, a])?;
-                ("assigned", format!("assignee {old} -> {a}"))
+                (EventKind::Assigned, format!("assignee {old} -> {a}"))
             }
             Update::AddWatcher(a) => {
                 conn.prepare_cached(
                     "INSERT OR IGNORE INTO watchers(ticket_id, address, added_at) VALUES (?1, ?2, ?3)",
                 )?
                 .execute(params![live, a, now])?;
-                ("watcher-added", format!("{a} now gets technicians' replies"))
+                (EventKind::WatcherAdded, format!("{a} now gets technicians' replies"))
             }
             Update::RemoveWatcher(a) => {
                 conn.prepare_cached("DELETE FROM watchers WHERE ticket_id = ?1 AND address = ?2")?
                     .execute(params![live, a])?;
-                ("watcher-removed", format!("{a} no longer gets technicians' replies"))
+                (EventKind::WatcherRemoved, format!("{a} no longer gets technicians' replies"))
             }
             Update::FirstResponse => {
                 conn.prepare_cached(
@@ -348,12 +349,12 @@ pub fn apply_updates(
                          first_responder = coalesce(first_responder, ?3) WHERE id = ?1",
                 )?
                 .execute(params![live, now, actor])?;
-                ("first-response", "first technician reply sent to the requester".to_string())
+                (EventKind::FirstResponse, "first technician reply sent to the requester".to_string())
             }
             Update::Promote => {
                 promote(conn, live, now)?;
                 (
-                    "promoted",
+                    EventKind::Promoted,
                     "a person wrote on this automatic ticket: it is a request now, its SLA clock starts".into(),
                 )
             }
@@ -383,12 +384,12 @@ pub fn apply_updates(
                     "UPDATE messages SET kind = 'reply', internal = 0 WHERE ticket_id = ?1 AND direction = 'in' AND kind = 'held'",
                 )?
                 .execute([live])?;
-                ("accepted", format!("held mail accepted: {added} sender(s) added as watchers"))
+                (EventKind::Accepted, format!("held mail accepted: {added} sender(s) added as watchers"))
             }
             // The store's own guard: whatever the planner allowed, a ticket never merges into itself
             // (its mail would thread nowhere).
             Update::MergeInto(target) if *target == live => {
-                ("merge-refused", format!("ticket {live} cannot be merged into itself"))
+                (EventKind::MergeRefused, format!("ticket {live} cannot be merged into itself"))
             }
             Update::MergeInto(target) => {
                 let from = live;
@@ -409,7 +410,7 @@ pub fn apply_updates(
                     .execute(params![target, now])?;
                 live = *target;
                 (
-                    "merged",
+                    EventKind::Merged,
                     format!(
                         "ticket {from} merged into {target}: messages and history moved here (watchers stay on {from})"
                     ),
@@ -419,7 +420,7 @@ pub fn apply_updates(
         insert_event(conn, Some(live), now, actor, kind, &detail)?;
         if matches!(u, Update::MergeInto(target) if *target != ticket) {
             // The merged ticket keeps a pointer event too, so `show` on the old number explains itself.
-            insert_event(conn, Some(ticket), now, actor, "merged", &detail)?;
+            insert_event(conn, Some(ticket), now, actor, EventKind::Merged, &detail)?;
         }
     }
     Ok(live)
