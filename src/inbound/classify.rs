@@ -111,7 +111,7 @@ pub fn challenge_subject(subject: &str) -> bool {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| {
         regex::Regex::new(
-            r"(?i)(confirm (that )?you are (a )?(human|real person)|verify (that )?you are (a )?(human|real person)|(sender|e-?mail|address) verification (required|request|needed)|your (e-?mail|message) (is )?(awaiting|requires|needs) (verification|confirmation|approval)|(confirm|verify) (your )?(e-?mail|message) to (deliver|be delivered|reach)|anti-?spam (verification|confirmation)|spam (protection|filter).{0,30}confirm|bestätigen sie.{0,40}(absender|nachricht|e-?mail)|confirmez.{0,40}(humain|message|expéditeur))",
+            r"(?i)(confirm (that )?you are (a )?(human|real person)|verify (that )?you are (a )?(human|real person)|(sender|e-?mail|address) verification (required|request|needed)|your (e-?mail|message) (is )?(awaiting|requires|needs) (verification|confirmation|approval)|(confirm|verify) (your )?(e-?mail|message) to (deliver|be delivered|reach)|anti-?spam (verification|confirmation)|spam (protection|filter).{0,30}confirm|bestätigen sie,? dass sie (ein )?mensch|absenderbestätigung|confirmez que vous (êtes|etes) (un )?humain|vérification de l'expéditeur)",
         )
         .expect("valid regex")
     })
@@ -167,6 +167,7 @@ mod tests {
             "From: alice@example.test\r\nSubject: Absence request for Friday",
             "From: alice@example.test\r\nSubject: On leave next week, please disable my account",
             "From: alice@example.test\r\nSubject: Please confirm your email address change",
+            "From: alice@example.test\r\nSubject: Bitte bestätigen Sie meine neue E-Mail-Adresse",
             "From: alice@example.test\r\nSubject: Out-of-band management card broken",
             "From: alice@example.test\r\nSubject: Read: the manual before calling",
             "From: alice@example.test\r\nX-Spam-Flag: NO\r\nX-Spam-Status: No, score=0.1",
