@@ -607,6 +607,19 @@ mod tests {
         suppression: Option<&Suppression>,
         now: i64,
     ) -> Plan {
+        run_as(m, thread, t, role, suppression, true, now)
+    }
+
+    /// `run`, for a sender who is (or is not) a participant of the ticket.
+    fn run_as(
+        m: &Inbound,
+        thread: Thread,
+        t: Option<&TicketState>,
+        role: Role,
+        suppression: Option<&Suppression>,
+        participant: bool,
+        now: i64,
+    ) -> Plan {
         let desk = strings(DESK);
         let techs = strings(TECHS);
         let policy = Policy {
@@ -618,7 +631,8 @@ mod tests {
             max_watchers_per_ticket: 4,
         };
         let merge = |n: i64| if n == 9 { Ok(()) } else { Err(format!("ticket {n} does not exist")) };
-        plan(m, &crate::reply_text::visible_text(&m.text), &thread, t, &role, suppression, &policy, true, &merge, now)
+        let visible = crate::reply_text::visible_text(&m.text);
+        plan(m, &visible, &thread, t, &role, suppression, &policy, participant, &merge, now)
     }
 
     fn kinds(p: &Plan) -> Vec<(MailKind, Vec<&str>)> {
@@ -701,19 +715,7 @@ mod tests {
     #[test]
     fn a_non_participant_threading_by_tag_alone_is_held() {
         let m = msg("From: mallory@evil.test\r\nCc: mallory2@evil.test\r\nSubject: Re: [ACME #7] x", "Reopen please");
-        let desk = strings(DESK);
-        let techs = strings(TECHS);
-        let policy = Policy {
-            desk_addresses: &desk,
-            technicians: &techs,
-            reopen_window_secs: 14 * 86_400,
-            cc_watchers: true,
-            max_watchers_per_message: 3,
-            max_watchers_per_ticket: 4,
-        };
-        let never = |_: i64| Err("no".to_string());
-        let t = ticket("resolved");
-        let p = plan(&m, "Reopen please", &EXISTING, Some(&t), &Role::Requester, None, &policy, false, &never, 0);
+        let p = run_as(&m, EXISTING, Some(&ticket("resolved")), Role::Requester, None, false, 0);
         assert_eq!(p.kind, MessageKind::Held);
         assert!(p.internal && p.updates.is_empty(), "{:?}", p.updates);
         assert!(p.mails.iter().all(|m| m.kind == MailKind::RequesterReply), "only technicians hear of it");

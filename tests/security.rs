@@ -7,13 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
-
-fn nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-}
 
 /// A running desk with one technician and alice's request, acknowledged and announced.
 fn desk_with_request(helpdesk_extra: &str, tail: &str) -> (Desk, String, String, Vec<u8>) {
@@ -25,39 +20,10 @@ fn desk_with_request(helpdesk_extra: &str, tail: &str) -> (Desk, String, String,
     });
     desk.start();
     let alice = address("alice");
-    send_smtp(
-        &alice,
-        &desk.support,
-        &message(&alice, &desk.support, "VPN is down", "req-1@alice.example.test", "", "Cannot connect."),
-    );
+    desk.request(&alice, "VPN is down", "req-1@alice.example.test", "Cannot connect.");
     wait_inbox(&alice, 1, T);
     let notice = wait_inbox(&tech, 1, T).remove(0);
     (desk, alice, tech, notice)
-}
-
-/// `from` answers `notice` (to its Reply-To, threaded) with `body` and extra headers.
-fn answer(from: &str, notice: &[u8], body: &str, extra: &str) {
-    let to = header_address(notice, "Reply-To");
-    let id = header(notice, "Message-ID").unwrap();
-    let raw = message(
-        from,
-        &to,
-        &format!("Re: {}", subject(notice)),
-        &format!("r{}@tech.example.test", nanos()),
-        &format!("{extra}In-Reply-To: {id}\r\nReferences: {id}\r\n"),
-        body,
-    );
-    send_to(&to, &raw);
-}
-
-fn events(show: &Value, kind: &str) -> Vec<String> {
-    show["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .map(|e| e["detail"].as_str().unwrap_or("").to_string())
-        .collect()
 }
 
 #[test]
@@ -135,11 +101,7 @@ fn forged_authentication_results_below_the_receiving_hop_prove_nothing() {
     });
     desk.start();
     let alice = address("alice");
-    send_smtp(
-        &alice,
-        &desk.support,
-        &message(&alice, &desk.support, "Printer", "req-1@alice.example.test", "", "Jammed."),
-    );
+    desk.request(&alice, "Printer", "req-1@alice.example.test", "Jammed.");
     desk.wait_settled(1, T);
     let pass = "Authentication-Results: mx.example.test; dkim=pass header.d=example.test; dmarc=pass header.from=example.test\r\n";
     let fail = "Authentication-Results: mx.example.test; dmarc=fail (p=reject) header.from=example.test\r\n";

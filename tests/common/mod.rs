@@ -660,3 +660,42 @@ pub fn expunge(user: &str, message_id: &str) {
         s.logout().await.unwrap();
     })
 }
+
+/// Nanoseconds of the clock: a suffix that keeps Message-IDs of one test apart.
+pub fn nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// The details of the events of `kind` in a `show --json` answer.
+pub fn events(show: &Value, kind: &str) -> Vec<String> {
+    show["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| e["detail"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// `from` answers a notification (to its Reply-To, threaded under it) with `body`, as a mail
+/// client would; `extra` is more header lines.
+pub fn answer(from: &str, notice: &[u8], body: &str, extra: &str) {
+    let to = header_address(notice, "Reply-To");
+    let id = header(notice, "Message-ID").unwrap();
+    let raw = message(
+        from,
+        &to,
+        &format!("Re: {}", subject(notice)),
+        &format!("r{}@tech.example.test", nanos()),
+        &format!("{extra}In-Reply-To: {id}\r\nReferences: {id}\r\n"),
+        body,
+    );
+    send_to(&to, &raw);
+}
+
+impl Desk {
+    /// `from` mails the support address over SMTP: a plain message with this subject and body.
+    pub fn request(&self, from: &str, subject: &str, message_id: &str, body: &str) {
+        send_smtp(from, &self.support, &message(from, &self.support, subject, message_id, "", body));
+    }
+}
