@@ -59,14 +59,22 @@ fn forwarded_by_a_person(subject: &str) -> bool {
         .is_match(subject)
 }
 
-fn body_says_undelivered(msg: &Message<'_>) -> bool {
-    let head: String = msg.body_text(0).map(|t| t.chars().take(2048).collect()).unwrap_or_default();
+/// The first 8 KB of the body text: reports put their words at the top, and reading no more keeps
+/// every check here linear and cheap. Worked out once per message (an HTML body is converted for
+/// it), and only for a message that might be a report.
+fn report_text(msg: &Message<'_>) -> String {
+    msg.body_text(0).map(|t| t.chars().take(8192).collect()).unwrap_or_default()
+}
+
+/// Whether the body's first 2 KB say the mail was not delivered.
+fn body_says_undelivered(text: &str) -> bool {
+    let head: String = text.chars().take(2048).collect();
     subject_pattern().is_match(&head)
 }
 
 /// A body that reads like a delivery report: an SMTP reply or enhanced status code next to report
 /// wording, or the original message attached (`message/rfc822`, or its headers).
-fn machine_evidence(msg: &Message<'_>) -> bool {
+fn machine_evidence(msg: &Message<'_>, text: &str) -> bool {
     static CODE: OnceLock<Regex> = OnceLock::new();
     let code = CODE.get_or_init(|| {
         Regex::new(r"(?i)(\b[45]\.\d{1,3}\.\d{1,3}\b|\b(550|551|552|553|554|450|451|452)[ -][^\n]{0,200}|smtp error|remote server (replied|returned)|diagnostic-code|final-recipient|original message (follows|is attached)|the following (address|recipient)(es|s)?( failed)?|delivery to the following recipient)")
@@ -77,9 +85,7 @@ fn machine_evidence(msg: &Message<'_>) -> bool {
             || p.is_content_type("text", "rfc822-headers")
             || p.is_content_type("message", "rfc822-headers")
     });
-    // Reports put their words at the top; reading the first 8 KB keeps this linear and cheap.
-    let text: String = msg.body_text(0).map(|t| t.chars().take(8192).collect()).unwrap_or_default();
-    attached_original || code.is_match(&text)
+    attached_original || code.is_match(text)
 }
 
 /// Looks at a parsed message and decides whether it is a delivery report.
@@ -103,15 +109,19 @@ pub fn detect(
     // A failure subject alone could be a person's ("Delivery failure of my order"): it needs a
     // machine's mark too. Besides the sender and headers, that is a body that quotes SMTP status
     // codes or an attached original message, as gateways and content filters send them.
+    let text = std::cell::OnceCell::new();
+    let text = || text.get_or_init(|| report_text(msg)).as_str();
+    let evidence = std::cell::OnceCell::new();
+    let evidence = || *evidence.get_or_init(|| machine_evidence(msg, text()));
     let subject_matches = subject_pattern().is_match(subject);
-    let looks_like = subject_matches && (machine || null_sender || auto_submitted || machine_evidence(msg));
+    let looks_like = subject_matches && (machine || null_sender || auto_submitted || evidence());
     // Some carriers write the failure only in the body (Japanese mobile carriers, for one), from a
     // no-reply sender with the original attached: the body's first lines say it instead.
     let no_reply = from.is_some_and(super::senders::is_no_reply_sender);
     let looks_like = looks_like
-        || ((machine || null_sender || auto_submitted || no_reply) && body_says_undelivered(msg) && machine_evidence(msg))
+        || ((machine || null_sender || auto_submitted || no_reply) && body_says_undelivered(text()) && evidence())
         // A system sender (or the null sender) quoting SMTP replies or returning the original.
-        || ((machine || null_sender) && machine_evidence(msg));
+        || ((machine || null_sender) && evidence());
     if report.is_none() && !machine && !looks_like {
         return None;
     }
@@ -140,7 +150,7 @@ pub fn detect(
         }
     }
     if report.is_none() {
-        loose_details(msg, subject, &mut b);
+        loose_details(text(), subject, &mut b);
     }
     // The returned message, attached whole or as headers only.
     for part in &msg.parts {
@@ -167,7 +177,7 @@ pub fn detect(
 
 /// What a report without a delivery-status part says in its words: a delay or a failure, the first
 /// enhanced status code and the line it stands on, and the address in angle brackets on that line.
-fn loose_details(msg: &Message<'_>, subject: &str, b: &mut Bounce) {
+fn loose_details(text: &str, subject: &str, b: &mut Bounce) {
     static DELAY: OnceLock<Regex> = OnceLock::new();
     static STATUS: OnceLock<Regex> = OnceLock::new();
     let delay = DELAY.get_or_init(|| {
@@ -176,12 +186,11 @@ fn loose_details(msg: &Message<'_>, subject: &str, b: &mut Bounce) {
     });
     let status =
         STATUS.get_or_init(|| Regex::new(r"(?m)^.{0,200}?\b([45]\.\d{1,3}\.\d{1,3})\b.{0,300}$").expect("valid regex"));
-    let text: String = msg.body_text(0).map(|t| t.chars().take(8192).collect()).unwrap_or_default();
     let head: String = text.chars().take(600).collect();
     if delay.is_match(subject) || delay.is_match(&head) {
         b.action = "delayed".into();
     }
-    if let Some(c) = status.captures(&text) {
+    if let Some(c) = status.captures(text) {
         b.status = Some(c[1].to_string());
         let line = c[0].trim();
         b.diagnostic = Some(line.to_string());
