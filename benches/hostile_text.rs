@@ -9,7 +9,8 @@
 use std::time::Instant;
 
 use maildesk::config::Config;
-use maildesk::inbound::record::{Desk, Fetched, parse_batch, record_batch};
+use maildesk::desk::Desk;
+use maildesk::inbound::record::{Fetched, parse_batch, record_batch};
 use maildesk::reply_text::visible_text;
 use maildesk::templates::Templates;
 

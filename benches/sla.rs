@@ -7,8 +7,8 @@
 use std::time::Instant;
 
 use maildesk::config::Config;
-use maildesk::inbound::record::Desk;
-use maildesk::sla::{report, sweep};
+use maildesk::desk::Desk;
+use maildesk::{escalation as sweep, report};
 use maildesk::{store, templates::Templates};
 use rusqlite::params;
 

@@ -7,7 +7,8 @@
 //!   DIR=<a Maildir's cur/> target/release/examples/profile_record 1000   # real messages, e.g.
 //!                     # the benchmark's mailbox, kept by MAILDESK_BENCH_KEEP=1 scripts/bench
 use maildesk::config::Config;
-use maildesk::inbound::record::{Desk, Fetched, parse_batch, record_batch};
+use maildesk::desk::Desk;
+use maildesk::inbound::record::{Fetched, parse_batch, record_batch};
 fn main() {
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = tempfile::tempdir().unwrap();

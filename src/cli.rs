@@ -146,7 +146,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
                 crate::domain::EventKind::Promoted,
                 "made a request: its SLA clock starts now",
             )?;
-            crate::sla::sweep::refresh(&tx, &config.sla, *id, now)?;
+            crate::store::sla::refresh(&tx, &config.sla, *id, now)?;
             tx.commit()?;
             writeln!(out, "ticket {id} is a request now; its SLA clock started")?;
             Ok(())
@@ -222,7 +222,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Command::Sla { id, json } => {
             let conn = store::open_existing(&config.helpdesk.database)?;
-            let Some(v) = crate::sla::report::sla_view(&conn, &config.sla, *id, store::now())? else {
+            let Some(v) = crate::report::sla_view(&conn, &config.sla, *id, store::now())? else {
                 bail!("ticket {id} does not exist")
             };
             if *json {
@@ -274,7 +274,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             let conn = store::open_existing(&config.helpdesk.database)?;
             let since = since.as_deref().map(|s| parse_when(&config, "--since", s)).transpose()?;
             let until = until.as_deref().map(|s| parse_when(&config, "--until", s)).transpose()?;
-            let r = crate::sla::report::report(&conn, since, until, store::now())?;
+            let r = crate::report::report(&conn, since, until, store::now())?;
             if *json {
                 return json_out(out, &r);
             }

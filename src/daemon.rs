@@ -126,7 +126,7 @@ fn spawn(config: Arc<Config>, templates: Arc<Templates>) -> (shutdown::Trigger, 
         .run(),
     );
     tasks.spawn(
-        crate::sla::sweep::Sweeper {
+        crate::escalation::Sweeper {
             config: config.clone(),
             templates,
             database: database.clone(),

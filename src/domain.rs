@@ -147,6 +147,11 @@ impl std::fmt::Display for EventKind {
     }
 }
 
+/// Unix seconds as RFC 3339 in UTC, the form every JSON time takes.
+pub fn rfc3339(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs).map(|t| t.to_string()).unwrap_or_else(|_| secs.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! Every mail to the support address becomes a ticket; every requester gets an acknowledgement;
 //! the SQLite database is the single source of truth. See `ARCHITECTURE.md` for the map.
 //!
-//! The pure core (`inbound::parse`, `inbound::classify`, `threading`, `tickets`, `templates`,
+//! The pure core (`message::parse`, `message::classify`, `threading`, `tickets`, `templates`,
 //! `outbound::compose`) takes data and returns data. The edges (`inbound::imap`, `store`,
 //! `outbound::sender`, `daemon`) do the I/O.
 
@@ -14,8 +14,11 @@ pub mod config;
 pub mod daemon;
 pub mod desk;
 pub mod domain;
+pub mod escalation;
 pub mod inbound;
+pub mod message;
 pub mod outbound;
+pub mod report;
 pub mod reply_text;
 pub mod shutdown;
 pub mod sla;

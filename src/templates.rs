@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::inbound::parse::one_line;
+use crate::message::parse::one_line;
 
 /// The mail kinds that have templates, and whether each part is required.
 pub const KINDS: [&str; 9] = [

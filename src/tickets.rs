@@ -16,8 +16,8 @@
 
 use crate::commands::{self, Command, CommandError};
 use crate::domain::EventKind;
-use crate::inbound::classify::Suppression;
-use crate::inbound::parse::{Inbound, Mailbox};
+use crate::message::classify::Suppression;
+use crate::message::parse::{Inbound, Mailbox};
 use crate::threading::{Thread, ThreadedBy};
 
 pub use crate::domain::STATUSES;
@@ -573,7 +573,7 @@ fn held(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::parse::parse;
+    use crate::message::parse::parse;
 
     const DESK: &[&str] = &["support@acme.test"];
     const TECHS: &[&str] = &["tech1@acme.test", "tech2@acme.test"];

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use maildesk::config::Config;
-use maildesk::inbound::record::{Desk, Fetched, Outcome, parse_batch, record_batch};
+use maildesk::desk::Desk;
+use maildesk::inbound::record::{Fetched, Outcome, parse_batch, record_batch};
 use maildesk::store;
 use maildesk::templates::Templates;
 

@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use maildesk::inbound::classify::suppress_auto_reply;
-use maildesk::inbound::parse::parse;
+use maildesk::message::classify::suppress_auto_reply;
+use maildesk::message::parse::parse;
 use maildesk::reply_text::visible_text;
 use maildesk::threading::{Thread, TicketLookup, thread};
 use maildesk::tickets::{Policy, Role, TicketState, plan};

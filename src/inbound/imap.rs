@@ -25,7 +25,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
-use super::record::{Desk, Fetched, Outcome, ParsedMessage, parse_batch, record_batch};
+use crate::desk::Desk;
+use super::record::{Fetched, Outcome, ParsedMessage, parse_batch, record_batch};
 use crate::config::{Config, Security};
 use crate::shutdown::Shutdown;
 use crate::store::{self, MailboxState, write};

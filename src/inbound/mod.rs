@@ -1,10 +1,5 @@
-//! Mail coming in: fetched over IMAP ([`imap`]), parsed ([`parse`]), judged for automatic replies
-//! ([`classify`]) and recorded atomically with everything it causes ([`record`]).
+//! Mail coming in: fetched over IMAP ([`imap`]) and recorded atomically with everything it causes
+//! ([`record`]). What a message says is read by the pure [`crate::message`] modules.
 
-pub mod bounce;
-pub mod classify;
-pub mod html;
 pub mod imap;
-pub mod parse;
 pub mod record;
-pub mod senders;

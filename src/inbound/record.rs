@@ -14,10 +14,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use rusqlite::{Connection, TransactionBehavior};
 use tracing::{info, warn};
 
-use super::classify::suppress_auto_reply;
-use super::parse::{Inbound, ParseError, parse};
+use crate::message::classify::suppress_auto_reply;
+use crate::message::parse::{Inbound, ParseError, parse};
 use crate::auth::{self, AddressKind};
-pub use crate::desk::Desk;
+use crate::desk::Desk;
 use crate::outbound::composer::{self, Composer, JOBS_AHEAD};
 use crate::outbound::mails;
 use crate::store::write::{self, Lookup, NewMessage};
@@ -529,7 +529,7 @@ fn record_one(
         write::insert_event(conn, Some(ticket), now, "maildesk", e.kind, &e.detail)?;
     }
     let live = write::apply_updates(conn, ticket, &plan.updates, actor, now)?;
-    crate::sla::sweep::refresh(conn, &desk.config.sla, live, now)?;
+    crate::store::sla::refresh(conn, &desk.config.sla, live, now)?;
     let queued = mails::queue(conn, composer, msg, &plan, live, row, now)?;
     Ok(Outcome::Ticket { id: live, created, queued, kind: plan.kind.as_str() })
 }
@@ -543,7 +543,7 @@ fn record_bounce(
     source: (&str, u32, u32),
     (raw, digest): (&[u8], &str),
     msg: &Inbound,
-    b: &crate::inbound::bounce::Bounce,
+    b: &crate::message::bounce::Bounce,
     now: i64,
 ) -> Result<Outcome, StoreError> {
     let desk = composer.desk();
@@ -594,7 +594,7 @@ fn record_bounce(
             .iter()
             .map(|a| tickets::Mail {
                 kind: tickets::MailKind::DeliveryFailure,
-                to: vec![crate::inbound::parse::Mailbox { name: None, address: a.clone() }],
+                to: vec![crate::message::parse::Mailbox { name: None, address: a.clone() }],
             })
             .collect();
         queued = mails::queue(conn, composer, msg, &plan, ticket, row, now)?;

@@ -8,7 +8,7 @@
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment as LettreAttachment, Mailbox as LettreMailbox, MultiPart, SinglePart};
 
-use crate::inbound::parse::{Attachment, Mailbox, one_line};
+use crate::message::parse::{Attachment, Mailbox, one_line};
 use crate::templates::Rendered;
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +129,7 @@ fn mailbox(name: Option<&str>, address: &str) -> Result<LettreMailbox, ComposeEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::parse::parse;
+    use crate::message::parse::parse;
 
     fn draft_with<'a>(to: &'a Mailbox, rendered: &'a Rendered, refs: &'a [String]) -> Draft<'a> {
         Draft {

@@ -16,7 +16,7 @@ use tracing::warn;
 
 use super::compose::{Draft, compose};
 use crate::desk::Desk;
-use crate::inbound::parse::{Attachment, Mailbox};
+use crate::message::parse::{Attachment, Mailbox};
 use crate::store::StoreError;
 use crate::store::write;
 use crate::templates::{Context, Rendered};

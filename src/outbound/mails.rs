@@ -12,7 +12,7 @@ use tracing::warn;
 use super::composer::{Composer, Job, Mail};
 use crate::auth::{self, AddressKind};
 use crate::desk::Desk;
-use crate::inbound::parse::{Inbound, Mailbox};
+use crate::message::parse::{Inbound, Mailbox};
 use crate::store::StoreError;
 use crate::store::write::{self, NewMessage};
 use crate::templates::{Context, DeskContext, EscalationContext, ExtraContext, MessageContext, TicketContext};
@@ -35,7 +35,7 @@ pub fn queue(
     let desk = composer.desk();
     let h = &desk.config.helpdesk;
     let ticket_ctx = ticket_context(conn, &h.tag, ticket)?;
-    let forwarded: Vec<&crate::inbound::parse::Attachment> = match &plan.attachments_kept {
+    let forwarded: Vec<&crate::message::parse::Attachment> = match &plan.attachments_kept {
         None => msg.attachments.iter().collect(),
         Some(kept) => kept.iter().filter_map(|i| msg.attachments.get(*i)).collect(),
     };
@@ -93,7 +93,7 @@ pub fn queue(
                 (Some(msg.message_id.clone()), refs)
             }
         };
-        let attachments: Vec<crate::inbound::parse::Attachment> = match mail.kind {
+        let attachments: Vec<crate::message::parse::Attachment> = match mail.kind {
             MailKind::Acknowledgement | MailKind::CommandError => Vec::new(),
             _ => forwarded.iter().map(|a| (*a).clone()).collect(),
         };

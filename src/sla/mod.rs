@@ -1,8 +1,7 @@
-//! Service levels: business-time arithmetic ([`calendar`]), per-ticket clocks and escalation
-//! ladders ([`clock`]), and the periodic sweep that sends escalations ([`sweep`]).
+//! Service levels, pure: business-time arithmetic ([`calendar`]), the configured policies
+//! ([`policy`]) and per-ticket clocks and escalation ladders ([`clock`]). The rows they are kept in
+//! live in [`crate::store::sla`]; the sweep that sends escalations is [`crate::escalation`].
 
 pub mod calendar;
 pub mod clock;
 pub mod policy;
-pub mod report;
-pub mod sweep;

@@ -19,7 +19,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::calendar::{Calendar, CalendarError, Hours, parse_date, parse_range};
-use crate::inbound::parse::Inbound;
+use crate::message::parse::Inbound;
 
 pub use crate::domain::PRIORITIES;
 
@@ -358,7 +358,7 @@ mod tests {
     use std::path::Path;
 
     use crate::config::Config;
-    use crate::inbound::parse::parse;
+    use crate::message::parse::parse;
 
     const BASE: &str = "[helpdesk]\nname = \"A\"\ntag = \"A\"\naddress = \"s@a.test\"\ntimezone = \"Europe/Berlin\"\n\
         [imap]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nusername = \"u\"\npassword = \"p\"\n\

@@ -8,6 +8,7 @@
 //! `write` holds the statements the ingest transaction runs; `read` the queries behind the CLI.
 
 pub mod read;
+pub mod sla;
 pub mod write;
 
 use std::path::{Path, PathBuf};

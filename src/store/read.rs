@@ -3,11 +3,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
+use crate::domain::rfc3339;
 
-/// Unix seconds as RFC 3339 in UTC, the form every JSON time takes.
-pub fn rfc3339(secs: i64) -> String {
-    jiff::Timestamp::from_second(secs).map(|t| t.to_string()).unwrap_or_else(|_| secs.to_string())
-}
 
 #[derive(Debug, Serialize)]
 pub struct TicketSummary {

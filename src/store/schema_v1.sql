@@ -23,7 +23,7 @@ CREATE TABLE tickets (
     merged_into INTEGER REFERENCES tickets(id),  -- mail to this number lands in that ticket
     follow_up_of INTEGER REFERENCES tickets(id), -- opened by a reply to a ticket closed long ago
     first_responder TEXT,          -- the technician whose reply was the first response
-    -- SLA, kept current by sla::sweep::refresh whenever the ticket changes (see sla::clock):
+    -- SLA, kept current by store::sla::refresh whenever the ticket changes (see sla::clock):
     sla_next_at INTEGER,           -- when the next escalation level is reached; the sweep's index
     first_response_secs INTEGER,   -- business seconds to the first response, once met
     resolution_secs INTEGER,       -- business seconds to resolution, while resolved or closed

@@ -3,7 +3,7 @@
 -- "did the desk mail this address on this ticket?" without a scan of the outbox.
 CREATE INDEX outbox_ticket_recipient ON outbox(ticket_id, recipient);
 -- Two different messages may share a Message-ID (scanners, printers, broken mailers); only the same
--- message is a duplicate. The digest of a message's content tells them apart (see inbound::parse).
+-- message is a duplicate. The digest of a message's content tells them apart (see message::parse).
 ALTER TABLE messages ADD COLUMN content_sha256 TEXT;
 -- Machine mail that threads to no ticket opens an automatic ticket: recorded, no SLA clock, nobody
 -- notified (tickets --automatic lists them). A promoted one counts its clock from promotion.

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::domain::EventKind;
-use crate::inbound::parse::{Attachment, Mailbox};
+use crate::message::parse::{Attachment, Mailbox};
 use crate::threading::TicketLookup;
 use crate::tickets::{TicketState, Update};
 

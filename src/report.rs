@@ -1,6 +1,6 @@
 //! `maildesk report` and `maildesk sla`: service levels as numbers.
 //!
-//! The report reads the business times that [`super::sweep::refresh`] stores on each ticket when a
+//! The report reads the business times that [`crate::store::sla::refresh`] stores on each ticket when a
 //! target is met, so it aggregates instead of replaying every ticket's calendar: one pass over the
 //! tickets in the period, whatever their number.
 
@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use super::clock::Clock;
-use super::policy::{Notify, SlaConfig};
-use super::sweep;
-use crate::store::read::rfc3339;
+use crate::sla::clock::Clock;
+use crate::sla::policy::{Notify, SlaConfig};
+use crate::store::sla as sweep;
+use crate::domain::rfc3339;
 
 #[derive(Debug, Default, Serialize)]
 pub struct TargetStats {
