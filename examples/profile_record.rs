@@ -8,7 +8,7 @@
 //!                     # the benchmark's mailbox, kept by MAILDESK_BENCH_KEEP=1 scripts/bench
 use maildesk::config::Config;
 use maildesk::desk::Desk;
-use maildesk::inbound::record::{Fetched, parse_batch, record_batch};
+use maildesk::inbound::record::{Destination, Fetched, parse_batch, record_batch};
 fn main() {
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = tempfile::tempdir().unwrap();
@@ -49,7 +49,7 @@ fn main() {
             let parsed = ahead.take();
             let writer = s.spawn(move || {
                 let through = Some(c.last().unwrap().uid);
-                record_batch(conn, desk, "INBOX", 1, c, parsed, through, maildesk::store::now()).unwrap();
+                record_batch(conn, desk, &Destination { mailbox: "INBOX", uid_validity: 1, advance_to: through, now: maildesk::store::now() }, c, parsed).unwrap();
             });
             let next = next.map(|n| parse_batch(n));
             writer.join().unwrap();

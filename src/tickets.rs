@@ -233,20 +233,32 @@ fn event(kind: EventKind, detail: impl Into<String>) -> Event {
     Event { kind, detail: detail.into() }
 }
 
-/// Decides what one inbound message does.
-#[allow(clippy::too_many_arguments)]
+/// What the phases before the plan found out about one inbound message.
+#[derive(Clone, Copy)]
+pub struct Facts<'a> {
+    pub msg: &'a Inbound,
+    /// The message's new text (quotes and signatures stripped).
+    pub visible: &'a str,
+    pub thread: &'a Thread,
+    /// Who the sender is, with the proof that decided it.
+    pub role: &'a Role,
+    /// Why the message must not be answered automatically, if it must not.
+    pub suppression: Option<&'a Suppression>,
+    /// Whether the sender takes part in the ticket it threads to (requester, watcher, technician,
+    /// someone the desk mailed on it).
+    pub participant: bool,
+}
+
+/// Decides what one inbound message does. `merge_allowed` says whether this message proves the
+/// right to act on the ticket a `#merge` names.
 pub fn plan(
-    msg: &Inbound,
-    visible: &str,
-    thread: &Thread,
-    ticket: Option<&TicketState>,
-    role: &Role,
-    suppression: Option<&Suppression>,
     policy: &Policy<'_>,
-    participant: bool,
+    facts: &Facts<'_>,
+    ticket: Option<&TicketState>,
     merge_allowed: &dyn Fn(i64) -> Result<(), String>,
     now: i64,
 ) -> Plan {
+    let Facts { msg, visible, thread, role, suppression, participant } = *facts;
     let mut events: Vec<Event> = msg.defects.iter().map(|d| event(EventKind::Defect, d.clone())).collect();
     if let Role::Unverified { address, reason } = role {
         events.push(event(
@@ -280,7 +292,7 @@ pub fn plan(
             match role {
                 // A technician's out-of-office answering a notification is automatic mail, not a reply.
                 Role::Technician { address, note, .. } if !machine => {
-                    technician(msg, visible, t, address, *note, policy, merge_allowed, events)
+                    technician(policy, facts, t, address, *note, merge_allowed, events)
                 }
                 _ => requester_reply(msg, visible, t, suppression, policy, now, events),
             }
@@ -435,17 +447,16 @@ fn to_assignee_or_team(t: &TicketState, policy: &Policy<'_>) -> Vec<Mail> {
     to.into_iter().map(|a| Mail { kind: MailKind::RequesterReply, to: vec![mailbox(a)] }).collect()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn technician(
-    msg: &Inbound,
-    visible: &str,
+    policy: &Policy<'_>,
+    facts: &Facts<'_>,
     t: &TicketState,
     sender: &str,
     note_address: bool,
-    policy: &Policy<'_>,
     merge_allowed: &dyn Fn(i64) -> Result<(), String>,
     mut events: Vec<Event>,
 ) -> Plan {
+    let Facts { msg, visible, .. } = *facts;
     let mut plan = Plan::existing(t.id, MessageKind::TechnicianReply, visible);
     let parsed = commands::parse(visible).and_then(|p| check(p, t, policy, merge_allowed));
     let parsed = match parsed {
@@ -632,7 +643,8 @@ mod tests {
         };
         let merge = |n: i64| if n == 9 { Ok(()) } else { Err(format!("ticket {n} does not exist")) };
         let visible = crate::reply_text::visible_text(&m.text);
-        plan(m, &visible, &thread, t, &role, suppression, &policy, participant, &merge, now)
+        let facts = Facts { msg: m, visible: &visible, thread: &thread, role: &role, suppression, participant };
+        plan(&policy, &facts, t, &merge, now)
     }
 
     fn kinds(p: &Plan) -> Vec<(MailKind, Vec<&str>)> {

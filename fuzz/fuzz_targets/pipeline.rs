@@ -11,7 +11,7 @@ use maildesk::message::classify::suppress_auto_reply;
 use maildesk::message::parse::parse;
 use maildesk::reply_text::visible_text;
 use maildesk::threading::{Thread, TicketLookup, thread};
-use maildesk::tickets::{Policy, Role, TicketState, plan};
+use maildesk::tickets::{Facts, Policy, Role, TicketState, plan};
 
 /// Tickets 1..=50 exist, 7 was merged into 3, and every Message-ID ending in a digit belongs to
 /// ticket 1: enough for every threading rule to fire on fuzzed input.
@@ -90,16 +90,13 @@ fuzz_target!(|data: &[u8]| {
         _ => Err(format!("ticket {n} does not exist")),
     };
     let participant = selector & 64 != 0;
-    let _ = plan(
-        &msg,
-        &visible,
-        &threaded,
-        state.as_ref(),
-        &role,
-        suppression.as_ref(),
-        &policy,
+    let facts = Facts {
+        msg: &msg,
+        visible: &visible,
+        thread: &threaded,
+        role: &role,
+        suppression: suppression.as_ref(),
         participant,
-        &merge,
-        1_795_341_600,
-    );
+    };
+    let _ = plan(&policy, &facts, state.as_ref(), &merge, 1_795_341_600);
 });

@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
 use crate::desk::Desk;
-use super::record::{Fetched, Outcome, ParsedMessage, parse_batch, record_batch};
+use super::record::{Destination, Fetched, Outcome, ParsedMessage, parse_batch, record_batch};
 use crate::config::{Config, Security};
 use crate::shutdown::Shutdown;
 use crate::store::{self, MailboxState, write};
@@ -397,7 +397,7 @@ impl Watcher {
             let (written, ((flagged, prefetched), parsed_next)) = tokio::task::block_in_place(|| {
                 std::thread::scope(|s| {
                     let writer =
-                        s.spawn(|| record_batch(conn, &desk, name, uid_validity, &fetched, parsed, advance_to, now));
+                        s.spawn(|| record_batch(conn, &desk, &Destination { mailbox: name, uid_validity: uid_validity, advance_to: advance_to, now: now }, &fetched, parsed));
                     let online = tokio::runtime::Handle::current().block_on(async {
                         let flagged = mark_seen(session, &unflagged).await;
                         let prefetched = match (&flagged, next) {

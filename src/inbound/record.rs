@@ -63,25 +63,20 @@ pub enum Outcome {
 /// A message that fails on its content therefore rolls back the whole batch, which is written
 /// again with that message quarantined (see `is_about_the_message`); each pass sets aside one more
 /// message, so this ends.
-#[allow(clippy::too_many_arguments)]
 pub fn record_batch(
     conn: &mut Connection,
     desk: &Desk<'_>,
-    mailbox: &str,
-    uid_validity: u32,
+    target: &Destination<'_>,
     batch: &[Fetched],
     parsed_ahead: Option<Vec<ParsedMessage>>,
-    advance_to: Option<u32>,
-    now: i64,
 ) -> Result<Vec<(u32, Outcome)>, StoreError> {
     let mut refused = HashMap::new();
-    let target = Destination { mailbox, uid_validity, advance_to, now };
     let mut pass = match parsed_ahead.filter(|p| p.len() == batch.len()) {
         Some(parsed) => {
             let parsed = batch.iter().zip(parsed).map(|(m, parsed)| Parsed { uid: m.uid, raw: &m.raw, parsed });
-            write_pass(conn, desk, &target, parsed, batch.len(), &refused)?
+            write_pass(conn, desk, target, parsed, batch.len(), &refused)?
         }
-        None => parse_and_write(conn, desk, &target, batch, &refused)?,
+        None => parse_and_write(conn, desk, target, batch, &refused)?,
     };
     loop {
         match pass {
@@ -91,7 +86,7 @@ pub fn record_batch(
             }
             Pass::Refused { uid, reason } => {
                 refused.insert(uid, reason);
-                pass = write_pass(conn, desk, &target, batch.iter().map(parse_fetched), batch.len(), &refused)?;
+                pass = write_pass(conn, desk, target, batch.iter().map(parse_fetched), batch.len(), &refused)?;
             }
         }
     }
@@ -133,11 +128,12 @@ fn parse_and_write(
 const PARSE_AHEAD: usize = 4;
 
 /// Where a batch goes: the mailbox and UIDVALIDITY its UIDs belong to, the mark to move, the time.
-struct Destination<'a> {
-    mailbox: &'a str,
-    uid_validity: u32,
-    advance_to: Option<u32>,
-    now: i64,
+pub struct Destination<'a> {
+    pub mailbox: &'a str,
+    pub uid_validity: u32,
+    /// The mailbox's mark moves here on commit (`None`: the first sync leaves it alone).
+    pub advance_to: Option<u32>,
+    pub now: i64,
 }
 
 /// A fetched message after the pure first step.
@@ -409,18 +405,15 @@ fn record_one(
             )
         })
     };
-    let mut plan = tickets::plan(
+    let facts = tickets::Facts {
         msg,
         visible,
-        &threaded,
-        state.as_ref(),
-        &role,
-        suppression.as_ref(),
-        &policy,
+        thread: &threaded,
+        role: &role,
+        suppression: suppression.as_ref(),
         participant,
-        &merge_allowed,
-        now,
-    );
+    };
+    let mut plan = tickets::plan(&policy, &facts, state.as_ref(), &merge_allowed, now);
     if let Some(e) = lookup_error.into_inner() {
         return Err(e.into());
     }

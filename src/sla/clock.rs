@@ -36,14 +36,49 @@ pub struct LevelState {
     pub fired_at: Option<i64>,
 }
 
+/// Where a target's clock stands. Serialised by these names in `maildesk sla --json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockState {
+    /// Counting business time.
+    Running,
+    /// Not counting for now (pending under `pause_when_pending`), will resume.
+    Paused,
+    /// The target was met (first response sent).
+    Met,
+    /// The ticket is resolved or closed: the clock counts no more.
+    Stopped,
+}
+
+impl ClockState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockState::Running => "running",
+            ClockState::Paused => "paused",
+            ClockState::Met => "met",
+            ClockState::Stopped => "stopped",
+        }
+    }
+
+    /// Running or paused: its levels can still be reached.
+    pub fn is_live(self) -> bool {
+        matches!(self, ClockState::Running | ClockState::Paused)
+    }
+}
+
+impl std::fmt::Display for ClockState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetClock {
     /// "first_response" or "resolution".
     pub target: &'static str,
     pub target_secs: i64,
     pub elapsed_secs: i64,
-    /// running | paused | met | stopped
-    pub state: &'static str,
+    pub state: ClockState,
     /// When the target is due; None while paused or after it stopped.
     pub due_at: Option<i64>,
     pub breached: bool,
@@ -77,53 +112,55 @@ fn current_status<'a>(h: &'a History<'_>) -> &'a str {
     h.statuses.last().map(|(_, s)| s.as_str()).unwrap_or("open")
 }
 
-#[allow(clippy::too_many_arguments)]
-fn target(
-    name: &'static str,
-    target_secs: i64,
-    h: &History<'_>,
-    pauses: &[Pause],
-    met_at: Option<i64>,
-    ladder: &[Level],
-    calendar: &Calendar,
+/// What every target of one ticket is measured against: its history, its calendar, its ladder, now.
+struct Measure<'a> {
+    history: &'a History<'a>,
+    calendar: &'a Calendar,
+    ladder: &'a [Level],
     now: i64,
-) -> TargetClock {
-    let stopped = ["resolved", "closed"].contains(&current_status(h));
-    let end = met_at.unwrap_or(now).min(now);
-    let elapsed = calendar.elapsed(h.created_at, end, pauses);
-    let paused_now = pauses.iter().any(|&(s, e)| s <= now && now < e);
-    let state = match (met_at, stopped, paused_now) {
-        (Some(_), _, _) => "met",
-        (None, true, _) => "stopped",
-        (None, false, true) => "paused",
-        (None, false, false) => "running",
-    };
-    let live = state == "running" || state == "paused";
-    let due_at = if live { calendar.add(h.created_at, target_secs, pauses) } else { None };
-    let levels = ladder
-        .iter()
-        .map(|l| {
-            let fired_at = h.fired.iter().find(|(t, p, _)| t == name && *p == l.percent).map(|f| f.2);
-            let secs = (target_secs as i128 * l.percent as i128 / 100) as i64;
-            let reached_at = if live {
-                calendar.add(h.created_at, secs, pauses)
-            } else if elapsed >= secs {
-                // A met or stopped clock shows when a level was passed, for the record.
-                calendar.add(h.created_at, secs, pauses).filter(|t| *t <= end)
-            } else {
-                None
-            };
-            LevelState { percent: l.percent, reached_at, fired_at }
-        })
-        .collect();
-    TargetClock {
-        target: name,
-        target_secs,
-        elapsed_secs: elapsed,
-        state,
-        due_at,
-        breached: elapsed > target_secs,
-        levels,
+}
+
+impl Measure<'_> {
+    /// One target's clock: `pauses` are the intervals it does not count, `met_at` when it was met.
+    fn target(&self, name: &'static str, target_secs: i64, pauses: &[Pause], met_at: Option<i64>) -> TargetClock {
+        let Measure { history: h, calendar, ladder, now } = *self;
+        let stopped = ["resolved", "closed"].contains(&current_status(h));
+        let end = met_at.unwrap_or(now).min(now);
+        let elapsed = calendar.elapsed(h.created_at, end, pauses);
+        let paused_now = pauses.iter().any(|&(s, e)| s <= now && now < e);
+        let state = match (met_at, stopped, paused_now) {
+            (Some(_), _, _) => ClockState::Met,
+            (None, true, _) => ClockState::Stopped,
+            (None, false, true) => ClockState::Paused,
+            (None, false, false) => ClockState::Running,
+        };
+        let live = state.is_live();
+        let due_at = if live { calendar.add(h.created_at, target_secs, pauses) } else { None };
+        let levels = ladder
+            .iter()
+            .map(|l| {
+                let fired_at = h.fired.iter().find(|(t, p, _)| t == name && *p == l.percent).map(|f| f.2);
+                let secs = (target_secs as i128 * l.percent as i128 / 100) as i64;
+                let reached_at = if live {
+                    calendar.add(h.created_at, secs, pauses)
+                } else if elapsed >= secs {
+                    // A met or stopped clock shows when a level was passed, for the record.
+                    calendar.add(h.created_at, secs, pauses).filter(|t| *t <= end)
+                } else {
+                    None
+                };
+                LevelState { percent: l.percent, reached_at, fired_at }
+            })
+            .collect();
+        TargetClock {
+            target: name,
+            target_secs,
+            elapsed_secs: elapsed,
+            state,
+            due_at,
+            breached: elapsed > target_secs,
+            levels,
+        }
     }
 }
 
@@ -135,21 +172,12 @@ pub fn clock(h: &History<'_>, policy: &Policy, calendar: &Calendar, now: i64) ->
         resolution_pauses.extend(intervals(h, &["pending"]));
     }
     resolution_pauses.sort_unstable();
-    let first_response = target(
-        "first_response",
-        policy.first_response,
-        h,
-        &stopped,
-        h.first_response_at,
-        &policy.escalate,
-        calendar,
-        now,
-    );
-    let resolution =
-        target("resolution", policy.resolution, h, &resolution_pauses, None, &policy.escalate, calendar, now);
+    let measure = Measure { history: h, calendar, ladder: &policy.escalate, now };
+    let first_response = measure.target("first_response", policy.first_response, &stopped, h.first_response_at);
+    let resolution = measure.target("resolution", policy.resolution, &resolution_pauses, None);
     let next_level_at = [&first_response, &resolution]
         .iter()
-        .filter(|t| t.state == "running" || t.state == "paused")
+        .filter(|t| t.state.is_live())
         .flat_map(|t| t.levels.iter())
         .filter(|l| l.fired_at.is_none())
         .filter_map(|l| l.reached_at)
@@ -164,7 +192,7 @@ pub fn clock(h: &History<'_>, policy: &Policy, calendar: &Calendar, now: i64) ->
 pub fn due_now(c: &Clock, now: i64) -> Vec<(&'static str, u32, Vec<u32>)> {
     [&c.first_response, &c.resolution]
         .iter()
-        .filter(|t| t.state == "running" || t.state == "paused")
+        .filter(|t| t.state.is_live())
         .filter_map(|t| {
             let reached: Vec<u32> = t
                 .levels
@@ -226,15 +254,15 @@ mod tests {
         let c = clock(&h, &policy(), &Calendar::Always, 500);
         assert_eq!(
             (c.first_response.state, c.first_response.elapsed_secs, c.first_response.breached),
-            ("met", 50, false)
+            (ClockState::Met, 50, false)
         );
         assert!(due_now(&c, 500).is_empty(), "a reply before 75% prevents every first-response level");
-        assert_eq!(c.resolution.state, "running");
+        assert_eq!(c.resolution.state, ClockState::Running);
 
         let statuses = st(&[(0, "open"), (60, "resolved")]);
         let h = History { created_at: 0, statuses: &statuses, first_response_at: None, fired: &[] };
         let c = clock(&h, &policy(), &Calendar::Always, 5000);
-        assert_eq!((c.resolution.state, c.resolution.elapsed_secs), ("stopped", 60));
+        assert_eq!((c.resolution.state, c.resolution.elapsed_secs), (ClockState::Stopped, 60));
         assert!(due_now(&c, 5000).is_empty() && c.next_level_at.is_none());
     }
 
@@ -250,7 +278,7 @@ mod tests {
         let paused = st(&[(0, "open"), (100, "pending")]);
         let h = History { created_at: 0, statuses: &paused, first_response_at: Some(10), fired: &[] };
         let c = clock(&h, &policy(), &Calendar::Always, 5000);
-        assert_eq!((c.resolution.state, c.resolution.elapsed_secs, c.resolution.due_at), ("paused", 100, None));
+        assert_eq!((c.resolution.state, c.resolution.elapsed_secs, c.resolution.due_at), (ClockState::Paused, 100, None));
         assert!(due_now(&c, 5000).is_empty() && c.next_level_at.is_none());
         let mut no_pause = policy();
         no_pause.pause_when_pending = false;

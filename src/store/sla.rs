@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::sla::clock::{self, Clock, History};
+use crate::sla::clock::{self, Clock, ClockState, History};
 use crate::sla::policy::SlaConfig;
 
 /// A ticket's history as stored.
@@ -80,9 +80,9 @@ pub fn refresh(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> rus
     .execute(params![
         ticket,
         next,
-        (fr.state == "met").then_some(fr.elapsed_secs),
+        (fr.state == ClockState::Met).then_some(fr.elapsed_secs),
         fr.breached,
-        (res.state == "stopped").then_some(res.elapsed_secs),
+        (res.state == ClockState::Stopped).then_some(res.elapsed_secs),
         res.breached,
         fr.due_at,
         res.due_at,
