@@ -92,7 +92,14 @@ fn cc_flood() {
     );
     let batch = [Fetched { uid: 1, raw: raw.into_bytes() }];
     let start = Instant::now();
-    let outcomes = record_batch(&mut conn, &desk, &Destination { mailbox: "INBOX", uid_validity: 1, advance_to: Some(1), now: 1_795_341_600 }, &batch, None).expect("recorded");
+    let outcomes = record_batch(
+        &mut conn,
+        &desk,
+        &Destination { mailbox: "INBOX", uid_validity: 1, advance_to: Some(1), now: 1_795_341_600 },
+        &batch,
+        None,
+    )
+    .expect("recorded");
     let took = start.elapsed().as_secs_f64();
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect("a count") };
     println!(

@@ -49,7 +49,19 @@ fn main() {
             let parsed = ahead.take();
             let writer = s.spawn(move || {
                 let through = Some(c.last().unwrap().uid);
-                record_batch(conn, desk, &Destination { mailbox: "INBOX", uid_validity: 1, advance_to: through, now: maildesk::store::now() }, c, parsed).unwrap();
+                record_batch(
+                    conn,
+                    desk,
+                    &Destination {
+                        mailbox: "INBOX",
+                        uid_validity: 1,
+                        advance_to: through,
+                        now: maildesk::store::now(),
+                    },
+                    c,
+                    parsed,
+                )
+                .unwrap();
             });
             let next = next.map(|n| parse_batch(n));
             writer.join().unwrap();

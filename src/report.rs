@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
+use crate::domain::rfc3339;
 use crate::sla::clock::Clock;
 use crate::sla::policy::{Notify, SlaConfig};
 use crate::store::sla as sweep;
-use crate::domain::rfc3339;
 
 #[derive(Debug, Default, Serialize)]
 pub struct TargetStats {

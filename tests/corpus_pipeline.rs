@@ -59,8 +59,16 @@ fn whole_corpus_is_recorded_without_loss() {
         let through = chunk.last().unwrap().uid;
         // Both ways the watcher records a batch: parsed beside the writer, or parsed ahead.
         let ahead = (n % 2 == 1).then(|| parse_batch(chunk));
-        outcomes
-            .extend(record_batch(&mut conn, &desk, &Destination { mailbox: "INBOX", uid_validity: 1, advance_to: Some(through), now: 1_795_341_600 }, chunk, ahead).unwrap());
+        outcomes.extend(
+            record_batch(
+                &mut conn,
+                &desk,
+                &Destination { mailbox: "INBOX", uid_validity: 1, advance_to: Some(through), now: 1_795_341_600 },
+                chunk,
+                ahead,
+            )
+            .unwrap(),
+        );
     }
     assert_eq!(outcomes.len(), files.len());
 
@@ -267,8 +275,14 @@ fn hostile_mime_is_recorded_or_quarantined_never_lost() {
         // One batch per case, so a failure names the case.
         let uid = i as u32 + 1;
         let batch = [Fetched { uid, raw: raw.clone() }];
-        let result = record_batch(&mut conn, &desk, &Destination { mailbox: "INBOX", uid_validity: 1, advance_to: Some(uid), now: 1_795_341_600 }, &batch, None)
-            .unwrap_or_else(|e| panic!("{name}: the batch failed: {e}"));
+        let result = record_batch(
+            &mut conn,
+            &desk,
+            &Destination { mailbox: "INBOX", uid_validity: 1, advance_to: Some(uid), now: 1_795_341_600 },
+            &batch,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{name}: the batch failed: {e}"));
         let outcome = result.into_iter().next().unwrap_or_else(|| panic!("{name}: no outcome")).1;
         eprintln!("{name}: {outcome:?}");
         assert_ne!(outcome, Outcome::Duplicate, "{name}");
@@ -370,7 +384,14 @@ fn a_message_the_database_refuses_is_quarantined_and_its_batch_still_recorded() 
     };
     let batch =
         vec![mail(1, "printer"), mail(2, "poison one"), mail(3, "vpn"), mail(4, "poison two"), mail(5, "laptop")];
-    let outcomes = record_batch(&mut conn, &desk, &Destination { mailbox: "INBOX", uid_validity: 7, advance_to: Some(9), now: 1_795_341_600 }, &batch, None).unwrap();
+    let outcomes = record_batch(
+        &mut conn,
+        &desk,
+        &Destination { mailbox: "INBOX", uid_validity: 7, advance_to: Some(9), now: 1_795_341_600 },
+        &batch,
+        None,
+    )
+    .unwrap();
 
     let uids: Vec<u32> = outcomes.iter().map(|(u, _)| *u).collect();
     assert_eq!(uids, [1, 2, 3, 4, 5]);
@@ -424,7 +445,14 @@ fn a_mail_that_cannot_be_rendered_is_withdrawn_and_noted_and_the_batch_still_que
             .into_bytes(),
         })
         .collect();
-    record_batch(&mut conn, &desk, &Destination { mailbox: "INBOX", uid_validity: 1, advance_to: Some(5), now: 1_795_341_600 }, &batch, None).unwrap();
+    record_batch(
+        &mut conn,
+        &desk,
+        &Destination { mailbox: "INBOX", uid_validity: 1, advance_to: Some(5), now: 1_795_341_600 },
+        &batch,
+        None,
+    )
+    .unwrap();
 
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
     assert_eq!(count("SELECT count(*) FROM tickets"), 5);

@@ -25,9 +25,9 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
-use crate::desk::Desk;
 use super::record::{Destination, Fetched, Outcome, ParsedMessage, parse_batch, record_batch};
 use crate::config::{Config, Security};
+use crate::desk::Desk;
 use crate::shutdown::Shutdown;
 use crate::store::{self, MailboxState, write};
 use crate::templates::Templates;
@@ -396,8 +396,15 @@ impl Watcher {
             let next = pieces.get(i + 1).map(Vec::as_slice).filter(|n| !self.given_up(n));
             let (written, ((flagged, prefetched), parsed_next)) = tokio::task::block_in_place(|| {
                 std::thread::scope(|s| {
-                    let writer =
-                        s.spawn(|| record_batch(conn, &desk, &Destination { mailbox: name, uid_validity: uid_validity, advance_to: advance_to, now: now }, &fetched, parsed));
+                    let writer = s.spawn(|| {
+                        record_batch(
+                            conn,
+                            &desk,
+                            &Destination { mailbox: name, uid_validity, advance_to, now },
+                            &fetched,
+                            parsed,
+                        )
+                    });
                     let online = tokio::runtime::Handle::current().block_on(async {
                         let flagged = mark_seen(session, &unflagged).await;
                         let prefetched = match (&flagged, next) {

@@ -14,10 +14,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use rusqlite::{Connection, TransactionBehavior};
 use tracing::{info, warn};
 
-use crate::message::classify::suppress_auto_reply;
-use crate::message::parse::{Inbound, ParseError, parse};
 use crate::auth::{self, AddressKind};
 use crate::desk::Desk;
+use crate::message::classify::suppress_auto_reply;
+use crate::message::parse::{Inbound, ParseError, parse};
 use crate::outbound::composer::{self, Composer, JOBS_AHEAD};
 use crate::outbound::mails;
 use crate::store::write::{self, Lookup, NewMessage};
@@ -405,14 +405,8 @@ fn record_one(
             )
         })
     };
-    let facts = tickets::Facts {
-        msg,
-        visible,
-        thread: &threaded,
-        role: &role,
-        suppression: suppression.as_ref(),
-        participant,
-    };
+    let facts =
+        tickets::Facts { msg, visible, thread: &threaded, role: &role, suppression: suppression.as_ref(), participant };
     let mut plan = tickets::plan(&policy, &facts, state.as_ref(), &merge_allowed, now);
     if let Some(e) = lookup_error.into_inner() {
         return Err(e.into());

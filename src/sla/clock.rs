@@ -278,7 +278,10 @@ mod tests {
         let paused = st(&[(0, "open"), (100, "pending")]);
         let h = History { created_at: 0, statuses: &paused, first_response_at: Some(10), fired: &[] };
         let c = clock(&h, &policy(), &Calendar::Always, 5000);
-        assert_eq!((c.resolution.state, c.resolution.elapsed_secs, c.resolution.due_at), (ClockState::Paused, 100, None));
+        assert_eq!(
+            (c.resolution.state, c.resolution.elapsed_secs, c.resolution.due_at),
+            (ClockState::Paused, 100, None)
+        );
         assert!(due_now(&c, 5000).is_empty() && c.next_level_at.is_none());
         let mut no_pause = policy();
         no_pause.pause_when_pending = false;

@@ -1,10 +1,9 @@
 //! The queries behind the CLI. The structs are the CLI's JSON output (documented in the README):
 //! add fields freely, never rename or remove one.
 
+use crate::domain::rfc3339;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
-use crate::domain::rfc3339;
-
 
 #[derive(Debug, Serialize)]
 pub struct TicketSummary {
