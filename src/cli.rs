@@ -11,6 +11,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config};
+use crate::domain::TicketStatus;
 use crate::store::{self, read};
 use crate::templates::{DeskContext, Templates};
 
@@ -32,9 +33,9 @@ pub enum Command {
     Check,
     /// List tickets.
     Tickets {
-        /// Only tickets in this status (open, pending, resolved, closed).
-        #[arg(long)]
-        status: Option<String>,
+        /// Only tickets in this status.
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
         /// List the tickets machine mail opened (out-of-office, lists, reports) instead of requests.
         #[arg(long)]
         automatic: bool,
@@ -79,6 +80,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--status`: the ticket statuses, as clap lists and completes them.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum StatusArg {
+    Open,
+    Pending,
+    Resolved,
+    Closed,
+}
+
+impl From<StatusArg> for TicketStatus {
+    fn from(s: StatusArg) -> TicketStatus {
+        match s {
+            StatusArg::Open => TicketStatus::Open,
+            StatusArg::Pending => TicketStatus::Pending,
+            StatusArg::Resolved => TicketStatus::Resolved,
+            StatusArg::Closed => TicketStatus::Closed,
+        }
+    }
 }
 
 /// "2026-11-01" (midnight in the desk's zone) or an RFC 3339 instant, as Unix seconds.
@@ -152,13 +173,8 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tickets { status, automatic, json } => {
-            if let Some(s) = status
-                && !crate::domain::STATUSES.contains(&s.as_str())
-            {
-                bail!("--status: expected one of {}, got {s:?}", crate::domain::STATUSES.join(", "));
-            }
             let conn = store::open_existing(&config.helpdesk.database)?;
-            let list = read::tickets(&conn, status.as_deref(), *automatic)?;
+            let list = read::tickets(&conn, status.map(TicketStatus::from), *automatic)?;
             if *json {
                 return json_out(out, &list);
             }
@@ -424,9 +440,15 @@ fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> any
     }
     writeln!(out, "opened {}  updated {}", local(config, &t.created_at), local(config, &t.updated_at))?;
     for m in &v.messages {
-        let arrow = if m.direction == "in" { "<-" } else { "->" };
+        let arrow = if m.direction == crate::domain::Direction::In { "<-" } else { "->" };
         let internal = if m.internal { " (internal)" } else { "" };
-        writeln!(out, "\n{arrow} {} {} [{}]{internal}", m.direction.to_uppercase(), local(config, &m.date), m.kind)?;
+        writeln!(
+            out,
+            "\n{arrow} {} {} [{}]{internal}",
+            m.direction.as_str().to_uppercase(),
+            local(config, &m.date),
+            m.kind
+        )?;
         writeln!(out, "   From: {}", m.from.as_deref().unwrap_or("-"))?;
         writeln!(out, "   To: {}", m.to)?;
         if !m.cc.is_empty() {
@@ -447,7 +469,7 @@ fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> any
             writeln!(out, "   Delivery to {}: {} after {} attempt(s){err}", d.recipient, d.status, d.attempts)?;
         }
         // Notifications to technicians repeat the ticket and the command list; their text is in --json.
-        if m.direction == "out" && m.internal {
+        if m.direction == crate::domain::Direction::Out && m.internal {
             continue;
         }
         writeln!(out)?;

@@ -4,7 +4,7 @@
 //! technician who typed `#asign bob` and `#close` meant both, and applying half of that is worse
 //! than applying none and saying which line was wrong.
 
-use crate::domain::{PRIORITIES, STATUSES, parse_address};
+use crate::domain::{PRIORITIES, TicketStatus, parse_address};
 
 /// The help text listed in error replies and technician notifications.
 pub const HELP: &str = "\
@@ -23,7 +23,7 @@ pub const HELP: &str = "\
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Status(String),
+    Status(TicketStatus),
     Priority(String),
     Assign(String),
     Take,
@@ -99,15 +99,15 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
         };
         let command = match name.as_str() {
             "status" => {
-                let s = one_arg("a status")?.to_ascii_lowercase();
-                if !STATUSES.contains(&s.as_str()) {
-                    return Err(err(format!("unknown status {s:?}; use open, pending, resolved or closed")));
-                }
-                Command::Status(s)
+                let s = one_arg("a status")?;
+                let status = s.parse().map_err(|_| {
+                    err(format!("unknown status {:?}; use open, pending, resolved or closed", s.to_ascii_lowercase()))
+                })?;
+                Command::Status(status)
             }
-            "resolve" => no_args().map(|_| Command::Status("resolved".into()))?,
-            "close" => no_args().map(|_| Command::Status("closed".into()))?,
-            "reopen" => no_args().map(|_| Command::Status("open".into()))?,
+            "resolve" => no_args().map(|_| Command::Status(TicketStatus::Resolved))?,
+            "close" => no_args().map(|_| Command::Status(TicketStatus::Closed))?,
+            "reopen" => no_args().map(|_| Command::Status(TicketStatus::Open))?,
             "priority" => {
                 let p = one_arg("a priority")?.to_ascii_uppercase();
                 if !PRIORITIES.contains(&p.as_str()) {
@@ -154,18 +154,18 @@ mod tests {
         use Command::*;
         let ok: &[(&str, &[Command], &str)] = &[
             ("Hello there", &[], "Hello there"),
-            ("#close\nFixed the toner.", &[Status("closed".into())], "Fixed the toner."),
+            ("#close\nFixed the toner.", &[Status(TicketStatus::Closed)], "Fixed the toner."),
             (
                 "\n#PRIORITY p1\n#assign <Bob@ACME.test>\n\nOn it.",
                 &[Priority("P1".into()), Assign("bob@acme.test".into())],
                 "On it.",
             ),
-            ("#status Pending\n#take", &[Status("pending".into()), Take], ""),
+            ("#status Pending\n#take", &[Status(TicketStatus::Pending), Take], ""),
             (
                 "#resolve\n#reopen\n#cc carol@x.test\n#uncc dan@x.test\n#merge #12",
                 &[
-                    Status("resolved".into()),
-                    Status("open".into()),
+                    Status(TicketStatus::Resolved),
+                    Status(TicketStatus::Open),
                     Cc("carol@x.test".into()),
                     Uncc("dan@x.test".into()),
                     Merge(12),

@@ -97,7 +97,7 @@ pub struct Limits {
 #[derive(Debug, Clone)]
 pub struct SecurityPolicy {
     /// Accepted proofs: "token" (per-ticket reply address) and/or "dmarc" (trusted Authentication-Results).
-    pub technician_proof: Vec<String>,
+    pub technician_proof: Vec<crate::domain::Proof>,
     /// The receiving server whose Authentication-Results are trusted; DMARC is unused without it.
     pub authserv_id: Option<String>,
     /// How many `Received:` fields your own servers add above the authenticating server's
@@ -533,13 +533,18 @@ impl Config {
             }
         }
         let sec = raw.security;
+        let mut technician_proof = Vec::new();
         for proof in &sec.technician_proof {
-            if proof != "token" && proof != "dmarc" {
-                return Err(doc.key_error(
-                    "security.technician_proof",
-                    format!("expected \"token\" and/or \"dmarc\", got {proof:?}"),
-                ));
-            }
+            technician_proof.push(match proof.as_str() {
+                "token" => crate::domain::Proof::Token,
+                "dmarc" => crate::domain::Proof::Dmarc,
+                _ => {
+                    return Err(doc.key_error(
+                        "security.technician_proof",
+                        format!("expected \"token\" and/or \"dmarc\", got {proof:?}"),
+                    ));
+                }
+            });
         }
         if sec.technician_proof.is_empty() {
             return Err(doc.key_error(
@@ -548,7 +553,7 @@ impl Config {
             ));
         }
         let security = SecurityPolicy {
-            technician_proof: sec.technician_proof,
+            technician_proof,
             authserv_id: sec.authserv_id,
             authserv_internal_hops: sec.authserv_internal_hops,
             reply_secret_file: match sec.reply_secret_file {

@@ -2,8 +2,90 @@
 //! statuses, priorities, and the normal form of addresses and Message-IDs. This module imports
 //! nothing of the crate, so every layer may use it without an import running back up.
 
-/// Ticket states.
-pub const STATUSES: [&str; 4] = ["open", "pending", "resolved", "closed"];
+/// A ticket's status. The names are part of the database, the JSON output and the `#status`
+/// command, so they are written here once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketStatus {
+    Open,
+    /// Waiting on the requester; may pause the resolution clock.
+    Pending,
+    Resolved,
+    Closed,
+}
+
+impl TicketStatus {
+    pub const ALL: [TicketStatus; 4] =
+        [TicketStatus::Open, TicketStatus::Pending, TicketStatus::Resolved, TicketStatus::Closed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketStatus::Open => "open",
+            TicketStatus::Pending => "pending",
+            TicketStatus::Resolved => "resolved",
+            TicketStatus::Closed => "closed",
+        }
+    }
+
+    /// Resolved or closed: the work is done and the resolution clock stops.
+    pub fn is_done(self) -> bool {
+        matches!(self, TicketStatus::Resolved | TicketStatus::Closed)
+    }
+
+    /// The names, for messages that list them.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
+
+impl std::fmt::Display for TicketStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A name that is not a status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected one of {names}, got {0:?}", names = TicketStatus::names())]
+pub struct UnknownStatus(pub String);
+
+impl std::str::FromStr for TicketStatus {
+    type Err = UnknownStatus;
+
+    /// Case-insensitive: `#status Pending` is `pending`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s.trim())).ok_or_else(|| UnknownStatus(s.into()))
+    }
+}
+
+/// Which way a stored message went. Stored as `in` / `out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Fetched from the mailbox.
+    In,
+    /// Made by maildesk and queued in the outbox.
+    Out,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+/// How a technician may prove a mail is theirs (`security.technician_proof`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proof {
+    /// The per-ticket signed reply address in To/Cc.
+    Token,
+    /// A trusted `Authentication-Results: dmarc=pass` for the sender's domain.
+    Dmarc,
+}
 
 /// Ticket priorities, most urgent first.
 pub const PRIORITIES: [&str; 4] = ["P1", "P2", "P3", "P4"];

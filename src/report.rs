@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use crate::domain::rfc3339;
+use crate::domain::{TicketStatus, rfc3339};
 use crate::sla::clock::Clock;
 use crate::sla::policy::{Notify, SlaConfig};
 use crate::store::sla as sweep;
@@ -115,7 +115,7 @@ pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i6
     let mut rows = stmt.query(params![lo, hi])?;
     while let Some(r) = rows.next()? {
         let priority: String = r.get(0)?;
-        let status: String = r.get(1)?;
+        let status: TicketStatus = r.get(1)?;
         let created: i64 = r.get(2)?;
         let fr: Option<i64> = r.get(3)?;
         let fr_b: bool = r.get(4)?;
@@ -137,7 +137,7 @@ pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i6
             }
             None => a.fr_breached_unmet += fr_b as u64,
         }
-        let done = status == "resolved" || status == "closed";
+        let done = status.is_done();
         match (res, done) {
             (Some(s), true) => {
                 a.resolved += 1;
@@ -147,7 +147,7 @@ pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i6
             _ => a.res_breached_unmet += res_b as u64,
         }
         a.breaches += (fr_b || res_b) as u64;
-        if status == "open" || status == "pending" {
+        if !status.is_done() {
             let age = now - created;
             let b = &mut a.backlog;
             match age {

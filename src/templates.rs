@@ -64,7 +64,7 @@ pub struct TicketContext {
     /// `[ACME #12]`, ready to put in a subject.
     pub tag: String,
     pub subject: String,
-    pub status: String,
+    pub status: crate::domain::TicketStatus,
     pub priority: String,
     pub requester: String,
     pub requester_name: String,
@@ -141,7 +141,7 @@ impl Context {
                 id: 123,
                 tag,
                 subject: "Printer on floor 3 is jammed".into(),
-                status: "open".into(),
+                status: crate::domain::TicketStatus::Open,
                 priority: "P3".into(),
                 requester: "alice@example.com".into(),
                 requester_name: "Alice Example".into(),

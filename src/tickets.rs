@@ -20,13 +20,13 @@ use crate::message::classify::Suppression;
 use crate::message::parse::{Inbound, Mailbox};
 use crate::threading::{Thread, ThreadedBy};
 
-pub use crate::domain::STATUSES;
+use crate::domain::TicketStatus;
 
 /// An existing ticket as the planner needs to see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketState {
     pub id: i64,
-    pub status: String,
+    pub status: TicketStatus,
     pub requester: Option<String>,
     pub assignee: Option<String>,
     pub watchers: Vec<String>,
@@ -83,7 +83,7 @@ pub enum Target {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
-    Status(String),
+    Status(TicketStatus),
     Priority(String),
     Assign(String),
     AddWatcher(String),
@@ -274,7 +274,7 @@ pub fn plan(
                 ThreadedBy::References => "References",
                 ThreadedBy::ReplyAddress => "reply address",
             };
-            let stale = t.status == "closed"
+            let stale = t.status == TicketStatus::Closed
                 && t.closed_at.is_some_and(|c| now - c > policy.reopen_window_secs)
                 && !matches!(role, Role::Technician { .. });
             let machine = suppression.is_some_and(|s| s.automatic);
@@ -429,8 +429,13 @@ fn requester_reply(
         plan.updates.push(Update::Promote);
     }
     let within_window = t.closed_at.is_none_or(|c| now - c <= policy.reopen_window_secs);
-    if matches!(t.status.as_str(), "resolved" | "pending") || (t.status == "closed" && within_window) {
-        plan.updates.push(Update::Status("open".into()));
+    let reopens = match t.status {
+        TicketStatus::Open => false,
+        TicketStatus::Pending | TicketStatus::Resolved => true,
+        TicketStatus::Closed => within_window,
+    };
+    if reopens {
+        plan.updates.push(Update::Status(TicketStatus::Open));
     }
     plan.updates.extend(watchers_from_cc(msg, policy, t.requester.as_deref(), &t.watchers, &mut events));
     plan.mails.extend(to_assignee_or_team(t, policy));
@@ -475,7 +480,7 @@ fn technician(
     let note = note_address || parsed.commands.contains(&Command::Note);
     for c in &parsed.commands {
         match c {
-            Command::Status(s) => plan.updates.push(Update::Status(s.clone())),
+            Command::Status(s) => plan.updates.push(Update::Status(*s)),
             Command::Priority(p) => plan.updates.push(Update::Priority(p.clone())),
             Command::Assign(a) => plan.updates.push(Update::Assign(a.clone())),
             Command::Take => plan.updates.push(Update::Assign(sender.to_string())),
@@ -598,13 +603,14 @@ mod tests {
     }
 
     fn ticket(status: &str) -> TicketState {
+        let status: TicketStatus = status.parse().unwrap();
         TicketState {
             id: 7,
-            status: status.into(),
+            status,
             requester: Some("alice@x.test".into()),
             assignee: None,
             watchers: vec!["carol@x.test".into()],
-            closed_at: if status == "closed" { Some(1_000) } else { None },
+            closed_at: if status == TicketStatus::Closed { Some(1_000) } else { None },
             first_response_at: None,
             automatic: false,
         }
@@ -751,7 +757,7 @@ mod tests {
             "Still broken\n\nOn Mon, Bob <b@x.test> wrote:\n> fixed",
         );
         let p = run(&m, EXISTING, Some(&ticket("resolved")), Role::Requester, None, 2_000);
-        assert_eq!(p.updates, vec![Update::Status("open".into())]);
+        assert_eq!(p.updates, vec![Update::Status(TicketStatus::Open)]);
         assert_eq!(p.text, "Still broken");
         assert_eq!(kinds(&p).len(), 2);
         let mut assigned = ticket("open");
@@ -765,7 +771,7 @@ mod tests {
     fn reply_to_long_closed_ticket_opens_a_follow_up() {
         let m = msg("From: alice@x.test\r\nSubject: Re: [ACME #7] Printer", "Again!");
         let within = run(&m, EXISTING, Some(&ticket("closed")), Role::Requester, None, 1_000 + 86_400);
-        assert_eq!(within.updates, vec![Update::Status("open".into())]);
+        assert_eq!(within.updates, vec![Update::Status(TicketStatus::Open)]);
         let after = run(&m, EXISTING, Some(&ticket("closed")), Role::Requester, None, 1_000 + 15 * 86_400);
         assert!(matches!(after.target, Target::Open { follow_up_of: Some(7), .. }), "{:?}", after.target);
     }
@@ -821,7 +827,7 @@ mod tests {
         let p = run(&m, EXISTING, Some(&ticket("open")), tech(false), None, 0);
         assert_eq!(
             p.updates,
-            vec![Update::MergeInto(9), Update::Assign("tech1@acme.test".into()), Update::Status("closed".into())]
+            vec![Update::MergeInto(9), Update::Assign("tech1@acme.test".into()), Update::Status(TicketStatus::Closed)]
         );
         assert!(p.mails.is_empty() && p.kind == MessageKind::Commands);
     }

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use crate::auth::{self, AddressKind};
 use crate::desk::Desk;
+use crate::domain::Proof;
 use crate::message::classify::suppress_auto_reply;
 use crate::message::parse::{Inbound, ParseError, parse};
 use crate::outbound::composer::{self, Composer, JOBS_AHEAD};
@@ -601,7 +602,7 @@ fn inbound_row<'a>(
 ) -> NewMessage<'a> {
     NewMessage {
         ticket_id: Some(ticket),
-        direction: "in",
+        direction: crate::domain::Direction::In,
         message_id: &msg.message_id,
         kind,
         internal,
@@ -631,8 +632,8 @@ fn role(
     if !c.helpdesk.technicians.contains(&from.address) {
         return Ok(Role::Requester);
     }
-    let accepts = |p: &str| c.security.technician_proof.iter().any(|x| x == p);
-    if let (true, Some((t, kind)), Some(ticket)) = (accepts("token"), token, ticket)
+    let accepts = |p: Proof| c.security.technician_proof.contains(&p);
+    if let (true, Some((t, kind)), Some(ticket)) = (accepts(Proof::Token), token, ticket)
         && lookup.live_ticket(t)? == Some(ticket)
     {
         return Ok(Role::Technician {
@@ -641,7 +642,7 @@ fn role(
             note: kind == AddressKind::Note,
         });
     }
-    if let (true, Some(id)) = (accepts("dmarc"), &c.security.authserv_id) {
+    if let (true, Some(id)) = (accepts(Proof::Dmarc), &c.security.authserv_id) {
         let domain = from.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
         if auth::dmarc_pass(&msg.authentication_results, id, c.security.authserv_internal_hops, domain) {
             let note = c.helpdesk.comment_address.as_ref().is_some_and(|a| msg.recipients.contains(a));

@@ -186,7 +186,7 @@ fn queue_one(
         conn,
         &NewMessage {
             ticket_id: Some(mail.ticket),
-            direction: "out",
+            direction: crate::domain::Direction::Out,
             message_id: &mail.message_id,
             kind: mail.kind,
             internal,

@@ -16,13 +16,14 @@ use serde::Serialize;
 
 use super::calendar::{Calendar, Pause};
 use super::policy::{Level, Policy};
+use crate::domain::TicketStatus;
 
 /// What the clock needs from the ticket's history.
 #[derive(Debug, Clone)]
 pub struct History<'a> {
     pub created_at: i64,
     /// Every status the ticket took, with when, oldest first (the first is "open" at creation).
-    pub statuses: &'a [(i64, String)],
+    pub statuses: &'a [(i64, TicketStatus)],
     pub first_response_at: Option<i64>,
     /// Levels already fired: (target, percent, when).
     pub fired: &'a [(String, u32, i64)],
@@ -95,10 +96,10 @@ pub struct Clock {
     pub next_level_at: Option<i64>,
 }
 
-fn intervals(h: &History<'_>, statuses: &[&str]) -> Vec<Pause> {
+fn intervals(h: &History<'_>, statuses: &[TicketStatus]) -> Vec<Pause> {
     let mut out = Vec::new();
     for (i, (at, s)) in h.statuses.iter().enumerate() {
-        if statuses.contains(&s.as_str()) {
+        if statuses.contains(s) {
             let end = h.statuses.get(i + 1).map(|(t, _)| *t).unwrap_or(i64::MAX);
             if end > *at {
                 out.push((*at, end));
@@ -108,8 +109,8 @@ fn intervals(h: &History<'_>, statuses: &[&str]) -> Vec<Pause> {
     out
 }
 
-fn current_status<'a>(h: &'a History<'_>) -> &'a str {
-    h.statuses.last().map(|(_, s)| s.as_str()).unwrap_or("open")
+fn current_status(h: &History<'_>) -> TicketStatus {
+    h.statuses.last().map(|(_, s)| *s).unwrap_or(TicketStatus::Open)
 }
 
 /// What every target of one ticket is measured against: its history, its calendar, its ladder, now.
@@ -124,7 +125,7 @@ impl Measure<'_> {
     /// One target's clock: `pauses` are the intervals it does not count, `met_at` when it was met.
     fn target(&self, name: &'static str, target_secs: i64, pauses: &[Pause], met_at: Option<i64>) -> TargetClock {
         let Measure { history: h, calendar, ladder, now } = *self;
-        let stopped = ["resolved", "closed"].contains(&current_status(h));
+        let stopped = current_status(h).is_done();
         let end = met_at.unwrap_or(now).min(now);
         let elapsed = calendar.elapsed(h.created_at, end, pauses);
         let paused_now = pauses.iter().any(|&(s, e)| s <= now && now < e);
@@ -166,10 +167,10 @@ impl Measure<'_> {
 
 /// The ticket's clocks at `now` under `policy` and its `calendar`.
 pub fn clock(h: &History<'_>, policy: &Policy, calendar: &Calendar, now: i64) -> Clock {
-    let stopped = intervals(h, &["resolved", "closed"]);
+    let stopped = intervals(h, &[TicketStatus::Resolved, TicketStatus::Closed]);
     let mut resolution_pauses = stopped.clone();
     if policy.pause_when_pending {
-        resolution_pauses.extend(intervals(h, &["pending"]));
+        resolution_pauses.extend(intervals(h, &[TicketStatus::Pending]));
     }
     resolution_pauses.sort_unstable();
     let measure = Measure { history: h, calendar, ladder: &policy.escalate, now };
@@ -224,8 +225,8 @@ mod tests {
         }
     }
 
-    fn st(v: &[(i64, &str)]) -> Vec<(i64, String)> {
-        v.iter().map(|(t, s)| (*t, s.to_string())).collect()
+    fn st(v: &[(i64, &str)]) -> Vec<(i64, TicketStatus)> {
+        v.iter().map(|(t, s)| (*t, s.parse().unwrap())).collect()
     }
 
     #[test]

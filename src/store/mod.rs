@@ -9,6 +9,7 @@
 
 pub mod read;
 pub mod sla;
+mod values;
 pub mod write;
 
 use std::path::{Path, PathBuf};

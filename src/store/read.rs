@@ -1,7 +1,7 @@
 //! The queries behind the CLI. The structs are the CLI's JSON output (documented in the README):
 //! add fields freely, never rename or remove one.
 
-use crate::domain::rfc3339;
+use crate::domain::{Direction, TicketStatus, rfc3339};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -9,7 +9,7 @@ use serde::Serialize;
 pub struct TicketSummary {
     pub id: i64,
     pub subject: String,
-    pub status: String,
+    pub status: TicketStatus,
     pub priority: String,
     pub requester: Option<String>,
     pub requester_name: Option<String>,
@@ -30,7 +30,11 @@ pub struct TicketSummary {
 
 /// Tickets in `status` (any when `None`): requests, or with `automatic` the tickets machine mail
 /// opened, which are kept out of the ordinary list.
-pub fn tickets(conn: &Connection, status: Option<&str>, automatic: bool) -> rusqlite::Result<Vec<TicketSummary>> {
+pub fn tickets(
+    conn: &Connection,
+    status: Option<TicketStatus>,
+    automatic: bool,
+) -> rusqlite::Result<Vec<TicketSummary>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {TICKET_COLUMNS} FROM tickets t WHERE (?1 IS NULL OR t.status = ?1) AND t.automatic = ?2 ORDER BY t.id"
     ))?;
@@ -75,7 +79,7 @@ pub struct AttachmentInfo {
 pub struct MessageView {
     pub id: i64,
     /// "in" or "out".
-    pub direction: String,
+    pub direction: Direction,
     /// in: request | reply | automatic | technician-reply | note | commands | rejected-commands;
     /// out: the template kind (acknowledgement, new-ticket, reply, team-copy, requester-reply,
     /// note-copy, command-error)
@@ -264,7 +268,9 @@ pub struct Status {
 
 pub fn status(conn: &Connection) -> rusqlite::Result<Status> {
     let count = |sql: &str, arg: &str| -> rusqlite::Result<i64> { conn.query_row(sql, params![arg], |r| r.get(0)) };
-    let tickets = |s| count("SELECT count(*) FROM tickets WHERE status = ?1", s);
+    let tickets = |s: TicketStatus| -> rusqlite::Result<i64> {
+        conn.query_row("SELECT count(*) FROM tickets WHERE status = ?1", [s], |r| r.get(0))
+    };
     // A row being sent right now is still pending from the outside.
     let outbox =
         |s| count("SELECT count(*) FROM outbox WHERE status = ?1 OR (?1 = 'pending' AND status = 'sending')", s);
@@ -276,12 +282,16 @@ pub fn status(conn: &Connection) -> rusqlite::Result<Status> {
         .query_map([], |r| Ok(MailboxView { mailbox: r.get(0)?, uid_validity: r.get(1)?, last_uid: r.get(2)? }))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Status {
-        messages_ingested: count("SELECT count(*) FROM messages WHERE direction = ?1", "in")?,
+        messages_ingested: conn.query_row(
+            "SELECT count(*) FROM messages WHERE direction = ?1",
+            [Direction::In],
+            |r| r.get(0),
+        )?,
         tickets: StatusCounts {
-            open: tickets("open")?,
-            pending: tickets("pending")?,
-            resolved: tickets("resolved")?,
-            closed: tickets("closed")?,
+            open: tickets(TicketStatus::Open)?,
+            pending: tickets(TicketStatus::Pending)?,
+            resolved: tickets(TicketStatus::Resolved)?,
+            closed: tickets(TicketStatus::Closed)?,
         },
         automatic_tickets: conn.query_row("SELECT count(*) FROM tickets WHERE automatic = 1", [], |r| r.get(0))?,
         outbox: OutboxCounts { pending: outbox("pending")?, sent: outbox("sent")?, failed: outbox("failed")? },

@@ -7,6 +7,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::domain::TicketStatus;
 use crate::sla::clock::{self, Clock, ClockState, History};
 use crate::sla::policy::SlaConfig;
 
@@ -15,7 +16,7 @@ pub struct Stored {
     pub created_at: i64,
     pub priority: String,
     pub assignee: Option<String>,
-    pub statuses: Vec<(i64, String)>,
+    pub statuses: Vec<(i64, TicketStatus)>,
     pub first_response_at: Option<i64>,
     pub fired: Vec<(String, u32, i64)>,
 }

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::EventKind;
+use crate::domain::{Direction, EventKind, TicketStatus};
 use crate::message::parse::{Attachment, Mailbox};
 use crate::threading::TicketLookup;
 use crate::tickets::{TicketState, Update};
@@ -75,7 +75,7 @@ pub fn live_ticket(conn: &Connection, id: i64) -> rusqlite::Result<Option<i64>> 
 /// A message row, in or out.
 pub struct NewMessage<'a> {
     pub ticket_id: Option<i64>,
-    pub direction: &'static str,
+    pub direction: Direction,
     pub message_id: &'a str,
     pub kind: &'a str,
     /// Technicians only.
@@ -140,8 +140,11 @@ pub fn insert_ticket(
         automatic
     ])?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, 'open')")?
-        .execute(params![id, now])?;
+    conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?.execute(params![
+        id,
+        now,
+        TicketStatus::Open
+    ])?;
     Ok(id)
 }
 
@@ -308,17 +311,26 @@ pub fn apply_updates(
         };
         let (kind, detail) = match u {
             Update::Status(s) => {
-                let old = get("status")?.unwrap_or_default();
+                let old: TicketStatus =
+                    conn.prepare_cached("SELECT status FROM tickets WHERE id = ?1")?.query_row([live], |r| r.get(0))?;
                 if old != *s {
                     conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?
                         .execute(params![live, now, s])?;
                 }
-                conn.prepare_cached("UPDATE tickets SET status = ?2,
-                         resolved_at = CASE WHEN ?2 = 'resolved' THEN ?3 WHEN ?2 = 'closed' THEN resolved_at ELSE NULL END,
-                         closed_at = CASE WHEN ?2 = 'closed' THEN ?3 ELSE NULL END
-                     WHERE id = ?1")?.execute(
-                    params![live, s, now],
-                )?;
+                // Resolving stamps resolved_at, closing keeps it (a closed ticket was resolved
+                // when it was), anything else clears it; closed_at is set only while closed.
+                let (resolved_at, keep_resolved) = match s {
+                    TicketStatus::Resolved => (Some(now), false),
+                    TicketStatus::Closed => (None, true),
+                    TicketStatus::Open | TicketStatus::Pending => (None, false),
+                };
+                let closed_at = (*s == TicketStatus::Closed).then_some(now);
+                conn.prepare_cached(
+                    "UPDATE tickets SET status = ?2,
+                         resolved_at = CASE WHEN ?4 THEN resolved_at ELSE ?3 END, closed_at = ?5
+                     WHERE id = ?1",
+                )?
+                .execute(params![live, s, resolved_at, keep_resolved, closed_at])?;
                 (EventKind::Status, format!("status {old} -> {s}"))
             }
             Update::Priority(p) => {
@@ -401,11 +413,11 @@ pub fn apply_updates(
                     .execute(params![from, target])?;
                 // Watchers stay behind: the other ticket's requester never agreed to share their
                 // conversation with them. A technician adds them there with #cc if they should.
-                conn.prepare_cached("UPDATE tickets SET merged_into = ?2, status = 'closed', closed_at = ?3, sla_next_at = NULL WHERE id = ?1")?.execute(
-                    params![from, target, now],
+                conn.prepare_cached("UPDATE tickets SET merged_into = ?2, status = ?4, closed_at = ?3, sla_next_at = NULL WHERE id = ?1")?.execute(
+                    params![from, target, now, TicketStatus::Closed],
                 )?;
-                conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, 'closed')")?
-                    .execute(params![from, now])?;
+                conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?
+                    .execute(params![from, now, TicketStatus::Closed])?;
                 conn.prepare_cached("UPDATE tickets SET updated_at = ?2 WHERE id = ?1")?
                     .execute(params![target, now])?;
                 live = *target;

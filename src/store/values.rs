@@ -1,0 +1,52 @@
+//! How the domain's typed values are stored: by their stable names, read back strictly (a name the
+//! code does not know is a conversion error, never a silent default).
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+
+use crate::domain::{Direction, TicketStatus};
+
+impl ToSql for TicketStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for TicketStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value.as_str()?.parse().map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+impl ToSql for Direction {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for Direction {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value.as_str()? {
+            "in" => Ok(Direction::In),
+            "out" => Ok(Direction::Out),
+            other => Err(FromSqlError::Other(format!("unknown direction {other:?}").into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_unknown_names_are_errors() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for s in TicketStatus::ALL {
+            let back: TicketStatus = conn.query_row("SELECT ?1", [s], |r| r.get(0)).unwrap();
+            assert_eq!(back, s);
+        }
+        let bad: rusqlite::Result<TicketStatus> = conn.query_row("SELECT 'archived'", [], |r| r.get(0));
+        assert!(bad.is_err());
+        let d: Direction = conn.query_row("SELECT ?1", [Direction::Out], |r| r.get(0)).unwrap();
+        assert_eq!(d, Direction::Out);
+    }
+}
