@@ -37,26 +37,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("maildesk: {}", describe(&e));
+            // The error and its causes on one line. Each of maildesk's errors shows its cause or
+            // returns it as source, never both, so the chain says each thing once.
+            eprintln!("maildesk: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes on one line, leaving out a cause whose words the line already holds
-/// (several errors quote their source in their own message; SQLite's innermost error repeats its
-/// text after an "Error code N: " prefix).
-fn describe(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        let words = text.strip_prefix("Error code ").and_then(|t| t.split_once(": ")).map_or(text.as_str(), |(_, w)| w);
-        if !line.contains(words) {
-            if !line.is_empty() {
-                line.push_str(": ");
-            }
-            line.push_str(&text);
-        }
-    }
-    line
 }

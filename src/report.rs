@@ -9,6 +9,11 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
+use crate::store::StoreError;
+
+/// What the CLI's queries return: a database error says it is one, once.
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
 use crate::domain::{TicketStatus, rfc3339};
 use crate::sla::clock::Clock;
 use crate::sla::policy::{Notify, SlaConfig};
@@ -89,7 +94,7 @@ fn stats(mut met: Vec<i64>, breached_unmet: u64, breached_met: u64) -> TargetSta
 }
 
 /// The report over tickets opened in `[since, until)` (Unix seconds; open-ended when None).
-pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i64) -> rusqlite::Result<Report> {
+pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i64) -> Result<Report> {
     let (lo, hi) = (since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX));
     #[derive(Default)]
     struct Acc {
@@ -233,7 +238,7 @@ pub struct SlaView {
 }
 
 /// The `maildesk sla N` view of a ticket.
-pub fn sla_view(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> rusqlite::Result<Option<SlaView>> {
+pub fn sla_view(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> Result<Option<SlaView>> {
     let Some(stored) = sweep::load(conn, ticket)? else { return Ok(None) };
     let mut c = sweep::clock_of(sla, &stored, now);
     let automatic: bool = conn.query_row("SELECT automatic FROM tickets WHERE id = ?1", [ticket], |r| r.get(0))?;

@@ -26,8 +26,8 @@ pub const KINDS: [&str; 9] = [
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("templates folder {}: {source}", path.display())]
-    Folder { path: PathBuf, source: std::io::Error },
+    #[error("templates folder {}: {cause}", path.display())]
+    Folder { path: PathBuf, cause: std::io::Error },
     #[error("template {}: missing (every mail kind needs .subject.tera and .txt.tera)", path.display())]
     Missing { path: PathBuf },
     #[error("template {}: {detail}", path.display())]
@@ -181,12 +181,12 @@ impl Templates {
     /// Loads every `*.tera` file in `folder` and checks that each mail kind has its required parts.
     pub fn load(folder: &Path) -> Result<Templates, TemplateError> {
         let entries =
-            std::fs::read_dir(folder).map_err(|source| TemplateError::Folder { path: folder.into(), source })?;
+            std::fs::read_dir(folder).map_err(|cause| TemplateError::Folder { path: folder.into(), cause })?;
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![".html.tera"]);
         let mut files = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| TemplateError::Folder { path: folder.into(), source })?;
+            let entry = entry.map_err(|cause| TemplateError::Folder { path: folder.into(), cause })?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".tera") {
                 files.push((entry.path(), Some(name)));

@@ -46,11 +46,11 @@ pub enum ImapError {
     ConnectTimeout(String),
     #[error("TLS with {0}: {1}")]
     Tls(String, String),
-    #[error("login as {user} failed: {source}")]
-    Login { user: String, source: async_imap::error::Error },
+    #[error("login as {user} failed: {cause}")]
+    Login { user: String, cause: async_imap::error::Error },
     #[error("server closed the connection before greeting")]
     NoGreeting,
-    #[error("{0}")]
+    #[error(transparent)]
     Protocol(#[from] async_imap::error::Error),
     #[error("IDLE did not end in time")]
     IdleStuck,
@@ -59,7 +59,14 @@ pub enum ImapError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(rusqlite::Error),
+}
+
+// Not `#[from]`: the message shows SQLite's words, so they are not a source as well.
+impl From<rusqlite::Error> for ImapError {
+    fn from(e: rusqlite::Error) -> Self {
+        ImapError::Sql(e)
+    }
 }
 
 /// A database that refused a write (full disk, read-only, locked) is retried at most this far apart,
@@ -522,7 +529,7 @@ pub async fn connect(config: &Config) -> Result<ImapSession, ImapError> {
     client
         .login(&imap.username, imap.password.expose())
         .await
-        .map_err(|(source, _)| ImapError::Login { user: imap.username.clone(), source })
+        .map_err(|(cause, _)| ImapError::Login { user: imap.username.clone(), cause })
 }
 
 async fn greet<T: AsyncRead + AsyncWrite + Unpin + Send + Debug>(

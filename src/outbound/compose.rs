@@ -16,7 +16,14 @@ pub enum ComposeError {
     #[error("address {0:?} cannot be used in a mail header")]
     Address(String),
     #[error("building the message: {0}")]
-    Build(#[from] lettre::error::Error),
+    Build(lettre::error::Error),
+}
+
+// Not `#[from]`: the message shows lettre's words, so they are not a source as well.
+impl From<lettre::error::Error> for ComposeError {
+    fn from(e: lettre::error::Error) -> Self {
+        ComposeError::Build(e)
+    }
 }
 
 /// Everything an outbound mail needs besides its rendered text.

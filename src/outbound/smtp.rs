@@ -22,7 +22,7 @@ use crate::config::{Config, Security};
 pub enum SetupError {
     #[error("smtp.ca_file {path}: {detail}")]
     CaFile { path: String, detail: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Smtp(#[from] Error),
     #[error("the SMTP server did not answer within {0:?} (connect, greeting, EHLO, STARTTLS or AUTH)")]
     Timeout(Duration),
@@ -32,7 +32,7 @@ pub enum SetupError {
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
     /// A reply (4xx, 5xx) or a connection error, as lettre reports it.
-    #[error("{0}")]
+    #[error(transparent)]
     Smtp(#[from] Error),
     #[error("no reply from the SMTP server within {1:?} ({0})")]
     Timeout(&'static str, Duration),

@@ -20,23 +20,31 @@ use rusqlite_migration::{M, Migrations};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {}: {source}", path.display())]
-    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("database {}: {cause}", path.display())]
+    Open { path: PathBuf, cause: rusqlite::Error },
     #[error("database {}: does not exist (has `maildesk run` started with this config?)", path.display())]
     Missing { path: PathBuf },
-    #[error("database {}: cannot create its folder: {source}", path.display())]
-    Folder { path: PathBuf, source: std::io::Error },
-    #[error("database {}: cannot create it: {source}", path.display())]
-    Create { path: PathBuf, source: std::io::Error },
-    #[error("security.reply_secret_file {}: cannot read it: {source}", path.display())]
-    ReplySecret { path: PathBuf, source: std::io::Error },
-    #[error("database {}: schema upgrade failed: {source}", path.display())]
-    Migrate { path: PathBuf, source: rusqlite_migration::Error },
+    #[error("database {}: cannot create its folder: {cause}", path.display())]
+    Folder { path: PathBuf, cause: std::io::Error },
+    #[error("database {}: cannot create it: {cause}", path.display())]
+    Create { path: PathBuf, cause: std::io::Error },
+    #[error("security.reply_secret_file {}: cannot read it: {cause}", path.display())]
+    ReplySecret { path: PathBuf, cause: std::io::Error },
+    #[error("database {}: schema upgrade failed: {cause}", path.display())]
+    Migrate { path: PathBuf, cause: rusqlite_migration::Error },
     #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(rusqlite::Error),
     /// A bug in maildesk, caught before it could commit anything.
     #[error("internal error: {0}")]
     Internal(&'static str),
+}
+
+// Each variant shows its cause in its message and returns no source, so a chain printed with
+// `{:#}` says it once. Not `#[from]`, which would make SQLite's error the source as well.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e)
+    }
 }
 
 fn migrations() -> Migrations<'static> {
@@ -51,7 +59,7 @@ fn migrations() -> Migrations<'static> {
 /// Opens (creating if needed) the daemon's database and brings its schema up to date.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder { path: path.into(), source })?;
+        std::fs::create_dir_all(dir).map_err(|cause| StoreError::Folder { path: path.into(), cause })?;
     }
     // The database holds every mail and the reply-token secret: readable by its owner only. SQLite
     // gives its -wal and -shm files the same mode.
@@ -62,11 +70,11 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             .create_new(true)
             .mode(0o600)
             .open(path)
-            .map_err(|source| StoreError::Create { path: path.into(), source })?;
+            .map_err(|cause| StoreError::Create { path: path.into(), cause })?;
     }
-    let mut conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.into(), source })?;
-    configure(&conn).map_err(|source| StoreError::Open { path: path.into(), source })?;
-    migrations().to_latest(&mut conn).map_err(|source| StoreError::Migrate { path: path.into(), source })?;
+    let mut conn = Connection::open(path).map_err(|cause| StoreError::Open { path: path.into(), cause })?;
+    configure(&conn).map_err(|cause| StoreError::Open { path: path.into(), cause })?;
+    migrations().to_latest(&mut conn).map_err(|cause| StoreError::Migrate { path: path.into(), cause })?;
     Ok(conn)
 }
 
@@ -77,8 +85,8 @@ pub fn open_existing(path: &Path) -> Result<Connection, StoreError> {
         return Err(StoreError::Missing { path: path.into() });
     }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|source| StoreError::Open { path: path.into(), source })?;
-    configure(&conn).map_err(|source| StoreError::Open { path: path.into(), source })?;
+        .map_err(|cause| StoreError::Open { path: path.into(), cause })?;
+    configure(&conn).map_err(|cause| StoreError::Open { path: path.into(), cause })?;
     Ok(conn)
 }
 
@@ -126,7 +134,7 @@ pub fn instance_token(conn: &Connection) -> rusqlite::Result<String> {
 /// across restarts, and a copied database keeps working).
 pub fn reply_secret(conn: &Connection, file: Option<&Path>) -> Result<Vec<u8>, StoreError> {
     if let Some(f) = file {
-        return std::fs::read(f).map_err(|source| StoreError::ReplySecret { path: f.into(), source });
+        return std::fs::read(f).map_err(|cause| StoreError::ReplySecret { path: f.into(), cause });
     }
     if get_meta(conn, "reply_secret")?.is_none() {
         let secret: String = conn.prepare_cached("SELECT lower(hex(randomblob(32)))")?.query_row([], |r| r.get(0))?;

@@ -5,6 +5,11 @@ use crate::domain::{Direction, TicketStatus, rfc3339};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::store::StoreError;
+
+/// What the CLI's queries return: a database error says it is one, once.
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
 #[derive(Debug, Serialize)]
 pub struct TicketSummary {
     pub id: i64,
@@ -30,15 +35,11 @@ pub struct TicketSummary {
 
 /// Tickets in `status` (any when `None`): requests, or with `automatic` the tickets machine mail
 /// opened, which are kept out of the ordinary list.
-pub fn tickets(
-    conn: &Connection,
-    status: Option<TicketStatus>,
-    automatic: bool,
-) -> rusqlite::Result<Vec<TicketSummary>> {
+pub fn tickets(conn: &Connection, status: Option<TicketStatus>, automatic: bool) -> Result<Vec<TicketSummary>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {TICKET_COLUMNS} FROM tickets t WHERE (?1 IS NULL OR t.status = ?1) AND t.automatic = ?2 ORDER BY t.id"
     ))?;
-    stmt.query_map(rusqlite::params![status, automatic], ticket_row)?.collect()
+    Ok(stmt.query_map(rusqlite::params![status, automatic], ticket_row)?.collect::<rusqlite::Result<_>>()?)
 }
 
 const TICKET_COLUMNS: &str = "t.id, t.subject, t.status, t.priority, t.requester, t.requester_name, t.assignee,
@@ -130,7 +131,7 @@ pub struct TicketView {
     pub events: Vec<EventView>,
 }
 
-pub fn ticket(conn: &Connection, id: i64) -> rusqlite::Result<Option<TicketView>> {
+pub fn ticket(conn: &Connection, id: i64) -> Result<Option<TicketView>> {
     let Some(ticket) = conn
         .query_row(&format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.id = ?1"), [id], ticket_row)
         .optional()?
@@ -208,11 +209,11 @@ pub struct QuarantineEntry {
     pub created_at: String,
 }
 
-pub fn quarantine(conn: &Connection) -> rusqlite::Result<Vec<QuarantineEntry>> {
+pub fn quarantine(conn: &Connection) -> Result<Vec<QuarantineEntry>> {
     let mut stmt = conn.prepare(
         "SELECT id, mailbox, uid_validity, uid, reason, length(raw), created_at FROM quarantine ORDER BY id",
     )?;
-    stmt.query_map([], |r| {
+    let entries = stmt.query_map([], |r| {
         Ok(QuarantineEntry {
             id: r.get(0)?,
             mailbox: r.get(1)?,
@@ -222,12 +223,12 @@ pub fn quarantine(conn: &Connection) -> rusqlite::Result<Vec<QuarantineEntry>> {
             size: r.get(5)?,
             created_at: rfc3339(r.get(6)?),
         })
-    })?
-    .collect()
+    })?;
+    Ok(entries.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn quarantined_raw(conn: &Connection, id: i64) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.query_row("SELECT raw FROM quarantine WHERE id = ?1", [id], |r| r.get(0)).optional()
+pub fn quarantined_raw(conn: &Connection, id: i64) -> Result<Option<Vec<u8>>> {
+    Ok(conn.query_row("SELECT raw FROM quarantine WHERE id = ?1", [id], |r| r.get(0)).optional()?)
 }
 
 #[derive(Debug, Serialize)]
@@ -266,7 +267,7 @@ pub struct Status {
     pub last_smtp_ok: Option<String>,
 }
 
-pub fn status(conn: &Connection) -> rusqlite::Result<Status> {
+pub fn status(conn: &Connection) -> Result<Status> {
     let count = |sql: &str, arg: &str| -> rusqlite::Result<i64> { conn.query_row(sql, params![arg], |r| r.get(0)) };
     let tickets = |s: TicketStatus| -> rusqlite::Result<i64> {
         conn.query_row("SELECT count(*) FROM tickets WHERE status = ?1", [s], |r| r.get(0))
