@@ -17,15 +17,65 @@ use serde::Deserialize;
 /// The default config path, used when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/maildesk/maildesk.toml";
 
-/// A config problem, located as precisely as the file allows.
-#[derive(Debug, thiserror::Error)]
-#[error("{}{}: {key}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+/// A config problem, located as precisely as the file allows, and any further problems the same
+/// check found: the admin fixes them all in one round instead of one per run.
+#[derive(Debug)]
 pub struct ConfigError {
     pub file: PathBuf,
     pub line: Option<usize>,
     /// Dotted key path, e.g. `imap.port`; empty when the problem is the file itself.
     pub key: String,
     pub message: String,
+    /// The other problems found, in the order of the file's tables; each on a line of its own.
+    pub more: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let line = self.line.map(|l| format!(":{l}")).unwrap_or_default();
+        write!(f, "{}{line}: {}: {}", self.file.display(), self.key, self.message)?;
+        for m in &self.more {
+            write!(f, "\n{m}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The problems found so far. A check that fails is noted and the check goes on with a stand-in
+/// value, which is never used: a config with any problem is not returned.
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn push(&mut self, e: ConfigError) {
+        self.0.push(e);
+    }
+
+    /// The value, or a stand-in after noting the problem.
+    fn or<T>(&mut self, r: Result<T, ConfigError>, stand_in: T) -> T {
+        r.unwrap_or_else(|e| {
+            self.0.push(e);
+            stand_in
+        })
+    }
+
+    fn take<T: Default>(&mut self, r: Result<T, ConfigError>) -> T {
+        self.or(r, T::default())
+    }
+
+    /// All problems as one error (the first, with the rest in `more`), if there were any.
+    fn finish(self) -> Result<(), ConfigError> {
+        let mut all = self.0.into_iter();
+        match all.next() {
+            None => Ok(()),
+            Some(mut first) => {
+                first.more = all.collect();
+                Err(first)
+            }
+        }
+    }
 }
 
 /// A password or other secret. Its `Debug` and `Display` are redacted so it cannot leak into logs.
@@ -401,11 +451,12 @@ impl Config {
         let raw: FileConfig = toml::from_str(text).map_err(|e| doc.parse_error(&e))?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let mut problems = Problems::default();
 
         let h = raw.helpdesk;
         let tag = h.tag.trim().to_string();
         if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(doc.key_error(
+            problems.push(doc.key_error(
                 "helpdesk.tag",
                 format!(
                     "expected letters, digits, '-' or '_' (it goes into subjects as \"[TAG #123]\"), got {:?}",
@@ -413,15 +464,18 @@ impl Config {
                 ),
             ));
         }
-        let address = parse_address(&h.address).ok_or_else(|| {
+        let address = problems.take(parse_address(&h.address).ok_or_else(|| {
             doc.key_error(
                 "helpdesk.address",
                 format!("expected a mail address like support@example.com, got {:?}", h.address),
             )
-        })?;
-        let timezone = jiff::tz::TimeZone::get(&h.timezone).map_err(|e| {
-            doc.key_error("helpdesk.timezone", format!("expected an IANA time zone like \"Europe/Berlin\": {e}"))
-        })?;
+        }));
+        let timezone = problems.or(
+            jiff::tz::TimeZone::get(&h.timezone).map_err(|e| {
+                doc.key_error("helpdesk.timezone", format!("expected an IANA time zone like \"Europe/Berlin\": {e}"))
+            }),
+            jiff::tz::TimeZone::UTC,
+        );
         let mut technicians = Vec::new();
         for (key, list) in [
             ("helpdesk.technicians", &h.technicians),
@@ -429,8 +483,10 @@ impl Config {
             ("smtp.technicians", &raw.smtp.technicians),
         ] {
             for t in list {
-                let a = parse_address(t)
-                    .ok_or_else(|| doc.key_error(key, format!("expected mail addresses, got {t:?}")))?;
+                let Some(a) = parse_address(t) else {
+                    problems.push(doc.key_error(key, format!("expected mail addresses, got {t:?}")));
+                    continue;
+                };
                 if !technicians.contains(&a) {
                     technicians.push(a);
                 }
@@ -445,21 +501,21 @@ impl Config {
             timezone,
             timezone_name: h.timezone,
             technicians,
-            reopen_window: doc.duration("helpdesk.reopen_window", &h.reopen_window)?,
+            reopen_window: problems.take(doc.duration("helpdesk.reopen_window", &h.reopen_window)),
             cc_watchers: h.cc_watchers,
             comment_address: match &h.comment_address {
-                Some(a) => Some(parse_address(a).ok_or_else(|| {
+                Some(a) => Some(problems.take(parse_address(a).ok_or_else(|| {
                     doc.key_error("helpdesk.comment_address", format!("expected a mail address, got {a:?}"))
-                })?),
+                }))),
                 None => None,
             },
         };
 
         let i = raw.imap;
-        let imap_port = doc.port("imap.port", i.port, i.security, (993, 143, 143))?;
-        doc.check_security("imap", &i.host, i.security)?;
-        let imap_password = doc
-            .secret(
+        let imap_port = problems.take(doc.port("imap.port", i.port, i.security, (993, 143, 143)));
+        problems.take(doc.check_security("imap", &i.host, i.security));
+        let imap_password = problems.or(
+            doc.secret(
                 "imap",
                 PasswordSource {
                     password: &i.password,
@@ -467,19 +523,23 @@ impl Config {
                     password_command: &i.password_command,
                 },
                 &base,
-            )?
-            .ok_or_else(|| {
-                doc.key_error(
-                    "imap.password_file",
-                    "the IMAP login needs one of password, password_file or password_command".into(),
-                )
-            })?;
-        let poll_interval = doc.duration("imap.poll_interval", &i.poll_interval)?;
+            )
+            .and_then(|p| {
+                p.ok_or_else(|| {
+                    doc.key_error(
+                        "imap.password_file",
+                        "the IMAP login needs one of password, password_file or password_command".into(),
+                    )
+                })
+            }),
+            Secret::default(),
+        );
+        let poll_interval = problems.or(doc.duration("imap.poll_interval", &i.poll_interval), Duration::from_secs(1));
         if poll_interval < Duration::from_secs(1) {
-            return Err(doc.key_error("imap.poll_interval", "expected at least 1s".into()));
+            problems.push(doc.key_error("imap.poll_interval", "expected at least 1s".into()));
         }
         if !(1..=1000).contains(&i.batch_size) {
-            return Err(doc.key_error("imap.batch_size", format!("expected 1..1000, got {}", i.batch_size)));
+            problems.push(doc.key_error("imap.batch_size", format!("expected 1..1000, got {}", i.batch_size)));
         }
         let imap = Imap {
             host: i.host,
@@ -495,9 +555,9 @@ impl Config {
         };
 
         let s = raw.smtp;
-        let smtp_port = doc.port("smtp.port", s.port, s.security, (465, 587, 25))?;
-        doc.check_security("smtp", &s.host, s.security)?;
-        let smtp_password = doc.secret(
+        let smtp_port = problems.take(doc.port("smtp.port", s.port, s.security, (465, 587, 25)));
+        problems.take(doc.check_security("smtp", &s.host, s.security));
+        let smtp_password = problems.take(doc.secret(
             "smtp",
             PasswordSource {
                 password: &s.password,
@@ -505,12 +565,12 @@ impl Config {
                 password_command: &s.password_command,
             },
             &base,
-        )?;
+        ));
         if smtp_password.is_some() && s.username.is_none() {
-            return Err(doc.key_error("smtp.username", "a password is set, so a username is needed too".into()));
+            problems.push(doc.key_error("smtp.username", "a password is set, so a username is needed too".into()));
         }
         if !(1..=16).contains(&s.connections) {
-            return Err(doc.key_error("smtp.connections", format!("expected 1..16, got {}", s.connections)));
+            problems.push(doc.key_error("smtp.connections", format!("expected 1..16, got {}", s.connections)));
         }
         let domain = address.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
         let smtp = Smtp {
@@ -521,15 +581,15 @@ impl Config {
             password: smtp_password,
             ca_file: s.ca_file.map(resolve),
             hello_name: s.hello_name.unwrap_or(domain),
-            retry_for: doc.duration("smtp.retry_for", &s.retry_for)?,
+            retry_for: problems.take(doc.duration("smtp.retry_for", &s.retry_for)),
             connections: s.connections as usize,
-            timeout: doc.duration("smtp.timeout", &s.timeout)?,
+            timeout: problems.take(doc.duration("smtp.timeout", &s.timeout)),
         };
         for (key, ca) in [("imap.ca_file", &imap.ca_file), ("smtp.ca_file", &smtp.ca_file)] {
             if let Some(ca) = ca
                 && let Err(e) = std::fs::metadata(ca)
             {
-                return Err(doc.key_error(key, format!("cannot read {}: {e}", ca.display())));
+                problems.push(doc.key_error(key, format!("cannot read {}: {e}", ca.display())));
             }
         }
         let sec = raw.security;
@@ -539,15 +599,16 @@ impl Config {
                 "token" => crate::domain::Proof::Token,
                 "dmarc" => crate::domain::Proof::Dmarc,
                 _ => {
-                    return Err(doc.key_error(
+                    problems.push(doc.key_error(
                         "security.technician_proof",
                         format!("expected \"token\" and/or \"dmarc\", got {proof:?}"),
                     ));
+                    continue;
                 }
             });
         }
         if sec.technician_proof.is_empty() {
-            return Err(doc.key_error(
+            problems.push(doc.key_error(
                 "security.technician_proof",
                 "expected at least one of \"token\" and \"dmarc\" (otherwise nobody is a technician)".into(),
             ));
@@ -557,16 +618,21 @@ impl Config {
             authserv_id: sec.authserv_id,
             authserv_internal_hops: sec.authserv_internal_hops,
             reply_secret_file: match sec.reply_secret_file {
-                Some(f) => {
-                    Some(resolve(expand_credentials(&f).map_err(|e| doc.key_error("security.reply_secret_file", e))?))
-                }
+                Some(f) => match expand_credentials(&f) {
+                    Ok(f) => Some(resolve(f)),
+                    Err(e) => {
+                        problems.push(doc.key_error("security.reply_secret_file", e));
+                        None
+                    }
+                },
                 None => None,
             },
         };
         if let (true, Some(f)) = (secrets, &security.reply_secret_file) {
             let len = std::fs::read(f)
-                .map_err(|e| doc.key_error("security.reply_secret_file", format!("cannot read {}: {e}", f.display())))?
-                .len();
+                .map(|b| b.len())
+                .map_err(|e| doc.key_error("security.reply_secret_file", format!("cannot read {}: {e}", f.display())));
+            let len = problems.or(len, 16);
             if len < 16 {
                 return Err(doc.key_error(
                     "security.reply_secret_file",
@@ -574,9 +640,6 @@ impl Config {
                 ));
             }
         }
-        let sla =
-            crate::sla::policy::build(raw.calendars, raw.sla, raw.priority, &helpdesk.timezone, &base, &parse_duration)
-                .map_err(|(key, message)| doc.key_error(&key, message))?;
         let limit = |key: &str, v: i64| -> Result<u32, ConfigError> {
             u32::try_from(v)
                 .ok()
@@ -584,26 +647,115 @@ impl Config {
                 .ok_or_else(|| doc.key_error(key, format!("expected a number of at least 1, got {v}")))
         };
         let limits = Limits {
-            auto_replies_per_recipient_per_hour: limit(
+            auto_replies_per_recipient_per_hour: problems.take(limit(
                 "limits.auto_replies_per_recipient_per_hour",
                 raw.limits.auto_replies_per_recipient_per_hour,
-            )?,
-            auto_replies_per_ticket_per_hour: limit(
-                "limits.auto_replies_per_ticket_per_hour",
-                raw.limits.auto_replies_per_ticket_per_hour,
-            )?,
-            max_message_bytes: limit("limits.max_message_mb", raw.limits.max_message_mb)? as usize * 1024 * 1024,
-            max_attachments: limit("limits.max_attachments", raw.limits.max_attachments)? as usize,
-            max_attachment_bytes: limit("limits.max_attachment_mb", raw.limits.max_attachment_mb)? as usize
+            )),
+            auto_replies_per_ticket_per_hour: problems
+                .take(limit("limits.auto_replies_per_ticket_per_hour", raw.limits.auto_replies_per_ticket_per_hour)),
+            max_message_bytes: problems.take(limit("limits.max_message_mb", raw.limits.max_message_mb)) as usize
                 * 1024
                 * 1024,
-            max_watchers_per_message: limit("limits.max_watchers_per_message", raw.limits.max_watchers_per_message)?
+            max_attachments: problems.take(limit("limits.max_attachments", raw.limits.max_attachments)) as usize,
+            max_attachment_bytes: problems.take(limit("limits.max_attachment_mb", raw.limits.max_attachment_mb))
+                as usize
+                * 1024
+                * 1024,
+            max_watchers_per_message: problems
+                .take(limit("limits.max_watchers_per_message", raw.limits.max_watchers_per_message))
                 as usize,
-            max_watchers_per_ticket: limit("limits.max_watchers_per_ticket", raw.limits.max_watchers_per_ticket)?
+            max_watchers_per_ticket: problems
+                .take(limit("limits.max_watchers_per_ticket", raw.limits.max_watchers_per_ticket))
                 as usize,
         };
+        let sla =
+            crate::sla::policy::build(raw.calendars, raw.sla, raw.priority, &helpdesk.timezone, &base, &parse_duration)
+                .map_err(|(key, message)| doc.key_error(&key, message));
+        // The SLA policy has no stand-in: it is the last check, and every problem found so far
+        // is reported with its own.
+        let sla = problems.or(sla.map(Some), None);
+        problems.finish()?;
+        let Some(sla) = sla else { return Err(doc.key_error("sla", "invalid".into())) };
         Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla, limits })
     }
+}
+
+/// The keys of each plain table, for telling an admin where a key they put in the wrong table
+/// belongs. (A test checks every one is accepted where it is listed.)
+const TABLE_KEYS: [(&str, &[&str]); 5] = [
+    (
+        "helpdesk",
+        &[
+            "name",
+            "tag",
+            "address",
+            "database",
+            "templates",
+            "timezone",
+            "technicians",
+            "reopen_window",
+            "cc_watchers",
+            "comment_address",
+        ],
+    ),
+    (
+        "imap",
+        &[
+            "host",
+            "port",
+            "security",
+            "username",
+            "password",
+            "password_file",
+            "password_command",
+            "mailbox",
+            "idle",
+            "poll_interval",
+            "ca_file",
+            "batch_size",
+        ],
+    ),
+    (
+        "smtp",
+        &[
+            "host",
+            "port",
+            "security",
+            "username",
+            "password",
+            "password_file",
+            "password_command",
+            "ca_file",
+            "hello_name",
+            "retry_for",
+            "connections",
+            "timeout",
+        ],
+    ),
+    ("security", &["technician_proof", "authserv_id", "authserv_internal_hops", "reply_secret_file"]),
+    (
+        "limits",
+        &[
+            "auto_replies_per_recipient_per_hour",
+            "auto_replies_per_ticket_per_hour",
+            "max_message_mb",
+            "max_attachments",
+            "max_attachment_mb",
+            "max_watchers_per_message",
+            "max_watchers_per_ticket",
+        ],
+    ),
+];
+
+/// For an unknown `table.key` (or a top-level `key`): the tables where that key belongs, if any.
+fn misplaced(dotted: &str) -> Option<String> {
+    let (table, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+    let homes: Vec<String> = TABLE_KEYS
+        .iter()
+        .filter(|(t, keys)| *t != table && keys.contains(&key))
+        .map(|(t, _)| format!("[{t}]"))
+        .collect();
+    (!homes.is_empty()).then(|| format!("`{key}` belongs in {}", homes.join(" or ")))
 }
 
 /// Parses durations written as `90s`, `15m`, `4h`, `2d` or combinations like `1h30m`.
@@ -654,6 +806,7 @@ fn read_config_file(path: &Path) -> Result<String, ConfigError> {
         line: None,
         key: String::new(),
         message: format!("cannot read the config file: {e}"),
+        more: Vec::new(),
     })
 }
 
@@ -682,18 +835,29 @@ impl Located<'_> {
     fn parse_error(&self, e: &toml::de::Error) -> ConfigError {
         let span = e.span();
         let key = span.clone().map(|s| self.key_at(&s)).unwrap_or_default();
+        let mut message = e.message().trim().to_string();
+        if let Some(hint) = misplaced(&key) {
+            message.push_str(&format!("; {hint}"));
+        }
         ConfigError {
             file: self.file.to_path_buf(),
             line: span.map(|s| self.line_at(s.start)),
             key: if key.is_empty() { "(file)".into() } else { key },
-            message: e.message().trim().to_string(),
+            message,
+            more: Vec::new(),
         }
     }
 
     fn key_error(&self, key: &str, message: String) -> ConfigError {
         // "priority.rules[2]" is located at "priority.rules".
         let plain = key.split('[').next().unwrap_or(key);
-        ConfigError { file: self.file.to_path_buf(), line: self.line_of(plain), key: key.into(), message }
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: self.line_of(plain),
+            key: key.into(),
+            message,
+            more: Vec::new(),
+        }
     }
 
     /// The line where a dotted key is written, if it is written at all (defaults have no line).
@@ -909,6 +1073,39 @@ security = "none"
         assert!(c.imap.idle);
         assert_eq!(c.smtp.hello_name, "acme.example");
         assert!(!format!("{:?}", c).contains("hunter2"), "secrets must not appear in Debug output");
+    }
+
+    #[test]
+    fn every_listed_key_is_accepted_in_its_table_and_a_misplaced_one_gets_a_hint() {
+        for (table, keys) in TABLE_KEYS {
+            for key in keys {
+                let text = format!("[{table}]\n{key} = 0\n");
+                let err = match toml::from_str::<FileConfig>(&text) {
+                    Ok(_) => continue,
+                    Err(e) => e.message().to_string(),
+                };
+                assert!(!err.contains("unknown field"), "[{table}] {key}: {err}");
+            }
+        }
+        let text = GOOD.replace("[imap]\n", "[imap]\ntechnician_proof = [\"token\"]\n");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains("`technician_proof` belongs in [security]"), "{err}");
+        let err = load(&GOOD.replace("[helpdesk]\n", "[helpdesk]\nhost = \"x\"\n")).unwrap_err().to_string();
+        assert!(err.contains("`host` belongs in [imap] or [smtp]"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = GOOD
+            .replace("tag = \"ACME\"", "tag = \"A B\"")
+            .replace("[imap]\n", "[imap]\nbatch_size = 0\n")
+            .replace("[smtp]\n", "[smtp]\nconnections = 99\n");
+        let err = load(&text).unwrap_err();
+        let shown = err.to_string();
+        assert_eq!(shown.lines().count(), 3, "{shown}");
+        for key in ["helpdesk.tag", "imap.batch_size", "smtp.connections"] {
+            assert!(shown.contains(key), "{key} missing from {shown}");
+        }
     }
 
     #[test]
