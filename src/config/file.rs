@@ -1,0 +1,311 @@
+//! The file as written: a serde mirror of the TOML, with its defaults, and the list of keys each
+//! table takes (for telling an admin where a misplaced key belongs).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Security;
+
+/// The whole file. Every table and key may be missing here: a missing required key is one of the
+/// problems validation collects (all reported at once), and every other key has its default in the
+/// `Default` of its table, written once. `deny_unknown_fields` turns a typo into an error instead of
+/// a silent default.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileConfig {
+    pub(super) helpdesk: FileHelpdesk,
+    pub(super) imap: FileImap,
+    pub(super) smtp: FileSmtp,
+    pub(super) security: FileSecurity,
+    pub(super) calendars: std::collections::BTreeMap<String, crate::sla::policy::FileCalendar>,
+    pub(super) sla: crate::sla::policy::FileSla,
+    pub(super) priority: crate::sla::policy::FilePriority,
+    pub(super) limits: FileLimits,
+    /// Accepted at the top level too, for configs that put it before the first table.
+    pub(super) technicians: Vec<String>,
+}
+
+/// A duration as written (`90s`, `15m`, `4h`, `2d`, `1h30m`), read by serde so that a bad one is
+/// reported at its line like any other wrong value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FileDuration(pub(super) Duration);
+
+impl<'de> Deserialize<'de> for FileDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map(FileDuration).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expected a duration like \"90s\", \"15m\", \"4h\" or \"2d\", got {text:?}"
+            ))
+        })
+    }
+}
+
+/// Parses durations written as `90s`, `15m`, `4h`, `2d` or combinations like `1h30m`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            ' ' if number.is_empty() => continue,
+            _ => return None,
+        };
+        let n: u64 = number.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        number.clear();
+    }
+    number.is_empty().then_some(Duration::from_secs(total))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileHelpdesk {
+    /// Required.
+    pub(super) name: Option<String>,
+    /// Required.
+    pub(super) tag: Option<String>,
+    /// Required.
+    pub(super) address: Option<String>,
+    pub(super) database: PathBuf,
+    pub(super) templates: PathBuf,
+    pub(super) timezone: String,
+    pub(super) technicians: Vec<String>,
+    pub(super) reopen_window: FileDuration,
+    pub(super) cc_watchers: bool,
+    pub(super) comment_address: Option<String>,
+}
+
+impl Default for FileHelpdesk {
+    fn default() -> Self {
+        FileHelpdesk {
+            name: None,
+            tag: None,
+            address: None,
+            database: PathBuf::from("/var/lib/maildesk/maildesk.db"),
+            templates: PathBuf::from("templates"),
+            timezone: "UTC".into(),
+            technicians: Vec::new(),
+            reopen_window: FileDuration(Duration::from_secs(14 * 86_400)),
+            cc_watchers: true,
+            comment_address: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileLimits {
+    pub(super) auto_replies_per_recipient_per_hour: i64,
+    pub(super) auto_replies_per_ticket_per_hour: i64,
+    pub(super) max_message_mb: i64,
+    pub(super) max_attachments: i64,
+    pub(super) max_attachment_mb: i64,
+    pub(super) max_watchers_per_message: i64,
+    pub(super) max_watchers_per_ticket: i64,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        FileLimits {
+            auto_replies_per_recipient_per_hour: 10,
+            auto_replies_per_ticket_per_hour: 10,
+            max_message_mb: 25,
+            max_attachments: 50,
+            max_attachment_mb: 20,
+            max_watchers_per_message: 10,
+            max_watchers_per_ticket: 50,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileSecurity {
+    pub(super) technician_proof: Vec<String>,
+    pub(super) authserv_id: Option<String>,
+    pub(super) authserv_internal_hops: usize,
+    pub(super) reply_secret_file: Option<PathBuf>,
+}
+
+impl Default for FileSecurity {
+    fn default() -> Self {
+        FileSecurity {
+            // `token` only: a DMARC pass proves the sender's domain, not the mailbox (see
+            // `auth::dmarc_pass`).
+            technician_proof: vec!["token".into()],
+            authserv_id: None,
+            authserv_internal_hops: 0,
+            reply_secret_file: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileImap {
+    /// Required.
+    pub(super) host: Option<String>,
+    pub(super) port: Option<i64>,
+    pub(super) security: Security,
+    /// Required.
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
+    pub(super) password_command: Option<String>,
+    pub(super) mailbox: String,
+    pub(super) idle: bool,
+    pub(super) poll_interval: FileDuration,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) batch_size: i64,
+}
+
+impl Default for FileImap {
+    fn default() -> Self {
+        FileImap {
+            host: None,
+            port: None,
+            security: Security::Tls,
+            username: None,
+            password: None,
+            password_file: None,
+            password_command: None,
+            mailbox: "INBOX".into(),
+            idle: true,
+            poll_interval: FileDuration(Duration::from_secs(60)),
+            ca_file: None,
+            batch_size: 200,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileSmtp {
+    /// Required.
+    pub(super) host: Option<String>,
+    pub(super) port: Option<i64>,
+    pub(super) security: Security,
+    pub(super) username: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
+    pub(super) password_command: Option<String>,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) hello_name: Option<String>,
+    pub(super) retry_for: FileDuration,
+    pub(super) connections: i64,
+    pub(super) timeout: FileDuration,
+    /// Accepted here as well: a config written straight after `[smtp]` lands in this table.
+    pub(super) technicians: Vec<String>,
+}
+
+impl Default for FileSmtp {
+    fn default() -> Self {
+        FileSmtp {
+            host: None,
+            port: None,
+            security: Security::Starttls,
+            username: None,
+            password: None,
+            password_file: None,
+            password_command: None,
+            ca_file: None,
+            hello_name: None,
+            retry_for: FileDuration(Duration::from_secs(2 * 86_400)),
+            connections: 2,
+            timeout: FileDuration(Duration::from_secs(60)),
+            technicians: Vec::new(),
+        }
+    }
+}
+
+/// The keys of each plain table, for telling an admin where a key they put in the wrong table
+/// belongs. (A test checks every one is accepted where it is listed.)
+pub(super) const TABLE_KEYS: [(&str, &[&str]); 5] = [
+    (
+        "helpdesk",
+        &[
+            "name",
+            "tag",
+            "address",
+            "database",
+            "templates",
+            "timezone",
+            "technicians",
+            "reopen_window",
+            "cc_watchers",
+            "comment_address",
+        ],
+    ),
+    (
+        "imap",
+        &[
+            "host",
+            "port",
+            "security",
+            "username",
+            "password",
+            "password_file",
+            "password_command",
+            "mailbox",
+            "idle",
+            "poll_interval",
+            "ca_file",
+            "batch_size",
+        ],
+    ),
+    (
+        "smtp",
+        &[
+            "host",
+            "port",
+            "security",
+            "username",
+            "password",
+            "password_file",
+            "password_command",
+            "ca_file",
+            "hello_name",
+            "retry_for",
+            "connections",
+            "timeout",
+        ],
+    ),
+    ("security", &["technician_proof", "authserv_id", "authserv_internal_hops", "reply_secret_file"]),
+    (
+        "limits",
+        &[
+            "auto_replies_per_recipient_per_hour",
+            "auto_replies_per_ticket_per_hour",
+            "max_message_mb",
+            "max_attachments",
+            "max_attachment_mb",
+            "max_watchers_per_message",
+            "max_watchers_per_ticket",
+        ],
+    ),
+];
+
+/// For an unknown `table.key` (or a top-level `key`): the tables where that key belongs, if any.
+pub(super) fn misplaced(dotted: &str) -> Option<String> {
+    let (table, key) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+    let homes: Vec<String> = TABLE_KEYS
+        .iter()
+        .filter(|(t, keys)| *t != table && keys.contains(&key))
+        .map(|(t, _)| format!("[{t}]"))
+        .collect();
+    (!homes.is_empty()).then(|| format!("`{key}` belongs in {}", homes.join(" or ")))
+}

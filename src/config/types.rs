@@ -1,0 +1,139 @@
+//! The validated configuration as the rest of maildesk sees it.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A password or other secret. Its `Debug` and `Display` are redacted so it cannot leak into logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How a connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+    /// Plain connection upgraded with STARTTLS, which must succeed.
+    Starttls,
+    /// No encryption: accepted only for loopback hosts.
+    None,
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from; relative paths in it were resolved against its folder.
+    pub source: PathBuf,
+    pub helpdesk: Helpdesk,
+    pub imap: Imap,
+    pub smtp: Smtp,
+    pub security: SecurityPolicy,
+    pub sla: crate::sla::policy::SlaConfig,
+    pub limits: Limits,
+}
+
+/// Brakes against mail loops that get past every header check (a dumb autoresponder that strips
+/// everything and writes a fresh subject each time).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Automatic mails (acknowledgements) to one address within an hour.
+    pub auto_replies_per_recipient_per_hour: u32,
+    /// Automatic mails (acknowledgements, command errors) on one ticket within an hour.
+    pub auto_replies_per_ticket_per_hour: u32,
+    /// A bigger message still opens or joins its ticket, but only its headers and text are kept
+    /// (the original stays in the mailbox), no attachment is stored, and the requester is told.
+    pub max_message_bytes: usize,
+    /// At most this many attachments are stored per message ...
+    pub max_attachments: usize,
+    /// ... and at most this many bytes of them in all.
+    pub max_attachment_bytes: usize,
+    /// At most this many watchers are added from one message's Cc ...
+    pub max_watchers_per_message: usize,
+    /// ... and a ticket has at most this many; the rest are reported on the ticket.
+    pub max_watchers_per_ticket: usize,
+}
+
+/// How technicians are recognised (see `auth`).
+#[derive(Debug, Clone)]
+pub struct SecurityPolicy {
+    /// Accepted proofs: "token" (per-ticket reply address) and/or "dmarc" (trusted Authentication-Results).
+    pub technician_proof: Vec<crate::domain::Proof>,
+    /// The receiving server whose Authentication-Results are trusted; DMARC is unused without it.
+    pub authserv_id: Option<String>,
+    /// How many `Received:` fields your own servers add above the authenticating server's
+    /// Authentication-Results (0: it delivers to the mailbox itself).
+    pub authserv_internal_hops: usize,
+    /// Where the reply-token secret is read from; by default it is generated and kept in the database.
+    pub reply_secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Helpdesk {
+    pub name: String,
+    pub tag: String,
+    /// Lower-cased support address.
+    pub address: String,
+    pub database: PathBuf,
+    pub templates: PathBuf,
+    pub timezone: jiff::tz::TimeZone,
+    pub timezone_name: String,
+    /// Lower-cased technician addresses.
+    pub technicians: Vec<String>,
+    /// A reply to a ticket closed longer ago than this opens a new ticket that refers to it.
+    pub reopen_window: Duration,
+    /// Whether addresses in the requester's Cc become watchers of the ticket.
+    pub cc_watchers: bool,
+    /// Technician mail sent to this address is an internal note.
+    pub comment_address: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Imap {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: String,
+    pub password: Secret,
+    pub mailbox: String,
+    pub idle: bool,
+    pub poll_interval: Duration,
+    pub ca_file: Option<PathBuf>,
+    /// How many messages one UID FETCH asks for, and so the most one SQLite commit groups.
+    pub batch_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+    /// Name given in EHLO; the support address's domain by default.
+    pub hello_name: String,
+    /// How long a transiently failing mail keeps being retried before it is recorded as failed.
+    pub retry_for: Duration,
+    /// How many SMTP connections the sender uses at once when the outbox has a backlog.
+    pub connections: usize,
+    /// How long to wait for any one reply of the SMTP server (and for the connection itself).
+    pub timeout: Duration,
+}

@@ -1,0 +1,334 @@
+//! Validation: the file's values checked and turned into a [`Config`], every problem collected
+//! and reported at once.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::file::FileConfig;
+use super::file::parse_duration;
+use super::locate::Located;
+use super::secrets::{PasswordSource, expand_credentials};
+use super::types::*;
+use super::{ConfigError, parse_address};
+
+/// The problems found so far. A check that fails is noted and the check goes on with a stand-in
+/// value, which is never used: a config with any problem is not returned.
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn push(&mut self, e: ConfigError) {
+        self.0.push(e);
+    }
+
+    /// The value, or a stand-in after noting the problem.
+    fn or<T>(&mut self, r: Result<T, ConfigError>, stand_in: T) -> T {
+        r.unwrap_or_else(|e| {
+            self.0.push(e);
+            stand_in
+        })
+    }
+
+    fn take<T: Default>(&mut self, r: Result<T, ConfigError>) -> T {
+        self.or(r, T::default())
+    }
+
+    /// A required key's value, or a stand-in after noting that it is missing (located at its
+    /// table when the table is written).
+    fn required(&mut self, doc: &Located<'_>, key: &str, value: Option<String>, expected: &str) -> Option<String> {
+        if value.is_none() {
+            let mut e = doc.key_error(key, format!("missing; expected {expected}"));
+            if e.line.is_none() {
+                e.line = key.rsplit_once('.').and_then(|(table, _)| doc.line_of(table));
+            }
+            self.push(e);
+        }
+        value
+    }
+
+    /// All problems as one error (the first, with the rest in `more`), if there were any.
+    fn finish(self) -> Result<(), ConfigError> {
+        let mut all = self.0.into_iter();
+        match all.next() {
+            None => Ok(()),
+            Some(mut first) => {
+                first.more = all.collect();
+                Err(first)
+            }
+        }
+    }
+}
+
+/// Reads `text` (from `path`) into a validated [`Config`], noting every problem on the way.
+pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, ConfigError> {
+    let doc = Located { file: path, text, secrets };
+    let raw: FileConfig = toml::from_str(text).map_err(|e| doc.parse_error(&e))?;
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let mut problems = Problems::default();
+
+    let h = raw.helpdesk;
+    let name =
+        problems.required(&doc, "helpdesk.name", h.name, "the desk's name, as mails show it").unwrap_or_default();
+    let tag_rule = "letters, digits, '-' or '_' (it goes into subjects as \"[TAG #123]\")";
+    let tag = match problems.required(&doc, "helpdesk.tag", h.tag, tag_rule) {
+        Some(written) => {
+            let tag = written.trim().to_string();
+            if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                problems.push(doc.key_error("helpdesk.tag", format!("expected {tag_rule}, got {written:?}")));
+            }
+            tag
+        }
+        None => String::new(),
+    };
+    let address_rule = "a mail address like support@example.com";
+    let address = match problems.required(&doc, "helpdesk.address", h.address, address_rule) {
+        Some(a) => problems.take(
+            parse_address(&a)
+                .ok_or_else(|| doc.key_error("helpdesk.address", format!("expected {address_rule}, got {a:?}"))),
+        ),
+        None => String::new(),
+    };
+    let timezone = problems.or(
+        jiff::tz::TimeZone::get(&h.timezone).map_err(|e| {
+            doc.key_error("helpdesk.timezone", format!("expected an IANA time zone like \"Europe/Berlin\": {e}"))
+        }),
+        jiff::tz::TimeZone::UTC,
+    );
+    let mut technicians = Vec::new();
+    for (key, list) in [
+        ("helpdesk.technicians", &h.technicians),
+        ("technicians", &raw.technicians),
+        ("smtp.technicians", &raw.smtp.technicians),
+    ] {
+        for t in list {
+            let Some(a) = parse_address(t) else {
+                problems.push(doc.key_error(key, format!("expected mail addresses, got {t:?}")));
+                continue;
+            };
+            if !technicians.contains(&a) {
+                technicians.push(a);
+            }
+        }
+    }
+    let helpdesk = Helpdesk {
+        name,
+        tag,
+        address: address.clone(),
+        database: resolve(h.database),
+        templates: resolve(h.templates),
+        timezone,
+        timezone_name: h.timezone,
+        technicians,
+        reopen_window: h.reopen_window.0,
+        cc_watchers: h.cc_watchers,
+        comment_address: h.comment_address.as_ref().map(|a| problems.take(parse_address(a).ok_or_else(|| {
+                doc.key_error("helpdesk.comment_address", format!("expected a mail address, got {a:?}"))
+            }))),
+    };
+
+    let i = raw.imap;
+    let imap_host =
+        problems.required(&doc, "imap.host", i.host, "the IMAP server's name or address").unwrap_or_default();
+    let imap_user =
+        problems.required(&doc, "imap.username", i.username, "the mailbox's login name").unwrap_or_default();
+    let imap_port = problems.take(doc.port("imap.port", i.port, i.security, (993, 143, 143)));
+    problems.take(doc.check_security("imap", &imap_host, i.security));
+    let imap_password = problems.or(
+        doc.secret(
+            "imap",
+            PasswordSource {
+                password: &i.password,
+                password_file: &i.password_file,
+                password_command: &i.password_command,
+            },
+            &base,
+        )
+        .and_then(|p| {
+            p.ok_or_else(|| {
+                doc.key_error(
+                    "imap.password_file",
+                    "the IMAP login needs one of password, password_file or password_command".into(),
+                )
+            })
+        }),
+        Secret::default(),
+    );
+    let poll_interval = i.poll_interval.0;
+    if poll_interval < Duration::from_secs(1) {
+        problems.push(doc.key_error("imap.poll_interval", "expected at least 1s".into()));
+    }
+    if !(1..=1000).contains(&i.batch_size) {
+        problems.push(doc.key_error("imap.batch_size", format!("expected 1..1000, got {}", i.batch_size)));
+    }
+    let imap = Imap {
+        host: imap_host,
+        port: imap_port,
+        security: i.security,
+        username: imap_user,
+        password: imap_password,
+        mailbox: i.mailbox,
+        idle: i.idle,
+        poll_interval,
+        ca_file: i.ca_file.map(resolve),
+        batch_size: i.batch_size as u32,
+    };
+
+    let s = raw.smtp;
+    let smtp_host =
+        problems.required(&doc, "smtp.host", s.host, "the SMTP server's name or address").unwrap_or_default();
+    let smtp_port = problems.take(doc.port("smtp.port", s.port, s.security, (465, 587, 25)));
+    problems.take(doc.check_security("smtp", &smtp_host, s.security));
+    let smtp_password = problems.take(doc.secret(
+        "smtp",
+        PasswordSource {
+            password: &s.password,
+            password_file: &s.password_file,
+            password_command: &s.password_command,
+        },
+        &base,
+    ));
+    if smtp_password.is_some() && s.username.is_none() {
+        problems.push(doc.key_error("smtp.username", "a password is set, so a username is needed too".into()));
+    }
+    if !(1..=16).contains(&s.connections) {
+        problems.push(doc.key_error("smtp.connections", format!("expected 1..16, got {}", s.connections)));
+    }
+    let domain = address.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+    let smtp = Smtp {
+        host: smtp_host,
+        port: smtp_port,
+        security: s.security,
+        username: s.username,
+        password: smtp_password,
+        ca_file: s.ca_file.map(resolve),
+        hello_name: s.hello_name.unwrap_or(domain),
+        retry_for: s.retry_for.0,
+        connections: s.connections as usize,
+        timeout: s.timeout.0,
+    };
+    for (key, ca) in [("imap.ca_file", &imap.ca_file), ("smtp.ca_file", &smtp.ca_file)] {
+        if let Some(ca) = ca
+            && let Err(e) = std::fs::metadata(ca)
+        {
+            problems.push(doc.key_error(key, format!("cannot read {}: {e}", ca.display())));
+        }
+    }
+    let sec = raw.security;
+    let mut technician_proof = Vec::new();
+    for proof in &sec.technician_proof {
+        technician_proof.push(match proof.as_str() {
+            "token" => crate::domain::Proof::Token,
+            "dmarc" => crate::domain::Proof::Dmarc,
+            _ => {
+                problems.push(doc.key_error(
+                    "security.technician_proof",
+                    format!("expected \"token\" and/or \"dmarc\", got {proof:?}"),
+                ));
+                continue;
+            }
+        });
+    }
+    if sec.technician_proof.is_empty() {
+        problems.push(doc.key_error(
+            "security.technician_proof",
+            "expected at least one of \"token\" and \"dmarc\" (otherwise nobody is a technician)".into(),
+        ));
+    }
+    let security = SecurityPolicy {
+        technician_proof,
+        authserv_id: sec.authserv_id,
+        authserv_internal_hops: sec.authserv_internal_hops,
+        reply_secret_file: match sec.reply_secret_file {
+            Some(f) => match expand_credentials(&f) {
+                Ok(f) => Some(resolve(f)),
+                Err(e) => {
+                    problems.push(doc.key_error("security.reply_secret_file", e));
+                    None
+                }
+            },
+            None => None,
+        },
+    };
+    if let (true, Some(f)) = (secrets, &security.reply_secret_file) {
+        let len = std::fs::read(f)
+            .map(|b| b.len())
+            .map_err(|e| doc.key_error("security.reply_secret_file", format!("cannot read {}: {e}", f.display())));
+        let len = problems.or(len, 16);
+        if len < 16 {
+            return Err(doc.key_error(
+                "security.reply_secret_file",
+                format!("{} holds {len} bytes; use at least 16 random bytes", f.display()),
+            ));
+        }
+    }
+    let limit = |key: &str, v: i64| -> Result<u32, ConfigError> {
+        u32::try_from(v)
+            .ok()
+            .filter(|v| *v >= 1)
+            .ok_or_else(|| doc.key_error(key, format!("expected a number of at least 1, got {v}")))
+    };
+    let limits = Limits {
+        auto_replies_per_recipient_per_hour: problems
+            .take(limit("limits.auto_replies_per_recipient_per_hour", raw.limits.auto_replies_per_recipient_per_hour)),
+        auto_replies_per_ticket_per_hour: problems
+            .take(limit("limits.auto_replies_per_ticket_per_hour", raw.limits.auto_replies_per_ticket_per_hour)),
+        max_message_bytes: problems.take(limit("limits.max_message_mb", raw.limits.max_message_mb)) as usize
+            * 1024
+            * 1024,
+        max_attachments: problems.take(limit("limits.max_attachments", raw.limits.max_attachments)) as usize,
+        max_attachment_bytes: problems.take(limit("limits.max_attachment_mb", raw.limits.max_attachment_mb)) as usize
+            * 1024
+            * 1024,
+        max_watchers_per_message: problems
+            .take(limit("limits.max_watchers_per_message", raw.limits.max_watchers_per_message))
+            as usize,
+        max_watchers_per_ticket: problems
+            .take(limit("limits.max_watchers_per_ticket", raw.limits.max_watchers_per_ticket))
+            as usize,
+    };
+    let sla =
+        crate::sla::policy::build(raw.calendars, raw.sla, raw.priority, &helpdesk.timezone, &base, &parse_duration)
+            .map_err(|(key, message)| doc.key_error(&key, message));
+    // The SLA policy has no stand-in: it is the last check, and every problem found so far
+    // is reported with its own.
+    let sla = problems.or(sla.map(Some), None);
+    problems.finish()?;
+    let Some(sla) = sla else { return Err(doc.key_error("sla", "invalid".into())) };
+    Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla, limits })
+}
+
+impl Located<'_> {
+    fn port(
+        &self,
+        key: &str,
+        port: Option<i64>,
+        security: Security,
+        defaults: (u16, u16, u16),
+    ) -> Result<u16, ConfigError> {
+        match port {
+            None => Ok(match security {
+                Security::Tls => defaults.0,
+                Security::Starttls => defaults.1,
+                Security::None => defaults.2,
+            }),
+            Some(p) if (1..=65535).contains(&p) => Ok(p as u16),
+            Some(p) => Err(self.key_error(key, format!("expected 1..65535, got {p}"))),
+        }
+    }
+
+    fn check_security(&self, section: &str, host: &str, security: Security) -> Result<(), ConfigError> {
+        if security == Security::None && !is_loopback(host) {
+            return Err(self.key_error(
+                &format!("{section}.security"),
+                format!("\"none\" sends passwords and mail in clear text, so it is allowed only for loopback hosts (127.0.0.1, ::1, localhost), not {host:?}; use \"tls\" or \"starttls\""),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+}
