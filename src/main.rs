@@ -23,7 +23,9 @@ fn main() -> ExitCode {
             result
         }),
         // `quarantine --raw` writes a message's bytes as they are, on purpose.
-        Command::Quarantine { raw: Some(_), .. } => cli::run_view(&cli, &mut std::io::stdout().lock()),
+        Command::Quarantine(cli::QuarantineArgs { raw: Some(_), .. }) => {
+            cli::run_view(&cli, &mut std::io::stdout().lock())
+        }
         // Everything else is for a person's terminal: mail is written by strangers, and an escape
         // sequence in a subject must not retitle, clear or rewrite the admin's terminal.
         _ => {

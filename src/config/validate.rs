@@ -122,9 +122,11 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         technicians,
         reopen_window: h.reopen_window.0,
         cc_watchers: h.cc_watchers,
-        comment_address: h.comment_address.as_ref().map(|a| problems.take(parse_address(a).ok_or_else(|| {
+        comment_address: h.comment_address.as_ref().map(|a| {
+            problems.take(parse_address(a).ok_or_else(|| {
                 doc.key_error("helpdesk.comment_address", format!("expected a mail address, got {a:?}"))
-            }))),
+            }))
+        }),
     };
 
     let i = raw.imap;

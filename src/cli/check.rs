@@ -1,0 +1,46 @@
+//! `maildesk check`: the config validated (its secrets read), every template rendered with sample
+//! data, the CA files read.
+
+use std::io::Write;
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::templates::{DeskContext, Templates};
+
+pub fn execute(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
+    let templates = Templates::load(&config.helpdesk.templates)?;
+    let h = &config.helpdesk;
+    let rendered =
+        templates.check(DeskContext { name: h.name.clone(), tag: h.tag.clone(), address: h.address.clone() })?;
+    crate::tls::install_provider();
+    for (section, ca) in [("imap", &config.imap.ca_file), ("smtp", &config.smtp.ca_file)] {
+        if let Some(ca) = ca {
+            crate::tls::read_pem(ca).with_context(|| format!("{}: {section}.ca_file", config.source.display()))?;
+        }
+    }
+    writeln!(out, "{}: ok", config.source.display())?;
+    writeln!(out, "  desk      {} <{}>, tag [{} #n], time zone {}", h.name, h.address, h.tag, h.timezone_name)?;
+    writeln!(out, "  database  {}", h.database.display())?;
+    writeln!(
+        out,
+        "  imap      {}:{} ({:?}) as {}, mailbox {}",
+        config.imap.host, config.imap.port, config.imap.security, config.imap.username, config.imap.mailbox
+    )?;
+    writeln!(out, "  smtp      {}:{} ({:?})", config.smtp.host, config.smtp.port, config.smtp.security)?;
+    writeln!(
+        out,
+        "  technicians {}",
+        if h.technicians.is_empty() { "(none)".into() } else { h.technicians.join(", ") }
+    )?;
+    for (kind, r) in rendered {
+        writeln!(
+            out,
+            "  template  {kind}: subject {:?}, {} text lines{}",
+            r.subject,
+            r.text.lines().count(),
+            if r.html.is_some() { ", with HTML part" } else { "" }
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! `maildesk report`: service levels per priority and per technician over a period.
+
+use std::io::Write;
+
+use super::{duration, json_out, parse_when};
+use crate::config::Config;
+use crate::store;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// First day (YYYY-MM-DD, in the desk's time zone) or RFC 3339 instant; default: all time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Day after the last (exclusive), same forms.
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
+    let Args { since, until, json } = args;
+    let conn = store::open_existing(&config.helpdesk.database)?;
+    let since = since.as_deref().map(|s| parse_when(config, "--since", s)).transpose()?;
+    let until = until.as_deref().map(|s| parse_when(config, "--until", s)).transpose()?;
+    let r = crate::report::report(&conn, since, until, store::now())?;
+    if *json {
+        return json_out(out, &r);
+    }
+    let opt = |s: Option<i64>| s.map(duration).unwrap_or_else(|| "-".into());
+    let pct = |p: Option<f64>| p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "-".into());
+    writeln!(
+        out,
+        "{:<4} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | backlog <1d 1-7d 7-30d >30d",
+        "PRI", "OPENED", "RESOLVED", "1ST OK", "MEDIAN", "P90", "RES OK", "MEDIAN", "P90", "BREACHES"
+    )?;
+    for p in &r.priorities {
+        let b = &p.backlog;
+        writeln!(
+            out,
+            "{:<4} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | {:>4} {:>4} {:>5} {:>4}",
+            p.priority,
+            p.opened,
+            p.resolved,
+            pct(p.first_response.attainment_pct),
+            opt(p.first_response.median_secs),
+            opt(p.first_response.p90_secs),
+            pct(p.resolution.attainment_pct),
+            opt(p.resolution.median_secs),
+            opt(p.resolution.p90_secs),
+            p.breaches,
+            b.under_1d,
+            b.from_1d_to_7d,
+            b.from_7d_to_30d,
+            b.over_30d
+        )?;
+    }
+    if !r.technicians.is_empty() {
+        writeln!(
+            out,
+            "\n{:<40} {:>8} {:>15} {:>22} {:>13}",
+            "TECHNICIAN", "HANDLED", "FIRST RESPONSES", "MEDIAN FIRST RESPONSE", "ASSIGNED OPEN"
+        )?;
+        for t in &r.technicians {
+            writeln!(
+                out,
+                "{:<40} {:>8} {:>15} {:>22} {:>13}",
+                t.technician,
+                t.tickets_handled,
+                t.first_responses,
+                opt(t.median_first_response_secs),
+                t.assigned_open
+            )?;
+        }
+    }
+    writeln!(out, "\n(times are business time in each priority's calendar; OK = within target)")?;
+    Ok(())
+}

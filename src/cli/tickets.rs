@@ -1,0 +1,64 @@
+//! `maildesk tickets`: the list of tickets, requests or (with `--automatic`) the ones machine
+//! mail opened.
+
+use std::io::Write;
+
+use super::{json_out, local};
+use crate::config::Config;
+use crate::domain::TicketStatus;
+use crate::store::{self, read};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only tickets in this status.
+    #[arg(long, value_enum)]
+    pub status: Option<StatusArg>,
+    /// List the tickets machine mail opened (out-of-office, lists, reports) instead of requests.
+    #[arg(long)]
+    pub automatic: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
+    let Args { status, automatic, json } = args;
+    let conn = store::open_existing(&config.helpdesk.database)?;
+    let list = read::tickets(&conn, status.map(TicketStatus::from), *automatic)?;
+    if *json {
+        return json_out(out, &list);
+    }
+    writeln!(out, "{:>6}  {:<8}  {:<3}  {:<16}  {:<28}  SUBJECT", "ID", "STATUS", "PRI", "UPDATED", "REQUESTER")?;
+    for t in list {
+        writeln!(
+            out,
+            "{:>6}  {:<8}  {:<3}  {:<16}  {:<28}  {}",
+            t.id,
+            t.status,
+            t.priority,
+            local(config, &t.updated_at),
+            t.requester.as_deref().unwrap_or("-"),
+            t.subject
+        )?;
+    }
+    Ok(())
+}
+
+/// `--status`: the ticket statuses, as clap lists and completes them.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum StatusArg {
+    Open,
+    Pending,
+    Resolved,
+    Closed,
+}
+
+impl From<StatusArg> for TicketStatus {
+    fn from(s: StatusArg) -> TicketStatus {
+        match s {
+            StatusArg::Open => TicketStatus::Open,
+            StatusArg::Pending => TicketStatus::Pending,
+            StatusArg::Resolved => TicketStatus::Resolved,
+            StatusArg::Closed => TicketStatus::Closed,
+        }
+    }
+}
