@@ -1,11 +1,10 @@
 //! Technicians working from their mail client, end to end through the real binary, Postfix and
 //! Dovecot: notifications, relayed replies, notes, commands, watchers, and forged technician mail.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
@@ -92,6 +91,7 @@ impl Team {
 
 #[test]
 fn new_ticket_goes_to_every_technician_with_a_private_reply_address() {
+    let Some(_lab) = crate::common::lab() else { return };
     let (team, notice) = team_with_request(None);
     let notice2 = wait_inbox(&team.tech2, 1, T).remove(0);
     assert!(subject(&notice).starts_with("[ACME #1] New: Printer on floor 3 is jammed"), "{}", subject(&notice));
@@ -106,6 +106,7 @@ fn new_ticket_goes_to_every_technician_with_a_private_reply_address() {
 
 #[test]
 fn technician_reply_reaches_the_requester_threaded_and_the_team_gets_a_copy() {
+    let Some(_lab) = crate::common::lab() else { return };
     let (team, notice) = team_with_request(None);
     team.tech1_replies(&notice, "#priority P2\nToner replaced, please try again.\n\n-- \nTech One");
     team.settle(2);
@@ -131,6 +132,7 @@ fn technician_reply_reaches_the_requester_threaded_and_the_team_gets_a_copy() {
 
 #[test]
 fn internal_notes_never_reach_the_requester() {
+    let Some(_lab) = crate::common::lab() else { return };
     let (team, notice) = team_with_request(None);
     team.tech1_replies(&notice, "#note\nVendor says the fuser is broken; part ordered.");
     // No per-ticket address is printed in a body (a quote could carry it to the requester).
@@ -157,6 +159,7 @@ fn internal_notes_never_reach_the_requester() {
 
 #[test]
 fn commands_change_the_ticket_and_merge_moves_everything() {
+    let Some(_lab) = crate::common::lab() else { return };
     let (team, notice) = team_with_request(None);
     team.tech1_replies(&notice, &format!("#assign {}\n#priority P1", team.tech2));
     team.settle(2);
@@ -217,6 +220,7 @@ fn commands_change_the_ticket_and_merge_moves_everything() {
 
 #[test]
 fn a_bad_command_changes_nothing_and_gets_an_error_reply() {
+    let Some(_lab) = crate::common::lab() else { return };
     let (team, notice) = team_with_request(None);
     team.tech1_replies(&notice, "#close\n#asign bob@example.test\nAll done!");
     team.settle(2);
@@ -237,6 +241,7 @@ fn a_bad_command_changes_nothing_and_gets_an_error_reply() {
 
 #[test]
 fn requester_reply_reopens_a_resolved_ticket_and_reaches_technicians() {
+    let Some(_lab) = crate::common::lab() else { return };
     let (team, notice) = team_with_request(None);
     team.tech1_replies(&notice, "#resolve\nFixed: the fuser was replaced.");
     team.settle(2);
@@ -264,6 +269,7 @@ fn requester_reply_reopens_a_resolved_ticket_and_reaches_technicians() {
 
 #[test]
 fn forged_technician_mail_cannot_command_or_reach_the_requester() {
+    let Some(_lab) = crate::common::lab() else { return };
     let (team, notice) = team_with_request(None);
     // From: tech1, but to the plain support address (no token) ...
     team.reply_from(&team.tech1, &notice, "#close\nClosing this, all good.", Some(&team.desk.support.clone()));
@@ -285,6 +291,7 @@ fn forged_technician_mail_cannot_command_or_reach_the_requester() {
 
 #[test]
 fn cc_watchers_receive_technician_replies() {
+    let Some(_lab) = crate::common::lab() else { return };
     let carol = address("carol");
     let (team, notice) = team_with_request(Some(&carol));
     team.tech1_replies(&notice, "Looking into it now.");
@@ -298,6 +305,7 @@ fn cc_watchers_receive_technician_replies() {
 
 #[test]
 fn a_technicians_notifications_of_one_ticket_form_one_thread() {
+    let Some(_lab) = crate::common::lab() else { return };
     let (team, notice) = team_with_request(None);
     let root = header(&notice, "Message-ID").unwrap();
     // alice writes again twice: each forward to tech1 threads under tech1's first notification.

@@ -2,11 +2,10 @@
 //! ticket number, forged authentication headers, technician addresses leaking into relayed text,
 //! backscatter through a chosen Reply-To, Cc floods, oversized forwards and terminal escapes.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -28,6 +27,7 @@ fn desk_with_request(helpdesk_extra: &str, tail: &str) -> (Desk, String, String,
 
 #[test]
 fn an_outsider_who_guesses_the_ticket_number_is_held_until_a_technician_accepts() {
+    let Some(_lab) = crate::common::lab() else { return };
     let (desk, alice, tech, notice) = desk_with_request("", "");
     answer(&tech, &notice, "#resolve\nThe VPN gateway was restarted.", "");
     desk.wait_settled(2, T);
@@ -93,6 +93,7 @@ fn an_outsider_who_guesses_the_ticket_number_is_held_until_a_technician_accepts(
 
 #[test]
 fn forged_authentication_results_below_the_receiving_hop_prove_nothing() {
+    let Some(_lab) = crate::common::lab() else { return };
     let tech = address("tech");
     let mut desk = Desk::with(DeskOptions {
         helpdesk: format!("technicians = [\"{tech}\"]"),
@@ -140,6 +141,7 @@ fn forged_authentication_results_below_the_receiving_hop_prove_nothing() {
 
 #[test]
 fn a_technician_address_never_reaches_the_requester() {
+    let Some(_lab) = crate::common::lab() else { return };
     let (desk, alice, tech, notice) = desk_with_request("", "");
     let body = text(&notice);
     assert!(!body.contains("+t1-") && !body.contains("+n1-"), "no token in a body: {body}");
@@ -157,6 +159,7 @@ fn a_technician_address_never_reaches_the_requester() {
 
 #[test]
 fn acknowledgements_go_to_the_sender_not_to_a_reply_to_they_chose() {
+    let Some(_lab) = crate::common::lab() else { return };
     let desk = {
         let mut d = Desk::new();
         d.start();
@@ -184,6 +187,7 @@ fn acknowledgements_go_to_the_sender_not_to_a_reply_to_they_chose() {
 
 #[test]
 fn cc_floods_are_capped_and_merges_need_a_proof_for_both_tickets() {
+    let Some(_lab) = crate::common::lab() else { return };
     let (desk, alice, tech, notice) = desk_with_request("", "[limits]\nmax_watchers_per_message = 3\n");
     let many: Vec<String> = (0..40).map(|i| format!("cc{i}-{}@example.test", nanos())).collect();
     send_smtp(
@@ -217,6 +221,7 @@ fn cc_floods_are_capped_and_merges_need_a_proof_for_both_tickets() {
 
 #[test]
 fn attachments_over_the_limit_are_not_forwarded_and_show_output_is_terminal_safe() {
+    let Some(_lab) = crate::common::lab() else { return };
     let tech = address("tech");
     let mut desk = Desk::with(DeskOptions {
         helpdesk: format!("technicians = [\"{tech}\"]"),
@@ -247,6 +252,7 @@ Content-Transfer-Encoding: base64\r\n\r\n{big}\r\n--XX--\r\n",
 
 #[test]
 fn the_database_is_readable_by_its_owner_only() {
+    let Some(_lab) = crate::common::lab() else { return };
     use std::os::unix::fs::PermissionsExt;
     let mut desk = Desk::new();
     desk.start();
@@ -257,6 +263,7 @@ fn the_database_is_readable_by_its_owner_only() {
 
 #[test]
 fn a_hanging_password_command_neither_blocks_sigterm_nor_the_cli() {
+    let Some(_lab) = crate::common::lab() else { return };
     let mut desk = Desk::new();
     desk.start();
     desk.wait_log("IMAP connected", T);

@@ -1,12 +1,11 @@
 //! The IMAP server restarts in the middle of a backlog. Its own test binary: restarting the lab's
 //! Dovecot would break the connections of tests running beside it.
 
-mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn restart_dovecot() {
     let pidfile = format!("{}/run/dovecot/master.pid", lab_dir());
@@ -29,6 +28,8 @@ fn restart_dovecot() {
 
 #[test]
 fn dovecot_restarted_mid_backlog_loses_and_repeats_nothing() {
+    // Restarting Dovecot cuts every session: no other lab test runs meanwhile.
+    let Some(_lab) = crate::common::lab_exclusive() else { return };
     // Dovecot goes down at maildesk's 10th UID FETCH: after the sizes, as it asks for its 9th batch of 5.
     let tap = Tap::start(IMAP_PORT, b"UID FETCH", 10, restart_dovecot);
     let mut desk = Desk::with(DeskOptions {

@@ -3,13 +3,13 @@
 //! `*@example.test` address a mailbox with password "secret".
 //!
 //! Each test makes its own addresses, so tests never see each other's mail and can run in parallel.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
@@ -27,16 +27,48 @@ pub fn lab_dir() -> String {
     std::env::var("MAILDESK_LAB_DIR").unwrap_or_else(|_| "/tmp/maildesk-lab".to_string())
 }
 
-/// Fails the test with instructions when the lab is not running: an integration test that silently
-/// skips is a test that cannot fail.
+/// How to start the lab, for every message that finds it down.
+const START_THE_LAB: &str = "start it with `sudo scripts/mail-lab start`, or run the whole suite with `scripts/test`";
+
+/// The first lab port that does not answer, if any.
+fn lab_down() -> Option<u16> {
+    [IMAP_PORT, SMTP_PORT, CYRUS_PORT].into_iter().find(|port| TcpStream::connect(("127.0.0.1", *port)).is_err())
+}
+
+/// Fails the test with instructions when the lab is not running. Every lab test has already passed
+/// [`lab`] or [`lab_exclusive`]; this catches one that did not.
 pub fn require_lab() {
-    for port in [IMAP_PORT, SMTP_PORT, CYRUS_PORT] {
-        if TcpStream::connect(("127.0.0.1", port)).is_err() {
-            panic!(
-                "the mail lab is not running (nothing on 127.0.0.1:{port}); start it with `sudo scripts/mail-lab start`"
-            );
-        }
+    if let Some(port) = lab_down() {
+        panic!("the mail lab is not running (nothing on 127.0.0.1:{port}); {START_THE_LAB}");
     }
+}
+
+/// Whether the lab is up. Down, a test is skipped with a message saying how to start it, unless
+/// `MAILDESK_REQUIRE_LAB=1` (set by `scripts/test`, and so by CI): then it fails, because a suite
+/// that skips its integration tests there proves nothing.
+fn lab_is_up() -> bool {
+    let Some(port) = lab_down() else { return true };
+    if std::env::var_os("MAILDESK_REQUIRE_LAB").is_some_and(|v| v == "1") {
+        panic!("the mail lab is not running (nothing on 127.0.0.1:{port}) and MAILDESK_REQUIRE_LAB=1; {START_THE_LAB}");
+    }
+    static TOLD: std::sync::Once = std::sync::Once::new();
+    TOLD.call_once(|| {
+        eprintln!("\nthe mail lab is not running (nothing on 127.0.0.1:{port}): its tests are skipped; {START_THE_LAB}\n")
+    });
+    false
+}
+
+/// Tests that share the lab hold it shared; a test that restarts one of its servers holds it alone.
+static LAB: RwLock<()> = RwLock::new(());
+
+/// The lab, shared with the other tests, or `None` (the test returns) when it is not running.
+pub fn lab() -> Option<RwLockReadGuard<'static, ()>> {
+    lab_is_up().then(|| LAB.read().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The lab for this test alone: every other lab test waits (for a test that restarts a server).
+pub fn lab_exclusive() -> Option<RwLockWriteGuard<'static, ()>> {
+    lab_is_up().then(|| LAB.write().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// A fresh address no other test uses: `name-<pid>-<n>@example.test`.
