@@ -2,6 +2,76 @@
 //! statuses, priorities, and the normal form of addresses and Message-IDs. This module imports
 //! nothing of the crate, so every layer may use it without an import running back up.
 
+/// Every mail maildesk makes, each with the template of the same name. Plans call for all but
+/// [`MailKind::Escalation`], which the SLA sweep sends. Stored as the outbound message's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// To the requester of a new ticket.
+    Acknowledgement,
+    /// To each technician (or the assignee): a new ticket.
+    NewTicket,
+    /// A technician's reply, to the requester and watchers.
+    Reply,
+    /// A copy of a relayed reply to the other technicians.
+    TeamCopy,
+    /// The requester's reply, to the assignee or all technicians.
+    RequesterReply,
+    /// An internal note, to the other technicians.
+    NoteCopy,
+    /// To a technician whose commands were rejected.
+    CommandError,
+    /// To the people an SLA level names: a target is near or past.
+    Escalation,
+    /// To the assignee or technicians: mail maildesk sent bounced.
+    DeliveryFailure,
+}
+
+impl MailKind {
+    pub const ALL: [MailKind; 9] = [
+        MailKind::Acknowledgement,
+        MailKind::NewTicket,
+        MailKind::Reply,
+        MailKind::TeamCopy,
+        MailKind::RequesterReply,
+        MailKind::NoteCopy,
+        MailKind::CommandError,
+        MailKind::Escalation,
+        MailKind::DeliveryFailure,
+    ];
+
+    /// The template's name (`templates/NAME.subject.tera`, …), also the stored message kind.
+    pub fn template(self) -> &'static str {
+        match self {
+            MailKind::Acknowledgement => "acknowledgement",
+            MailKind::NewTicket => "new-ticket",
+            MailKind::Reply => "reply",
+            MailKind::TeamCopy => "team-copy",
+            MailKind::RequesterReply => "requester-reply",
+            MailKind::NoteCopy => "note-copy",
+            MailKind::CommandError => "command-error",
+            MailKind::Escalation => "escalation",
+            MailKind::DeliveryFailure => "delivery-failure",
+        }
+    }
+
+    /// Mails to technicians carry a per-technician reply address, so each gets a message of its own.
+    /// (An escalation may also go to a configured address; each recipient gets a message anyway.)
+    pub fn to_technicians(self) -> bool {
+        !matches!(self, MailKind::Acknowledgement | MailKind::Reply)
+    }
+
+    /// Automatic answers to a sender, counted against `[limits]`.
+    pub fn is_automatic_answer(self) -> bool {
+        matches!(self, MailKind::Acknowledgement | MailKind::CommandError)
+    }
+}
+
+impl std::fmt::Display for MailKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.template())
+    }
+}
+
 /// A ticket's status. The names are part of the database, the JSON output and the `#status`
 /// command, so they are written here once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

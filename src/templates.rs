@@ -9,20 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::domain::MailKind;
 use crate::message::parse::one_line;
 
 /// The mail kinds that have templates, and whether each part is required.
-pub const KINDS: [&str; 9] = [
-    "acknowledgement",
-    "new-ticket",
-    "reply",
-    "team-copy",
-    "requester-reply",
-    "note-copy",
-    "command-error",
-    "escalation",
-    "delivery-failure",
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -72,7 +62,7 @@ pub struct TicketContext {
     pub assignee: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MessageContext {
     pub subject: String,
     pub from: String,
@@ -197,7 +187,7 @@ impl Templates {
             tera.add_template_file(&path, name.as_deref())
                 .map_err(|e| TemplateError::Load { path: path.clone(), detail: error_chain(&e) })?;
         }
-        for kind in KINDS {
+        for kind in MailKind::ALL.map(MailKind::template) {
             for part in ["subject", "txt"] {
                 let name = format!("{kind}.{part}.tera");
                 if !tera.get_template_names().any(|n| n == name) {
@@ -213,9 +203,9 @@ impl Templates {
     }
 
     /// Renders the mail kind `kind` (e.g. "acknowledgement") with `ctx`.
-    pub fn render(&self, kind: &str, ctx: &Context) -> Result<Rendered, TemplateError> {
+    pub fn render(&self, kind: MailKind, ctx: &Context) -> Result<Rendered, TemplateError> {
         let context = tera::Context::from_serialize(ctx)
-            .map_err(|e| TemplateError::Render { name: kind.into(), detail: error_chain(&e) })?;
+            .map_err(|e| TemplateError::Render { name: kind.template().into(), detail: error_chain(&e) })?;
         let render = |name: String| {
             self.tera
                 .render(&name, &context)
@@ -232,7 +222,7 @@ impl Templates {
     /// Renders every kind with sample data: what `maildesk check` runs.
     pub fn check(&self, desk: DeskContext) -> Result<Vec<(String, Rendered)>, TemplateError> {
         let ctx = Context::sample(desk);
-        KINDS.iter().map(|k| Ok((k.to_string(), self.render(k, &ctx)?))).collect()
+        MailKind::ALL.iter().map(|k| Ok((k.template().to_string(), self.render(*k, &ctx)?))).collect()
     }
 }
 
@@ -259,7 +249,7 @@ mod tests {
     fn shipped_templates_render_and_escape_html() {
         let t = Templates::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/templates"))).unwrap();
         let out = t.check(desk()).unwrap();
-        assert_eq!(out.len(), KINDS.len());
+        assert_eq!(out.len(), MailKind::ALL.len());
         let (_, ack) = &out[0];
         assert_eq!(ack.subject, "[ACME #123] Printer on floor 3 is jammed");
         assert!(ack.text.contains("123"));
@@ -267,7 +257,7 @@ mod tests {
 
         let mut hostile = Context::sample(desk());
         hostile.ticket.subject = "Printer <b>jammed</b>".into();
-        let html = t.render("acknowledgement", &hostile).unwrap().html.unwrap();
+        let html = t.render(MailKind::Acknowledgement, &hostile).unwrap().html.unwrap();
         assert!(html.contains("Printer &lt;b&gt;jammed&lt;&#x2F;b&gt;"), "requester text must be escaped: {html}");
         assert!(!html.contains("<b>jammed"), "{html}");
     }

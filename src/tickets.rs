@@ -132,46 +132,7 @@ impl MessageKind {
     }
 }
 
-/// The outbound mails a plan can call for; each is a template kind of the same name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailKind {
-    /// To the requester of a new ticket.
-    Acknowledgement,
-    /// To each technician (or the assignee): a new ticket.
-    NewTicket,
-    /// A technician's reply, to the requester and watchers.
-    Reply,
-    /// A copy of a relayed reply to the other technicians.
-    TeamCopy,
-    /// The requester's reply, to the assignee or all technicians.
-    RequesterReply,
-    /// An internal note, to the other technicians.
-    NoteCopy,
-    /// To a technician whose commands were rejected.
-    CommandError,
-    /// To the assignee or technicians: mail maildesk sent bounced.
-    DeliveryFailure,
-}
-
-impl MailKind {
-    pub fn template(self) -> &'static str {
-        match self {
-            MailKind::Acknowledgement => "acknowledgement",
-            MailKind::NewTicket => "new-ticket",
-            MailKind::Reply => "reply",
-            MailKind::TeamCopy => "team-copy",
-            MailKind::RequesterReply => "requester-reply",
-            MailKind::NoteCopy => "note-copy",
-            MailKind::CommandError => "command-error",
-            MailKind::DeliveryFailure => "delivery-failure",
-        }
-    }
-
-    /// Mails to technicians carry a per-technician reply address, so each gets a message of its own.
-    pub fn to_technicians(self) -> bool {
-        !matches!(self, MailKind::Acknowledgement | MailKind::Reply)
-    }
-}
+use crate::domain::MailKind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mail {

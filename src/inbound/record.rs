@@ -581,7 +581,7 @@ fn record_bounce(
         plan.mails = to
             .iter()
             .map(|a| tickets::Mail {
-                kind: tickets::MailKind::DeliveryFailure,
+                kind: crate::domain::MailKind::DeliveryFailure,
                 to: vec![crate::message::parse::Mailbox { name: None, address: a.clone() }],
             })
             .collect();

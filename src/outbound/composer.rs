@@ -16,6 +16,7 @@ use tracing::warn;
 
 use super::compose::{Draft, compose};
 use crate::desk::Desk;
+use crate::domain::MailKind;
 use crate::message::parse::{Attachment, Mailbox};
 use crate::store::StoreError;
 use crate::store::write;
@@ -24,8 +25,7 @@ use crate::templates::{Context, Rendered};
 /// One outbound message, owned so that another thread can make it.
 pub struct Mail {
     pub ticket: i64,
-    /// The template's name.
-    pub kind: &'static str,
+    pub kind: MailKind,
     pub ctx: Context,
     /// The first is `To`, the rest `Cc`.
     pub to: Vec<Mailbox>,
@@ -48,7 +48,7 @@ pub struct Job {
 pub struct Made {
     out_row: i64,
     ticket: i64,
-    kind: &'static str,
+    kind: MailKind,
     now: i64,
     result: Result<(Rendered, Vec<u8>), String>,
 }
@@ -97,7 +97,7 @@ fn store(conn: &Connection, made: Made) -> Result<(), StoreError> {
         },
         Err(e) => e.clone(),
     };
-    warn!(ticket = made.ticket, kind = made.kind, error = %error, "mail not sent");
+    warn!(ticket = made.ticket, kind = %made.kind, error = %error, "mail not sent");
     write::withdraw_outbound(conn, made.out_row)?;
     let detail = format!("{} not sent: {error}", made.kind);
     write::insert_event(conn, Some(made.ticket), made.now, "maildesk", crate::domain::EventKind::MailFailed, &detail)?;

@@ -12,12 +12,13 @@ use tracing::warn;
 use super::composer::{Composer, Job, Mail};
 use crate::auth::{self, AddressKind};
 use crate::desk::Desk;
+use crate::domain::MailKind;
 use crate::message::parse::{Inbound, Mailbox};
 use crate::store::StoreError;
 use crate::store::write::{self, NewMessage};
 use crate::templates::{Context, DeskContext, EscalationContext, ExtraContext, MessageContext, TicketContext};
 use crate::threading::format_tag;
-use crate::tickets::{MailKind, Plan};
+use crate::tickets::Plan;
 
 /// Queues every mail of `plan` for `ticket`. Returns how many outbox rows were written.
 pub fn queue(
@@ -48,32 +49,26 @@ pub fn queue(
             continue;
         }
         let to_technician = mail.kind.to_technicians();
-        let reply_address = to_technician
-            .then(|| auth::ticket_address(desk.reply_secret, &h.address, AddressKind::Reply, ticket, &first.address));
-        let ctx = Context {
-            desk: DeskContext { name: h.name.clone(), tag: h.tag.clone(), address: h.address.clone() },
-            ticket: ticket_ctx.clone(),
-            message: MessageContext {
-                subject: msg.subject.clone(),
-                from: msg.from.as_ref().map(|f| f.address.clone()).unwrap_or_default(),
-                from_name: msg.from.as_ref().and_then(|f| f.name.clone()).unwrap_or_default(),
-                text: plan.text.clone(),
-            },
-            extra: ExtraContext {
-                reply_address: reply_address.clone().unwrap_or_default(),
-                note_address: if to_technician {
-                    auth::ticket_address(desk.reply_secret, &h.address, AddressKind::Note, ticket, &first.address)
-                } else {
-                    String::new()
-                },
-                commands_help: crate::commands::HELP.into(),
+        let addresses = to_technician.then(|| TechnicianAddresses::of(desk, ticket, &first.address));
+        let message = MessageContext {
+            subject: msg.subject.clone(),
+            from: msg.from.as_ref().map(|f| f.address.clone()).unwrap_or_default(),
+            from_name: msg.from.as_ref().and_then(|f| f.name.clone()).unwrap_or_default(),
+            text: plan.text.clone(),
+        };
+        let ctx = context(
+            desk,
+            &ticket_ctx,
+            message,
+            addresses.as_ref(),
+            ExtraContext {
                 error_line: plan.rejected.as_ref().map(|e| e.line.clone()).unwrap_or_default(),
                 error_reason: plan.rejected.as_ref().map(|e| e.reason.clone()).unwrap_or_default(),
                 attachments: forwarded.iter().map(|a| a.name.clone().unwrap_or_else(|| "(unnamed)".into())).collect(),
-                escalations: Vec::new(),
                 notice: plan.notice.clone().unwrap_or_default(),
+                ..ExtraContext::default()
             },
-        };
+        );
         // The requester's conversation threads on what the requester saw; technicians' mail threads
         // on the message that caused it.
         let (in_reply_to, references) = match mail.kind {
@@ -93,20 +88,17 @@ pub fn queue(
                 (Some(msg.message_id.clone()), refs)
             }
         };
-        let attachments: Vec<crate::message::parse::Attachment> = match mail.kind {
-            MailKind::Acknowledgement | MailKind::CommandError => Vec::new(),
-            _ => forwarded.iter().map(|a| (*a).clone()).collect(),
-        };
-        let kind = mail.kind.template();
-        let message_id = format!("{kind}.{ticket}.{inbound_row}.{n}.{}@{}", desk.instance, desk.domain());
+        let attachments: Vec<crate::message::parse::Attachment> =
+            if mail.kind.is_automatic_answer() { Vec::new() } else { forwarded.iter().map(|a| (*a).clone()).collect() };
+        let message_id = format!("{}.{ticket}.{inbound_row}.{n}.{}@{}", mail.kind, desk.instance, desk.domain());
         queued += queue_one(
             conn,
             composer,
             Mail {
                 ticket,
-                kind,
+                kind: mail.kind,
                 to: mail.to.clone(),
-                reply_to: reply_address,
+                reply_to: addresses.map(|a| a.reply),
                 ctx,
                 message_id,
                 in_reply_to,
@@ -136,7 +128,7 @@ fn rate_limited(
     recipient: &str,
     now: i64,
 ) -> rusqlite::Result<Option<String>> {
-    if !matches!(kind, MailKind::Acknowledgement | MailKind::CommandError) {
+    if !kind.is_automatic_answer() {
         return Ok(None);
     }
     let limits = &desk.config.limits;
@@ -188,7 +180,7 @@ fn queue_one(
             ticket_id: Some(mail.ticket),
             direction: crate::domain::Direction::Out,
             message_id: &mail.message_id,
-            kind: mail.kind,
+            kind: mail.kind.template(),
             internal,
             source: None,
             from: Some(&from),
@@ -250,25 +242,11 @@ pub fn queue_escalation(
         .query_row([ticket], |r| r.get(0))?;
     let mut queued = 0;
     for (n, rcpt) in recipients.iter().enumerate() {
-        let technician = h.technicians.contains(&rcpt.address);
-        let reply_address = technician
-            .then(|| auth::ticket_address(desk.reply_secret, &h.address, AddressKind::Reply, ticket, &rcpt.address));
-        let ctx = Context {
-            desk: DeskContext { name: h.name.clone(), tag: h.tag.clone(), address: h.address.clone() },
-            ticket: ticket_ctx.clone(),
-            message: MessageContext {
-                subject: String::new(),
-                from: String::new(),
-                from_name: String::new(),
-                text: String::new(),
-            },
-            extra: ExtraContext {
-                reply_address: reply_address.clone().unwrap_or_default(),
-                commands_help: crate::commands::HELP.into(),
-                escalations: escalations.clone(),
-                ..ExtraContext::default()
-            },
-        };
+        // An escalation may go to an address that is no technician's (a manager): no reply address.
+        let addresses =
+            h.technicians.contains(&rcpt.address).then(|| TechnicianAddresses::of(desk, ticket, &rcpt.address));
+        let extra = ExtraContext { escalations: escalations.clone(), ..ExtraContext::default() };
+        let ctx = context(desk, &ticket_ctx, MessageContext::default(), addresses.as_ref(), extra);
         let message_id = format!("escalation.{ticket}.{fired}.{n}.{}@{}", desk.instance, desk.domain());
         let mut thread = technician_thread(conn, ticket, &rcpt.address)?;
         if thread.0 == thread.1 {
@@ -279,9 +257,9 @@ pub fn queue_escalation(
             composer,
             Mail {
                 ticket,
-                kind: "escalation",
+                kind: MailKind::Escalation,
                 to: vec![rcpt.clone()],
-                reply_to: reply_address,
+                reply_to: addresses.map(|a| a.reply),
                 ctx,
                 message_id,
                 in_reply_to: thread.1.clone().or_else(|| thread.0.clone()),
@@ -294,6 +272,44 @@ pub fn queue_escalation(
         )?;
     }
     Ok(queued)
+}
+
+/// A technician's per-ticket addresses: replies to the first reach the requester, mail to the second
+/// is an internal note.
+struct TechnicianAddresses {
+    reply: String,
+    note: String,
+}
+
+impl TechnicianAddresses {
+    fn of(desk: &Desk<'_>, ticket: i64, technician: &str) -> TechnicianAddresses {
+        let address =
+            |kind| auth::ticket_address(desk.reply_secret, &desk.config.helpdesk.address, kind, ticket, technician);
+        TechnicianAddresses { reply: address(AddressKind::Reply), note: address(AddressKind::Note) }
+    }
+}
+
+/// A template's context: the desk, the ticket, the message that caused the mail, and what is
+/// particular to this mail; a technician's addresses where the mail goes to one.
+fn context(
+    desk: &Desk<'_>,
+    ticket: &TicketContext,
+    message: MessageContext,
+    technician: Option<&TechnicianAddresses>,
+    extra: ExtraContext,
+) -> Context {
+    let h = &desk.config.helpdesk;
+    Context {
+        desk: DeskContext { name: h.name.clone(), tag: h.tag.clone(), address: h.address.clone() },
+        ticket: ticket.clone(),
+        message,
+        extra: ExtraContext {
+            reply_address: technician.map(|t| t.reply.clone()).unwrap_or_default(),
+            note_address: technician.map(|t| t.note.clone()).unwrap_or_default(),
+            commands_help: crate::commands::HELP.into(),
+            ..extra
+        },
+    }
 }
 
 /// "45m", "2h 05m", "3d 4h": how long, for people.

@@ -3,7 +3,6 @@
 //! how fast new mail is noticed when IDLE is slow (Cyrus without its idled helper announces new mail
 //! only on its own 60-second poll), and recovery from SIGKILL in the middle of a backlog.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

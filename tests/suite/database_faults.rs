@@ -4,7 +4,6 @@
 //!
 //! The full and read-only cases mount a small tmpfs, so this file needs root (as the lab does).
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! Faults an unattended desk must ride out: a wrong IMAP password (clear log, back-off, no spinning,
 //! recovery), and SIGHUP reloads, including a broken new config that must not take the desk down.
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -1,7 +1,6 @@
 //! The IMAP server restarts in the middle of a backlog. Its own test binary: restarting the lab's
 //! Dovecot would break the connections of tests running beside it.
 
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 

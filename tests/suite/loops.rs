@@ -1,7 +1,6 @@
 //! Loops and bounces against the real servers: two desks mailing each other, a dumb autoresponder,
 //! delivery reports for mail the desk sent, and a recipient the SMTP server refuses.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

@@ -2,7 +2,6 @@
 //! Message-IDs, machine mail that threads nowhere, read receipts, interleaved and HTML-only
 //! replies, East Asian charsets, and servers whose IDLE stays silent.
 
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;

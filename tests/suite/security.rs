@@ -2,7 +2,6 @@
 //! ticket number, forged authentication headers, technician addresses leaking into relayed text,
 //! backscatter through a chosen Reply-To, Cc floods, oversized forwards and terminal escapes.
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -2,7 +2,6 @@
 //! calendar (the business-hours arithmetic itself is covered by the calendar's unit and property
 //! tests): levels fire once each, also across a restart; a reply prevents them; pending pauses.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

@@ -3,7 +3,6 @@
 //! took is retried until it arrives exactly once; when the reply to the "." is lost, the mail is
 //! sent again (at least once), and the ticket says so.
 
-
 use std::time::Duration;
 
 use crate::common::*;

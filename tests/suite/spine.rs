@@ -1,7 +1,6 @@
 //! The spine, end to end through the real binary, real Postfix and real Dovecot: mail in, ticket
 //! recorded, acknowledgement in the requester's INBOX, replies threaded, nothing twice.
 
-
 use std::time::Duration;
 
 use crate::common::*;

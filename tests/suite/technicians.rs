@@ -1,7 +1,6 @@
 //! Technicians working from their mail client, end to end through the real binary, Postfix and
 //! Dovecot: notifications, relayed replies, notes, commands, watchers, and forged technician mail.
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -53,7 +53,9 @@ fn lab_is_up() -> bool {
     }
     static TOLD: std::sync::Once = std::sync::Once::new();
     TOLD.call_once(|| {
-        eprintln!("\nthe mail lab is not running (nothing on 127.0.0.1:{port}): its tests are skipped; {START_THE_LAB}\n")
+        eprintln!(
+            "\nthe mail lab is not running (nothing on 127.0.0.1:{port}): its tests are skipped; {START_THE_LAB}\n"
+        )
     });
     false
 }
