@@ -1,5 +1,12 @@
-//! Mail coming in: fetched over IMAP ([`imap`]) and recorded atomically with everything it causes
-//! ([`record`]). What a message says is read by the pure [`crate::message`] modules.
+//! Mail coming in, in phases: fetched over IMAP ([`imap`]), prepared ([`prepare`]: parsed by the
+//! pure [`crate::message`] modules, new text, digest), decided ([`decide`]: thread, sender, plan),
+//! applied ([`apply`], with the size limits of [`size`]) and recorded a batch per transaction with
+//! everything it causes ([`record`]). Delivery reports take their own path ([`bounce_report`]).
 
+mod apply;
+mod bounce_report;
+mod decide;
 pub mod imap;
+mod prepare;
 pub mod record;
+mod size;

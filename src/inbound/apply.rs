@@ -1,0 +1,119 @@
+//! Carrying out a decision inside the batch's transaction: the ticket opened or touched, the
+//! message row with what the size limits keep, attachments, events, the plan's updates, the SLA
+//! fields, and the mails it causes queued in the outbox.
+
+use rusqlite::Connection;
+
+use super::decide::Decision;
+use super::record::Outcome;
+use super::size;
+use crate::domain::{Direction, EventKind};
+use crate::message::parse::Inbound;
+use crate::outbound::composer::Composer;
+use crate::outbound::mails;
+use crate::store::StoreError;
+use crate::store::write::{self, NewMessage};
+use crate::tickets::{Role, Target};
+
+/// One received message as the recorder holds it.
+pub(super) struct Received<'a> {
+    /// Mailbox, UIDVALIDITY and UID.
+    pub(super) source: (&'a str, u32, u32),
+    pub(super) raw: &'a [u8],
+    /// See [`super::prepare::content_digest`].
+    pub(super) digest: &'a str,
+    pub(super) msg: &'a Inbound,
+}
+
+pub(super) fn apply(
+    conn: &Connection,
+    composer: &mut Composer<'_>,
+    received: &Received<'_>,
+    decision: Decision,
+    now: i64,
+) -> Result<Outcome, StoreError> {
+    let desk = composer.desk();
+    let &Received { source, raw, digest, msg } = received;
+    let Decision { mut plan, role, priority } = decision;
+    let limits = &desk.config.limits;
+    let kept = size::keep(raw, &msg.attachments, limits);
+
+    let (ticket, created) = match &plan.target {
+        Target::Open { subject, requester, follow_up_of, automatic } => {
+            let priority = priority.unwrap_or_else(|| desk.config.sla.priority_for(msg));
+            (write::insert_ticket(conn, subject, requester.as_ref(), &priority, *follow_up_of, *automatic, now)?, true)
+        }
+        Target::Existing(ticket) => {
+            write::touch_ticket(conn, *ticket, now)?;
+            (*ticket, false)
+        }
+    };
+    let mut new_row = inbound_row(msg, ticket, source, (plan.kind.as_str(), plan.internal), &plan.text, kept.raw, now);
+    new_row.content_sha256 = Some(digest);
+    let row = write::insert_message(conn, &new_row)?;
+    for &i in &kept.attachments {
+        write::insert_attachment(conn, row, i, &msg.attachments[i])?;
+    }
+    for (kind, detail) in kept.events() {
+        write::insert_event(conn, Some(ticket), now, "maildesk", kind, &detail)?;
+    }
+    plan.notice = kept.notice(limits);
+    plan.attachments_kept = Some(kept.attachments);
+
+    let actor = msg.from.as_ref().map(|f| f.address.as_str()).unwrap_or("(unknown sender)");
+    if created {
+        let detail = match &plan.target {
+            Target::Open { follow_up_of: Some(old), .. } => {
+                format!("ticket opened by message {} as a follow-up of closed ticket {old}", msg.message_id)
+            }
+            _ => format!("ticket opened by message {}", msg.message_id),
+        };
+        write::insert_event(conn, Some(ticket), now, actor, EventKind::Opened, &detail)?;
+    }
+    if let Role::Technician { proof, .. } = &role {
+        write::insert_event(
+            conn,
+            Some(ticket),
+            now,
+            actor,
+            EventKind::Technician,
+            &format!("technician verified by {proof}"),
+        )?;
+    }
+    for e in &plan.events {
+        write::insert_event(conn, Some(ticket), now, "maildesk", e.kind, &e.detail)?;
+    }
+    let live = write::apply_updates(conn, ticket, &plan.updates, actor, now)?;
+    crate::store::sla::refresh(conn, &desk.config.sla, live, now)?;
+    let queued = mails::queue(conn, composer, msg, &plan, live, row, now)?;
+    Ok(Outcome::Ticket { id: live, created, queued, kind: plan.kind.as_str() })
+}
+
+/// The message row for an inbound mail; `kind` is its label and whether it is internal.
+pub(super) fn inbound_row<'a>(
+    msg: &'a Inbound,
+    ticket: i64,
+    source: (&'a str, u32, u32),
+    (kind, internal): (&'a str, bool),
+    body_text: &'a str,
+    raw: &'a [u8],
+    now: i64,
+) -> NewMessage<'a> {
+    NewMessage {
+        ticket_id: Some(ticket),
+        direction: Direction::In,
+        message_id: &msg.message_id,
+        kind,
+        internal,
+        source: Some(source),
+        from: msg.from.as_ref(),
+        to: &msg.to,
+        cc: &msg.cc,
+        subject: &msg.subject,
+        sent_at: msg.date,
+        received_at: now,
+        body_text,
+        raw: Some(raw),
+        content_sha256: None,
+    }
+}

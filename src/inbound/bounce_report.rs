@@ -1,0 +1,84 @@
+//! Delivery reports about mail maildesk sent: attached to that mail's ticket and told to the
+//! technicians once per failed message and recipient; never a ticket, never answered.
+
+use rusqlite::Connection;
+
+use super::apply::inbound_row;
+use super::record::Outcome;
+use crate::domain::{EventKind, MailKind};
+use crate::message::bounce::Bounce;
+use crate::message::parse::{Inbound, Mailbox};
+use crate::outbound::composer::Composer;
+use crate::outbound::mails;
+use crate::store::StoreError;
+use crate::store::write::{self, Lookup};
+use crate::threading::TicketLookup;
+use crate::tickets;
+
+/// A delivery report: attached to the ticket of the mail it reports on, recorded as a delivery
+/// failure, and reported to the technicians once per failed message and recipient. It never opens a
+/// ticket and is never answered; one that matches nothing maildesk sent is quarantined with the reason.
+pub(super) fn record(
+    conn: &Connection,
+    composer: &mut Composer<'_>,
+    source: (&str, u32, u32),
+    (raw, digest): (&[u8], &str),
+    msg: &Inbound,
+    b: &Bounce,
+    now: i64,
+) -> Result<Outcome, StoreError> {
+    let desk = composer.desk();
+    let candidates = b.message_ids.iter().chain(msg.in_reply_to.iter()).chain(msg.references.iter().rev());
+    let mut original = None;
+    for id in candidates {
+        if let Some(found) = write::outbound_message(conn, id)? {
+            original = Some((id.clone(), found));
+            break;
+        }
+    }
+    let what = format!(
+        "{}{}{}",
+        b.recipient.as_deref().map(|r| format!("to {r}")).unwrap_or_else(|| "to an unknown recipient".into()),
+        b.status.as_deref().map(|s| format!(", status {s}")).unwrap_or_default(),
+        b.diagnostic.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
+    );
+    let Some((original_id, (out_row, Some(ticket)))) = original else {
+        let reason = format!("delivery report ({}) about mail maildesk did not send: {what}", b.action);
+        write::insert_quarantine(conn, source, &reason, raw, now)?;
+        return Ok(Outcome::Quarantined { reason });
+    };
+    let ticket = Lookup(conn).live_ticket(ticket)?.unwrap_or(ticket);
+    let mut new_row =
+        inbound_row(msg, ticket, source, (tickets::MessageKind::Bounce.as_str(), true), &msg.text, raw, now);
+    new_row.content_sha256 = Some(digest);
+    let row = write::insert_message(conn, &new_row)?;
+    if !b.is_failure() {
+        let detail = format!("delivery report ({}) for {original_id} {what}", b.action);
+        write::insert_event(conn, Some(ticket), now, "maildesk", EventKind::DeliveryReport, &detail)?;
+        return Ok(Outcome::Ticket {
+            id: ticket,
+            created: false,
+            queued: 0,
+            kind: tickets::MessageKind::Bounce.as_str(),
+        });
+    }
+    let first_report = write::mark_bounced(conn, out_row, b.recipient.as_deref(), &what)?;
+    let detail = format!("mail {original_id} bounced {what}");
+    write::insert_event(conn, Some(ticket), now, "maildesk", EventKind::DeliveryFailed, &detail)?;
+    let mut queued = 0;
+    if first_report {
+        let assignee = write::ticket_state(conn, ticket)?.and_then(|t| t.assignee);
+        let to: Vec<String> = assignee.map(|a| vec![a]).unwrap_or_else(|| desk.config.helpdesk.technicians.clone());
+        let mut plan = tickets::Plan::existing(ticket, tickets::MessageKind::Bounce, &detail);
+        plan.internal = true;
+        plan.mails = to
+            .iter()
+            .map(|a| tickets::Mail {
+                kind: MailKind::DeliveryFailure,
+                to: vec![Mailbox { name: None, address: a.clone() }],
+            })
+            .collect();
+        queued = mails::queue(conn, composer, msg, &plan, ticket, row, now)?;
+    }
+    Ok(Outcome::Ticket { id: ticket, created: false, queued, kind: tickets::MessageKind::Bounce.as_str() })
+}

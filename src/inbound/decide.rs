@@ -1,0 +1,185 @@
+//! Deciding what one message does: who sent it (a technician needs a proof), which ticket it
+//! threads to, whether the sender takes part in that ticket, and the plan. Reads the database,
+//! writes nothing; the plan itself is made by the pure [`crate::tickets::plan`].
+
+use rusqlite::Connection;
+
+use crate::auth::{self, AddressKind};
+use crate::desk::Desk;
+use crate::domain::{EventKind, Proof};
+use crate::message::classify::suppress_auto_reply;
+use crate::message::parse::Inbound;
+use crate::store::StoreError;
+use crate::store::write::{self, Lookup};
+use crate::threading::{Thread, ThreadedBy, TicketLookup, thread};
+use crate::tickets::{self, Plan, Policy, Role, Target};
+
+/// What was decided about one message.
+pub(super) struct Decision {
+    pub(super) plan: Plan,
+    pub(super) role: Role,
+    /// For a new ticket: its priority (the first matching `[priority]` rule, else the default).
+    pub(super) priority: Option<String>,
+}
+
+/// Decides what `msg` does. `reused_id`: the Message-ID it arrived with, when another message had
+/// used it already (it is recorded under another id, and the ticket says so).
+pub(super) fn decide(
+    conn: &Connection,
+    desk: &Desk<'_>,
+    msg: &Inbound,
+    visible: &str,
+    reused_id: Option<&str>,
+    now: i64,
+) -> Result<Decision, StoreError> {
+    let h = &desk.config.helpdesk;
+    let desk_addresses = desk.addresses();
+    let suppression = suppress_auto_reply(msg, &desk_addresses);
+    let lookup = Lookup(conn);
+    let sender = msg.from.as_ref().map(|f| f.address.as_str());
+    let token = sender.and_then(|s| auth::verify_ticket_address(desk.reply_secret, &h.address, &msg.recipients, s));
+    let mut threaded = thread(&msg.subject, &msg.in_reply_to, &msg.references, &h.tag, &lookup)?;
+    if let (Thread::New { .. }, Some((t, _))) = (&threaded, token)
+        && let Some(live) = lookup.live_ticket(t)?
+    {
+        threaded = Thread::Existing { ticket: live, by: ThreadedBy::ReplyAddress };
+    }
+    let state = match &threaded {
+        Thread::Existing { ticket, .. } => write::ticket_state(conn, *ticket)?,
+        Thread::New { .. } => None,
+    };
+    let role = role(desk, msg, token, state.as_ref().map(|t| t.id), &lookup)?;
+    let participant = match (&threaded, &state) {
+        (Thread::Existing { by: ThreadedBy::SubjectTag, .. }, Some(t)) => {
+            is_participant(conn, msg, t, &role)? || replies_to_ticket(msg, t.id, &lookup)?
+        }
+        _ => true,
+    };
+    let policy = Policy {
+        desk_addresses: &desk_addresses,
+        technicians: &h.technicians,
+        reopen_window_secs: h.reopen_window.as_secs() as i64,
+        cc_watchers: h.cc_watchers,
+        max_watchers_per_message: desk.config.limits.max_watchers_per_message,
+        max_watchers_per_ticket: desk.config.limits.max_watchers_per_ticket,
+    };
+    // Merge targets are checked inside the plan; a failed lookup there fails the batch here.
+    let lookup_error = std::cell::RefCell::new(None);
+    let merge_allowed = |n: i64| -> Result<(), String> {
+        match lookup.live_ticket(n) {
+            Ok(live) if live == Some(n) => {}
+            Ok(_) => return Err(format!("ticket {n} does not exist")),
+            Err(e) => {
+                lookup_error.borrow_mut().get_or_insert(e);
+                return Err("the database could not be read".into());
+            }
+        }
+        proves_ticket(desk, msg, &role, n).then_some(()).ok_or_else(|| {
+            format!(
+                "a merge acts on ticket {n} too: send this mail also (Cc) to your reply address for ticket {n} \
+                 (the Reply-To of its notifications)"
+            )
+        })
+    };
+    let facts =
+        tickets::Facts { msg, visible, thread: &threaded, role: &role, suppression: suppression.as_ref(), participant };
+    let mut plan = tickets::plan(&policy, &facts, state.as_ref(), &merge_allowed, now);
+    if let Some(e) = lookup_error.into_inner() {
+        return Err(e.into());
+    }
+    if let Some(original) = reused_id {
+        plan.events.push(tickets::Event {
+            kind: EventKind::DuplicateMessageId,
+            detail: format!(
+                "Message-ID {original} was already used by a different message; this one is recorded as {}",
+                msg.message_id
+            ),
+        });
+    }
+    // No relayed or stored text carries a technician's per-ticket address.
+    let (redacted, count) = auth::redact_ticket_addresses(&plan.text, &h.address);
+    if count > 0 {
+        plan.text = redacted;
+        plan.events.push(tickets::Event {
+            kind: EventKind::AddressRedacted,
+            detail: format!("{count} technician reply address(es) removed from the text before it was stored or sent"),
+        });
+    }
+
+    let priority = matches!(plan.target, Target::Open { .. }).then(|| desk.config.sla.priority_for(msg));
+    Ok(Decision { plan, role, priority })
+}
+
+/// Who sent the message: a technician only with a proof the config accepts (see `auth`).
+fn role(
+    desk: &Desk<'_>,
+    msg: &Inbound,
+    token: Option<(i64, AddressKind)>,
+    ticket: Option<i64>,
+    lookup: &Lookup<'_>,
+) -> Result<Role, StoreError> {
+    let Some(from) = &msg.from else { return Ok(Role::Requester) };
+    let c = desk.config;
+    if !c.helpdesk.technicians.contains(&from.address) {
+        return Ok(Role::Requester);
+    }
+    let accepts = |p: Proof| c.security.technician_proof.contains(&p);
+    if let (true, Some((t, kind)), Some(ticket)) = (accepts(Proof::Token), token, ticket)
+        && lookup.live_ticket(t)? == Some(ticket)
+    {
+        return Ok(Role::Technician {
+            address: from.address.clone(),
+            proof: "reply token",
+            note: kind == AddressKind::Note,
+        });
+    }
+    if let (true, Some(id)) = (accepts(Proof::Dmarc), &c.security.authserv_id) {
+        let domain = from.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+        if auth::dmarc_pass(&msg.authentication_results, id, c.security.authserv_internal_hops, domain) {
+            let note = c.helpdesk.comment_address.as_ref().is_some_and(|a| msg.recipients.contains(a));
+            return Ok(Role::Technician { address: from.address.clone(), proof: "DMARC", note });
+        }
+    }
+    Ok(Role::Unverified {
+        address: from.address.clone(),
+        reason: "was not sent to a reply address issued to them for this ticket and carries no trusted DMARC pass"
+            .into(),
+    })
+}
+
+/// Whether the sender proved they may act on ticket `n` as well: a DMARC-verified technician may;
+/// a token-verified one must also have sent the mail to their own reply or note address for `n`
+/// (a token for one ticket must not give control of another).
+fn proves_ticket(desk: &Desk<'_>, msg: &Inbound, role: &Role, n: i64) -> bool {
+    match role {
+        Role::Technician { proof: "DMARC", .. } => true,
+        Role::Technician { address, .. } => [AddressKind::Reply, AddressKind::Note].into_iter().any(|kind| {
+            let wanted = auth::ticket_address(desk.reply_secret, &desk.config.helpdesk.address, kind, n, address);
+            msg.recipients.iter().any(|r| r.eq_ignore_ascii_case(&wanted))
+        }),
+        _ => false,
+    }
+}
+
+/// Whether the sender takes part in the ticket: its requester, a watcher, a verified technician, or
+/// someone the desk has mailed on it. Ticket numbers are sequential, so a subject tag proves nothing; only
+/// participants may reopen, subscribe or be relayed by a mail that threads by tag alone.
+fn is_participant(conn: &Connection, msg: &Inbound, t: &tickets::TicketState, role: &Role) -> Result<bool, StoreError> {
+    let Some(from) = &msg.from else { return Ok(false) };
+    let a = from.address.as_str();
+    // A technician counts only with a proof: `From: tech@…` alone is what a forger would write,
+    // and the desk has mailed every technician on the ticket.
+    Ok(matches!(role, Role::Technician { .. })
+        || t.requester.as_deref() == Some(a)
+        || t.watchers.iter().any(|w| w == a)
+        || (write::desk_mailed(conn, t.id, a)? && !matches!(role, Role::Unverified { .. })))
+}
+
+/// Whether the reply headers also name a message of this ticket: possession of a Message-ID the
+/// desk sent or stored shows the mail belongs to the conversation, not only its subject.
+fn replies_to_ticket(msg: &Inbound, ticket: i64, lookup: &Lookup<'_>) -> Result<bool, StoreError> {
+    Ok(match crate::threading::by_reply_headers(&msg.in_reply_to, &msg.references, lookup)? {
+        Some((t, _)) => lookup.live_ticket(t)? == Some(ticket),
+        None => false,
+    })
+}
