@@ -4,7 +4,7 @@
 //! technician who typed `#asign bob` and `#close` meant both, and applying half of that is worse
 //! than applying none and saying which line was wrong.
 
-use crate::domain::{PRIORITIES, TicketStatus, parse_address};
+use crate::domain::{Priority, TicketStatus, parse_address};
 
 /// The help text listed in error replies and technician notifications.
 pub const HELP: &str = "\
@@ -24,7 +24,7 @@ pub const HELP: &str = "\
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Status(TicketStatus),
-    Priority(String),
+    Priority(Priority),
     Assign(String),
     Take,
     Note,
@@ -109,11 +109,11 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
             "close" => no_args().map(|_| Command::Status(TicketStatus::Closed))?,
             "reopen" => no_args().map(|_| Command::Status(TicketStatus::Open))?,
             "priority" => {
-                let p = one_arg("a priority")?.to_ascii_uppercase();
-                if !PRIORITIES.contains(&p.as_str()) {
-                    return Err(err(format!("unknown priority {p:?}; use P1, P2, P3 or P4")));
-                }
-                Command::Priority(p)
+                let p = one_arg("a priority")?;
+                let priority = p
+                    .parse()
+                    .map_err(|_| err(format!("unknown priority {:?}; use P1, P2, P3 or P4", p.to_ascii_uppercase())))?;
+                Command::Priority(priority)
             }
             "assign" => Command::Assign(address(one_arg("an address")?)?),
             "take" => no_args().map(|_| Command::Take)?,
@@ -157,7 +157,7 @@ mod tests {
             ("#close\nFixed the toner.", &[Status(TicketStatus::Closed)], "Fixed the toner."),
             (
                 "\n#PRIORITY p1\n#assign <Bob@ACME.test>\n\nOn it.",
-                &[Priority("P1".into()), Assign("bob@acme.test".into())],
+                &[Command::Priority(crate::domain::Priority::P1), Assign("bob@acme.test".into())],
                 "On it.",
             ),
             ("#status Pending\n#take", &[Status(TicketStatus::Pending), Take], ""),
@@ -177,7 +177,11 @@ mod tests {
                 &[Note],
                 "Called the vendor.\n#close is not a command here",
             ),
-            ("#priority P2\n#note vendor says Tuesday", &[Priority("P2".into()), Note], "vendor says Tuesday"),
+            (
+                "#priority P2\n#note vendor says Tuesday",
+                &[Command::Priority(crate::domain::Priority::P2), Note],
+                "vendor says Tuesday",
+            ),
             ("Text first\n#close", &[], "Text first\n#close"),
         ];
         for (input, commands, rest) in ok {

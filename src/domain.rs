@@ -157,8 +157,53 @@ pub enum Proof {
     Dmarc,
 }
 
-/// Ticket priorities, most urgent first.
-pub const PRIORITIES: [&str; 4] = ["P1", "P2", "P3", "P4"];
+/// A ticket's priority, most urgent first. The names (`P1` … `P4`) are part of the config, the
+/// database, the JSON output and the `#priority` command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+pub enum Priority {
+    P1,
+    P2,
+    /// The default of a new ticket when no `[priority]` rule says otherwise.
+    #[default]
+    P3,
+    P4,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [Priority::P1, Priority::P2, Priority::P3, Priority::P4];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::P1 => "P1",
+            Priority::P2 => "P2",
+            Priority::P3 => "P3",
+            Priority::P4 => "P4",
+        }
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A name that is not a priority.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected P1, P2, P3 or P4, got {0:?}")]
+pub struct UnknownPriority(pub String);
+
+impl std::str::FromStr for Priority {
+    type Err = UnknownPriority;
+
+    /// Case-insensitive: `#priority p1` is `P1`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownPriority(s.into()))
+    }
+}
 
 /// Lower-cases and sanity-checks a bare mail address (`local@domain`).
 pub fn parse_address(s: &str) -> Option<String> {

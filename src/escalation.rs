@@ -40,7 +40,7 @@ fn escalate(conn: &Connection, desk: &Desk<'_>, ticket: i64, now: i64) -> Result
     if due.is_empty() {
         return Ok(0);
     }
-    let policy = sla.policy(&stored.priority);
+    let policy = sla.policy(stored.priority);
     let technicians = &desk.config.helpdesk.technicians;
     let mut to: Vec<String> = Vec::new();
     let mut summary = Vec::new();

@@ -14,7 +14,7 @@ use crate::store::StoreError;
 /// What the CLI's queries return: a database error says it is one, once.
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-use crate::domain::{TicketStatus, rfc3339};
+use crate::domain::{Priority, TicketStatus, rfc3339};
 use crate::sla::clock::Clock;
 use crate::sla::policy::{Notify, SlaConfig};
 use crate::store::sla as sweep;
@@ -41,7 +41,7 @@ pub struct Backlog {
 
 #[derive(Debug, Default, Serialize)]
 pub struct PriorityReport {
-    pub priority: String,
+    pub priority: Priority,
     pub opened: u64,
     pub resolved: u64,
     pub first_response: TargetStats,
@@ -109,8 +109,7 @@ pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i6
         breaches: u64,
         backlog: Backlog,
     }
-    let mut by_priority: BTreeMap<String, Acc> =
-        ["P1", "P2", "P3", "P4"].iter().map(|p| (p.to_string(), Acc::default())).collect();
+    let mut by_priority: BTreeMap<Priority, Acc> = Priority::ALL.iter().map(|p| (*p, Acc::default())).collect();
     let mut techs: BTreeMap<String, (Vec<i64>, u64, u64)> = BTreeMap::new();
     let mut stmt = conn.prepare(
         "SELECT priority, status, created_at, first_response_secs, first_response_breached, resolution_secs,
@@ -119,7 +118,7 @@ pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i6
     )?;
     let mut rows = stmt.query(params![lo, hi])?;
     while let Some(r) = rows.next()? {
-        let priority: String = r.get(0)?;
+        let priority: Priority = r.get(0)?;
         let status: TicketStatus = r.get(1)?;
         let created: i64 = r.get(2)?;
         let fr: Option<i64> = r.get(3)?;
@@ -217,7 +216,7 @@ pub struct LevelView {
 
 #[derive(Debug, Serialize)]
 pub struct PolicyView {
-    pub priority: String,
+    pub priority: Priority,
     pub first_response_secs: i64,
     pub resolution_secs: i64,
     pub calendar: String,
@@ -245,9 +244,9 @@ pub fn sla_view(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> Re
     if automatic {
         c.next_level_at = None;
     }
-    let p = sla.policy(&stored.priority);
+    let p = sla.policy(stored.priority);
     let policy = PolicyView {
-        priority: stored.priority.clone(),
+        priority: stored.priority,
         first_response_secs: p.first_response,
         resolution_secs: p.resolution,
         calendar: p.calendar.clone(),

@@ -55,7 +55,7 @@ pub struct TicketContext {
     pub tag: String,
     pub subject: String,
     pub status: crate::domain::TicketStatus,
-    pub priority: String,
+    pub priority: crate::domain::Priority,
     pub requester: String,
     pub requester_name: String,
     /// Empty when unassigned.
@@ -132,7 +132,7 @@ impl Context {
                 tag,
                 subject: "Printer on floor 3 is jammed".into(),
                 status: crate::domain::TicketStatus::Open,
-                priority: "P3".into(),
+                priority: crate::domain::Priority::P3,
                 requester: "alice@example.com".into(),
                 requester_name: "Alice Example".into(),
                 assignee: "tech1@example.com".into(),

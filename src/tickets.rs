@@ -20,7 +20,7 @@ use crate::message::classify::Suppression;
 use crate::message::parse::{Inbound, Mailbox};
 use crate::threading::{Thread, ThreadedBy};
 
-use crate::domain::TicketStatus;
+use crate::domain::{Priority, TicketStatus};
 
 /// An existing ticket as the planner needs to see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub enum Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
     Status(TicketStatus),
-    Priority(String),
+    Priority(Priority),
     Assign(String),
     AddWatcher(String),
     RemoveWatcher(String),
@@ -442,7 +442,7 @@ fn technician(
     for c in &parsed.commands {
         match c {
             Command::Status(s) => plan.updates.push(Update::Status(*s)),
-            Command::Priority(p) => plan.updates.push(Update::Priority(p.clone())),
+            Command::Priority(p) => plan.updates.push(Update::Priority(*p)),
             Command::Assign(a) => plan.updates.push(Update::Assign(a.clone())),
             Command::Take => plan.updates.push(Update::Assign(sender.to_string())),
             Command::Cc(a) => plan.updates.push(Update::AddWatcher(a.clone())),
@@ -752,7 +752,7 @@ mod tests {
             msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", "#priority P2\nToner replaced.\n\n-- \nTech One");
         let p = run(&m, EXISTING, Some(&ticket("open")), tech(false), None, 0);
         assert_eq!(p.text, "Toner replaced.");
-        assert_eq!(p.updates, vec![Update::Priority("P2".into()), Update::FirstResponse]);
+        assert_eq!(p.updates, vec![Update::Priority(Priority::P2), Update::FirstResponse]);
         assert_eq!(
             kinds(&p),
             vec![

@@ -41,7 +41,7 @@ pub(super) fn apply(
     let (ticket, created) = match &plan.target {
         Target::Open { subject, requester, follow_up_of, automatic } => {
             let priority = priority.unwrap_or_else(|| desk.config.sla.priority_for(msg));
-            (write::insert_ticket(conn, subject, requester.as_ref(), &priority, *follow_up_of, *automatic, now)?, true)
+            (write::insert_ticket(conn, subject, requester.as_ref(), priority, *follow_up_of, *automatic, now)?, true)
         }
         Target::Existing(ticket) => {
             write::touch_ticket(conn, *ticket, now)?;

@@ -19,7 +19,7 @@ pub(super) struct Decision {
     pub(super) plan: Plan,
     pub(super) role: Role,
     /// For a new ticket: its priority (the first matching `[priority]` rule, else the default).
-    pub(super) priority: Option<String>,
+    pub(super) priority: Option<crate::domain::Priority>,
 }
 
 /// Decides what `msg` does. `reused_id`: the Message-ID it arrived with, when another message had

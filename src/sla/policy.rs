@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::calendar::{Calendar, CalendarError, Hours, parse_date, parse_range};
 use crate::message::parse::Inbound;
 
-pub use crate::domain::PRIORITIES;
+use crate::domain::Priority;
 
 /// Who an escalation level mails.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub struct Policy {
 
 #[derive(Debug, Clone)]
 pub struct PriorityRule {
-    pub priority: String,
+    pub priority: Priority,
     pub subject_matches: Option<Regex>,
     pub body_matches: Option<Regex>,
     pub from: Vec<String>,
@@ -63,16 +63,17 @@ pub struct PriorityRule {
 #[derive(Debug, Clone)]
 pub struct SlaConfig {
     pub calendars: BTreeMap<String, Calendar>,
-    pub policies: BTreeMap<String, Policy>,
-    pub default_priority: String,
+    /// One per priority, in the order of [`Priority::ALL`].
+    pub policies: [Policy; 4],
+    pub default_priority: Priority,
     pub rules: Vec<PriorityRule>,
     /// How often the daemon looks for due escalations.
     pub sweep_interval: std::time::Duration,
 }
 
 impl SlaConfig {
-    pub fn policy(&self, priority: &str) -> &Policy {
-        self.policies.get(priority).or_else(|| self.policies.get("P3")).expect("P1-P4 always have a policy")
+    pub fn policy(&self, priority: Priority) -> &Policy {
+        &self.policies[priority as usize]
     }
 
     pub fn calendar(&self, name: &str) -> &Calendar {
@@ -80,7 +81,7 @@ impl SlaConfig {
     }
 
     /// The priority of a new ticket: the first matching rule, else the default.
-    pub fn priority_for(&self, msg: &Inbound) -> String {
+    pub fn priority_for(&self, msg: &Inbound) -> Priority {
         let importance = msg.importance;
         let from = msg.from.as_ref().map(|f| f.address.as_str()).unwrap_or("");
         let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
@@ -91,10 +92,10 @@ impl SlaConfig {
                 && (r.from_domain.is_empty() || r.from_domain.iter().any(|d| d == domain))
                 && r.importance.as_deref().is_none_or(|want| importance == Some(want));
             if matches {
-                return r.priority.clone();
+                return r.priority;
             }
         }
-        self.default_priority.clone()
+        self.default_priority
     }
 }
 
@@ -167,12 +168,12 @@ pub struct FileRule {
 /// A config problem: the dotted key and what is wrong. The config loader adds file and line.
 pub type Problem = (String, String);
 
-fn default_policy(p: &str) -> Policy {
+fn default_policy(p: Priority) -> Policy {
     let (fr, res, cal) = match p {
-        "P1" => (30 * 60, 4 * 3600, "24x7"),
-        "P2" => (2 * 3600, 86_400, "business"),
-        "P4" => (2 * 86_400, 10 * 86_400, "business"),
-        _ => (8 * 3600, 3 * 86_400, "business"),
+        Priority::P1 => (30 * 60, 4 * 3600, "24x7"),
+        Priority::P2 => (2 * 3600, 86_400, "business"),
+        Priority::P3 => (8 * 3600, 3 * 86_400, "business"),
+        Priority::P4 => (2 * 86_400, 10 * 86_400, "business"),
     };
     Policy {
         first_response: fr,
@@ -250,9 +251,10 @@ pub fn build(
         cals.insert(name, Calendar::Hours(hours));
     }
 
-    let mut policies = BTreeMap::new();
-    for (p, file) in [("P1", sla.p1), ("P2", sla.p2), ("P3", sla.p3), ("P4", sla.p4)] {
-        let mut policy = default_policy(p);
+    let mut policies = Priority::ALL.map(default_policy);
+    for (priority, file) in Priority::ALL.into_iter().zip([sla.p1, sla.p2, sla.p3, sla.p4]) {
+        let p = priority.as_str();
+        let policy = &mut policies[priority as usize];
         if let Some(f) = file {
             let key = |k: &str| format!("sla.{p}.{k}");
             let dur = |k: &str, v: &Option<String>, d: i64| -> Result<i64, Problem> {
@@ -309,17 +311,10 @@ pub fn build(
                 policy.escalate.sort_by_key(|l| l.percent);
             }
         }
-        policies.insert(p.to_string(), policy);
     }
 
-    let check_priority = |k: String, p: &str| -> Result<String, Problem> {
-        let up = p.to_ascii_uppercase();
-        if PRIORITIES.contains(&up.as_str()) {
-            Ok(up)
-        } else {
-            Err((k, format!("expected P1, P2, P3 or P4, got {p:?}")))
-        }
-    };
+    let check_priority =
+        |k: String, p: &str| -> Result<Priority, Problem> { p.parse().map_err(|e| (k, format!("{e}"))) };
     let default_priority = check_priority("priority.default".into(), priority.default.as_deref().unwrap_or("P3"))?;
     let mut rules = Vec::new();
     for (i, r) in priority.rules.into_iter().enumerate() {
@@ -358,6 +353,7 @@ mod tests {
     use std::path::Path;
 
     use crate::config::Config;
+    use crate::domain::Priority;
     use crate::message::parse::parse;
 
     const BASE: &str = "[helpdesk]\nname = \"A\"\ntag = \"A\"\naddress = \"s@a.test\"\ntimezone = \"Europe/Berlin\"\n\
@@ -399,8 +395,8 @@ rules = [ { priority = "P1", subject_matches = "(?i)\\b(down|outage)\\b" },
         )
         .unwrap();
         let sla = &c.sla;
-        assert_eq!(sla.policy("P1").escalate.len(), 3);
-        let p2 = sla.policy("P2");
+        assert_eq!(sla.policy(Priority::P1).escalate.len(), 3);
+        let p2 = sla.policy(Priority::P2);
         let cal = sla.calendar(&p2.calendar);
         let fri =
             "2026-11-20T17:55".parse::<jiff::civil::DateTime>().unwrap().to_zoned(c.helpdesk.timezone.clone()).unwrap();
@@ -409,10 +405,10 @@ rules = [ { priority = "P1", subject_matches = "(?i)\\b(down|outage)\\b" },
         assert_eq!(due.strftime("%a %H:%M").to_string(), "Mon 09:55");
 
         let msg = |h: &str| parse(format!("{h}\r\nMessage-ID: <x@y>\r\n\r\nbody").as_bytes()).unwrap();
-        assert_eq!(sla.priority_for(&msg("From: a@x.test\r\nSubject: VPN is DOWN")), "P1");
-        assert_eq!(sla.priority_for(&msg("From: boss@vip.acme.example\r\nSubject: hello")), "P2");
-        assert_eq!(sla.priority_for(&msg("From: a@x.test\r\nX-Priority: 5 (Lowest)\r\nSubject: hello")), "P4");
-        assert_eq!(sla.priority_for(&msg("From: a@x.test\r\nSubject: downstairs printer")), "P3");
+        assert_eq!(sla.priority_for(&msg("From: a@x.test\r\nSubject: VPN is DOWN")), Priority::P1);
+        assert_eq!(sla.priority_for(&msg("From: boss@vip.acme.example\r\nSubject: hello")), Priority::P2);
+        assert_eq!(sla.priority_for(&msg("From: a@x.test\r\nX-Priority: 5 (Lowest)\r\nSubject: hello")), Priority::P4);
+        assert_eq!(sla.priority_for(&msg("From: a@x.test\r\nSubject: downstairs printer")), Priority::P3);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The queries behind the CLI. The structs are the CLI's JSON output (documented in the README):
 //! add fields freely, never rename or remove one.
 
-use crate::domain::{Direction, TicketStatus, rfc3339};
+use crate::domain::{Direction, Priority, TicketStatus, rfc3339};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
@@ -15,7 +15,7 @@ pub struct TicketSummary {
     pub id: i64,
     pub subject: String,
     pub status: TicketStatus,
-    pub priority: String,
+    pub priority: Priority,
     pub requester: Option<String>,
     pub requester_name: Option<String>,
     pub assignee: Option<String>,

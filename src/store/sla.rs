@@ -7,14 +7,14 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::TicketStatus;
+use crate::domain::{Priority, TicketStatus};
 use crate::sla::clock::{self, Clock, ClockState, History};
 use crate::sla::policy::SlaConfig;
 
 /// A ticket's history as stored.
 pub struct Stored {
     pub created_at: i64,
-    pub priority: String,
+    pub priority: Priority,
     pub assignee: Option<String>,
     pub statuses: Vec<(i64, TicketStatus)>,
     pub first_response_at: Option<i64>,
@@ -56,7 +56,7 @@ pub fn load(conn: &Connection, ticket: i64) -> rusqlite::Result<Option<Stored>> 
 
 /// The ticket's clocks at `now`.
 pub fn clock_of(sla: &SlaConfig, s: &Stored, now: i64) -> Clock {
-    let policy = sla.policy(&s.priority);
+    let policy = sla.policy(s.priority);
     clock::clock(&s.history(), policy, sla.calendar(&policy.calendar), now)
 }
 

@@ -3,7 +3,7 @@
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::domain::{Direction, TicketStatus};
+use crate::domain::{Direction, Priority, TicketStatus};
 
 impl ToSql for TicketStatus {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -12,6 +12,18 @@ impl ToSql for TicketStatus {
 }
 
 impl FromSql for TicketStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value.as_str()?.parse().map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+impl ToSql for Priority {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for Priority {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         value.as_str()?.parse().map_err(|e| FromSqlError::Other(Box::new(e)))
     }
@@ -45,6 +57,12 @@ mod tests {
             assert_eq!(back, s);
         }
         let bad: rusqlite::Result<TicketStatus> = conn.query_row("SELECT 'archived'", [], |r| r.get(0));
+        assert!(bad.is_err());
+        for p in Priority::ALL {
+            let back: Priority = conn.query_row("SELECT ?1", [p], |r| r.get(0)).unwrap();
+            assert_eq!(back, p);
+        }
+        let bad: rusqlite::Result<Priority> = conn.query_row("SELECT 'P9'", [], |r| r.get(0));
         assert!(bad.is_err());
         let d: Direction = conn.query_row("SELECT ?1", [Direction::Out], |r| r.get(0)).unwrap();
         assert_eq!(d, Direction::Out);

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::{Direction, EventKind, TicketStatus};
+use crate::domain::{Direction, EventKind, Priority, TicketStatus};
 use crate::message::parse::{Attachment, Mailbox};
 use crate::threading::TicketLookup;
 use crate::tickets::{TicketState, Update};
@@ -121,7 +121,7 @@ pub fn insert_ticket(
     conn: &Connection,
     subject: &str,
     requester: Option<&Mailbox>,
-    priority: &str,
+    priority: Priority,
     follow_up_of: Option<i64>,
     automatic: bool,
     now: i64,
