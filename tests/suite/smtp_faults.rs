@@ -66,9 +66,7 @@ fn hung_and_dropped_smtp_connections_are_retried_until_the_server_has_the_mail()
     relay.set(SmtpFault::Pass);
     let d = wait_attempts(&desk, "2", 2);
     assert_eq!(d["status"], "sent", "{d:#}");
-    let copies = wait_inbox(&hal, 2, T);
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(inbox(&hal).len(), 2, "one copy per time the server took it, no more");
+    let copies = exactly(&hal, 2, T, "one copy per time the server took it, no more");
     assert_eq!(header(&copies[0], "Message-ID"), header(&copies[1], "Message-ID"));
     assert_eq!(inbox(&gus).len(), 1);
     let events = desk.json(&["show", "2"])["events"].to_string();

@@ -73,6 +73,19 @@ pub fn lab_exclusive() -> Option<RwLockWriteGuard<'static, ()>> {
     lab_is_up().then(|| LAB.write().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// Waits until `user` has `n` mails, then long enough for a repeated delivery to show up, and
+/// checks that none did. For exactly-once across crashes and cut connections: a mail sent twice
+/// has one outbox row, so only the mailbox can tell, and nothing signals that a second copy is not
+/// coming. Where the question is whether maildesk queued a mail at all, use
+/// [`Desk::assert_mailed`], which needs no waiting.
+pub fn exactly(user: &str, n: usize, timeout: Duration, why: &str) -> Vec<Vec<u8>> {
+    wait_inbox(user, n, timeout);
+    std::thread::sleep(Duration::from_secs(2));
+    let got = inbox(user);
+    assert_eq!(got.len(), n, "{why}");
+    got
+}
+
 /// A fresh address no other test uses: `name-<pid>-<n>@example.test`.
 pub fn address(name: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -298,6 +311,27 @@ retry_for = "1h"
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// How many mails the desk has queued to `address`: maildesk's own record of what it sends, so
+    /// "nobody else was mailed" is read here instead of waiting to see that nothing arrives.
+    pub fn mails_to(&self, address: &str) -> usize {
+        let db = rusqlite::Connection::open_with_flags(
+            self.path(self.database),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .unwrap();
+        let n: i64 =
+            db.query_row("SELECT count(*) FROM outbox WHERE recipient = ?1", [address], |r| r.get(0)).unwrap();
+        n as usize
+    }
+
+    /// After the desk settled: `address` was mailed exactly `n` times, by the outbox, and its
+    /// mailbox holds those `n` mails.
+    pub fn assert_mailed(&self, address: &str, n: usize, why: &str) {
+        assert_eq!(self.mails_to(address), n, "{why} (outbox rows to {address})");
+        let got = if n == 0 { inbox(address) } else { wait_inbox(address, n, Duration::from_secs(30)) };
+        assert_eq!(got.len(), n, "{why} (mails in {address}'s inbox)");
     }
 
     /// Waits until `n` messages were ingested and the outbox has nothing pending.
