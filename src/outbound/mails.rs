@@ -378,3 +378,91 @@ fn requester_thread(conn: &Connection, ticket: i64) -> rusqlite::Result<(Option<
         .optional()?;
     Ok((last.or_else(|| ids.last().cloned()), ids))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::domain::{Direction, Priority};
+    use crate::templates::Templates;
+
+    const CONFIG: &str = r#"
+[helpdesk]
+name = "ACME IT"
+tag = "ACME"
+address = "support@acme.test"
+templates = "templates"
+[imap]
+host = "127.0.0.1"
+security = "none"
+username = "support@acme.test"
+password = "x"
+[smtp]
+host = "127.0.0.1"
+security = "none"
+[limits]
+auto_replies_per_recipient_per_hour = 2
+auto_replies_per_ticket_per_hour = 3
+"#;
+
+    /// An automatic mail of `kind` to `to` on `ticket`, sent at `at`.
+    fn sent(conn: &Connection, ticket: i64, kind: MailKind, to: &str, at: i64) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let rcpt = Mailbox { name: None, address: to.into() };
+        write::insert_message(
+            conn,
+            &NewMessage {
+                ticket_id: Some(ticket),
+                direction: Direction::Out,
+                message_id: &format!("m{n}@acme.test"),
+                kind: kind.template(),
+                internal: false,
+                source: None,
+                from: None,
+                to: std::slice::from_ref(&rcpt),
+                cc: &[],
+                subject: "",
+                sent_at: Some(at),
+                received_at: at,
+                body_text: "",
+                raw: None,
+                content_sha256: None,
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn automatic_answers_are_limited_per_recipient_and_per_ticket_within_an_hour() {
+        let config =
+            Config::from_str(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("m.toml"), CONFIG).unwrap();
+        let templates = Templates::load(&config.helpdesk.templates).unwrap();
+        let desk = Desk { config: &config, templates: &templates, instance: "i", reply_secret: b"0123456789abcdef" };
+        let conn = crate::store::open_in_memory();
+        let new = |n: &str| write::insert_ticket(&conn, n, None, Priority::P3, None, false, 0).unwrap();
+        let (one, two) = (new("one"), new("two"));
+        let now = 10_000;
+        let limited = |kind, ticket, to: &str| rate_limited(&conn, &desk, kind, ticket, to, now).unwrap();
+
+        // An hour ago does not count; two within the hour to robot@ reach the per-recipient limit.
+        sent(&conn, one, MailKind::Acknowledgement, "robot@x.test", now - 3601);
+        sent(&conn, one, MailKind::Acknowledgement, "robot@x.test", now - 100);
+        assert_eq!(limited(MailKind::Acknowledgement, two, "robot@x.test"), None);
+        sent(&conn, two, MailKind::CommandError, "robot@x.test", now - 50);
+        let reason = limited(MailKind::Acknowledgement, two, "robot@x.test").unwrap();
+        assert!(reason.contains("limits.auto_replies_per_recipient_per_hour"), "{reason}");
+
+        // Notifications and relayed replies are not automatic answers: never limited here.
+        assert_eq!(limited(MailKind::Reply, two, "robot@x.test"), None);
+        assert_eq!(limited(MailKind::NewTicket, two, "robot@x.test"), None);
+
+        // Three automatic mails on one ticket, to anyone, reach the per-ticket limit.
+        sent(&conn, one, MailKind::CommandError, "tech@acme.test", now - 10);
+        assert_eq!(limited(MailKind::CommandError, one, "other@x.test"), None);
+        sent(&conn, one, MailKind::Acknowledgement, "other@x.test", now - 5);
+        let reason = limited(MailKind::CommandError, one, "new@x.test").unwrap();
+        assert!(reason.contains("limits.auto_replies_per_ticket_per_hour"), "{reason}");
+        assert_eq!(limited(MailKind::CommandError, two, "new@x.test"), None, "another ticket is not limited");
+    }
+}

@@ -175,6 +175,15 @@ pub fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
+/// A new database in memory with the current schema, for unit tests of the statements.
+#[cfg(test)]
+pub(crate) fn open_in_memory() -> Connection {
+    let mut conn = Connection::open_in_memory().expect("an in-memory database");
+    conn.pragma_update(None, "foreign_keys", "ON").expect("foreign keys");
+    migrations().to_latest(&mut conn).expect("the schema");
+    conn
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -473,3 +473,107 @@ pub fn mark_bounced(
     }
     Ok(changed > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::parse::Mailbox;
+
+    fn mailbox(a: &str) -> Mailbox {
+        Mailbox { name: None, address: a.into() }
+    }
+
+    /// A ticket with one inbound message, one outbound message with an outbox row, and a watcher.
+    fn ticket(conn: &Connection, n: i64, requester: &str, watcher: &str) -> i64 {
+        let id = insert_ticket(conn, &format!("ticket {n}"), Some(&mailbox(requester)), Priority::P3, None, false, 0)
+            .unwrap();
+        let from = mailbox(requester);
+        fn row<'a>(id: i64, from: &'a Mailbox, direction: Direction, id_text: &'a str) -> NewMessage<'a> {
+            NewMessage {
+                ticket_id: Some(id),
+                direction,
+                message_id: id_text,
+                kind: "request",
+                internal: false,
+                source: None,
+                from: Some(&from),
+                to: &[],
+                cc: &[],
+                subject: "s",
+                sent_at: None,
+                received_at: 0,
+                body_text: "b",
+                raw: None,
+                content_sha256: None,
+            }
+        }
+        insert_message(conn, &row(id, &from, Direction::In, &format!("in{n}@x.test"))).unwrap();
+        let out = insert_message(conn, &row(id, &from, Direction::Out, &format!("out{n}@x.test"))).unwrap();
+        insert_outbox(conn, out, Some(id), "support@x.test", requester, 0).unwrap();
+        apply_updates(conn, id, &[Update::AddWatcher(watcher.into())], "t", 0).unwrap();
+        id
+    }
+
+    fn count(conn: &Connection, sql: &str, id: i64) -> i64 {
+        conn.query_row(sql, [id], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_merge_moves_messages_outbox_and_history_but_not_watchers_and_closes_the_old_ticket() {
+        let conn = crate::store::open_in_memory();
+        let old = ticket(&conn, 1, "alice@x.test", "carol@x.test");
+        let target = ticket(&conn, 2, "bob@x.test", "dave@x.test");
+        let live = apply_updates(&conn, old, &[Update::MergeInto(target)], "tech@x.test", 50).unwrap();
+        assert_eq!(live, target, "the message's mails belong to the target now");
+        assert_eq!(count(&conn, "SELECT count(*) FROM messages WHERE ticket_id = ?1", target), 4);
+        assert_eq!(count(&conn, "SELECT count(*) FROM outbox WHERE ticket_id = ?1", target), 2);
+        assert_eq!(count(&conn, "SELECT count(*) FROM messages WHERE ticket_id = ?1", old), 0);
+        // Watchers stay: bob never agreed to share his conversation with carol.
+        assert_eq!(watchers(&conn, target).unwrap(), vec!["dave@x.test"]);
+        assert_eq!(watchers(&conn, old).unwrap(), vec!["carol@x.test"]);
+        let state = ticket_state(&conn, old).unwrap().unwrap();
+        assert_eq!((state.status, state.closed_at), (TicketStatus::Closed, Some(50)));
+        assert_eq!(live_ticket(&conn, old).unwrap(), Some(target), "mail to the old number lands on the target");
+        // Both tickets say what happened, the old one too, so `show` on its number explains itself.
+        let merged = "SELECT count(*) FROM events WHERE ticket_id = ?1 AND kind = 'merged'";
+        assert_eq!((count(&conn, merged, target), count(&conn, merged, old)), (1, 1));
+    }
+
+    #[test]
+    fn a_ticket_never_merges_into_itself() {
+        let conn = crate::store::open_in_memory();
+        let t = ticket(&conn, 1, "alice@x.test", "carol@x.test");
+        assert_eq!(apply_updates(&conn, t, &[Update::MergeInto(t)], "tech@x.test", 50).unwrap(), t);
+        let state = ticket_state(&conn, t).unwrap().unwrap();
+        assert_eq!(state.status, TicketStatus::Open);
+        assert_eq!(count(&conn, "SELECT count(*) FROM events WHERE ticket_id = ?1 AND kind = 'merge-refused'", t), 1);
+        assert_eq!(live_ticket(&conn, t).unwrap(), Some(t));
+    }
+
+    #[test]
+    fn statuses_stamp_and_clear_their_times() {
+        let conn = crate::store::open_in_memory();
+        let t = ticket(&conn, 1, "alice@x.test", "carol@x.test");
+        let times = |conn: &Connection| -> (Option<i64>, Option<i64>) {
+            conn.query_row("SELECT resolved_at, closed_at FROM tickets WHERE id = ?1", [t], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap()
+        };
+        apply_updates(&conn, t, &[Update::Status(TicketStatus::Resolved)], "t", 10).unwrap();
+        assert_eq!(times(&conn), (Some(10), None));
+        apply_updates(&conn, t, &[Update::Status(TicketStatus::Closed)], "t", 20).unwrap();
+        assert_eq!(times(&conn), (Some(10), Some(20)), "closing keeps when it was resolved");
+        apply_updates(&conn, t, &[Update::Status(TicketStatus::Open)], "t", 30).unwrap();
+        assert_eq!(times(&conn), (None, None));
+        let log: Vec<TicketStatus> = conn
+            .prepare("SELECT status FROM status_log WHERE ticket_id = ?1 ORDER BY at")
+            .unwrap()
+            .query_map([t], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        use TicketStatus::*;
+        assert_eq!(log, vec![Open, Resolved, Closed, Open]);
+    }
+}

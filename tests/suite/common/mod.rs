@@ -321,8 +321,7 @@ retry_for = "1h"
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .unwrap();
-        let n: i64 =
-            db.query_row("SELECT count(*) FROM outbox WHERE recipient = ?1", [address], |r| r.get(0)).unwrap();
+        let n: i64 = db.query_row("SELECT count(*) FROM outbox WHERE recipient = ?1", [address], |r| r.get(0)).unwrap();
         n as usize
     }
 
