@@ -3,13 +3,15 @@
 //! Every mail to the support address becomes a ticket; every requester gets an acknowledgement;
 //! the SQLite database is the single source of truth. See `ARCHITECTURE.md` for the map.
 //!
-//! The pure core (`message::parse`, `message::classify`, `threading`, `tickets`, `templates`,
-//! `outbound::compose`) takes data and returns data. The edges (`inbound::imap`, `store`,
-//! `outbound::sender`, `daemon`) do the I/O.
+//! The pure core (`domain`, `message`, `reply_text`, `threading`, `auth`, `commands`, `tickets`,
+//! `sla`, `templates`, `outbound::compose`) takes data and returns data. The edges (`inbound`,
+//! `store`, `outbound::sender`, `escalation`, `daemon`, `cli`) do the I/O. Modules are layered
+//! (ARCHITECTURE.md, "Layers"): each imports only modules below it. Modules only the crate uses
+//! are `pub(crate)`; the rest are public for the binary, the tests, benches and the fuzz target.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod cli;
-pub mod commands;
+pub(crate) mod commands;
 pub mod config;
 pub mod daemon;
 pub mod desk;
@@ -17,7 +19,7 @@ pub mod domain;
 pub mod escalation;
 pub mod inbound;
 pub mod message;
-pub mod outbound;
+pub(crate) mod outbound;
 pub mod reply_text;
 pub mod report;
 pub mod shutdown;
