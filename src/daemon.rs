@@ -22,8 +22,8 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::inbound::imap::Watcher;
 use crate::outbound::sender::Sender;
+use crate::shutdown;
 use crate::templates::Templates;
-use crate::{shutdown, store};
 
 pub const STOP_GRACE: Duration = Duration::from_secs(20);
 
@@ -35,9 +35,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         // Fail fast on an unusable database, before anything is fetched.
         // Exiting lets systemd say so and try again (Restart=on-failure); the mail waits, unread,
         // on the IMAP server.
-        let hint = "the database cannot be opened for writing (read-only file system, permissions, full disk?); new mail stays on the IMAP server";
-        let conn = store::open(&config.helpdesk.database).context(hint)?;
-        store::instance_token(&conn).context(hint)?;
+        let hint = "the database cannot be opened for writing, or the desk's keys in it read (read-only file system, permissions, full disk?); new mail stays on the IMAP server";
+        crate::desk::open(&config.helpdesk.database, &config).context(hint)?;
     }
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;

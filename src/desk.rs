@@ -1,9 +1,40 @@
 //! The desk as every task sees it: its configuration, templates, the instance token in every
 //! Message-ID it makes, and the key of its technicians' reply addresses. Defined apart from the
 //! inbound and outbound paths so that both (and the SLA sweep) depend on it, not on each other.
+//! It also opens the database for the tasks that write, with the keys the desk keeps there.
+
+use std::path::Path;
+
+use rusqlite::Connection;
 
 use crate::config::Config;
+use crate::store::{self, StoreError};
 use crate::templates::Templates;
+
+/// What the database holds for the desk itself: read once by each task that writes, when it opens
+/// its connection.
+pub struct Keys {
+    /// Part of every Message-ID maildesk creates.
+    pub instance: String,
+    /// The key of the per-ticket technician reply addresses.
+    pub reply_secret: Vec<u8>,
+}
+
+/// Opens `database` for a task that writes (creating and migrating it if need be) and reads the
+/// desk's keys: the one way the watcher, the SLA sweeper and the daemon's start-up check open it.
+pub fn open(database: &Path, config: &Config) -> Result<(Connection, Keys), StoreError> {
+    let conn = store::open(database)?;
+    let instance = store::instance_token(&conn)?;
+    let reply_secret = store::reply_secret(&conn, config.security.reply_secret_file.as_deref())?;
+    Ok((conn, Keys { instance, reply_secret }))
+}
+
+impl Keys {
+    /// The desk as a task sees it, with these keys.
+    pub fn desk<'a>(&'a self, config: &'a Config, templates: &'a Templates) -> Desk<'a> {
+        Desk { config, templates, instance: &self.instance, reply_secret: &self.reply_secret }
+    }
+}
 
 /// What recording, composing and escalating need to know about the desk.
 pub struct Desk<'a> {

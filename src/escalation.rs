@@ -103,8 +103,8 @@ impl Sweeper {
                 ready =
                     self.open().map_err(|e| tracing::warn!(error = %e, "SLA sweeper cannot open the database")).ok();
             }
-            if let Some((conn, instance, secret)) = ready.as_mut() {
-                let desk = Desk { config: &self.config, templates: &self.templates, instance, reply_secret: secret };
+            if let Some((conn, keys)) = ready.as_mut() {
+                let desk = keys.desk(&self.config, &self.templates);
                 match tokio::task::block_in_place(|| sweep(conn, &desk, crate::store::now())) {
                     Ok(0) => {}
                     Ok(n) => {
@@ -120,10 +120,7 @@ impl Sweeper {
         }
     }
 
-    fn open(&self) -> Result<(Connection, String, Vec<u8>), StoreError> {
-        let conn = crate::store::open(&self.database)?;
-        let instance = crate::store::instance_token(&conn)?;
-        let secret = crate::store::reply_secret(&conn, self.config.security.reply_secret_file.as_deref())?;
-        Ok((conn, instance, secret))
+    fn open(&self) -> Result<(Connection, crate::desk::Keys), StoreError> {
+        crate::desk::open(&self.database, &self.config)
     }
 }

@@ -27,7 +27,6 @@ use tracing::{debug, error, info, warn};
 
 use super::record::{Destination, Fetched, Outcome, ParsedMessage, parse_batch, record_batch};
 use crate::config::{Config, Security};
-use crate::desk::Desk;
 use crate::shutdown::Shutdown;
 use crate::store::{self, MailboxState, write};
 use crate::templates::Templates;
@@ -269,9 +268,7 @@ impl Watcher {
 
     /// One connection's life. Returns Ok only on shutdown.
     async fn connected(&mut self, backoff: &mut Duration) -> Result<(), ImapError> {
-        let mut conn = store::open(&self.database)?;
-        let instance = store::instance_token(&conn)?;
-        let reply_secret = store::reply_secret(&conn, self.config.security.reply_secret_file.as_deref())?;
+        let (mut conn, keys) = crate::desk::open(&self.database, &self.config)?;
         let config = Arc::clone(&self.config);
         let imap = &config.imap;
         let mut session = connect(&config).await?;
@@ -282,7 +279,7 @@ impl Watcher {
         info!(mailbox = %imap.mailbox, uid_validity, exists = mailbox.exists, idle = use_idle, "IMAP connected");
 
         loop {
-            self.sync(&mut session, &mut conn, (&instance, &reply_secret), uid_validity, uid_next).await?;
+            self.sync(&mut session, &mut conn, &keys, uid_validity, uid_next).await?;
             // Only a whole sync proves the trouble is over: a database that refuses every batch
             // must not be retried at the pace of a fresh connection.
             *backoff = Duration::from_secs(1);
@@ -308,7 +305,7 @@ impl Watcher {
         &mut self,
         session: &mut ImapSession,
         conn: &mut Connection,
-        (instance, reply_secret): (&str, &[u8]),
+        keys: &crate::desk::Keys,
         uid_validity: u32,
         uid_next: u32,
     ) -> Result<(), ImapError> {
@@ -394,7 +391,7 @@ impl Watcher {
             }
             let fetch_time = started.elapsed();
             let advance_to = current.then(|| chunk.last().copied().unwrap_or(after));
-            let desk = Desk { config: &self.config, templates: &self.templates, instance, reply_secret };
+            let desk = keys.desk(&self.config, &self.templates);
             let now = store::now();
             // While this batch is written, the server does its share on the IMAP connection:
             // `\Seen` for the batch before (committed already), then the next batch is fetched,
