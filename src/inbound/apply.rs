@@ -5,7 +5,6 @@
 use rusqlite::Connection;
 
 use super::decide::Decision;
-use super::record::Outcome;
 use super::size;
 use crate::domain::{Direction, EventKind};
 use crate::message::parse::Inbound;
@@ -14,6 +13,24 @@ use crate::outbound::mails;
 use crate::store::StoreError;
 use crate::store::write::{self, NewMessage};
 use crate::tickets::{Role, Target};
+
+/// What became of one fetched message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Recorded on ticket `id`; `queued` outbound mails are waiting in the outbox.
+    Ticket {
+        id: i64,
+        created: bool,
+        queued: usize,
+        /// What the message was taken for: request, reply, note, bounce, ...
+        kind: &'static str,
+    },
+    /// Already recorded: the same UID, or the same Message-ID under another UID.
+    Duplicate,
+    Quarantined {
+        reason: String,
+    },
+}
 
 /// One received message as the recorder holds it.
 pub(super) struct Received<'a> {

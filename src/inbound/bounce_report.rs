@@ -3,8 +3,7 @@
 
 use rusqlite::Connection;
 
-use super::apply::inbound_row;
-use super::record::Outcome;
+use super::apply::{Outcome, inbound_row};
 use crate::domain::{EventKind, MailKind};
 use crate::message::bounce::Bounce;
 use crate::message::parse::{Inbound, Mailbox};

@@ -3,8 +3,14 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::record::Fetched;
 use crate::message::parse::{Inbound, ParseError, parse};
+
+/// One message as fetched from IMAP.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub uid: u32,
+    pub raw: Vec<u8>,
+}
 
 /// A fetched message after the pure first step.
 pub(super) struct Parsed<'a> {

@@ -24,32 +24,8 @@ use crate::outbound::composer::{self, Composer, JOBS_AHEAD};
 use crate::store::write;
 use crate::store::{self, MailboxState, StoreError};
 
-pub use super::prepare::{ParsedMessage, content_digest, parse_batch};
-
-/// One message as fetched from IMAP.
-#[derive(Debug, Clone)]
-pub struct Fetched {
-    pub uid: u32,
-    pub raw: Vec<u8>,
-}
-
-/// What became of one fetched message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Recorded on ticket `id`; `queued` outbound mails are waiting in the outbox.
-    Ticket {
-        id: i64,
-        created: bool,
-        queued: usize,
-        /// What the message was taken for: request, reply, note, bounce, ...
-        kind: &'static str,
-    },
-    /// Already recorded: the same UID, or the same Message-ID under another UID.
-    Duplicate,
-    Quarantined {
-        reason: String,
-    },
-}
+pub use super::apply::Outcome;
+pub use super::prepare::{Fetched, ParsedMessage, content_digest, parse_batch};
 
 /// Records a batch of messages from `mailbox`. With `advance_to`, the mailbox's last UID moves to
 /// it in the same commit (it may exceed the last fetched UID when messages were expunged between

@@ -496,7 +496,7 @@ mod tests {
                 kind: "request",
                 internal: false,
                 source: None,
-                from: Some(&from),
+                from: Some(from),
                 to: &[],
                 cc: &[],
                 subject: "s",
