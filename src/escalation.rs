@@ -69,7 +69,7 @@ fn escalate(conn: &Connection, desk: &Desk<'_>, ticket: i64, now: i64) -> Result
         } else {
             String::new()
         };
-        summary.push(format!("{} reached {top}%{superseded}", target.replace('_', " ")));
+        summary.push(format!("{} reached {top}%{superseded}", target.label()));
     }
     let detail = format!(
         "escalation: {}; mailed {}",

@@ -15,7 +15,7 @@ use crate::store::StoreError;
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 use crate::domain::{Priority, TicketStatus, rfc3339};
-use crate::sla::clock::Clock;
+use crate::sla::clock::{Clock, Target};
 use crate::sla::policy::{Notify, SlaConfig};
 use crate::store::sla as sweep;
 
@@ -269,8 +269,8 @@ pub fn sla_view(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> Re
             .collect(),
     };
     let due = BTreeMap::from([
-        ("first_response".to_string(), c.first_response.due_at.map(rfc3339)),
-        ("resolution".to_string(), c.resolution.due_at.map(rfc3339)),
+        (Target::FirstResponse.as_str().to_string(), c.first_response.due_at.map(rfc3339)),
+        (Target::Resolution.as_str().to_string(), c.resolution.due_at.map(rfc3339)),
     ]);
     Ok(Some(SlaView { ticket, policy, clock: c, due, automatic }))
 }

@@ -42,7 +42,7 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
         writeln!(
             out,
             "{:<15} {:<8} elapsed {} of {}{}  due {}",
-            t.target.replace('_', " "),
+            t.target.label(),
             t.state,
             duration(t.elapsed_secs),
             duration(t.target_secs),

@@ -209,7 +209,7 @@ pub fn queue_escalation(
     composer: &mut Composer<'_>,
     ticket: i64,
     clock: &crate::sla::clock::Clock,
-    due: &[(&'static str, u32, Vec<u32>)],
+    due: &[(crate::sla::clock::Target, u32, Vec<u32>)],
     recipients: &[Mailbox],
     now: i64,
 ) -> Result<usize, StoreError> {
@@ -220,10 +220,13 @@ pub fn queue_escalation(
     let escalations: Vec<EscalationContext> = due
         .iter()
         .map(|(target, percent, _)| {
-            let t = if *target == "first_response" { &clock.first_response } else { &clock.resolution };
+            let t = match target {
+                crate::sla::clock::Target::FirstResponse => &clock.first_response,
+                crate::sla::clock::Target::Resolution => &clock.resolution,
+            };
             let left = t.target_secs - t.elapsed_secs;
             EscalationContext {
-                target: target.replace('_', " "),
+                target: target.label().to_string(),
                 percent: *percent,
                 target_time: human_duration(t.target_secs),
                 elapsed: human_duration(t.elapsed_secs),

@@ -26,7 +26,7 @@ pub struct History<'a> {
     pub statuses: &'a [(i64, TicketStatus)],
     pub first_response_at: Option<i64>,
     /// Levels already fired: (target, percent, when).
-    pub fired: &'a [(String, u32, i64)],
+    pub fired: &'a [(Target, u32, i64)],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -73,10 +73,38 @@ impl std::fmt::Display for ClockState {
     }
 }
 
+/// The two service-level targets. Stored by name in `sla_fired` and shown in `maildesk sla --json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    FirstResponse,
+    Resolution,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::FirstResponse => "first_response",
+            Target::Resolution => "resolution",
+        }
+    }
+
+    /// For people: "first response".
+    pub fn label(self) -> &'static str {
+        match self {
+            Target::FirstResponse => "first response",
+            Target::Resolution => "resolution",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Target> {
+        [Target::FirstResponse, Target::Resolution].into_iter().find(|t| t.as_str() == name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetClock {
-    /// "first_response" or "resolution".
-    pub target: &'static str,
+    pub target: Target,
     pub target_secs: i64,
     pub elapsed_secs: i64,
     pub state: ClockState,
@@ -123,7 +151,7 @@ struct Measure<'a> {
 
 impl Measure<'_> {
     /// One target's clock: `pauses` are the intervals it does not count, `met_at` when it was met.
-    fn target(&self, name: &'static str, target_secs: i64, pauses: &[Pause], met_at: Option<i64>) -> TargetClock {
+    fn target(&self, name: Target, target_secs: i64, pauses: &[Pause], met_at: Option<i64>) -> TargetClock {
         let Measure { history: h, calendar, ladder, now } = *self;
         let stopped = current_status(h).is_done();
         let end = met_at.unwrap_or(now).min(now);
@@ -140,7 +168,7 @@ impl Measure<'_> {
         let levels = ladder
             .iter()
             .map(|l| {
-                let fired_at = h.fired.iter().find(|(t, p, _)| t == name && *p == l.percent).map(|f| f.2);
+                let fired_at = h.fired.iter().find(|(t, p, _)| *t == name && *p == l.percent).map(|f| f.2);
                 let secs = (target_secs as i128 * l.percent as i128 / 100) as i64;
                 let reached_at = if live {
                     calendar.add(h.created_at, secs, pauses)
@@ -174,8 +202,8 @@ pub fn clock(h: &History<'_>, policy: &Policy, calendar: &Calendar, now: i64) ->
     }
     resolution_pauses.sort_unstable();
     let measure = Measure { history: h, calendar, ladder: &policy.escalate, now };
-    let first_response = measure.target("first_response", policy.first_response, &stopped, h.first_response_at);
-    let resolution = measure.target("resolution", policy.resolution, &resolution_pauses, None);
+    let first_response = measure.target(Target::FirstResponse, policy.first_response, &stopped, h.first_response_at);
+    let resolution = measure.target(Target::Resolution, policy.resolution, &resolution_pauses, None);
     let next_level_at = [&first_response, &resolution]
         .iter()
         .filter(|t| t.state.is_live())
@@ -190,7 +218,7 @@ pub fn clock(h: &History<'_>, policy: &Policy, calendar: &Calendar, now: i64) ->
 /// What the sweep should send now: per running target, the highest level reached and not yet
 /// fired, plus every reached level it supersedes (marked fired together, so a desk that was down
 /// sends one escalation naming the highest level, not a burst).
-pub fn due_now(c: &Clock, now: i64) -> Vec<(&'static str, u32, Vec<u32>)> {
+pub fn due_now(c: &Clock, now: i64) -> Vec<(Target, u32, Vec<u32>)> {
     [&c.first_response, &c.resolution]
         .iter()
         .filter(|t| t.state.is_live())
@@ -238,10 +266,10 @@ mod tests {
         assert_eq!(at, vec![Some(75), Some(100), Some(150)]);
         assert_eq!(c.next_level_at, Some(75));
         assert!(due_now(&c, 10).is_empty());
-        assert_eq!(due_now(&c, 80), vec![("first_response", 75, vec![75])]);
+        assert_eq!(due_now(&c, 80), vec![(Target::FirstResponse, 75, vec![75])]);
         // Down for a while: one escalation naming the highest level, the lower ones superseded.
-        assert_eq!(due_now(&c, 160), vec![("first_response", 150, vec![75, 100, 150])]);
-        let fired = vec![("first_response".to_string(), 75, 80)];
+        assert_eq!(due_now(&c, 160), vec![(Target::FirstResponse, 150, vec![75, 100, 150])]);
+        let fired = vec![(Target::FirstResponse, 75, 80)];
         let h = History { fired: &fired, ..h };
         let c = clock(&h, &policy(), &Calendar::Always, 90);
         assert!(due_now(&c, 90).is_empty());

@@ -8,7 +8,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::domain::{Priority, TicketStatus};
-use crate::sla::clock::{self, Clock, ClockState, History};
+use crate::sla::clock::{self, Clock, ClockState, History, Target};
 use crate::sla::policy::SlaConfig;
 
 /// A ticket's history as stored.
@@ -18,7 +18,7 @@ pub struct Stored {
     pub assignee: Option<String>,
     pub statuses: Vec<(i64, TicketStatus)>,
     pub first_response_at: Option<i64>,
-    pub fired: Vec<(String, u32, i64)>,
+    pub fired: Vec<(Target, u32, i64)>,
 }
 
 impl Stored {
