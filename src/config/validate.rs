@@ -289,9 +289,20 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
             .take(limit("limits.max_watchers_per_ticket", raw.limits.max_watchers_per_ticket))
             as usize,
     };
-    let sla =
-        crate::sla::policy::build(raw.calendars, raw.sla, raw.priority, &helpdesk.timezone, &base, &parse_duration)
-            .map_err(|(key, message)| doc.key_error(&key, message));
+    // Files the SLA policy names (holiday calendars), relative to the config's folder.
+    let read_file = |f: &Path| {
+        let path = resolve(f.to_path_buf());
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let sla = crate::sla::policy::build(
+        raw.calendars,
+        raw.sla,
+        raw.priority,
+        &helpdesk.timezone,
+        &read_file,
+        &parse_duration,
+    )
+    .map_err(|(key, message)| doc.key_error(&key, message));
     // The SLA policy has no stand-in: it is the last check, and every problem found so far
     // is reported with its own.
     let sla = problems.or(sla.map(Some), None);

@@ -211,7 +211,7 @@ pub fn build(
     sla: FileSla,
     priority: FilePriority,
     desk_tz: &jiff::tz::TimeZone,
-    base: &std::path::Path,
+    read_file: &dyn Fn(&std::path::Path) -> Result<String, String>,
     parse_duration: &dyn Fn(&str) -> Option<std::time::Duration>,
 ) -> Result<SlaConfig, Problem> {
     let mut cals =
@@ -242,9 +242,8 @@ pub fn build(
             holidays.insert(parse_date(d).map_err(|e| (key("holidays"), e.to_string()))?);
         }
         if let Some(f) = &c.holidays_file {
-            let path = if f.is_absolute() { f.clone() } else { base.join(f) };
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| (key("holidays_file"), format!("cannot read {}: {e}", path.display())))?;
+            // Read by the config, which owns file access: this module stays pure.
+            let text = read_file(f).map_err(|e| (key("holidays_file"), e))?;
             holidays.extend(ics_holidays(&text));
         }
         let hours = Hours::new(tz, week, holidays).map_err(|e: CalendarError| (key("hours"), e.to_string()))?;
