@@ -7,6 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use maildesk::domain::TicketStatus;
 use maildesk::message::classify::suppress_auto_reply;
 use maildesk::message::parse::parse;
 use maildesk::reply_text::visible_text;
@@ -30,8 +31,6 @@ impl TicketLookup for Lookup {
         Ok(message_id.ends_with(|c: char| c.is_ascii_digit()).then_some(1))
     }
 }
-
-const STATUSES: [&str; 4] = ["open", "pending", "resolved", "closed"];
 
 /// mail-parser panics are handled by design (`parse` re-reads the message as plain text, or
 /// quarantines it), so they are not findings; a panic anywhere else still aborts the run.
@@ -60,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
     let state = match &threaded {
         Thread::Existing { ticket, .. } => Some(TicketState {
             id: *ticket,
-            status: STATUSES[usize::from(selector & 3)].to_string(),
+            status: TicketStatus::ALL[usize::from(selector & 3)],
             requester: Some("alice@example.test".into()),
             assignee: (selector & 4 != 0).then(|| technicians[1].clone()),
             watchers: vec!["carol@example.test".into()],
