@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod backup;
 mod check;
 mod promote;
 mod quarantine;
@@ -52,6 +53,8 @@ pub enum Command {
     Sla(sla::Args),
     /// Service-level report per priority and per technician, over tickets opened in a period.
     Report(report::Args),
+    /// Copy the database to PATH while the daemon runs (consistent, checked); see README "Backup".
+    Backup(backup::Args),
 }
 
 /// "2026-11-01" (midnight in the desk's zone) or an RFC 3339 instant, as Unix seconds.
@@ -107,6 +110,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Sla(args) => sla::execute(args, &config, out),
         Command::Report(args) => report::execute(args, &config, out),
         Command::Status(args) => status::execute(args, &config, out),
+        Command::Backup(args) => backup::execute(args, &config, out),
     }
 }
 

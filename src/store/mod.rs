@@ -7,6 +7,7 @@
 //!
 //! `write` holds the statements the ingest transaction runs; `read` the queries behind the CLI.
 
+pub mod backup;
 pub mod read;
 pub mod sla;
 mod values;
@@ -22,8 +23,14 @@ use rusqlite_migration::{M, Migrations};
 pub enum StoreError {
     #[error("database {}: {cause}", path.display())]
     Open { path: PathBuf, cause: rusqlite::Error },
-    #[error("database {}: does not exist (has `maildesk run` started with this config?)", path.display())]
+    #[error("no database at {} yet: `maildesk run` creates it", path.display())]
     Missing { path: PathBuf },
+    #[error("the database at {} has no maildesk tables yet: `maildesk run` creates them", path.display())]
+    Empty { path: PathBuf },
+    #[error("the database at {} has schema version {found}, this maildesk reads {expected}: {hint}", path.display())]
+    Version { path: PathBuf, found: i64, expected: i64, hint: &'static str },
+    #[error("backup {}: {detail}", path.display())]
+    Backup { path: PathBuf, detail: String },
     #[error("database {}: cannot create its folder: {cause}", path.display())]
     Folder { path: PathBuf, cause: std::io::Error },
     #[error("database {}: cannot create it: {cause}", path.display())]
@@ -46,6 +53,9 @@ impl From<rusqlite::Error> for StoreError {
         StoreError::Sql(e)
     }
 }
+
+/// The schema version this maildesk writes and reads (SQLite's `user_version`).
+const SCHEMA_VERSION: i64 = 4;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -87,7 +97,26 @@ pub fn open_existing(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(|cause| StoreError::Open { path: path.into(), cause })?;
     configure(&conn).map_err(|cause| StoreError::Open { path: path.into(), cause })?;
-    Ok(conn)
+    // Reading an older or newer schema would fail on the first missing column; say why instead.
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|cause| StoreError::Open { path: path.into(), cause })?;
+    match found {
+        SCHEMA_VERSION => Ok(conn),
+        0 => Err(StoreError::Empty { path: path.into() }),
+        found if found < SCHEMA_VERSION => Err(StoreError::Version {
+            path: path.into(),
+            found,
+            expected: SCHEMA_VERSION,
+            hint: "`maildesk run` upgrades it",
+        }),
+        found => Err(StoreError::Version {
+            path: path.into(),
+            found,
+            expected: SCHEMA_VERSION,
+            hint: "a newer maildesk wrote it; use that version",
+        }),
+    }
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -191,6 +220,32 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn schema_version_is_the_number_of_migrations() {
+        let conn = open_in_memory();
+        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn the_cli_opens_only_a_database_of_its_own_schema_and_creates_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        assert!(matches!(open_existing(&path), Err(StoreError::Missing { .. })));
+        assert!(!path.exists(), "a view must not create the database");
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE x(a)").unwrap();
+        let e = open_existing(&path).unwrap_err();
+        assert!(matches!(e, StoreError::Empty { .. }) && e.to_string().contains("`maildesk run` creates them"), "{e}");
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE x").unwrap();
+        migrations().to_version(&mut conn, 2).unwrap();
+        let e = open_existing(&path).unwrap_err();
+        assert!(e.to_string().contains("schema version 2, this maildesk reads 4: `maildesk run` upgrades it"), "{e}");
+        drop(conn);
+        open(&path).unwrap();
+        assert!(open_existing(&path).is_ok());
     }
 
     #[test]

@@ -93,7 +93,11 @@ fn views_on_a_missing_database_say_so() {
     std::fs::write(&path, example_in(dir.path()).replace("/var/lib/maildesk/maildesk.db", "nothing-here.db")).unwrap();
     let (ok, _, err) = maildesk(&["--config", path.to_str().unwrap(), "tickets"]);
     assert!(!ok);
-    assert!(err.contains("nothing-here.db") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("no database at") && err.contains("nothing-here.db") && err.contains("`maildesk run` creates it"),
+        "{err}"
+    );
+    assert!(!dir.path().join("nothing-here.db").exists(), "a view creates no database");
     let (ok, _, err) = maildesk(&["--config", "/nonexistent/maildesk.toml", "status"]);
     assert!(!ok);
     assert!(err.contains("/nonexistent/maildesk.toml") && err.contains("cannot read"), "{err}");

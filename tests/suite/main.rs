@@ -11,6 +11,7 @@ mod corpus_pipeline;
 mod reply_fixtures;
 
 // Against the lab.
+mod backup;
 mod cyrus;
 mod database_faults;
 mod faults;
