@@ -10,6 +10,10 @@
 //! SIGHUP reloads: the config file and templates are loaded and checked again; if anything is wrong
 //! the running configuration stays (and the log says why), otherwise the tasks stop as on SIGTERM and
 //! start again with the new settings.
+//!
+//! Under systemd (`Type=notify`), [`tell_systemd`] sends `READY=1` once the database is open and the
+//! first IMAP login worked, a `STATUS=` line with the last intake, and, with `WatchdogSec=`, a
+//! watchdog ping only while neither the watcher nor the sender is stuck (see [`crate::health`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +24,7 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::health::Health;
 use crate::inbound::imap::Watcher;
 use crate::outbound::sender::Sender;
 use crate::shutdown;
@@ -41,6 +46,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let health = Arc::new(Health::default());
+    let notifier = tokio::spawn(tell_systemd(health.clone(), config.helpdesk.timezone.clone()));
     loop {
         info!(
             config = %config.source.display(),
@@ -49,7 +56,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             smtp = %format!("{}:{}", config.smtp.host, config.smtp.port),
             "maildesk {} starting", env!("CARGO_PKG_VERSION")
         );
-        let (trigger, mut tasks) = spawn(Arc::new(config.clone()), Arc::new(templates));
+        let (trigger, mut tasks) = spawn(Arc::new(config.clone()), Arc::new(templates), &health);
         let reload = loop {
             tokio::select! {
                 _ = term.recv() => { info!("SIGTERM: finishing the work in hand, then stopping"); break None }
@@ -77,6 +84,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 }
             }
         };
+        if reload.is_none() {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        }
         trigger.fire();
         let drained = tokio::time::timeout(STOP_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
@@ -87,8 +97,54 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             None => break,
         }
     }
+    notifier.abort();
     info!("stopped");
     Ok(())
+}
+
+/// Keeps systemd informed; does nothing outside systemd (no `NOTIFY_SOCKET`). Pings the watchdog
+/// at a third of its interval, and skips the ping while a task is stuck, so that systemd restarts
+/// the service (every commit is whole, so a restart loses nothing).
+async fn tell_systemd(health: Arc<Health>, tz: jiff::tz::TimeZone) {
+    use sd_notify::NotifyState;
+    let watchdog = sd_notify::watchdog_enabled();
+    let tick = watchdog
+        .map(|w| w / 3)
+        .unwrap_or(Duration::from_secs(5))
+        .clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut ready = false;
+    let mut told_stuck = false;
+    loop {
+        if !ready && health.is_ready() {
+            ready = true;
+            info!("ready: the database is open and the IMAP login worked");
+            let _ = sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(&health.status(&tz))]);
+        }
+        if ready {
+            let status = health.status(&tz);
+            match (watchdog, watchdog.and_then(|w| health.stuck(w))) {
+                (Some(_), Some(task)) => {
+                    if !told_stuck {
+                        warn!(
+                            task = task.name(),
+                            "no progress for a whole watchdog interval: not pinging systemd's watchdog, which restarts the service"
+                        );
+                        told_stuck = true;
+                    }
+                    let line = format!("{} has made no progress for a watchdog interval", task.name());
+                    let _ = sd_notify::notify(&[NotifyState::Status(&line)]);
+                }
+                (Some(_), None) => {
+                    told_stuck = false;
+                    let _ = sd_notify::notify(&[NotifyState::Watchdog, NotifyState::Status(&status)]);
+                }
+                (None, _) => {
+                    let _ = sd_notify::notify(&[NotifyState::Status(&status)]);
+                }
+            }
+        }
+        tokio::time::sleep(tick).await;
+    }
 }
 
 /// Loads and checks the config file and templates again, for SIGHUP: all of it or nothing.
@@ -108,7 +164,11 @@ fn reload(current: &Config) -> anyhow::Result<(Config, Templates)> {
 }
 
 /// Starts the three tasks; returns the trigger that stops them and the set to wait on.
-fn spawn(config: Arc<Config>, templates: Arc<Templates>) -> (shutdown::Trigger, tokio::task::JoinSet<()>) {
+fn spawn(
+    config: Arc<Config>,
+    templates: Arc<Templates>,
+    health: &Arc<Health>,
+) -> (shutdown::Trigger, tokio::task::JoinSet<()>) {
     let (trigger, stop) = shutdown::channel();
     let outbox = Arc::new(Notify::new());
     let database = config.helpdesk.database.clone();
@@ -120,6 +180,7 @@ fn spawn(config: Arc<Config>, templates: Arc<Templates>) -> (shutdown::Trigger, 
             database: database.clone(),
             outbox: outbox.clone(),
             shutdown: stop.clone(),
+            health: health.clone(),
             misses: Default::default(),
         }
         .run(),
@@ -134,6 +195,6 @@ fn spawn(config: Arc<Config>, templates: Arc<Templates>) -> (shutdown::Trigger, 
         }
         .run(),
     );
-    tasks.spawn(Sender { config, database, wake: outbox, shutdown: stop }.run());
+    tasks.spawn(Sender { config, database, wake: outbox, shutdown: stop, health: health.clone() }.run());
     (trigger, tasks)
 }

@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod desk;
 pub mod domain;
 pub mod escalation;
+pub mod health;
 pub mod inbound;
 pub mod message;
 pub(crate) mod outbound;

@@ -10,6 +10,7 @@
 //! reconnects with back-off: 1 s, 2 s, 4 s, ... up to 5 minutes (30 s when the database refused a
 //! write), reset after a complete sync.
 
+use crate::health::Task;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::path::PathBuf;
@@ -102,6 +103,8 @@ pub struct Watcher {
     /// Woken after each commit that queued mail, so acknowledgements leave at once.
     pub outbox: Arc<Notify>,
     pub shutdown: Shutdown,
+    /// Where this task notes its progress, for systemd's watchdog.
+    pub health: Arc<crate::health::Health>,
     /// UIDs in a FETCH that failed, with how many times a FETCH of that message alone failed
     /// (see [`note_misses`]). Only this task touches it.
     pub(crate) misses: HashMap<u32, u32>,
@@ -243,6 +246,7 @@ impl Watcher {
             if self.shutdown.is_requested() {
                 return;
             }
+            self.health.busy(Task::Watcher);
             match self.connected(&mut backoff).await {
                 Ok(()) => return,
                 Err(e) if e.is_database() => {
@@ -250,6 +254,7 @@ impl Watcher {
                     // nothing was flagged, and the messages wait on the server.
                     error!(error = %e, retry_in = ?backoff,
                            "cannot record new mail: the database refused the write; new mail stays unread on the IMAP server until it can be recorded");
+                    self.health.waiting(Task::Watcher);
                     if self.shutdown.sleep(backoff).await {
                         return;
                     }
@@ -257,6 +262,7 @@ impl Watcher {
                 }
                 Err(e) => {
                     warn!(imap = %endpoint, error = %e, retry_in = ?backoff, "IMAP session ended; reconnecting");
+                    self.health.waiting(Task::Watcher);
                     if self.shutdown.sleep(backoff).await {
                         return;
                     }
@@ -277,8 +283,10 @@ impl Watcher {
         let uid_validity = mailbox.uid_validity.unwrap_or(0);
         let uid_next = mailbox.uid_next.unwrap_or(1);
         info!(mailbox = %imap.mailbox, uid_validity, exists = mailbox.exists, idle = use_idle, "IMAP connected");
+        self.health.imap_ready();
 
         loop {
+            self.health.busy(Task::Watcher);
             self.sync(&mut session, &mut conn, &keys, uid_validity, uid_next).await?;
             // Only a whole sync proves the trouble is over: a database that refuses every batch
             // must not be retried at the pace of a fresh connection.
@@ -291,6 +299,7 @@ impl Watcher {
             if has_new_mail(&session) {
                 continue;
             }
+            self.health.waiting(Task::Watcher);
             if use_idle {
                 session = self.idle(session).await?;
             } else if self.shutdown.sleep(imap.poll_interval).await {
@@ -429,6 +438,8 @@ impl Watcher {
             unflagged = fetched.iter().map(|f| f.uid).collect();
             ahead = prefetched;
             parsed_ahead = parsed_next;
+            self.health.recorded(outcomes.len(), now);
+            self.health.busy(Task::Watcher);
             if outcomes.iter().any(|(_, o)| matches!(o, Outcome::Ticket { queued: 1.., .. })) {
                 self.outbox.notify_one();
             }

@@ -33,6 +33,7 @@ use tracing::{info, warn};
 
 use super::smtp::{self, DeliverError, SetupError};
 use crate::config::Config;
+use crate::health::Task;
 use crate::shutdown::Shutdown;
 use crate::store::{self, write};
 
@@ -73,6 +74,8 @@ pub struct Sender {
     pub database: PathBuf,
     pub wake: Arc<Notify>,
     pub shutdown: Shutdown,
+    /// Where this task notes its progress, for systemd's watchdog.
+    pub health: Arc<crate::health::Health>,
 }
 
 impl Sender {
@@ -90,6 +93,7 @@ impl Sender {
         };
         let owed = Mutex::new(Vec::new());
         loop {
+            self.health.busy(Task::Sender);
             let wait = match self.round(&conn, &owed).await {
                 Ok(wait) => wait,
                 Err(e) => {
@@ -100,6 +104,7 @@ impl Sender {
             if self.shutdown.is_requested() {
                 return;
             }
+            self.health.waiting(Task::Sender);
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
@@ -170,6 +175,7 @@ impl Sender {
                     return Err(e);
                 }
             };
+            self.health.busy(Task::Sender);
             let broken = !matches!(verdict, Verdict::Sent);
             match &verdict {
                 Verdict::Sent => tally.sent += 1,

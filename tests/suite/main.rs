@@ -22,4 +22,5 @@ mod security;
 mod sla;
 mod smtp_faults;
 mod spine;
+mod systemd;
 mod technicians;

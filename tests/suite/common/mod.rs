@@ -105,6 +105,8 @@ pub struct Desk {
     pub config: PathBuf,
     /// The database path, relative to `dir`.
     pub database: &'static str,
+    /// More environment for `maildesk run` (say, systemd's NOTIFY_SOCKET).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     runs: u32,
 }
@@ -194,7 +196,7 @@ retry_for = "1h"
             ),
         )
         .unwrap();
-        Desk { dir, support, config, database: opts.database, child: None, runs: 0 }
+        Desk { dir, support, config, database: opts.database, env: Vec::new(), child: None, runs: 0 }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -209,6 +211,7 @@ retry_for = "1h"
         let child = Command::new(bin())
             .args(["--config", self.config.to_str().unwrap(), "run"])
             .env("MAILDESK_LOG", "maildesk=debug,info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
