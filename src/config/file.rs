@@ -171,6 +171,7 @@ pub(super) struct FileImap {
     pub(super) poll_interval: FileDuration,
     pub(super) ca_file: Option<PathBuf>,
     pub(super) batch_size: i64,
+    pub(super) timeout: FileDuration,
 }
 
 impl Default for FileImap {
@@ -188,6 +189,7 @@ impl Default for FileImap {
             poll_interval: FileDuration(Duration::from_secs(60)),
             ca_file: None,
             batch_size: 200,
+            timeout: FileDuration(Duration::from_secs(5 * 60)),
         }
     }
 }
@@ -263,6 +265,7 @@ pub(super) const TABLE_KEYS: [(&str, &[&str]); 5] = [
             "mailbox",
             "idle",
             "poll_interval",
+            "timeout",
             "ca_file",
             "batch_size",
         ],

@@ -115,6 +115,9 @@ pub struct Imap {
     pub mailbox: String,
     pub idle: bool,
     pub poll_interval: Duration,
+    /// How long any one command (SEARCH, a FETCH of one batch, STORE, NOOP, SELECT) may wait for
+    /// the server's answer before the session is dropped and a new one made.
+    pub timeout: Duration,
     pub ca_file: Option<PathBuf>,
     /// How many messages one UID FETCH asks for, and so the most one SQLite commit groups.
     pub batch_size: u32,

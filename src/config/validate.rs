@@ -157,6 +157,9 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         Secret::default(),
     );
     let poll_interval = i.poll_interval.0;
+    if i.timeout.0 < Duration::from_secs(1) {
+        problems.push(doc.key_error("imap.timeout", "expected at least 1s".into()));
+    }
     if poll_interval < Duration::from_secs(1) {
         problems.push(doc.key_error("imap.poll_interval", "expected at least 1s".into()));
     }
@@ -174,6 +177,7 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         poll_interval,
         ca_file: i.ca_file.map(resolve),
         batch_size: i.batch_size as u32,
+        timeout: i.timeout.0,
     };
 
     let s = raw.smtp;

@@ -54,6 +54,8 @@ pub enum ImapError {
     Protocol(#[from] async_imap::error::Error),
     #[error("IDLE did not end in time")]
     IdleStuck,
+    #[error("the IMAP server did not answer {phase} within {after:?} (imap.timeout)")]
+    Timeout { phase: &'static str, after: Duration },
     #[error("the server answered a FETCH of {asked} messages with {got}, and the others still exist")]
     Incomplete { asked: usize, got: usize },
     #[error(transparent)]
@@ -82,9 +84,22 @@ impl ImapError {
 /// async-imap ends the answer to SEARCH, FETCH (and its own `noop`) quietly when the connection
 /// closes, so a short answer looks like a complete one. A NOOP that must end in its tagged OK fails
 /// on a closed connection.
-async fn confirm_complete(session: &mut ImapSession) -> Result<(), ImapError> {
-    session.run_command_and_check_ok("NOOP").await?;
+async fn confirm_complete(session: &mut ImapSession, limit: Duration) -> Result<(), ImapError> {
+    bounded("NOOP", limit, session.run_command_and_check_ok("NOOP")).await?;
     Ok(())
+}
+
+/// `command`'s answer within `limit` (`imap.timeout`): a server that stops answering must not
+/// stall intake. The session is then dropped and a new one made, like after any error.
+async fn bounded<T, E: Into<ImapError>>(
+    phase: &'static str,
+    limit: Duration,
+    command: impl Future<Output = Result<T, E>>,
+) -> Result<T, ImapError> {
+    match tokio::time::timeout(limit, command).await {
+        Ok(answer) => answer.map_err(Into::into),
+        Err(_) => Err(ImapError::Timeout { phase, after: limit }),
+    }
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -186,28 +201,34 @@ fn batches(uids: &[u32], sizes: &HashMap<u32, u64>, max_count: usize) -> Vec<Vec
 }
 
 /// Sets `\Seen` on messages already recorded: a courtesy to people looking at the mailbox.
-async fn mark_seen(session: &mut ImapSession, uids: &[u32]) -> Result<(), async_imap::error::Error> {
+async fn mark_seen(session: &mut ImapSession, uids: &[u32], limit: Duration) -> Result<(), ImapError> {
     if uids.is_empty() {
         return Ok(());
     }
-    let answers = session.uid_store(uid_set(uids.iter().copied()), "+FLAGS.SILENT (\\Seen)").await?;
-    let _: Vec<_> = answers.try_collect().await?;
-    Ok(())
+    bounded("STORE", limit, async {
+        let answers = session.uid_store(uid_set(uids.iter().copied()), "+FLAGS.SILENT (\\Seen)").await?;
+        let _: Vec<_> = answers.try_collect().await?;
+        Ok::<_, async_imap::error::Error>(())
+    })
+    .await
 }
 
 /// The full messages of `chunk` (ascending UIDs); answers about messages not asked for are dropped.
 /// Each answer is copied out and dropped as it arrives, so a batch is held once, not twice.
-async fn fetch_bodies(session: &mut ImapSession, chunk: &[u32]) -> Result<Vec<Fetched>, async_imap::error::Error> {
-    let mut answers = session.uid_fetch(uid_set(chunk.iter().copied()), "(UID BODY.PEEK[])").await?;
-    let mut fetched = Vec::with_capacity(chunk.len());
-    while let Some(f) = answers.try_next().await? {
-        if let (Some(uid), Some(body)) = (f.uid, f.body())
-            && chunk.binary_search(&uid).is_ok()
-        {
-            fetched.push(Fetched { uid, raw: body.to_vec() });
+async fn fetch_bodies(session: &mut ImapSession, chunk: &[u32], limit: Duration) -> Result<Vec<Fetched>, ImapError> {
+    bounded("a FETCH", limit, async {
+        let mut answers = session.uid_fetch(uid_set(chunk.iter().copied()), "(UID BODY.PEEK[])").await?;
+        let mut fetched = Vec::with_capacity(chunk.len());
+        while let Some(f) = answers.try_next().await? {
+            if let (Some(uid), Some(body)) = (f.uid, f.body())
+                && chunk.binary_search(&uid).is_ok()
+            {
+                fetched.push(Fetched { uid, raw: body.to_vec() });
+            }
         }
-    }
-    Ok(fetched)
+        Ok::<_, async_imap::error::Error>(fetched)
+    })
+    .await
 }
 
 /// The size of each message, so that batches can be cut by bytes before anything is fetched.
@@ -277,9 +298,9 @@ impl Watcher {
         let (mut conn, keys) = crate::desk::open(&self.database, &self.config)?;
         let config = Arc::clone(&self.config);
         let imap = &config.imap;
-        let mut session = connect(&config).await?;
-        let use_idle = imap.idle && session.capabilities().await?.has_str("IDLE");
-        let mailbox = session.select(&imap.mailbox).await?;
+        let mut session = bounded("the greeting, TLS and login", imap.timeout, connect(&config)).await?;
+        let use_idle = imap.idle && bounded("CAPABILITY", imap.timeout, session.capabilities()).await?.has_str("IDLE");
+        let mailbox = bounded("SELECT", imap.timeout, session.select(&imap.mailbox)).await?;
         let uid_validity = mailbox.uid_validity.unwrap_or(0);
         let uid_next = mailbox.uid_next.unwrap_or(1);
         info!(mailbox = %imap.mailbox, uid_validity, exists = mailbox.exists, idle = use_idle, "IMAP connected");
@@ -293,7 +314,7 @@ impl Watcher {
             *backoff = Duration::from_secs(1);
             store::set_meta(&conn, "last_imap_ok", &store::now().to_string())?;
             if self.shutdown.is_requested() {
-                let _ = session.logout().await;
+                let _ = bounded("LOGOUT", imap.timeout, session.logout()).await;
                 return Ok(());
             }
             if has_new_mail(&session) {
@@ -303,7 +324,7 @@ impl Watcher {
             if use_idle {
                 session = self.idle(session).await?;
             } else if self.shutdown.sleep(imap.poll_interval).await {
-                let _ = session.logout().await;
+                let _ = bounded("LOGOUT", imap.timeout, session.logout()).await;
                 return Ok(());
             }
         }
@@ -319,6 +340,7 @@ impl Watcher {
         uid_next: u32,
     ) -> Result<(), ImapError> {
         let name = &self.config.imap.mailbox;
+        let limit = self.config.imap.timeout;
         let state = store::mailbox_state(conn, name)?;
         let (query, after) = match state {
             Some(s) if s.uid_validity == uid_validity => {
@@ -332,16 +354,16 @@ impl Watcher {
             None => ("UNSEEN".to_string(), 0),
         };
         // `n:*` always matches the highest UID, even below n: filter.
-        let found = session.uid_search(&query).await?;
+        let found = bounded("SEARCH", limit, session.uid_search(&query)).await?;
         if found.is_empty() {
             // An empty answer may be a lost connection: on the first sync that would move the
             // mark past every message in the mailbox.
-            confirm_complete(session).await?;
+            confirm_complete(session, limit).await?;
         }
         let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > after).collect();
         uids.sort_unstable();
         let current = state.is_some_and(|s| s.uid_validity == uid_validity);
-        let sizes = message_sizes(session, &uids).await?;
+        let sizes = bounded("a FETCH of sizes", limit, message_sizes(session, &uids)).await?;
         // A batch that failed before is fetched one message at a time, so one message the server
         // cannot read (Dovecot drops the connection on it) holds back nobody else.
         let pieces: Vec<Vec<u32>> = batches(&uids, &sizes, self.config.imap.batch_size as usize)
@@ -352,7 +374,7 @@ impl Watcher {
             })
             .collect();
         // The next batch, fetched (and parsed) while the one before it was being written.
-        let mut ahead: Option<Result<Vec<Fetched>, async_imap::error::Error>> = None;
+        let mut ahead: Option<Result<Vec<Fetched>, ImapError>> = None;
         let mut parsed_ahead: Option<Vec<ParsedMessage>> = None;
         // Committed, but not yet marked `\Seen` on the server.
         let mut unflagged: Vec<u32> = Vec::new();
@@ -364,13 +386,13 @@ impl Watcher {
             }
             let (fetched, parsed) = match ahead.take() {
                 Some(prefetched) => (prefetched, parsed_ahead.take()),
-                None => (fetch_bodies(session, chunk).await, None),
+                None => (fetch_bodies(session, chunk, limit).await, None),
             };
             let fetched = match fetched {
                 Ok(fetched) => fetched,
                 Err(e) => {
                     note_misses(&mut self.misses, chunk);
-                    return Err(e.into());
+                    return Err(e);
                 }
             };
             if fetched.len() == chunk.len() {
@@ -384,9 +406,11 @@ impl Watcher {
                 let missing: Vec<u32> =
                     chunk.iter().filter(|u| !fetched.iter().any(|f| f.uid == **u)).copied().collect();
                 note_misses(&mut self.misses, &missing);
-                confirm_complete(session).await?;
-                let remaining = session.uid_search(format!("UID {}", uid_set(missing.iter().copied()))).await?;
-                confirm_complete(session).await?;
+                confirm_complete(session, limit).await?;
+                let remaining =
+                    bounded("SEARCH", limit, session.uid_search(format!("UID {}", uid_set(missing.iter().copied()))))
+                        .await?;
+                confirm_complete(session, limit).await?;
                 let mut present: Vec<u32> = remaining.into_iter().collect();
                 present.sort_unstable();
                 missing.iter().filter(|u| !present.contains(u)).for_each(|u| _ = self.misses.remove(u));
@@ -419,9 +443,9 @@ impl Watcher {
                         )
                     });
                     let online = tokio::runtime::Handle::current().block_on(async {
-                        let flagged = mark_seen(session, &unflagged).await;
+                        let flagged = mark_seen(session, &unflagged, limit).await;
                         let prefetched = match (&flagged, next) {
-                            (Ok(()), Some(n)) => Some(fetch_bodies(session, n).await),
+                            (Ok(()), Some(n)) => Some(fetch_bodies(session, n, limit).await),
                             _ => None,
                         };
                         (flagged, prefetched)
@@ -451,7 +475,7 @@ impl Watcher {
                 "batch"
             );
         }
-        mark_seen(session, &unflagged).await?;
+        mark_seen(session, &unflagged, limit).await?;
         if !current {
             // The first sync is complete: from now on, everything above this mark is new.
             let last_uid = uids.last().copied().unwrap_or(0).max(uid_next.saturating_sub(1));
@@ -474,7 +498,7 @@ impl Watcher {
     /// look for itself, so a silent IDLE costs at most one poll interval.
     async fn idle(&self, session: ImapSession) -> Result<ImapSession, ImapError> {
         let mut handle = session.idle();
-        handle.init().await?;
+        bounded("IDLE", self.config.imap.timeout, handle.init()).await?;
         let mut shutdown = self.shutdown.clone();
         let renew = self.config.imap.poll_interval.min(IDLE_RENEW);
         {

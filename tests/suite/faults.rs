@@ -196,3 +196,22 @@ fn a_message_the_server_cannot_read_is_quarantined_after_three_tries_and_intake_
     let status = desk.wait_settled(3, T);
     assert_eq!(status["tickets"]["open"], 3, "{status:#}");
 }
+
+#[test]
+fn a_fetch_the_server_never_answers_times_out_and_intake_goes_on() {
+    let Some(_lab) = crate::common::lab() else { return };
+    // The first FETCH never reaches Dovecot: without imap.timeout the watcher would wait forever.
+    let tap = Tap::start(IMAP_PORT, b"UID FETCH", 1, || std::thread::sleep(Duration::from_secs(30)));
+    let mut desk = Desk::with(DeskOptions {
+        imap: format!("{}\ntimeout = \"2s\"", plain_loopback(tap.port)),
+        ..DeskOptions::default()
+    });
+    desk.start();
+    desk.wait_log("IMAP connected", T);
+    let kit = address("kit");
+    desk.request(&kit, "Anyone there?", &format!("k-{}@kit.example.test", nanos()), "Hello");
+    desk.wait_log("did not answer a FETCH within 2s (imap.timeout)", T);
+    // A new session fetches it: the request is recorded and acknowledged.
+    desk.wait_settled(1, T);
+    assert_eq!(wait_inbox(&kit, 1, T).len(), 1);
+}
