@@ -107,6 +107,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// the service (every commit is whole, so a restart loses nothing).
 async fn tell_systemd(health: Arc<Health>, tz: jiff::tz::TimeZone) {
     use sd_notify::NotifyState;
+    // Not under systemd: nobody to tell, so no status line is made every few seconds.
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
     let watchdog = sd_notify::watchdog_enabled();
     let tick = watchdog
         .map(|w| w / 3)

@@ -17,7 +17,7 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 use crate::domain::{Priority, TicketStatus, rfc3339};
 use crate::sla::clock::{Clock, Target};
 use crate::sla::policy::{Notify, SlaConfig};
-use crate::store::sla as sweep;
+use crate::store::sla::{clock_of, load};
 
 #[derive(Debug, Default, Serialize)]
 pub struct TargetStats {
@@ -238,8 +238,8 @@ pub struct SlaView {
 
 /// The `maildesk sla N` view of a ticket.
 pub fn sla_view(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> Result<Option<SlaView>> {
-    let Some(stored) = sweep::load(conn, ticket)? else { return Ok(None) };
-    let mut c = sweep::clock_of(sla, &stored, now);
+    let Some(stored) = load(conn, ticket)? else { return Ok(None) };
+    let mut c = clock_of(sla, &stored, now);
     let automatic: bool = conn.query_row("SELECT automatic FROM tickets WHERE id = ?1", [ticket], |r| r.get(0))?;
     if automatic {
         c.next_level_at = None;
