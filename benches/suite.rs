@@ -578,13 +578,25 @@ async fn main() {
     let delivered = sent_secs.unwrap();
     let (_, queued, _) = d.progress();
     peak = peak.max(rss_kb(pid, "VmHWM:"));
-    // The acknowledgements maildesk sent, for the delivery baseline.
+    // The acknowledgements maildesk sent, for the delivery baseline. A sent mail keeps only its
+    // header block (and its text in `messages`), so the baseline sends those with the text as body.
     let ack_msgs: Vec<(String, Vec<u8>)> = {
         let c = rusqlite::Connection::open_with_flags(d.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
         let mut st = c
-            .prepare("SELECT o.recipient, r.raw FROM outbox o JOIN message_raw r ON r.message_id = o.message_id ORDER BY o.id")
+            .prepare(
+                "SELECT o.recipient, r.raw, m.body_text FROM outbox o JOIN message_raw r ON r.message_id = o.message_id
+                 JOIN messages m ON m.id = o.message_id ORDER BY o.id",
+            )
             .unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+        st.query_map([], |r| {
+            let mut raw: Vec<u8> = r.get(1)?;
+            let text: String = r.get(2)?;
+            raw.extend_from_slice(text.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes());
+            Ok((r.get(0)?, raw))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
     };
     drop(d);
 

@@ -85,6 +85,9 @@ pub struct ExtraContext {
     pub error_reason: String,
     /// Attachment names passed on with the mail.
     pub attachments: Vec<String>,
+    /// Attachments kept on the ticket but not passed on (over `limits.forward_attachments_mb`),
+    /// as "name (N bytes)".
+    pub attachments_not_forwarded: Vec<String>,
     /// Something to tell about the message, e.g. attachments not kept because of size limits.
     pub notice: String,
     /// escalation: each target whose level was reached.
@@ -150,6 +153,7 @@ impl Context {
                 error_line: "#asign bob@example.com".into(),
                 error_reason: "unknown command #asign".into(),
                 attachments: vec!["photo.jpg".into()],
+                attachments_not_forwarded: vec!["backup.zip (41943040 bytes)".into()],
                 notice: "These attachments were over the size limits and were not kept: scan.tiff (31457280 bytes)."
                     .into(),
                 escalations: vec![EscalationContext {

@@ -164,7 +164,8 @@ pub struct Plan {
     /// when size limits kept attachments from being stored).
     pub notice: Option<String>,
     /// Which of the message's attachments were stored, by position (set by the recorder; `None`:
-    /// all). Only those are forwarded: limits that stop storage must stop forwarding too.
+    /// none). Only those are forwarded, read back from the stored message when the mail is sent:
+    /// limits that stop storage stop forwarding too.
     pub attachments_kept: Option<Vec<usize>>,
 }
 

@@ -114,6 +114,7 @@ pub(super) struct FileLimits {
     pub(super) max_message_mb: i64,
     pub(super) max_attachments: i64,
     pub(super) max_attachment_mb: i64,
+    pub(super) forward_attachments_mb: i64,
     pub(super) max_watchers_per_message: i64,
     pub(super) max_watchers_per_ticket: i64,
 }
@@ -126,6 +127,7 @@ impl Default for FileLimits {
             max_message_mb: 25,
             max_attachments: 50,
             max_attachment_mb: 20,
+            forward_attachments_mb: 15,
             max_watchers_per_message: 10,
             max_watchers_per_ticket: 50,
         }
@@ -296,6 +298,7 @@ pub(super) const TABLE_KEYS: [(&str, &[&str]); 5] = [
             "max_message_mb",
             "max_attachments",
             "max_attachment_mb",
+            "forward_attachments_mb",
             "max_watchers_per_message",
             "max_watchers_per_ticket",
         ],

@@ -65,6 +65,9 @@ pub struct Limits {
     pub max_attachments: usize,
     /// ... and at most this many bytes of them in all.
     pub max_attachment_bytes: usize,
+    /// Stored attachments are passed on with each mail about them while their total stays within
+    /// this; the rest stay on the ticket and the mail names them.
+    pub max_forward_bytes: usize,
     /// At most this many watchers are added from one message's Cc ...
     pub max_watchers_per_message: usize,
     /// ... and a ticket has at most this many; the rest are reported on the ticket.

@@ -286,6 +286,10 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         max_attachment_bytes: problems.take(limit("limits.max_attachment_mb", raw.limits.max_attachment_mb)) as usize
             * 1024
             * 1024,
+        max_forward_bytes: problems.take(limit("limits.forward_attachments_mb", raw.limits.forward_attachments_mb))
+            as usize
+            * 1024
+            * 1024,
         max_watchers_per_message: problems
             .take(limit("limits.max_watchers_per_message", raw.limits.max_watchers_per_message))
             as usize,

@@ -51,6 +51,11 @@ pub(super) fn record(
         inbound_row(msg, ticket, source, (tickets::MessageKind::Bounce.as_str(), true), &msg.text, raw, now);
     new_row.content_sha256 = Some(digest);
     let row = write::insert_message(conn, &new_row)?;
+    // The report's parts (the status, the returned headers) go to the technicians with it.
+    let kept = super::size::keep(raw, &msg.attachments, &desk.config.limits);
+    for &i in &kept.attachments {
+        write::insert_attachment(conn, row, i, &msg.attachments[i])?;
+    }
     if !b.is_failure() {
         let detail = format!("delivery report ({}) for {original_id} {what}", b.action);
         write::insert_event(conn, Some(ticket), now, "maildesk", EventKind::DeliveryReport, &detail)?;
@@ -70,6 +75,7 @@ pub(super) fn record(
         let to: Vec<String> = assignee.map(|a| vec![a]).unwrap_or_else(|| desk.config.helpdesk.technicians.clone());
         let mut plan = tickets::Plan::existing(ticket, tickets::MessageKind::Bounce, &detail);
         plan.internal = true;
+        plan.attachments_kept = Some(kept.attachments);
         plan.mails = to
             .iter()
             .map(|a| tickets::Mail {

@@ -90,6 +90,7 @@ mod tests {
             max_message_bytes,
             max_attachments,
             max_attachment_bytes,
+            max_forward_bytes: 15 << 20,
             max_watchers_per_message: 10,
             max_watchers_per_ticket: 50,
         }

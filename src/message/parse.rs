@@ -146,6 +146,23 @@ pub fn parse(raw: &[u8]) -> Result<Inbound, ParseError> {
     }
 }
 
+/// The decoded bytes of the attachments at `parts` (positions among the message's attachments, as
+/// [`parse`] lists them), read again from the stored raw message: how the outbox forwards files
+/// without storing a copy of them. `None` for a position the message does not have. Never panics;
+/// falls back as [`parse`] does when the parser crashes, so the positions mean the same.
+pub fn attachment_contents(raw: &[u8], parts: &[usize]) -> Vec<Option<Vec<u8>>> {
+    let pick = |raw: &[u8]| {
+        let msg = MessageParser::default().parse(raw)?;
+        let all: Vec<&mail_parser::MessagePart<'_>> = msg.attachments().collect();
+        Some(parts.iter().map(|&i| all.get(i).map(|p| p.contents().to_vec())).collect::<Vec<_>>())
+    };
+    catch_unwind(AssertUnwindSafe(|| pick(raw)))
+        .or_else(|_| catch_unwind(AssertUnwindSafe(|| pick(&without_mime_structure(raw)))))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| vec![None; parts.len()])
+}
+
 /// Whether anything but whitespace follows the header block.
 fn has_body(raw: &[u8]) -> bool {
     let start = raw
@@ -511,6 +528,19 @@ Content-Disposition: attachment; filename=\"../../etc/passwd\"\r\nContent-Transf
         assert_eq!(m.attachments[0].content_type, "application/pdf");
         assert_eq!(m.attachments[0].data, b"hello");
         assert_eq!(m.attachments[0].sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+    }
+
+    #[test]
+    fn attachment_contents_reads_the_same_parts_parse_lists() {
+        let raw = b"From: a@b.test\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n\
+Content-Type: text/plain\r\n\r\nsee attached\r\n--XX\r\nContent-Type: application/pdf\r\n\
+Content-Disposition: attachment; filename=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--XX\r\n\
+Content-Type: image/png\r\nContent-Disposition: attachment; filename=b.png\r\n\r\nPNG\r\n--XX--\r\n";
+        let listed: Vec<Vec<u8>> = parse(raw).unwrap().attachments.into_iter().map(|a| a.data).collect();
+        assert_eq!(listed.len(), 2);
+        let read = attachment_contents(raw, &[1, 0, 2]);
+        assert_eq!(read, vec![Some(listed[1].clone()), Some(listed[0].clone()), None]);
+        assert_eq!(attachment_contents(b"", &[0]), vec![None]);
     }
 
     #[test]

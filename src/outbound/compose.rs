@@ -4,11 +4,19 @@
 //! Every outbound mail carries `X-Loop: <support address>` (so maildesk recognises its own mail coming
 //! back) and, when automatic, `Auto-Submitted: auto-replied` plus `X-Auto-Response-Suppress: All` (so
 //! well-behaved autoresponders, Exchange's included, stay quiet).
+//!
+//! Forwarded files are not copied into the outbox. Each attachment part is composed around a
+//! stand-in body that is then cut out, leaving a *hole*: the offset where the file's base64 text
+//! goes. The sender fills the holes from the stored inbound message when it sends (see
+//! [`fill_holes`]), so a file mailed to ten technicians is stored once, as the requester sent it.
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment as LettreAttachment, Mailbox as LettreMailbox, MultiPart, SinglePart};
 
-use crate::message::parse::{Attachment, Mailbox, one_line};
+use lettre::message::Body;
+use lettre::message::header::ContentTransferEncoding;
+
+use crate::message::parse::{Mailbox, one_line};
 use crate::templates::Rendered;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +25,9 @@ pub enum ComposeError {
     Address(String),
     #[error("building the message: {0}")]
     Build(lettre::error::Error),
+    /// A bug in maildesk: a stand-in body was not found exactly once in what lettre made.
+    #[error("internal error: attachment {0} could not be placed")]
+    Placement(usize),
 }
 
 // Not `#[from]`: the message shows lettre's words, so they are not a source as well.
@@ -35,8 +46,11 @@ pub struct Draft<'a> {
     pub cc: &'a [Mailbox],
     /// Where replies should go: a per-ticket technician address, for mail to technicians.
     pub reply_to: Option<&'a str>,
-    /// Files passed on from the message being relayed.
-    pub attachments: &'a [Attachment],
+    /// Files passed on from the message being relayed: described here, filled in when sent.
+    pub attachments: &'a [Forwarded],
+    /// Secret per mail (see [`stand_in`]): makes the stand-in bodies impossible to guess, so no
+    /// text a sender wrote can be taken for one.
+    pub stand_in_key: [u8; 16],
     /// Without angle brackets.
     pub message_id: &'a str,
     pub in_reply_to: Option<&'a str>,
@@ -48,11 +62,29 @@ pub struct Draft<'a> {
     pub rendered: &'a Rendered,
 }
 
+/// A file passed on from a stored inbound message: its description, and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    pub name: Option<String>,
+    pub content_type: String,
+    /// The inbound message's row and the file's position among its attachments.
+    pub source_message: i64,
+    pub part: usize,
+}
+
+/// An outbound mail as stored: bytes with a hole for each forwarded file, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composed {
+    pub bytes: Vec<u8>,
+    /// `holes[i]` is the offset in `bytes` where attachment `i`'s base64 text goes.
+    pub holes: Vec<usize>,
+}
+
 /// How many References are kept: the first (thread root) and the most recent ones. Some servers
 /// refuse very long header lines, and threading needs only the ends of the chain.
 const MAX_REFERENCES: usize = 20;
 
-pub fn compose(d: &Draft<'_>) -> Result<Vec<u8>, ComposeError> {
+pub fn compose(d: &Draft<'_>) -> Result<Composed, ComposeError> {
     let from = mailbox(Some(d.from_name), d.from_address)?;
     let to = mailbox(d.to.name.as_deref(), &d.to.address)?;
     let date = std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.date.max(0) as u64);
@@ -93,21 +125,85 @@ pub fn compose(d: &Draft<'_>) -> Result<Vec<u8>, ComposeError> {
         Some(html) => MultiPart::alternative()
             .singlepart(text)
             .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html.clone())),
-        None if d.attachments.is_empty() => return Ok(builder.singlepart(text)?.formatted()),
+        None if d.attachments.is_empty() => return Ok(whole(builder.singlepart(text)?.formatted())),
         None => MultiPart::mixed().singlepart(text),
     };
     if d.attachments.is_empty() {
-        return Ok(builder.multipart(body)?.formatted());
+        return Ok(whole(builder.multipart(body)?.formatted()));
     }
     let mut mixed = MultiPart::mixed().multipart(body);
-    for a in d.attachments {
+    for (i, a) in d.attachments.iter().enumerate() {
         // The sender's file name is data: one line, and lettre encodes it.
         let name = a.name.as_deref().map(one_line).filter(|n| !n.is_empty()).unwrap_or_else(|| "attachment".into());
         let ctype = ContentType::parse(&a.content_type)
             .unwrap_or(ContentType::parse("application/octet-stream").expect("valid"));
-        mixed = mixed.singlepart(LettreAttachment::new(name).body(a.data.clone(), ctype));
+        let body = Body::new_with_encoding(stand_in(&d.stand_in_key, i).to_vec(), ContentTransferEncoding::Base64)
+            .map_err(|_| ComposeError::Placement(i))?;
+        mixed = mixed.singlepart(LettreAttachment::new(name).body(body, ctype));
     }
-    Ok(builder.multipart(mixed)?.formatted())
+    let made = builder.multipart(mixed)?.formatted();
+    cut_holes(made, &d.stand_in_key, d.attachments.len())
+}
+
+fn whole(bytes: Vec<u8>) -> Composed {
+    Composed { bytes, holes: Vec::new() }
+}
+
+/// The stand-in body of attachment `i`: 21 bytes, whose base64 text (28 characters, no padding,
+/// one line) occurs nowhere else in the mail unless someone knows the key.
+fn stand_in(key: &[u8; 16], i: usize) -> [u8; 21] {
+    let mut b = [0u8; 21];
+    b[..16].copy_from_slice(key);
+    b[16..20].copy_from_slice(&(i as u32).to_be_bytes());
+    b[20] = 0xa5;
+    b
+}
+
+/// Removes each stand-in's base64 text from `made` and notes where it was.
+fn cut_holes(made: Vec<u8>, key: &[u8; 16], count: usize) -> Result<Composed, ComposeError> {
+    let mut found = Vec::with_capacity(count);
+    for i in 0..count {
+        let text = data_encoding::BASE64.encode(&stand_in(key, i));
+        let mut at = made.windows(text.len()).enumerate().filter(|(_, w)| *w == text.as_bytes()).map(|(p, _)| p);
+        match (at.next(), at.next()) {
+            (Some(p), None) => found.push((p, text.len())),
+            _ => return Err(ComposeError::Placement(i)),
+        }
+    }
+    // lettre writes the parts in order, so the stand-ins are in order too.
+    if found.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(ComposeError::Placement(0));
+    }
+    let mut bytes = Vec::with_capacity(made.len());
+    let mut holes = Vec::with_capacity(count);
+    let mut from = 0;
+    for (p, len) in found {
+        bytes.extend_from_slice(&made[from..p]);
+        holes.push(bytes.len());
+        from = p + len;
+    }
+    bytes.extend_from_slice(&made[from..]);
+    Ok(Composed { bytes, holes })
+}
+
+/// The mail as sent: `stored.bytes` with each file's base64 text (76-character lines, as lettre
+/// writes them) in its hole. `files[i]` fills `holes[i]`.
+pub fn fill_holes(stored: &Composed, files: &[Vec<u8>]) -> Vec<u8> {
+    let encoded: usize = files.iter().map(|f| f.len() / 57 * 78 + 80).sum();
+    let mut out = Vec::with_capacity(stored.bytes.len() + encoded);
+    let mut from = 0;
+    for (&hole, file) in stored.holes.iter().zip(files) {
+        out.extend_from_slice(&stored.bytes[from..hole]);
+        for (n, chunk) in file.chunks(57).enumerate() {
+            if n > 0 {
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(data_encoding::BASE64.encode(chunk).as_bytes());
+        }
+        from = hole;
+    }
+    out.extend_from_slice(&stored.bytes[from..]);
+    out
 }
 
 fn bracket(id: &str) -> String {
@@ -146,6 +242,7 @@ mod tests {
             cc: &[],
             reply_to: None,
             attachments: &[],
+            stand_in_key: [7; 16],
             message_id: "ack.1.1.abcd@acme.test",
             in_reply_to: Some("req@alice.test"),
             references: refs,
@@ -163,7 +260,7 @@ mod tests {
                 subject: "[ACME #1] Printér".into(), text: "Hello\n".into(), html: Some("<p>Hello</p>".into())
             };
         let refs = vec!["root@x".to_string(), "req@alice.test".to_string()];
-        let raw = compose(&draft_with(&to, &rendered, &refs)).unwrap();
+        let raw = compose(&draft_with(&to, &rendered, &refs)).unwrap().bytes;
         let m = parse(&raw).unwrap();
         assert_eq!(m.message_id, "ack.1.1.abcd@acme.test");
         assert_eq!(m.subject, "[ACME #1] Printér");
@@ -180,9 +277,13 @@ mod tests {
     fn newlines_in_subject_and_names_never_become_headers() {
         let to = Mailbox { name: Some("Eve\r\nBcc: victim@x.test".into()), address: "eve@x.test".into() };
         let rendered = Rendered { subject: "hi\r\nBcc: victim@x.test".into(), text: "x".into(), html: None };
-        let raw = compose(&draft_with(&to, &rendered, &[])).unwrap();
+        let raw = compose(&draft_with(&to, &rendered, &[])).unwrap().bytes;
         let text = String::from_utf8_lossy(&raw);
         assert!(!text.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")), "{text}");
+    }
+
+    fn forwarded(name: &str, content_type: &str, part: usize) -> Forwarded {
+        Forwarded { name: Some(name.into()), content_type: content_type.into(), source_message: 1, part }
     }
 
     #[test]
@@ -190,19 +291,56 @@ mod tests {
         let to = Mailbox { name: None, address: "alice@alice.test".into() };
         let cc = vec![Mailbox { name: None, address: "carol@alice.test".into() }];
         let rendered = Rendered { subject: "s".into(), text: "see attached".into(), html: None };
-        let files =
-            vec![Attachment::new(Some("../../etc/passwd\r\nX: y".into()), "application/pdf".into(), b"%PDF".to_vec())];
+        let files = vec![forwarded("../../etc/passwd\r\nX: y", "application/pdf", 0)];
         let mut d = draft_with(&to, &rendered, &[]);
         d.cc = &cc;
         d.reply_to = Some("support+t1-abc@acme.test");
         d.attachments = &files;
-        let m = parse(&compose(&d).unwrap()).unwrap();
+        let stored = compose(&d).unwrap();
+        let m = parse(&fill_holes(&stored, &[b"%PDF".to_vec()])).unwrap();
         assert_eq!(m.cc[0].address, "carol@alice.test");
         assert_eq!(m.reply_to.unwrap().address, "support+t1-abc@acme.test");
         assert_eq!(m.attachments.len(), 1);
         assert_eq!(m.attachments[0].data, b"%PDF");
         assert_eq!(m.attachments[0].name.as_deref(), Some("../../etc/passwd X: y"));
         assert_eq!(m.text.trim(), "see attached");
+    }
+
+    #[test]
+    fn files_are_stored_as_holes_and_filled_with_their_bytes_in_order() {
+        let to = Mailbox { name: None, address: "bob@acme.test".into() };
+        let rendered = Rendered { subject: "s".into(), text: "two files".into(), html: Some("<p>two</p>".into()) };
+        let files = vec![forwarded("a.bin", "application/octet-stream", 3), forwarded("b.txt", "text/plain", 0)];
+        let mut d = draft_with(&to, &rendered, &[]);
+        d.attachments = &files;
+        let stored = compose(&d).unwrap();
+        assert_eq!(stored.holes.len(), 2);
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        // Nothing of the files is in what is stored.
+        assert!(stored.bytes.len() < 2_000, "{}", stored.bytes.len());
+        let sent = fill_holes(&stored, &[big.clone(), b"plain words\n".to_vec()]);
+        let m = parse(&sent).unwrap();
+        assert_eq!(m.attachments.len(), 2);
+        assert_eq!(m.attachments[0].data, big);
+        assert_eq!(m.attachments[0].name.as_deref(), Some("a.bin"));
+        assert_eq!(m.attachments[1].data, b"plain words\n");
+        assert!(sent.split(|&b| b == b'\n').all(|l| l.len() <= 998));
+    }
+
+    #[test]
+    fn a_stand_in_written_by_the_sender_is_not_mistaken_for_a_hole() {
+        let to = Mailbox { name: None, address: "bob@acme.test".into() };
+        let key = [9u8; 16];
+        // Someone who knew the key and wrote the stand-in into the text: found twice, refused.
+        let text = data_encoding::BASE64.encode(&stand_in(&key, 0));
+        let rendered = Rendered { subject: "s".into(), text: format!("look: {text}"), html: None };
+        let files = vec![forwarded("a.bin", "application/octet-stream", 0)];
+        let mut d = draft_with(&to, &rendered, &[]);
+        d.attachments = &files;
+        d.stand_in_key = key;
+        assert!(matches!(compose(&d), Err(ComposeError::Placement(0))));
+        d.stand_in_key = [1; 16];
+        assert_eq!(compose(&d).unwrap().holes.len(), 1);
     }
 
     #[test]

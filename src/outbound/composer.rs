@@ -14,10 +14,13 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use rusqlite::Connection;
 use tracing::warn;
 
-use super::compose::{Draft, compose};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::compose::{Composed, Draft, Forwarded, compose};
 use crate::desk::Desk;
 use crate::domain::MailKind;
-use crate::message::parse::{Attachment, Mailbox};
+use crate::message::parse::Mailbox;
 use crate::store::StoreError;
 use crate::store::write;
 use crate::templates::{Context, Rendered};
@@ -33,7 +36,8 @@ pub struct Mail {
     pub message_id: String,
     pub in_reply_to: Option<String>,
     pub references: Vec<String>,
-    pub attachments: Vec<Attachment>,
+    /// Files passed on, filled in by the sender from the stored inbound message.
+    pub attachments: Vec<Forwarded>,
     pub auto_submitted: Option<&'static str>,
 }
 
@@ -44,13 +48,15 @@ pub struct Job {
     pub mail: Mail,
 }
 
-/// A job's result: the rendered text and the RFC 5322 bytes, or why the mail cannot be made.
+/// A job's result: the rendered text and the RFC 5322 bytes (with holes for forwarded files), or
+/// why the mail cannot be made.
 pub struct Made {
     out_row: i64,
     ticket: i64,
     kind: MailKind,
     now: i64,
-    result: Result<(Rendered, Vec<u8>), String>,
+    result: Result<(Rendered, Composed), String>,
+    attachments: Vec<Forwarded>,
 }
 
 /// Renders and composes. Pure; a panic in a template engine or MIME builder becomes an error, so
@@ -68,6 +74,7 @@ pub fn make(desk: &Desk<'_>, job: Job) -> Made {
             cc,
             reply_to: mail.reply_to.as_deref(),
             attachments: &mail.attachments,
+            stand_in_key: stand_in_key(desk.reply_secret, &mail.message_id),
             message_id: &mail.message_id,
             in_reply_to: mail.in_reply_to.as_deref(),
             references: &mail.references,
@@ -80,18 +87,28 @@ pub fn make(desk: &Desk<'_>, job: Job) -> Made {
     };
     let result = catch_unwind(AssertUnwindSafe(work))
         .unwrap_or_else(|_| Err("internal error: rendering or composing panicked".to_string()));
-    Made { out_row, ticket: mail.ticket, kind: mail.kind, now, result }
+    Made { out_row, ticket: mail.ticket, kind: mail.kind, now, result, attachments: mail.attachments }
+}
+
+/// A key per mail that only this desk can work out: the stand-ins of its forwarded files.
+fn stand_in_key(secret: &[u8], message_id: &str) -> [u8; 16] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(b"maildesk stand-in\0");
+    mac.update(message_id.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&mac.finalize().into_bytes()[..16]);
+    key
 }
 
 /// Fills in a made message, or withdraws its rows and notes on the ticket why it was not sent.
 fn store(conn: &Connection, made: Made) -> Result<(), StoreError> {
     let error = match &made.result {
-        Ok((rendered, raw)) => match write::fill_outbound(conn, made.out_row, &rendered.subject, &rendered.text, raw) {
+        Ok((rendered, composed)) => match fill(conn, &made, rendered, composed) {
             Ok(()) => return Ok(()),
             // Larger than SQLite takes: that mail is not sent, and the message that caused it (perhaps
             // one earlier in this batch) is not to blame, so the batch goes on.
             Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::TooBig => {
-                format!("too large to store ({} bytes)", raw.len())
+                format!("too large to store ({} bytes)", composed.bytes.len())
             }
             Err(e) => return Err(e.into()),
         },
@@ -101,6 +118,14 @@ fn store(conn: &Connection, made: Made) -> Result<(), StoreError> {
     write::withdraw_outbound(conn, made.out_row)?;
     let detail = format!("{} not sent: {error}", made.kind);
     write::insert_event(conn, Some(made.ticket), made.now, "maildesk", crate::domain::EventKind::MailFailed, &detail)?;
+    Ok(())
+}
+
+fn fill(conn: &Connection, made: &Made, rendered: &Rendered, composed: &Composed) -> rusqlite::Result<()> {
+    write::fill_outbound(conn, made.out_row, &rendered.subject, &rendered.text, &composed.bytes)?;
+    for (position, (hole, file)) in composed.holes.iter().zip(&made.attachments).enumerate() {
+        write::insert_outbound_file(conn, made.out_row, position, *hole, file.source_message, file.part)?;
+    }
     Ok(())
 }
 

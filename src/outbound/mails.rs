@@ -9,6 +9,7 @@
 use rusqlite::{Connection, OptionalExtension};
 use tracing::warn;
 
+use super::compose::Forwarded;
 use super::composer::{Composer, Job, Mail};
 use crate::auth::{self, AddressKind};
 use crate::desk::Desk;
@@ -36,10 +37,9 @@ pub fn queue(
     let desk = composer.desk();
     let h = &desk.config.helpdesk;
     let ticket_ctx = ticket_context(conn, &h.tag, ticket)?;
-    let forwarded: Vec<&crate::message::parse::Attachment> = match &plan.attachments_kept {
-        None => msg.attachments.iter().collect(),
-        Some(kept) => kept.iter().filter_map(|i| msg.attachments.get(*i)).collect(),
-    };
+    // Only files stored with the message are passed on: the sender reads them from there.
+    let kept = plan.attachments_kept.as_deref().unwrap_or_default();
+    let (forwarded, too_large) = forwardable(msg, kept, inbound_row, desk.config.limits.max_forward_bytes);
     let mut queued = 0;
     for (n, mail) in plan.mails.iter().enumerate() {
         let Some(first) = mail.to.first() else { continue };
@@ -65,6 +65,7 @@ pub fn queue(
                 error_line: plan.rejected.as_ref().map(|e| e.line.clone()).unwrap_or_default(),
                 error_reason: plan.rejected.as_ref().map(|e| e.reason.clone()).unwrap_or_default(),
                 attachments: forwarded.iter().map(|a| a.name.clone().unwrap_or_else(|| "(unnamed)".into())).collect(),
+                attachments_not_forwarded: too_large.clone(),
                 notice: plan.notice.clone().unwrap_or_default(),
                 ..ExtraContext::default()
             },
@@ -88,8 +89,7 @@ pub fn queue(
                 (Some(msg.message_id.clone()), refs)
             }
         };
-        let attachments: Vec<crate::message::parse::Attachment> =
-            if mail.kind.is_automatic_answer() { Vec::new() } else { forwarded.iter().map(|a| (*a).clone()).collect() };
+        let attachments = if mail.kind.is_automatic_answer() { Vec::new() } else { forwarded.clone() };
         let message_id = format!("{}.{ticket}.{inbound_row}.{n}.{}@{}", mail.kind, desk.instance, desk.domain());
         queued += queue_one(
             conn,
@@ -117,6 +117,30 @@ pub fn queue(
         )?;
     }
     Ok(queued)
+}
+
+/// The stored attachments (`kept`, positions among `msg`'s) passed on with the mails about it, in
+/// order while their total stays within `limit` bytes; and the names of the rest, which stay on
+/// the ticket. Servers refuse mail over 25-35 MB, and base64 adds a third.
+fn forwardable(msg: &Inbound, kept: &[usize], inbound_row: i64, limit: usize) -> (Vec<Forwarded>, Vec<String>) {
+    let mut forwarded = Vec::new();
+    let mut too_large = Vec::new();
+    let mut total = 0usize;
+    for &part in kept {
+        let Some(a) = msg.attachments.get(part) else { continue };
+        if total + a.data.len() > limit {
+            too_large.push(format!("{} ({} bytes)", a.name.as_deref().unwrap_or("(unnamed)"), a.data.len()));
+            continue;
+        }
+        total += a.data.len();
+        forwarded.push(Forwarded {
+            name: a.name.clone(),
+            content_type: a.content_type.clone(),
+            source_message: inbound_row,
+            part,
+        });
+    }
+    (forwarded, too_large)
 }
 
 /// Whether an automatic mail would exceed `[limits]`; the reason when it would.

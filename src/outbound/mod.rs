@@ -1,9 +1,11 @@
 //! Mail going out: queued inside the ingest transaction ([`mails`]), rendered and composed into
 //! bytes beside the writer before the commit ([`composer`], [`compose`]), delivered from the outbox
-//! afterwards ([`sender`]).
+//! afterwards ([`sender`]), with forwarded files filled in from the inbound message as each mail
+//! goes out ([`outgoing`]).
 
 pub mod compose;
 pub mod composer;
 pub mod mails;
+pub mod outgoing;
 pub mod sender;
 pub mod smtp;

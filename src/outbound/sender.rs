@@ -31,6 +31,7 @@ use rusqlite::{Connection, params};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use super::outgoing::{self, OutgoingError};
 use super::smtp::{self, DeliverError, SetupError};
 use crate::config::Config;
 use crate::health::Task;
@@ -53,7 +54,8 @@ struct Due {
     ticket: Option<i64>,
     envelope_from: String,
     recipient: String,
-    raw: Vec<u8>,
+    /// The outbound message; its bytes are read when it is sent (see [`super::outgoing`]).
+    message_row: i64,
     attempts: u32,
     created_at: i64,
 }
@@ -233,6 +235,12 @@ impl Sender {
             }
         }
         let Some(l) = link.as_mut() else { return Ok(Verdict::Retry("no connection".into())) };
+        // Read last, so a connection holds one mail's files at a time.
+        let raw = match tokio::task::block_in_place(|| outgoing::bytes(&lock(conn), d.message_row)) {
+            Ok(raw) => raw,
+            Err(OutgoingError::Sql(e)) => return Err(e),
+            Err(e) => return Ok(Verdict::Failed(format!("cannot be made: {e}"))),
+        };
         let dot_next = std::sync::atomic::AtomicBool::new(false);
         let mark = || {
             dot_next.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -241,7 +249,7 @@ impl Sender {
             }
         };
         let dot_written = || dot_next.load(std::sync::atomic::Ordering::SeqCst);
-        Ok(match smtp::deliver(l, &from, &to, &d.raw, self.config.smtp.timeout, mark).await {
+        Ok(match smtp::deliver(l, &from, &to, &raw, self.config.smtp.timeout, mark).await {
             Ok(_) => Verdict::Sent,
             Err(DeliverError::Smtp(e)) if e.is_permanent() => Verdict::Failed(error_text(&e)),
             Err(e) => {
@@ -295,11 +303,11 @@ fn open(path: &std::path::Path) -> anyhow::Result<Connection> {
 /// Rows left `sending` had their final "." written before the crash: the server has them.
 pub fn settle_interrupted(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let rows: Vec<(i64, Option<i64>, String)> = tx
-        .prepare("SELECT id, ticket_id, recipient FROM outbox WHERE status = 'sending'")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    let rows: Vec<(i64, Option<i64>, String, i64)> = tx
+        .prepare("SELECT id, ticket_id, recipient, message_id FROM outbox WHERE status = 'sending'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    for (id, ticket, recipient) in &rows {
+    for (id, ticket, recipient, message_row) in &rows {
         tx.prepare_cached(
             "UPDATE outbox SET status = 'sent', unconfirmed = 1, attempts = attempts + 1, sent_at = ?2 WHERE id = ?1",
         )?
@@ -309,6 +317,7 @@ pub fn settle_interrupted(conn: &Connection, now: i64) -> rusqlite::Result<usize
              it is counted as sent (unconfirmed) and not sent again"
         );
         write::insert_event(&tx, *ticket, now, "maildesk", crate::domain::EventKind::DeliveryUnconfirmed, &detail)?;
+        write::trim_sent(&tx, *message_row, now)?;
         warn!(outbox = id, "{detail}");
     }
     tx.commit()?;
@@ -317,8 +326,8 @@ pub fn settle_interrupted(conn: &Connection, now: i64) -> rusqlite::Result<usize
 
 fn due_rows(conn: &Connection, now: i64, limit: i64) -> rusqlite::Result<Vec<Due>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT o.id, o.ticket_id, o.envelope_from, o.recipient, r.raw, o.attempts, o.created_at
-         FROM outbox o JOIN message_raw r ON r.message_id = o.message_id
+        "SELECT o.id, o.ticket_id, o.envelope_from, o.recipient, o.message_id, o.attempts, o.created_at
+         FROM outbox o
          WHERE o.status = 'pending' AND o.next_attempt_at <= ?1
          ORDER BY o.next_attempt_at, o.id LIMIT ?2",
     )?;
@@ -328,7 +337,7 @@ fn due_rows(conn: &Connection, now: i64, limit: i64) -> rusqlite::Result<Vec<Due
             ticket: r.get(1)?,
             envelope_from: r.get(2)?,
             recipient: r.get(3)?,
-            raw: r.get(4)?,
+            message_row: r.get(4)?,
             attempts: r.get(5)?,
             created_at: r.get(6)?,
         })
@@ -352,10 +361,13 @@ fn record(conn: &Connection, d: &Due, verdict: &Verdict, now: i64, retry_for: Du
     let attempts = d.attempts + 1;
     match verdict {
         Verdict::Sent => {
-            conn.prepare_cached(
+            let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+            tx.prepare_cached(
                 "UPDATE outbox SET status = 'sent', attempts = ?2, sent_at = ?3, last_error = NULL WHERE id = ?1",
             )?
             .execute(params![d.id, attempts, now])?;
+            write::trim_sent(&tx, d.message_row, now)?;
+            tx.commit()?;
             info!(outbox = d.id, ticket = d.ticket, to = %d.recipient, "mail sent");
         }
         Verdict::Uncertain(err) => {
@@ -390,6 +402,7 @@ fn record(conn: &Connection, d: &Due, verdict: &Verdict, now: i64, retry_for: Du
             tx.prepare_cached("UPDATE outbox SET status = 'failed', attempts = ?2, last_error = ?3 WHERE id = ?1")?
                 .execute(params![d.id, attempts, err])?;
             write::insert_event(&tx, d.ticket, now, "maildesk", crate::domain::EventKind::DeliveryFailed, &detail)?;
+            write::trim_sent(&tx, d.message_row, now)?;
             tx.commit()?;
             warn!(outbox = d.id, ticket = d.ticket, "{detail}");
         }

@@ -55,7 +55,7 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// The schema version this maildesk writes and reads (SQLite's `user_version`).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -63,6 +63,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema_v2.sql")),
         M::up(include_str!("schema_v3.sql")),
         M::up(include_str!("schema_v4.sql")),
+        M::up(include_str!("schema_v5.sql")),
     ])
 }
 
@@ -242,10 +243,43 @@ mod tests {
         conn.execute_batch("DROP TABLE x").unwrap();
         migrations().to_version(&mut conn, 2).unwrap();
         let e = open_existing(&path).unwrap_err();
-        assert!(e.to_string().contains("schema version 2, this maildesk reads 4: `maildesk run` upgrades it"), "{e}");
+        let expected = format!("schema version 2, this maildesk reads {SCHEMA_VERSION}: `maildesk run` upgrades it");
+        assert!(e.to_string().contains(&expected), "{e}");
         drop(conn);
         open(&path).unwrap();
         assert!(open_existing(&path).is_ok());
+    }
+
+    #[test]
+    fn v5_keeps_only_the_header_block_of_outbound_mail_already_sent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_version(&mut conn, 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tickets(id, subject, created_at, updated_at) VALUES (1, 's', 0, 0);
+             INSERT INTO messages(id, ticket_id, direction, message_id, kind, received_at)
+                 VALUES (1, 1, 'in', 'a@x', 'request', 0), (2, 1, 'out', 'b@x', 'acknowledgement', 0),
+                        (3, 1, 'out', 'c@x', 'new-ticket', 0);
+             INSERT INTO message_raw(message_id, raw) VALUES
+                 (1, CAST('From: a' || char(13,10,13,10) || 'files' AS BLOB)),
+                 (2, CAST('From: d' || char(13,10,13,10) || 'sent body' AS BLOB)),
+                 (3, CAST('From: d' || char(13,10,13,10) || 'waiting body' AS BLOB));
+             INSERT INTO outbox(message_id, ticket_id, envelope_from, recipient, status, created_at, next_attempt_at)
+                 VALUES (2, 1, 'd', 'r', 'sent', 0, 0), (3, 1, 'd', 'r', 'sent', 0, 0), (3, 1, 'd', 't', 'pending', 0, 0);",
+        )
+        .unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let raw = |id: i64| -> String {
+            conn.query_row("SELECT CAST(raw AS TEXT) FROM message_raw WHERE message_id = ?1", [id], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(raw(1), "From: a\r\n\r\nfiles", "inbound mail is kept whole");
+        assert_eq!(raw(2), "From: d\r\n\r\n", "sent: the header block only");
+        assert_eq!(raw(3), "From: d\r\n\r\nwaiting body", "a copy still waits");
+        // Once the last copy is sent, it is trimmed too.
+        conn.execute("UPDATE outbox SET status = 'sent' WHERE message_id = 3", []).unwrap();
+        assert!(write::trim_sent(&conn, 3, 5).unwrap());
+        assert_eq!(raw(3), "From: d\r\n\r\n");
+        assert!(!write::trim_sent(&conn, 3, 6).unwrap(), "once");
     }
 
     #[test]

@@ -202,9 +202,44 @@ pub fn fill_outbound(conn: &Connection, id: i64, subject: &str, body_text: &str,
     insert_raw(conn, id, raw)
 }
 
+/// Notes that forwarded file `position` of outbound message `id` is attachment `part` of stored
+/// message `source`, and goes at byte `hole` of the stored bytes when sent.
+pub fn insert_outbound_file(
+    conn: &Connection,
+    id: i64,
+    position: usize,
+    hole: usize,
+    source: i64,
+    part: usize,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO outbound_files(message_id, position, hole, source_message, part) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, position as i64, hole as i64, source, part as i64])?;
+    Ok(())
+}
+
+/// Keeps only the header block of outbound message `id` once no copy of it waits to be sent: its
+/// text, headers and Message-ID stay, its body (forwarded files included) need not.
+pub fn trim_sent(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<bool> {
+    let trimmed = conn
+        .prepare_cached(
+            "UPDATE message_raw SET raw = substr(raw, 1, instr(raw, x'0d0a0d0a') + 3), trimmed_at = ?2
+             WHERE message_id = ?1 AND trimmed_at IS NULL AND instr(raw, x'0d0a0d0a') > 0
+               AND NOT EXISTS (SELECT 1 FROM outbox WHERE message_id = ?1 AND status IN ('pending', 'sending'))",
+        )?
+        .execute(params![id, now])?;
+    if trimmed > 0 {
+        conn.prepare_cached("DELETE FROM outbound_files WHERE message_id = ?1")?.execute([id])?;
+    }
+    Ok(trimmed > 0)
+}
+
 /// Removes an outbound message that could not be made, with its outbox rows: it is not sent.
 pub fn withdraw_outbound(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM outbound_files WHERE message_id = ?1")?.execute([id])?;
     conn.prepare_cached("DELETE FROM outbox WHERE message_id = ?1")?.execute([id])?;
+    conn.prepare_cached("DELETE FROM message_raw WHERE message_id = ?1")?.execute([id])?;
     conn.prepare_cached("DELETE FROM messages WHERE id = ?1 AND direction = 'out'")?.execute([id])?;
     Ok(())
 }

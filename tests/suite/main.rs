@@ -22,5 +22,6 @@ mod security;
 mod sla;
 mod smtp_faults;
 mod spine;
+mod storage;
 mod systemd;
 mod technicians;
