@@ -341,7 +341,8 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(bin: &Path, support: &str, batch: u32) -> Daemon {
+    /// `helpdesk` and `limits` are extra lines for those tables.
+    fn start(bin: &Path, support: &str, batch: u32, helpdesk: &str, limits: &str) -> Daemon {
         // For profiling ingest alone: a port nobody listens on, so the sender only fails and waits.
         let smtp_port = match ingest_only() {
             true => std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(),
@@ -353,10 +354,10 @@ impl Daemon {
             dir.path().join("maildesk.toml"),
             format!(
                 "[helpdesk]\nname = \"Bench IT\"\ntag = \"BENCH\"\naddress = \"{support}\"\ndatabase = \"maildesk.db\"\n\
-                 templates = \"{root}/templates\"\n[imap]\nhost = \"127.0.0.1\"\nport = 1143\nsecurity = \"none\"\n\
+                 templates = \"{root}/templates\"\n{helpdesk}\n[imap]\nhost = \"127.0.0.1\"\nport = 1143\nsecurity = \"none\"\n\
                  username = \"{support}\"\npassword = \"secret\"\nbatch_size = {batch}\n[smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\n\
                  security = \"none\"\nconnections = 2\n[limits]\nauto_replies_per_recipient_per_hour = 100000\n\
-                 auto_replies_per_ticket_per_hour = 100000\n"
+                 auto_replies_per_ticket_per_hour = 100000\n{limits}\n"
             ),
         )
         .unwrap();
@@ -492,6 +493,107 @@ async fn bare_responder(user: String, stop: std::sync::Arc<std::sync::atomic::At
     }
 }
 
+/// Scenario 6: a few large mails (attachments of 20-48 MB) to a desk with five technicians. Prints
+/// the daemon's peak RSS against the largest message, and where the bytes went in the database.
+/// `MAILDESK_BENCH_LARGE_ONLY=1` runs it alone. `limits` are the [limits] lines (kept apart so that
+/// the same scenario runs against an older maildesk that knows fewer keys).
+async fn large_mail(bin: &Path, run: &str, limits: &str) -> serde_json::Value {
+    let support = format!("large-{run}@example.test");
+    let techs: Vec<String> = (0..5).map(|i| format!("large-tech{i}-{run}@example.test")).collect();
+    let requester = format!("large-req-{run}@example.test");
+    let mut rng = Rng(11);
+    let sizes_mb = [20usize, 24, 28, 36, 48];
+    let messages: Vec<Vec<u8>> = sizes_mb
+        .iter()
+        .enumerate()
+        .map(|(i, mb)| {
+            let data: Vec<u8> = (0..mb * 1_000_000 / 8).flat_map(|_| rng.next().to_le_bytes()).collect();
+            let encoded = data_encoding::BASE64.encode(&data);
+            let mut body = String::with_capacity(encoded.len() * 78 / 76 + 1000);
+            for line in encoded.as_bytes().chunks(76) {
+                body.push_str(std::str::from_utf8(line).unwrap());
+                body.push_str("\r\n");
+            }
+            format!(
+                "From: {requester}\r\nTo: {support}\r\nSubject: Disk image {i}\r\nMessage-ID: <large{i}-{run}@example.test>\r\n\
+Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n\
+Content-Type: text/plain\r\n\r\nThe image is attached.\r\n--XX\r\nContent-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename=\"disk{i}.img\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{body}--XX--\r\n"
+            )
+            .into_bytes()
+        })
+        .collect();
+    let largest = messages.iter().map(Vec::len).max().unwrap_or(0);
+    let total: usize = messages.iter().map(Vec::len).sum();
+    let _mailbox = seed_maildir(&support, &messages);
+    drop(messages);
+    let list = techs.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ");
+    let start = Instant::now();
+    let d = Daemon::start(bin, &support, 200, &format!("technicians = [{list}]"), limits);
+    let pid = d.child.id();
+    loop {
+        let (ingested, queued, _) = d.progress();
+        let settled = rusqlite::Connection::open_with_flags(d.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| {
+                c.query_row("SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .is_ok_and(|n| n == 0);
+        if ingested >= sizes_mb.len() as i64 && queued > 0 && settled {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(900), "maildesk did not finish: {:?}", d.progress());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let peak_kb = rss_kb(pid, "VmHWM:");
+    let c = rusqlite::Connection::open_with_flags(d.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap_or(0);
+    let inbound = q(
+        "SELECT coalesce(sum(length(r.raw)), 0) FROM message_raw r JOIN messages m ON m.id = r.message_id WHERE m.direction = 'in'",
+    );
+    let outbound = q(
+        "SELECT coalesce(sum(length(r.raw)), 0) FROM message_raw r JOIN messages m ON m.id = r.message_id WHERE m.direction = 'out'",
+    );
+    let (sent, failed) = (
+        q("SELECT count(*) FROM outbox WHERE status = 'sent'"),
+        q("SELECT count(*) FROM outbox WHERE status = 'failed'"),
+    );
+    let forwarded = q("SELECT count(*) FROM messages WHERE direction = 'out' AND kind = 'new-ticket'");
+    drop(c);
+    let file_mb = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    let db_mb = file_mb(d.db()) + file_mb(d.db().with_extension("db-wal"));
+    drop(d);
+    println!(
+        "6 large mail: {} messages, {:.0} MB, largest {:.1} MB, {} technicians: {secs:.1} s",
+        sizes_mb.len(),
+        total as f64 / 1e6,
+        largest as f64 / 1e6,
+        techs.len()
+    );
+    println!(
+        "{:<34} {:>9.1} MB ({:.1}x the largest message)",
+        "  peak RSS",
+        peak_kb as f64 / 1024.0,
+        peak_kb as f64 * 1024.0 / largest as f64
+    );
+    println!(
+        "{:<34} {:>9.1} MB inbound, {:.3} MB outbound",
+        "  stored raw bytes",
+        inbound as f64 / 1e6,
+        outbound as f64 / 1e6
+    );
+    println!("{:<34} {:>9.1} MB", "  database file (with its WAL)", db_mb);
+    println!("{:<34} {sent} sent, {failed} failed; {forwarded} notifications", "  outbox");
+    serde_json::json!({
+        "messages": sizes_mb.len(), "megabytes": total as f64 / 1e6, "largest_mb": largest as f64 / 1e6,
+        "technicians": techs.len(), "secs": secs, "peak_rss_mb": peak_kb as f64 / 1024.0,
+        "inbound_raw_mb": inbound as f64 / 1e6, "outbound_raw_mb": outbound as f64 / 1e6,
+        "database_mb": db_mb, "sent": sent, "failed": failed,
+    })
+}
+
 /// MAILDESK_BENCH_INGEST_ONLY=1: scenario 1 without a working SMTP server, then stop (profiling).
 fn ingest_only() -> bool {
     std::env::var("MAILDESK_BENCH_INGEST_ONLY").is_ok_and(|v| v == "1")
@@ -510,6 +612,12 @@ async fn main() {
     assert!(bin.exists(), "build the release binary first (scripts/bench does)");
     assert!(TcpStream::connect(("127.0.0.1", 1143)).is_ok(), "the mail lab is not running (scripts/bench starts it)");
     let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let large_limits = std::env::var("MAILDESK_BENCH_LARGE_LIMITS")
+        .unwrap_or_else(|_| "max_message_mb = 64\nmax_attachment_mb = 64\nforward_attachments_mb = 30".into());
+    if std::env::var("MAILDESK_BENCH_LARGE_ONLY").is_ok_and(|v| v == "1") {
+        large_mail(&bin, &run, &large_limits).await;
+        return;
+    }
     let support = format!("bench-{run}@example.test");
     let (messages, acks) = generate(n, &run, &support, 42);
     let total_bytes: usize = messages.iter().map(Vec::len).sum();
@@ -532,7 +640,7 @@ async fn main() {
     // Scenario 1 + 2 + 4: maildesk on the same mailbox.
     let start = Instant::now();
     let cpu_at_start = machine_cpu();
-    let d = Daemon::start(&bin, &support, batch);
+    let d = Daemon::start(&bin, &support, batch, "", "");
     let pid = d.child.id();
     let mut ready_at = None;
     let mut ingest_secs = None;
@@ -620,7 +728,7 @@ async fn main() {
     // Scenario 3: push latency, maildesk on IDLE with an empty mailbox.
     let push_support = format!("push-{run}@example.test");
     let requester = format!("probe-{run}@example.test");
-    let d = Daemon::start(&bin, &push_support, 50);
+    let d = Daemon::start(&bin, &push_support, 50, "", "");
     while !d.ready() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -681,6 +789,7 @@ async fn main() {
     println!("{:<34} {:>9.1} MB", "  binary size", binary as f64 / 1e6);
     println!("{:<34} {:>10.3} s", "  start-up to IMAP ready", ready_at.unwrap_or(0.0));
 
+    let large = large_mail(&bin, &run, &large_limits).await;
     let results = json!({
         "quick": quick,
         "messages": n, "megabytes": mb, "acknowledgements": queued,
@@ -693,6 +802,7 @@ async fn main() {
             "baseline": { "p50": pct(&theirs, 0.5), "p90": pct(&theirs, 0.9), "p99": pct(&theirs, 0.99), "max": pct(&theirs, 1.0) } },
         "footprint": { "idle_rss_mb": idle_rss as f64 / 1024.0, "ready_rss_mb": ready_rss as f64 / 1024.0, "peak_rss_mb": peak as f64 / 1024.0,
                        "binary_mb": binary as f64 / 1e6, "startup_secs": ready_at },
+        "large_mail": large,
     });
     let out = root.join("target/bench");
     std::fs::create_dir_all(&out).unwrap();

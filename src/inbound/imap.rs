@@ -430,7 +430,10 @@ impl Watcher {
             // `\Seen` for the batch before (committed already), then the next batch is fetched,
             // and parsed here, so that the writer finds it ready. Nothing is flagged before its
             // commit.
-            let next = pieces.get(i + 1).map(Vec::as_slice).filter(|n| !self.given_up(n));
+            // Not beside a batch over the byte limit (one large message): two of those in memory at
+            // once is what a large attachment must not cost.
+            let large = fetched.iter().map(|f| f.raw.len() as u64).sum::<u64>() > BATCH_BYTES;
+            let next = pieces.get(i + 1).map(Vec::as_slice).filter(|n| !large && !self.given_up(n));
             let (written, ((flagged, prefetched), parsed_next)) = tokio::task::block_in_place(|| {
                 std::thread::scope(|s| {
                     let writer = s.spawn(|| {

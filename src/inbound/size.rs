@@ -31,12 +31,12 @@ pub(super) fn keep<'a>(raw: &'a [u8], attachments: &[Attachment], limits: &Limit
     let mut skipped = Vec::new();
     let mut bytes = 0usize;
     for (i, a) in attachments.iter().enumerate() {
-        if oversized || i >= limits.max_attachments || bytes + a.data.len() > limits.max_attachment_bytes {
+        if oversized || i >= limits.max_attachments || bytes + a.size > limits.max_attachment_bytes {
             let name = a.name.as_deref().unwrap_or("(unnamed)");
-            skipped.push(format!("{name} ({} bytes)", a.data.len()));
+            skipped.push(format!("{name} ({} bytes)", a.size));
             continue;
         }
-        bytes += a.data.len();
+        bytes += a.size;
         kept.push(i);
     }
     Kept { raw: stored, received: raw.len(), oversized, attachments: kept, skipped }
@@ -97,7 +97,7 @@ mod tests {
     }
 
     fn attachment(name: &str, size: usize) -> Attachment {
-        Attachment::new(Some(name.into()), "application/octet-stream".into(), vec![0; size])
+        Attachment::describe(Some(name.into()), "application/octet-stream".into(), &vec![0; size])
     }
 
     #[test]

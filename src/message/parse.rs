@@ -24,16 +24,19 @@ pub struct Attachment {
     /// The sender's file name: shown to people, never used as a path.
     pub name: Option<String>,
     pub content_type: String,
-    pub data: Vec<u8>,
-    /// Hex SHA-256 of `data`, worked out with the parse so that it runs off the writing thread.
+    /// Decoded size in bytes.
+    pub size: usize,
+    /// Hex SHA-256 of the decoded bytes, worked out with the parse so that it runs off the writing
+    /// thread.
     pub sha256: String,
 }
 
 impl Attachment {
-    /// Computes the digest, so that `sha256` always describes `data`.
-    pub fn new(name: Option<String>, content_type: String, data: Vec<u8>) -> Attachment {
-        let sha256 = HEXLOWER.encode(&Sha256::digest(&data));
-        Attachment { name, content_type, data, sha256 }
+    /// Describes a file by its decoded bytes, which it does not keep: they stay in the raw message
+    /// (see [`attachment_contents`]), so a 40 MB file is not held twice while its mail is recorded.
+    pub fn describe(name: Option<String>, content_type: String, data: &[u8]) -> Attachment {
+        let sha256 = HEXLOWER.encode(&Sha256::digest(data));
+        Attachment { name, content_type, size: data.len(), sha256 }
     }
 }
 
@@ -146,21 +149,42 @@ pub fn parse(raw: &[u8]) -> Result<Inbound, ParseError> {
     }
 }
 
-/// The decoded bytes of the attachments at `parts` (positions among the message's attachments, as
-/// [`parse`] lists them), read again from the stored raw message: how the outbox forwards files
-/// without storing a copy of them. `None` for a position the message does not have. Never panics;
-/// falls back as [`parse`] does when the parser crashes, so the positions mean the same.
-pub fn attachment_contents(raw: &[u8], parts: &[usize]) -> Vec<Option<Vec<u8>>> {
-    let pick = |raw: &[u8]| {
-        let msg = MessageParser::default().parse(raw)?;
-        let all: Vec<&mail_parser::MessagePart<'_>> = msg.attachments().collect();
-        Some(parts.iter().map(|&i| all.get(i).map(|p| p.contents().to_vec())).collect::<Vec<_>>())
+/// Hands `each` the decoded bytes of the attachments at `parts` (positions among the message's
+/// attachments, as [`parse`] lists them), in the order asked, read again from the stored raw
+/// message: how the outbox passes files on without storing a copy of them. `None` for a position
+/// the message does not have. The bytes are lent, not copied. Never panics; falls back as [`parse`]
+/// does when the parser crashes, so that the positions mean the same.
+pub fn visit_attachments(raw: &[u8], parts: &[usize], mut each: impl FnMut(usize, Option<&[u8]>)) {
+    let parsed = match catch_unwind(AssertUnwindSafe(|| MessageParser::default().parse(raw))) {
+        Ok(parsed) => parsed,
+        Err(_) => {
+            let plain = without_mime_structure(raw);
+            catch_unwind(AssertUnwindSafe(|| MessageParser::default().parse(&plain).map(|m| m.into_owned())))
+                .ok()
+                .flatten()
+        }
     };
-    catch_unwind(AssertUnwindSafe(|| pick(raw)))
-        .or_else(|_| catch_unwind(AssertUnwindSafe(|| pick(&without_mime_structure(raw)))))
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| vec![None; parts.len()])
+    let Some(msg) = parsed else {
+        parts.iter().for_each(|&i| each(i, None));
+        return;
+    };
+    let visited = catch_unwind(AssertUnwindSafe(|| {
+        let all: Vec<&mail_parser::MessagePart<'_>> = msg.attachments().collect();
+        for &i in parts {
+            each(i, all.get(i).map(|p| p.contents()));
+        }
+    }));
+    if visited.is_err() {
+        tracing::warn!("the MIME parser crashed while reading a stored message's attachments");
+    }
+}
+
+/// The decoded bytes of the attachments at `parts`, copied: see [`visit_attachments`].
+pub fn attachment_contents(raw: &[u8], parts: &[usize]) -> Vec<Option<Vec<u8>>> {
+    let mut out = Vec::with_capacity(parts.len());
+    visit_attachments(raw, parts, |_, contents| out.push(contents.map(<[u8]>::to_vec)));
+    out.resize(parts.len(), None);
+    out
 }
 
 /// Whether anything but whitespace follows the header block.
@@ -259,7 +283,7 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
                     format!("{}.eml", if subject.is_empty() { "forwarded message".to_string() } else { subject })
                 })
             });
-            Attachment::new(name, content_type, part.contents().to_vec())
+            Attachment::describe(name, content_type, part.contents())
         })
         .collect::<Vec<Attachment>>();
     // Outlook's TNEF wrapper: no maintained crate unpacks it, so it is kept whole and said so.
@@ -526,7 +550,8 @@ Content-Disposition: attachment; filename=\"../../etc/passwd\"\r\nContent-Transf
         assert_eq!(m.attachments.len(), 1);
         assert_eq!(m.attachments[0].name.as_deref(), Some("../../etc/passwd"));
         assert_eq!(m.attachments[0].content_type, "application/pdf");
-        assert_eq!(m.attachments[0].data, b"hello");
+        assert_eq!(m.attachments[0].size, 5);
+        assert_eq!(attachment_contents(raw, &[0]), vec![Some(b"hello".to_vec())]);
         assert_eq!(m.attachments[0].sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
     }
 
@@ -536,10 +561,13 @@ Content-Disposition: attachment; filename=\"../../etc/passwd\"\r\nContent-Transf
 Content-Type: text/plain\r\n\r\nsee attached\r\n--XX\r\nContent-Type: application/pdf\r\n\
 Content-Disposition: attachment; filename=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--XX\r\n\
 Content-Type: image/png\r\nContent-Disposition: attachment; filename=b.png\r\n\r\nPNG\r\n--XX--\r\n";
-        let listed: Vec<Vec<u8>> = parse(raw).unwrap().attachments.into_iter().map(|a| a.data).collect();
+        let listed: Vec<(usize, String)> =
+            parse(raw).unwrap().attachments.into_iter().map(|a| (a.size, a.sha256)).collect();
         assert_eq!(listed.len(), 2);
         let read = attachment_contents(raw, &[1, 0, 2]);
-        assert_eq!(read, vec![Some(listed[1].clone()), Some(listed[0].clone()), None]);
+        assert_eq!(read, vec![Some(b"PNG".to_vec()), Some(b"hello".to_vec()), None]);
+        assert_eq!(listed[0], (5, HEXLOWER.encode(&Sha256::digest(b"hello"))));
+        assert_eq!(listed[1], (3, HEXLOWER.encode(&Sha256::digest(b"PNG"))));
         assert_eq!(attachment_contents(b"", &[0]), vec![None]);
     }
 
@@ -605,9 +633,11 @@ Content-Disposition: attachment; filename=winmail.dat\r\nContent-Transfer-Encodi
         assert_eq!(names.len(), 4, "{names:?}");
         assert_eq!(names[0], (Some("€ rates 2026.pdf"), "application/pdf"));
         assert_eq!(names.iter().filter(|(_, t)| *t == "message/rfc822").count(), 2, "{names:?}");
-        assert!(
-            m.attachments.iter().any(|a| a.content_type == "message/rfc822" && a.data.starts_with(b"From: c@d.test"))
-        );
+        let all: Vec<usize> = (0..m.attachments.len()).collect();
+        let forwarded = m.attachments.iter().zip(attachment_contents(raw.as_bytes(), &all)).any(|(a, data)| {
+            a.content_type == "message/rfc822" && data.is_some_and(|d| d.starts_with(b"From: c@d.test"))
+        });
+        assert!(forwarded);
         assert!(m.defects.iter().any(|d| d.contains("winmail.dat")), "{:?}", m.defects);
     }
 }

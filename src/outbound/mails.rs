@@ -128,11 +128,11 @@ fn forwardable(msg: &Inbound, kept: &[usize], inbound_row: i64, limit: usize) ->
     let mut total = 0usize;
     for &part in kept {
         let Some(a) = msg.attachments.get(part) else { continue };
-        if total + a.data.len() > limit {
-            too_large.push(format!("{} ({} bytes)", a.name.as_deref().unwrap_or("(unnamed)"), a.data.len()));
+        if total + a.size > limit {
+            too_large.push(format!("{} ({} bytes)", a.name.as_deref().unwrap_or("(unnamed)"), a.size));
             continue;
         }
-        total += a.data.len();
+        total += a.size;
         forwarded.push(Forwarded {
             name: a.name.clone(),
             content_type: a.content_type.clone(),

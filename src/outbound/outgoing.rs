@@ -1,18 +1,18 @@
 //! The bytes of one outbound mail as it goes on the wire: its stored bytes with each forwarded file
 //! filled in from the inbound message that brought it (see [`super::compose`] for the holes).
 //!
-//! Read just before the mail is sent, one mail at a time, so the sender holds at most one mail's
-//! files per connection. Each file is checked against the digest recorded when it arrived: a file
+//! Read just before the mail is sent, one mail at a time, so the sender holds at most one mail
+//! per connection, and its files only as the base64 text being written (the parser lends their
+//! decoded bytes). Each file is checked against the digest recorded when it arrived: a file
 //! that is gone (erased, or trimmed by retention) or changed is never sent in its place.
 
-use std::collections::BTreeMap;
-
 use data_encoding::HEXLOWER;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
-use super::compose::{Composed, fill_holes};
-use crate::message::parse::attachment_contents;
+use super::compose::push_base64;
+use crate::message::parse::visit_attachments;
+use crate::store::write;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutgoingError {
@@ -31,20 +31,19 @@ struct Hole {
     source_message: i64,
     part: usize,
     sha256: Option<String>,
+    size: usize,
 }
 
 /// The wire bytes of outbound message `message_row`.
 pub fn bytes(conn: &Connection, message_row: i64) -> Result<Vec<u8>, OutgoingError> {
-    let stored: Vec<u8> = conn
-        .prepare_cached("SELECT raw FROM message_raw WHERE message_id = ?1")?
-        .query_row([message_row], |r| r.get(0))
-        .optional()?
-        .ok_or(OutgoingError::Missing)?;
+    let stored = write::raw_message(conn, message_row)?.ok_or(OutgoingError::Missing)?;
     let holes: Vec<Hole> = conn
         .prepare_cached(
             "SELECT f.hole, f.source_message, f.part,
-                    (SELECT a.sha256 FROM attachments a WHERE a.message_id = f.source_message AND a.part = f.part)
-             FROM outbound_files f WHERE f.message_id = ?1 ORDER BY f.position",
+                    a.sha256, coalesce(a.size, 0)
+             FROM outbound_files f
+             LEFT JOIN attachments a ON a.message_id = f.source_message AND a.part = f.part
+             WHERE f.message_id = ?1 ORDER BY f.position",
         )?
         .query_map([message_row], |r| {
             Ok(Hole {
@@ -52,38 +51,54 @@ pub fn bytes(conn: &Connection, message_row: i64) -> Result<Vec<u8>, OutgoingErr
                 source_message: r.get(1)?,
                 part: r.get::<_, i64>(2)? as usize,
                 sha256: r.get(3)?,
+                size: r.get::<_, i64>(4)? as usize,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
     if holes.is_empty() {
         return Ok(stored);
     }
-    // Each source message is read and parsed once, however many of its files the mail carries.
-    let mut by_source: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-    for (i, h) in holes.iter().enumerate() {
-        by_source.entry(h.source_message).or_default().push(i);
-    }
-    let mut files: Vec<Vec<u8>> = vec![Vec::new(); holes.len()];
-    for (source, positions) in by_source {
-        let raw: Option<Vec<u8>> = conn
-            .prepare_cached("SELECT raw FROM message_raw WHERE message_id = ?1 AND trimmed_at IS NULL")?
-            .query_row([source], |r| r.get(0))
-            .optional()?;
-        let gone = |i: usize| OutgoingError::FileGone { source_message: source, part: holes[i].part };
-        let raw = raw.ok_or_else(|| gone(positions[0]))?;
-        let parts: Vec<usize> = positions.iter().map(|&i| holes[i].part).collect();
-        for (&i, contents) in positions.iter().zip(attachment_contents(&raw, &parts)) {
-            let data = contents.ok_or_else(|| gone(i))?;
-            let digest = HEXLOWER.encode(&Sha256::digest(&data));
-            if holes[i].sha256.as_deref() != Some(digest.as_str()) {
-                return Err(OutgoingError::FileChanged { source_message: source, part: holes[i].part });
-            }
-            files[i] = data;
-        }
-    }
-    let composed = Composed { bytes: stored, holes: holes.iter().map(|h| h.at).collect() };
-    if composed.holes.iter().any(|&at| at > composed.bytes.len()) {
+    if holes.windows(2).any(|w| w[0].at > w[1].at) || holes.last().is_some_and(|h| h.at > stored.len()) {
         return Err(OutgoingError::Missing);
     }
-    Ok(fill_holes(&composed, &files))
+    let encoded: usize = holes.iter().map(|h| h.size / 57 * 78 + 80).sum();
+    let mut out = Vec::with_capacity(stored.len() + encoded);
+    let mut from = 0;
+    // A run of holes from one source message: it is read and parsed once for the run (a mail's
+    // files all come from the message it is about), and each file's bytes, lent by the parser,
+    // are checked and written out as base64 without a copy.
+    for run in holes.chunk_by(|a, b| a.source_message == b.source_message) {
+        let source = run[0].source_message;
+        // A message trimmed to its header block (by retention) has no files left: they are gone.
+        let raw = write::raw_message(conn, source)?.unwrap_or_default();
+        let parts: Vec<usize> = run.iter().map(|h| h.part).collect();
+        let mut failure = None;
+        let mut k = 0;
+        visit_attachments(&raw, &parts, |part, contents| {
+            let hole = &run[k];
+            k += 1;
+            if failure.is_some() {
+                return;
+            }
+            let Some(data) = contents else {
+                failure = Some(OutgoingError::FileGone { source_message: source, part });
+                return;
+            };
+            if hole.sha256.as_deref() != Some(HEXLOWER.encode(&Sha256::digest(data)).as_str()) {
+                failure = Some(OutgoingError::FileChanged { source_message: source, part });
+                return;
+            }
+            out.extend_from_slice(&stored[from..hole.at]);
+            push_base64(&mut out, data);
+            from = hole.at;
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if k != run.len() {
+            return Err(OutgoingError::FileGone { source_message: source, part: run[k].part });
+        }
+    }
+    out.extend_from_slice(&stored[from..]);
+    Ok(out)
 }

@@ -45,6 +45,10 @@ pub fn retry_delay(attempts: u32) -> Duration {
     Duration::from_secs(secs.min(600))
 }
 
+/// A mail bigger than this on the wire is made and sent by one connection at a time, so that the
+/// sender holds one large mail, not one per connection.
+const LARGE_MAIL: i64 = 8 << 20;
+
 /// How long the sender sleeps when nothing is due and nobody wakes it.
 const IDLE_WAKEUP: Duration = Duration::from_secs(30);
 
@@ -56,6 +60,8 @@ struct Due {
     recipient: String,
     /// The outbound message; its bytes are read when it is sent (see [`super::outgoing`]).
     message_row: i64,
+    /// About how many bytes it has on the wire, forwarded files included.
+    size: i64,
     attempts: u32,
     created_at: i64,
 }
@@ -135,7 +141,9 @@ impl Sender {
             for (i, d) in due.into_iter().enumerate() {
                 queues[i % lanes].push(d);
             }
-            let tallies = futures_util::future::join_all(queues.into_iter().map(|q| self.lane(conn, owed, q))).await;
+            let large = tokio::sync::Mutex::new(());
+            let tallies =
+                futures_util::future::join_all(queues.into_iter().map(|q| self.lane(conn, owed, &large, q))).await;
             let mut total = Tally::default();
             for t in tallies {
                 let t = t?;
@@ -159,6 +167,7 @@ impl Sender {
         &self,
         conn: &Mutex<Connection>,
         owed: &Mutex<Vec<(Due, Verdict)>>,
+        large: &tokio::sync::Mutex<()>,
         queue: Vec<Due>,
     ) -> rusqlite::Result<Tally> {
         let mut tally = Tally::default();
@@ -167,7 +176,10 @@ impl Sender {
             if self.shutdown.is_requested() {
                 break;
             }
-            let verdict = match self.send_one(conn, &mut link, &d).await {
+            let one_at_a_time = if d.size > LARGE_MAIL { Some(large.lock().await) } else { None };
+            let sent = self.send_one(conn, &mut link, &d).await;
+            drop(one_at_a_time);
+            let verdict = match sent {
                 Ok(verdict) => verdict,
                 // Nothing was sent: the row stays as it was, and the lane stops.
                 Err(e) => {
@@ -326,7 +338,11 @@ pub fn settle_interrupted(conn: &Connection, now: i64) -> rusqlite::Result<usize
 
 fn due_rows(conn: &Connection, now: i64, limit: i64) -> rusqlite::Result<Vec<Due>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT o.id, o.ticket_id, o.envelope_from, o.recipient, o.message_id, o.attempts, o.created_at
+        "SELECT o.id, o.ticket_id, o.envelope_from, o.recipient, o.message_id, o.attempts, o.created_at,
+                coalesce((SELECT length(raw) FROM message_raw WHERE message_id = o.message_id), 0)
+                + coalesce((SELECT sum(a.size) FROM outbound_files f
+                            JOIN attachments a ON a.message_id = f.source_message AND a.part = f.part
+                            WHERE f.message_id = o.message_id), 0) * 4 / 3
          FROM outbox o
          WHERE o.status = 'pending' AND o.next_attempt_at <= ?1
          ORDER BY o.next_attempt_at, o.id LIMIT ?2",
@@ -340,6 +356,7 @@ fn due_rows(conn: &Connection, now: i64, limit: i64) -> rusqlite::Result<Vec<Due
             message_row: r.get(4)?,
             attempts: r.get(5)?,
             created_at: r.get(6)?,
+            size: r.get(7)?,
         })
     })?
     .collect()
