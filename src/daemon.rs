@@ -167,7 +167,7 @@ fn reload(current: &Config) -> anyhow::Result<(Config, Templates)> {
     Ok((next, templates))
 }
 
-/// Starts the three tasks; returns the trigger that stops them and the set to wait on.
+/// Starts the tasks (and the daily housekeeping); returns the trigger that stops them and the set to wait on.
 fn spawn(
     config: Arc<Config>,
     templates: Arc<Templates>,
@@ -198,6 +198,10 @@ fn spawn(
             shutdown: stop.clone(),
         }
         .run(),
+    );
+    tasks.spawn(
+        crate::housekeeping::Housekeeper { config: config.clone(), database: database.clone(), shutdown: stop.clone() }
+            .run(),
     );
     tasks.spawn(Sender { config, database, wake: outbox, shutdown: stop, health: health.clone() }.run());
     (trigger, tasks)

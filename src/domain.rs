@@ -258,10 +258,16 @@ pub enum EventKind {
     DuplicateMessageId,
     AddressRedacted,
     WatchersCapped,
+    /// Retention dropped the original bytes of a closed ticket's messages.
+    RawDropped,
+    /// Retention deleted closed tickets (an event of no ticket: they are gone).
+    TicketsDeleted,
+    /// A person's data was erased on request (no personal data in the event).
+    Erased,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 34] = [
+    pub const ALL: [EventKind; 37] = [
         EventKind::Opened,
         EventKind::Threaded,
         EventKind::Threading,
@@ -296,6 +302,9 @@ impl EventKind {
         EventKind::DuplicateMessageId,
         EventKind::AddressRedacted,
         EventKind::WatchersCapped,
+        EventKind::RawDropped,
+        EventKind::TicketsDeleted,
+        EventKind::Erased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -334,6 +343,9 @@ impl EventKind {
             EventKind::DuplicateMessageId => "duplicate-message-id",
             EventKind::AddressRedacted => "address-redacted",
             EventKind::WatchersCapped => "watchers-capped",
+            EventKind::RawDropped => "raw-dropped",
+            EventKind::TicketsDeleted => "tickets-deleted",
+            EventKind::Erased => "erased",
         }
     }
 }
@@ -347,6 +359,17 @@ impl std::fmt::Display for EventKind {
 /// Unix seconds as RFC 3339 in UTC, the form every JSON time takes.
 pub fn rfc3339(secs: i64) -> String {
     jiff::Timestamp::from_second(secs).map(|t| t.to_string()).unwrap_or_else(|_| secs.to_string())
+}
+
+/// What is removed from the database once tickets have been closed a while (see
+/// `store::retention`). Both off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep only the header block of each message of a ticket closed this long (its text,
+    /// metadata, attachment names and events stay).
+    pub drop_raw_after: Option<std::time::Duration>,
+    /// Delete tickets closed this long, with everything about them.
+    pub delete_after: Option<std::time::Duration>,
 }
 
 #[cfg(test)]

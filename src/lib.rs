@@ -18,6 +18,7 @@ pub mod desk;
 pub mod domain;
 pub mod escalation;
 pub mod health;
+pub(crate) mod housekeeping;
 pub mod inbound;
 pub mod message;
 pub(crate) mod outbound;

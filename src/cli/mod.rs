@@ -11,8 +11,10 @@ use clap::{Parser, Subcommand};
 
 mod backup;
 mod check;
+mod erase;
 mod promote;
 mod quarantine;
+mod retention;
 
 pub use quarantine::Args as QuarantineArgs;
 mod report;
@@ -55,6 +57,10 @@ pub enum Command {
     Report(report::Args),
     /// Copy the database to PATH while the daemon runs (consistent, checked); see README "Backup".
     Backup(backup::Args),
+    /// Apply [retention] now (the daemon does daily), or --dry-run to see what would go.
+    Retention(retention::Args),
+    /// Erase a person's data on request; their tickets stay as placeholders (--dry-run first).
+    Erase(erase::Args),
 }
 
 /// "2026-11-01" (midnight in the desk's zone) or an RFC 3339 instant, as Unix seconds.
@@ -111,6 +117,8 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Report(args) => report::execute(args, &config, out),
         Command::Status(args) => status::execute(args, &config, out),
         Command::Backup(args) => backup::execute(args, &config, out),
+        Command::Retention(args) => retention::execute(args, &config, out),
+        Command::Erase(args) => erase::execute(args, &config, out),
     }
 }
 

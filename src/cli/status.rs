@@ -39,5 +39,16 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     let when = |t: &Option<String>| t.as_deref().map(|t| local(config, t)).unwrap_or_else(|| "never".into());
     writeln!(out, "last IMAP contact  {}", when(&s.last_imap_ok))?;
     writeln!(out, "last SMTP success  {}", when(&s.last_smtp_ok))?;
+    if let Some(r) = &s.retention_last_run {
+        let n = |k: &str| r[k].as_i64().unwrap_or(0);
+        writeln!(
+            out,
+            "last retention     {}: {} tickets lost their originals ({:.1} MB), {} tickets deleted",
+            when(&r["at"].as_str().map(String::from)),
+            n("raw_dropped_tickets"),
+            n("raw_dropped_bytes") as f64 / 1e6,
+            n("deleted_tickets")
+        )?;
+    }
     Ok(())
 }

@@ -23,6 +23,7 @@ pub(super) struct FileConfig {
     pub(super) sla: crate::sla::policy::FileSla,
     pub(super) priority: crate::sla::policy::FilePriority,
     pub(super) limits: FileLimits,
+    pub(super) retention: FileRetention,
     /// Accepted at the top level too, for configs that put it before the first table.
     pub(super) technicians: Vec<String>,
 }
@@ -104,6 +105,14 @@ impl Default for FileHelpdesk {
             comment_address: None,
         }
     }
+}
+
+/// Both off unless set: nothing is ever removed by default.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileRetention {
+    pub(super) drop_raw_after: Option<FileDuration>,
+    pub(super) delete_after: Option<FileDuration>,
 }
 
 #[derive(Deserialize)]
@@ -238,7 +247,7 @@ impl Default for FileSmtp {
 
 /// The keys of each plain table, for telling an admin where a key they put in the wrong table
 /// belongs. (A test checks every one is accepted where it is listed.)
-pub(super) const TABLE_KEYS: [(&str, &[&str]); 5] = [
+pub(super) const TABLE_KEYS: [(&str, &[&str]); 6] = [
     (
         "helpdesk",
         &[
@@ -290,6 +299,7 @@ pub(super) const TABLE_KEYS: [(&str, &[&str]); 5] = [
         ],
     ),
     ("security", &["technician_proof", "authserv_id", "authserv_internal_hops", "reply_secret_file"]),
+    ("retention", &["drop_raw_after", "delete_after"]),
     (
         "limits",
         &[

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::domain::parse_address;
 pub use file::parse_duration;
-pub use types::{Config, Helpdesk, Imap, Limits, Secret, Security, SecurityPolicy, Smtp};
+pub use types::{Config, Helpdesk, Imap, Limits, Retention, Secret, Security, SecurityPolicy, Smtp};
 
 use locate::read_config_file;
 

@@ -136,3 +136,20 @@ fn a_bad_duration_is_reported_at_its_line_by_the_file_format() {
     let ok = load(&GOOD.replace("[imap]\n", "[imap]\npoll_interval = \"1m30s\"\n")).unwrap();
     assert_eq!(ok.imap.poll_interval, Duration::from_secs(90));
 }
+
+#[test]
+fn retention_is_off_by_default_and_checked_at_its_line() {
+    assert_eq!(load(GOOD).unwrap().retention, crate::domain::Retention::default());
+    let set = load(&format!("{GOOD}\n[retention]\ndrop_raw_after = \"90d\"\ndelete_after = \"365d\"\n")).unwrap();
+    assert_eq!(set.retention.drop_raw_after, Some(Duration::from_secs(90 * 86_400)));
+    assert_eq!(set.retention.delete_after, Some(Duration::from_secs(365 * 86_400)));
+    let shown = load(&format!("{GOOD}\n[retention]\ndrop_raw_after = \"12h\"\ndelete_after = \"10d\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(shown.contains("retention.drop_raw_after") && shown.contains("at least 1d"), "{shown}");
+    let text = format!("{GOOD}\n[retention]\ndrop_raw_after = \"90d\"\ndelete_after = \"30d\"\n");
+    let shown = load(&text).unwrap_err().to_string();
+    assert!(shown.contains("retention.delete_after") && shown.contains("longer than"), "{shown}");
+    let line = text.lines().position(|l| l.starts_with("delete_after")).unwrap() + 1;
+    assert!(shown.contains(&format!(":{line}: ")), "at its line {line}: {shown}");
+}

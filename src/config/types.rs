@@ -48,7 +48,10 @@ pub struct Config {
     pub security: SecurityPolicy,
     pub sla: crate::sla::policy::SlaConfig,
     pub limits: Limits,
+    pub retention: Retention,
 }
+
+pub use crate::domain::Retention;
 
 /// Brakes against mail loops that get past every header check (a dumb autoresponder that strips
 /// everything and writes a fresh subject each time).

@@ -297,6 +297,27 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
             .take(limit("limits.max_watchers_per_ticket", raw.limits.max_watchers_per_ticket))
             as usize,
     };
+    let retention = Retention {
+        drop_raw_after: raw.retention.drop_raw_after.map(|d| d.0),
+        delete_after: raw.retention.delete_after.map(|d| d.0),
+    };
+    for (key, after) in
+        [("retention.drop_raw_after", retention.drop_raw_after), ("retention.delete_after", retention.delete_after)]
+    {
+        if after.is_some_and(|d| d < Duration::from_secs(86_400)) {
+            problems.push(
+                doc.key_error(key, "expected at least 1d: retention counts days since a ticket was closed".into()),
+            );
+        }
+    }
+    if let (Some(drop), Some(delete)) = (retention.drop_raw_after, retention.delete_after)
+        && delete <= drop
+    {
+        problems.push(doc.key_error(
+            "retention.delete_after",
+            "expected longer than retention.drop_raw_after (a ticket is deleted whole after its raw bytes went)".into(),
+        ));
+    }
     // Files the SLA policy names (holiday calendars), relative to the config's folder.
     let read_file = |f: &Path| {
         let path = resolve(f.to_path_buf());
@@ -316,7 +337,7 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
     let sla = problems.or(sla.map(Some), None);
     problems.finish()?;
     let Some(sla) = sla else { return Err(doc.key_error("sla", "invalid".into())) };
-    Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla, limits })
+    Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla, limits, retention })
 }
 
 impl Located<'_> {

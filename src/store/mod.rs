@@ -8,7 +8,9 @@
 //! `write` holds the statements the ingest transaction runs; `read` the queries behind the CLI.
 
 pub mod backup;
+pub mod erase;
 pub mod read;
+pub mod retention;
 pub mod sla;
 mod values;
 pub mod write;

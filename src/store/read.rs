@@ -265,6 +265,9 @@ pub struct Status {
     pub mailboxes: Vec<MailboxView>,
     pub last_imap_ok: Option<String>,
     pub last_smtp_ok: Option<String>,
+    /// The last run of `[retention]`: when (`at`), and how many tickets and messages lost their
+    /// original bytes or were deleted. `null` until it first ran.
+    pub retention_last_run: Option<serde_json::Value>,
 }
 
 pub fn status(conn: &Connection) -> Result<Status> {
@@ -300,5 +303,13 @@ pub fn status(conn: &Connection) -> Result<Status> {
         mailboxes,
         last_imap_ok: meta_time("last_imap_ok")?,
         last_smtp_ok: meta_time("last_smtp_ok")?,
+        retention_last_run: super::get_meta(conn, "retention_last_run")?
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+            .map(|mut v| {
+                if let Some(at) = v.get("at").and_then(|a| a.as_i64()) {
+                    v["at"] = serde_json::Value::String(rfc3339(at));
+                }
+                v
+            }),
     })
 }

@@ -16,6 +16,16 @@ CREATE INDEX outbound_files_source ON outbound_files(source_message);
 -- "Is a copy of this mail still waiting?", asked after every send.
 CREATE INDEX outbox_message ON outbox(message_id);
 
+-- Retention (store::retention) finds tickets by when they were closed, and deleting one must clear
+-- the references of tickets merged into it or following it up without scanning every ticket.
+CREATE INDEX tickets_closed ON tickets(closed_at) WHERE status = 'closed';
+CREATE INDEX tickets_merged_into ON tickets(merged_into) WHERE merged_into IS NOT NULL;
+CREATE INDEX tickets_follow_up_of ON tickets(follow_up_of) WHERE follow_up_of IS NOT NULL;
+-- Erasure finds a person's mail and the tickets they asked for.
+CREATE INDEX messages_from ON messages(from_addr);
+CREATE INDEX tickets_requester ON tickets(requester);
+CREATE INDEX watchers_address ON watchers(address);
+
 -- Once every copy of an outbound mail is sent (or given up), only its header block is kept; its
 -- text stays in `messages`. Retention also trims inbound messages to their header block. NULL: whole.
 ALTER TABLE message_raw ADD COLUMN trimmed_at INTEGER;

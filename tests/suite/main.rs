@@ -18,6 +18,7 @@ mod faults;
 mod imap_restart;
 mod loops;
 mod real_mail;
+mod retention;
 mod security;
 mod sla;
 mod smtp_faults;
