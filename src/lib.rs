@@ -20,6 +20,7 @@ pub mod escalation;
 pub mod health;
 pub(crate) mod housekeeping;
 pub mod inbound;
+pub mod memory;
 pub mod message;
 pub(crate) mod outbound;
 pub mod reply_text;

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Run => cli::load_config(&cli).and_then(|config| {
-            return_large_buffers_at_once();
+            maildesk::memory::map_large_buffers_apart();
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             let result = runtime.block_on(maildesk::daemon::run(config));
             // A task stuck inside one message (on a blocking thread) must not keep the process
@@ -45,17 +45,5 @@ fn main() -> ExitCode {
             eprintln!("maildesk: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Large buffers (a raw message, a decoded attachment, a mail being sent) are mapped on their own
-/// and unmapped when freed. glibc otherwise raises its mmap threshold to the size of each freed
-/// buffer (up to 32 MB) and serves the next ones from its heaps, which keep the memory: five mails
-/// with 20-48 MB attachments left the daemon at a peak RSS far above what it ever held at once.
-fn return_large_buffers_at_once() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; it is called before any other thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }

@@ -461,6 +461,9 @@ impl Watcher {
                 })
             });
             let outcomes = written.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            if large {
+                crate::memory::release_after_large_mail();
+            }
             flagged?;
             unflagged = fetched.iter().map(|f| f.uid).collect();
             ahead = prefetched;

@@ -178,6 +178,9 @@ impl Sender {
             }
             let one_at_a_time = if d.size > LARGE_MAIL { Some(large.lock().await) } else { None };
             let sent = self.send_one(conn, &mut link, &d).await;
+            if one_at_a_time.is_some() {
+                crate::memory::release_after_large_mail();
+            }
             drop(one_at_a_time);
             let verdict = match sent {
                 Ok(verdict) => verdict,
