@@ -199,6 +199,17 @@ fn spawn(
         }
         .run(),
     );
+    if let Some(listen) = config.metrics_listen {
+        tasks.spawn(
+            crate::metrics::MetricsServer {
+                listen,
+                database: database.clone(),
+                health: health.clone(),
+                shutdown: stop.clone(),
+            }
+            .run(),
+        );
+    }
     tasks.spawn(
         crate::housekeeping::Housekeeper { config: config.clone(), database: database.clone(), shutdown: stop.clone() }
             .run(),

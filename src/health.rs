@@ -44,6 +44,18 @@ pub struct Health {
     /// Unix seconds of the last batch recorded; 0 before the first.
     last_intake: AtomicI64,
     recorded: AtomicU64,
+    quarantined: AtomicU64,
+    imap_auth_failures: AtomicU64,
+    smtp_auth_failures: AtomicU64,
+}
+
+/// What the tasks counted since the daemon started, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub recorded: u64,
+    pub quarantined: u64,
+    pub imap_auth_failures: u64,
+    pub smtp_auth_failures: u64,
 }
 
 impl Default for Health {
@@ -55,6 +67,9 @@ impl Default for Health {
             imap_ready: AtomicBool::new(false),
             last_intake: AtomicI64::new(0),
             recorded: AtomicU64::new(0),
+            quarantined: AtomicU64::new(0),
+            imap_auth_failures: AtomicU64::new(0),
+            smtp_auth_failures: AtomicU64::new(0),
         }
     }
 }
@@ -94,10 +109,31 @@ impl Health {
         self.imap_ready.load(Ordering::Relaxed)
     }
 
-    /// A batch of `n` messages was recorded at `now` (Unix seconds).
-    pub fn recorded(&self, n: usize, now: i64) {
+    /// A batch of `n` messages was recorded at `now` (Unix seconds), `quarantined` of them into
+    /// the quarantine.
+    pub fn recorded(&self, n: usize, quarantined: usize, now: i64) {
         self.recorded.fetch_add(n as u64, Ordering::Relaxed);
+        self.quarantined.fetch_add(quarantined as u64, Ordering::Relaxed);
         self.last_intake.store(now, Ordering::Relaxed);
+    }
+
+    /// The IMAP server refused the login.
+    pub fn imap_auth_failed(&self) {
+        self.imap_auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The SMTP server refused the authentication.
+    pub fn smtp_auth_failed(&self) {
+        self.smtp_auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn counts(&self) -> Counts {
+        Counts {
+            recorded: self.recorded.load(Ordering::Relaxed),
+            quarantined: self.quarantined.load(Ordering::Relaxed),
+            imap_auth_failures: self.imap_auth_failures.load(Ordering::Relaxed),
+            smtp_auth_failures: self.smtp_auth_failures.load(Ordering::Relaxed),
+        }
     }
 
     /// The task that has been busy without progress for longer than `limit`, if one has.
@@ -154,7 +190,7 @@ mod tests {
         assert_eq!(h.status(&jiff::tz::TimeZone::UTC), "connecting to the IMAP server");
         h.imap_ready();
         assert!(h.status(&jiff::tz::TimeZone::UTC).contains("no new mail since start"));
-        h.recorded(3, 1_795_341_600);
+        h.recorded(3, 0, 1_795_341_600);
         let s = h.status(&jiff::tz::TimeZone::UTC);
         assert!(s.contains("3 message(s) recorded since start") && s.contains("2026"), "{s}");
     }

@@ -22,6 +22,7 @@ pub(crate) mod housekeeping;
 pub mod inbound;
 pub mod memory;
 pub mod message;
+pub mod metrics;
 pub(crate) mod outbound;
 pub mod reply_text;
 pub mod report;

@@ -24,6 +24,7 @@ pub(super) struct FileConfig {
     pub(super) priority: crate::sla::policy::FilePriority,
     pub(super) limits: FileLimits,
     pub(super) retention: FileRetention,
+    pub(super) metrics: FileMetrics,
     /// Accepted at the top level too, for configs that put it before the first table.
     pub(super) technicians: Vec<String>,
 }
@@ -105,6 +106,13 @@ impl Default for FileHelpdesk {
             comment_address: None,
         }
     }
+}
+
+/// Off unless `listen` is set.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileMetrics {
+    pub(super) listen: Option<String>,
 }
 
 /// Both off unless set: nothing is ever removed by default.
@@ -247,7 +255,7 @@ impl Default for FileSmtp {
 
 /// The keys of each plain table, for telling an admin where a key they put in the wrong table
 /// belongs. (A test checks every one is accepted where it is listed.)
-pub(super) const TABLE_KEYS: [(&str, &[&str]); 6] = [
+pub(super) const TABLE_KEYS: [(&str, &[&str]); 7] = [
     (
         "helpdesk",
         &[
@@ -300,6 +308,7 @@ pub(super) const TABLE_KEYS: [(&str, &[&str]); 6] = [
     ),
     ("security", &["technician_proof", "authserv_id", "authserv_internal_hops", "reply_secret_file"]),
     ("retention", &["drop_raw_after", "delete_after"]),
+    ("metrics", &["listen"]),
     (
         "limits",
         &[

@@ -49,6 +49,8 @@ pub struct Config {
     pub sla: crate::sla::policy::SlaConfig,
     pub limits: Limits,
     pub retention: Retention,
+    /// Where the Prometheus metrics are served (`[metrics] listen`); `None`: not at all.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub use crate::domain::Retention;

@@ -318,6 +318,12 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
             "expected longer than retention.drop_raw_after (a ticket is deleted whole after its raw bytes went)".into(),
         ));
     }
+    let metrics_listen = match raw.metrics.listen.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+        None => None,
+        Some(l) => problems.take(l.parse::<std::net::SocketAddr>().map(Some).map_err(|_| {
+            doc.key_error("metrics.listen", format!("expected an address and port like \"127.0.0.1:9464\", got {l:?}"))
+        })),
+    };
     // Files the SLA policy names (holiday calendars), relative to the config's folder.
     let read_file = |f: &Path| {
         let path = resolve(f.to_path_buf());
@@ -337,7 +343,7 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
     let sla = problems.or(sla.map(Some), None);
     problems.finish()?;
     let Some(sla) = sla else { return Err(doc.key_error("sla", "invalid".into())) };
-    Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla, limits, retention })
+    Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla, limits, retention, metrics_listen })
 }
 
 impl Located<'_> {

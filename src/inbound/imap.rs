@@ -282,6 +282,9 @@ impl Watcher {
                     backoff = (backoff * 2).min(MAX_DATABASE_BACKOFF);
                 }
                 Err(e) => {
+                    if matches!(e, ImapError::Login { .. }) {
+                        self.health.imap_auth_failed();
+                    }
                     warn!(imap = %endpoint, error = %e, retry_in = ?backoff, "IMAP session ended; reconnecting");
                     self.health.waiting(Task::Watcher);
                     if self.shutdown.sleep(backoff).await {
@@ -468,7 +471,8 @@ impl Watcher {
             unflagged = fetched.iter().map(|f| f.uid).collect();
             ahead = prefetched;
             parsed_ahead = parsed_next;
-            self.health.recorded(outcomes.len(), now);
+            let quarantined = outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Quarantined { .. })).count();
+            self.health.recorded(outcomes.len(), quarantined, now);
             self.health.busy(Task::Watcher);
             if outcomes.iter().any(|(_, o)| matches!(o, Outcome::Ticket { queued: 1.., .. })) {
                 self.outbox.notify_one();

@@ -244,7 +244,13 @@ impl Sender {
         if link.is_none() {
             match smtp::connect(&self.config).await {
                 Ok(l) => *link = Some(l),
-                Err(SetupError::Smtp(e)) if e.is_permanent() => return Ok(Verdict::Failed(error_text(&e))),
+                Err(SetupError::Smtp(e)) if e.is_permanent() => {
+                    // 530, 534, 535, 538: the server refused who we are.
+                    if e.status().is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535" | "538")) {
+                        self.health.smtp_auth_failed();
+                    }
+                    return Ok(Verdict::Failed(error_text(&e)));
+                }
                 Err(SetupError::Smtp(e)) => return Ok(Verdict::Retry(error_text(&e))),
                 Err(e) => return Ok(Verdict::Retry(e.to_string())),
             }

@@ -313,3 +313,54 @@ pub fn status(conn: &Connection) -> Result<Status> {
             }),
     })
 }
+
+/// What the database says for the metrics (see `metrics`): read once per scrape.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// (status, count) for every status.
+    pub tickets: Vec<(TicketStatus, i64)>,
+    pub outbox_pending: i64,
+    pub outbox_sent: i64,
+    pub outbox_failed: i64,
+    /// Seconds since the oldest pending outbox row was queued; 0 when none is pending.
+    pub outbox_oldest_pending_secs: i64,
+    pub quarantined: i64,
+    /// Tickets whose first response, or resolution, breached its target.
+    pub first_response_breaches: i64,
+    pub resolution_breaches: i64,
+    pub escalations_fired: i64,
+    /// Seconds since the last successful IMAP session and SMTP delivery, if there was one.
+    pub imap_ok_secs_ago: Option<i64>,
+    pub smtp_ok_secs_ago: Option<i64>,
+}
+
+pub fn metrics_snapshot(conn: &Connection, now: i64) -> Result<MetricsSnapshot> {
+    let one = |sql: &str| -> rusqlite::Result<i64> { conn.prepare_cached(sql)?.query_row([], |r| r.get(0)) };
+    let mut tickets = Vec::new();
+    for s in TicketStatus::ALL {
+        tickets.push((
+            s,
+            conn.prepare_cached("SELECT count(*) FROM tickets WHERE status = ?1")?.query_row([s], |r| r.get(0))?,
+        ));
+    }
+    let since = |key: &str| -> rusqlite::Result<Option<i64>> {
+        Ok(super::get_meta(conn, key)?.and_then(|v| v.parse::<i64>().ok()).map(|t| (now - t).max(0)))
+    };
+    Ok(MetricsSnapshot {
+        tickets,
+        outbox_pending: one("SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')")?,
+        outbox_sent: one("SELECT count(*) FROM outbox WHERE status = 'sent'")?,
+        outbox_failed: one("SELECT count(*) FROM outbox WHERE status = 'failed'")?,
+        outbox_oldest_pending_secs: conn
+            .prepare_cached("SELECT min(created_at) FROM outbox WHERE status = 'pending'")?
+            .query_row([], |r| r.get::<_, Option<i64>>(0))?
+            .map(|t| (now - t).max(0))
+            .unwrap_or(0),
+        quarantined: one("SELECT count(*) FROM quarantine")?,
+        first_response_breaches: one("SELECT count(*) FROM tickets WHERE first_response_breached = 1")?,
+        resolution_breaches: one("SELECT count(*) FROM tickets WHERE resolution_breached = 1")?,
+        escalations_fired: one("SELECT count(*) FROM sla_fired")?,
+        imap_ok_secs_ago: since("last_imap_ok")?,
+        smtp_ok_secs_ago: since("last_smtp_ok")?,
+    })
+}

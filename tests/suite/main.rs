@@ -17,6 +17,7 @@ mod database_faults;
 mod faults;
 mod imap_restart;
 mod loops;
+mod metrics;
 mod real_mail;
 mod retention;
 mod security;
