@@ -16,14 +16,21 @@ pub struct Args {
     /// List the tickets machine mail opened (out-of-office, lists, reports) instead of requests.
     #[arg(long)]
     pub automatic: bool,
+    /// At most this many tickets (a page), in ticket order.
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Skip this many first (the next page: --offset 50 --limit 50).
+    #[arg(long, default_value_t = 0)]
+    pub offset: u32,
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
-    let Args { status, automatic, json } = args;
+    let Args { status, automatic, limit, offset, json } = args;
     let conn = store::open_existing(&config.helpdesk.database)?;
-    let list = read::tickets(&conn, status.map(TicketStatus::from), *automatic)?;
+    let page = read::Page { limit: *limit, offset: *offset };
+    let list = read::tickets(&conn, status.map(TicketStatus::from), *automatic, page)?;
     if *json {
         return json_out(out, &list);
     }

@@ -252,6 +252,68 @@ mod tests {
         assert!(open_existing(&path).is_ok());
     }
 
+    /// Every counter the triggers keep equals the count it stands for.
+    fn assert_counters_agree(conn: &Connection) {
+        let pairs = [
+            ("messages_in", "SELECT count(*) FROM messages WHERE direction = 'in'"),
+            ("outbox_pending", "SELECT count(*) FROM outbox WHERE status = 'pending'"),
+            ("outbox_sending", "SELECT count(*) FROM outbox WHERE status = 'sending'"),
+            ("outbox_sent", "SELECT count(*) FROM outbox WHERE status = 'sent'"),
+            ("outbox_failed", "SELECT count(*) FROM outbox WHERE status = 'failed'"),
+            ("tickets_open", "SELECT count(*) FROM tickets WHERE status = 'open'"),
+            ("tickets_pending", "SELECT count(*) FROM tickets WHERE status = 'pending'"),
+            ("tickets_resolved", "SELECT count(*) FROM tickets WHERE status = 'resolved'"),
+            ("tickets_closed", "SELECT count(*) FROM tickets WHERE status = 'closed'"),
+            ("tickets_automatic", "SELECT count(*) FROM tickets WHERE automatic = 1"),
+            ("breached_first_response", "SELECT count(*) FROM tickets WHERE first_response_breached = 1"),
+            ("breached_resolution", "SELECT count(*) FROM tickets WHERE resolution_breached = 1"),
+            ("escalations_fired", "SELECT count(*) FROM sla_fired"),
+        ];
+        for (name, sql) in pairs {
+            let kept: i64 = conn.query_row("SELECT n FROM counters WHERE name = ?1", [name], |r| r.get(0)).unwrap();
+            let counted: i64 = conn.query_row(sql, [], |r| r.get(0)).unwrap();
+            assert_eq!(kept, counted, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_counters_follow_every_insert_update_and_delete() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_version(&mut conn, 4).unwrap();
+        // Rows from before v5 are counted by the migration.
+        conn.execute_batch(
+            "INSERT INTO tickets(id, subject, status, created_at, updated_at, automatic, resolution_breached) VALUES
+                 (1, 's', 'open', 0, 0, 0, 1), (2, 's', 'closed', 0, 0, 1, 0);
+             INSERT INTO messages(id, ticket_id, direction, message_id, kind, received_at) VALUES
+                 (1, 1, 'in', 'a', 'request', 0), (2, 1, 'out', 'b', 'acknowledgement', 0);
+             INSERT INTO outbox(message_id, ticket_id, envelope_from, recipient, status, created_at, next_attempt_at)
+                 VALUES (2, 1, 'd', 'r', 'sent', 0, 0);",
+        )
+        .unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        assert_counters_agree(&conn);
+        conn.execute_batch(
+            "INSERT INTO tickets(id, subject, status, created_at, updated_at, first_response_breached) VALUES (3, 's', 'open', 0, 0, 1);
+             INSERT INTO messages(id, ticket_id, direction, message_id, kind, received_at) VALUES
+                 (3, 3, 'in', 'c', 'request', 0), (4, 3, 'out', 'd', 'acknowledgement', 0);
+             INSERT INTO outbox(message_id, ticket_id, envelope_from, recipient, created_at, next_attempt_at)
+                 VALUES (4, 3, 'd', 'r', 0, 0), (4, 3, 'd', 's', 0, 0);
+             UPDATE outbox SET status = 'sending' WHERE recipient = 'r' AND message_id = 4;
+             UPDATE outbox SET status = 'failed' WHERE recipient = 's';
+             UPDATE tickets SET status = 'resolved', resolution_breached = 1 WHERE id = 3;
+             UPDATE tickets SET automatic = 0, status = 'open' WHERE id = 2;
+             UPDATE tickets SET status = 'open' WHERE id = 1;
+             INSERT INTO sla_fired(ticket_id, target, percent, fired_at) VALUES (1, 'resolution', 75, 0), (3, 'first_response', 50, 0);",
+        )
+        .unwrap();
+        assert_counters_agree(&conn);
+        retention::delete_ticket(&conn, 3).unwrap();
+        assert_counters_agree(&conn);
+        conn.execute("UPDATE tickets SET requester = 'x@y.test' WHERE id = 1", []).unwrap();
+        erase::erase_requester(&conn, "x@y.test", 5, false).unwrap();
+        assert_counters_agree(&conn);
+    }
+
     #[test]
     fn v5_keeps_only_the_header_block_of_outbound_mail_already_sent() {
         let mut conn = Connection::open_in_memory().unwrap();

@@ -2,7 +2,7 @@
 //! add fields freely, never rename or remove one.
 
 use crate::domain::{Direction, Priority, TicketStatus, rfc3339};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::store::StoreError;
@@ -35,11 +35,27 @@ pub struct TicketSummary {
 
 /// Tickets in `status` (any when `None`): requests, or with `automatic` the tickets machine mail
 /// opened, which are kept out of the ordinary list.
-pub fn tickets(conn: &Connection, status: Option<TicketStatus>, automatic: bool) -> Result<Vec<TicketSummary>> {
+/// Which part of a list: `limit` rows (all when `None`) after skipping `offset`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Page {
+    pub limit: Option<u32>,
+    pub offset: u32,
+}
+
+pub fn tickets(
+    conn: &Connection,
+    status: Option<TicketStatus>,
+    automatic: bool,
+    page: Page,
+) -> Result<Vec<TicketSummary>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {TICKET_COLUMNS} FROM tickets t WHERE (?1 IS NULL OR t.status = ?1) AND t.automatic = ?2 ORDER BY t.id"
+        "SELECT {TICKET_COLUMNS} FROM tickets t WHERE (?1 IS NULL OR t.status = ?1) AND t.automatic = ?2 ORDER BY t.id
+         LIMIT ?3 OFFSET ?4"
     ))?;
-    Ok(stmt.query_map(rusqlite::params![status, automatic], ticket_row)?.collect::<rusqlite::Result<_>>()?)
+    let limit = page.limit.map(i64::from).unwrap_or(-1);
+    Ok(stmt
+        .query_map(rusqlite::params![status, automatic, limit, page.offset], ticket_row)?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 const TICKET_COLUMNS: &str = "t.id, t.subject, t.status, t.priority, t.requester, t.requester_name, t.assignee,
@@ -270,14 +286,17 @@ pub struct Status {
     pub retention_last_run: Option<serde_json::Value>,
 }
 
+/// A count the triggers of schema v5 keep (see `schema_v5.sql`): no scan of millions of rows.
+fn counter(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce((SELECT n FROM counters WHERE name = ?1), 0)")?.query_row([name], |r| r.get(0))
+}
+
 pub fn status(conn: &Connection) -> Result<Status> {
-    let count = |sql: &str, arg: &str| -> rusqlite::Result<i64> { conn.query_row(sql, params![arg], |r| r.get(0)) };
-    let tickets = |s: TicketStatus| -> rusqlite::Result<i64> {
-        conn.query_row("SELECT count(*) FROM tickets WHERE status = ?1", [s], |r| r.get(0))
-    };
+    let tickets = |s: TicketStatus| counter(conn, &format!("tickets_{}", s.as_str()));
     // A row being sent right now is still pending from the outside.
-    let outbox =
-        |s| count("SELECT count(*) FROM outbox WHERE status = ?1 OR (?1 = 'pending' AND status = 'sending')", s);
+    let outbox = |s: &str| -> rusqlite::Result<i64> {
+        Ok(counter(conn, &format!("outbox_{s}"))? + if s == "pending" { counter(conn, "outbox_sending")? } else { 0 })
+    };
     let meta_time = |k: &str| -> rusqlite::Result<Option<String>> {
         Ok(super::get_meta(conn, k)?.and_then(|v| v.parse::<i64>().ok()).map(rfc3339))
     };
@@ -286,18 +305,14 @@ pub fn status(conn: &Connection) -> Result<Status> {
         .query_map([], |r| Ok(MailboxView { mailbox: r.get(0)?, uid_validity: r.get(1)?, last_uid: r.get(2)? }))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Status {
-        messages_ingested: conn.query_row(
-            "SELECT count(*) FROM messages WHERE direction = ?1",
-            [Direction::In],
-            |r| r.get(0),
-        )?,
+        messages_ingested: counter(conn, "messages_in")?,
         tickets: StatusCounts {
             open: tickets(TicketStatus::Open)?,
             pending: tickets(TicketStatus::Pending)?,
             resolved: tickets(TicketStatus::Resolved)?,
             closed: tickets(TicketStatus::Closed)?,
         },
-        automatic_tickets: conn.query_row("SELECT count(*) FROM tickets WHERE automatic = 1", [], |r| r.get(0))?,
+        automatic_tickets: counter(conn, "tickets_automatic")?,
         outbox: OutboxCounts { pending: outbox("pending")?, sent: outbox("sent")?, failed: outbox("failed")? },
         quarantined: conn.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))?,
         mailboxes,
@@ -348,18 +363,18 @@ pub fn metrics_snapshot(conn: &Connection, now: i64) -> Result<MetricsSnapshot> 
     };
     Ok(MetricsSnapshot {
         tickets,
-        outbox_pending: one("SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')")?,
-        outbox_sent: one("SELECT count(*) FROM outbox WHERE status = 'sent'")?,
-        outbox_failed: one("SELECT count(*) FROM outbox WHERE status = 'failed'")?,
+        outbox_pending: counter(conn, "outbox_pending")? + counter(conn, "outbox_sending")?,
+        outbox_sent: counter(conn, "outbox_sent")?,
+        outbox_failed: counter(conn, "outbox_failed")?,
         outbox_oldest_pending_secs: conn
             .prepare_cached("SELECT min(created_at) FROM outbox WHERE status = 'pending'")?
             .query_row([], |r| r.get::<_, Option<i64>>(0))?
             .map(|t| (now - t).max(0))
             .unwrap_or(0),
         quarantined: one("SELECT count(*) FROM quarantine")?,
-        first_response_breaches: one("SELECT count(*) FROM tickets WHERE first_response_breached = 1")?,
-        resolution_breaches: one("SELECT count(*) FROM tickets WHERE resolution_breached = 1")?,
-        escalations_fired: one("SELECT count(*) FROM sla_fired")?,
+        first_response_breaches: counter(conn, "breached_first_response")?,
+        resolution_breaches: counter(conn, "breached_resolution")?,
+        escalations_fired: counter(conn, "escalations_fired")?,
         imap_ok_secs_ago: since("last_imap_ok")?,
         smtp_ok_secs_ago: since("last_smtp_ok")?,
     })
