@@ -5,7 +5,8 @@
 //!
 //! The pure core (`domain`, `message`, `reply_text`, `threading`, `auth`, `commands`, `tickets`,
 //! `sla`, `templates`, `outbound::compose`) takes data and returns data. The edges (`inbound`,
-//! `store`, `outbound::sender`, `escalation`, `daemon`, `cli`) do the I/O. Modules are layered
+//! `store`, `outbound::{sender, outgoing}`, `escalation`, `housekeeping`, `metrics`, `daemon`, `cli`) do
+//! the I/O. Modules are layered
 //! (ARCHITECTURE.md, "Layers"): each imports only modules below it. Modules only the crate uses
 //! are `pub(crate)`; the rest are public for the binary, the tests, benches and the fuzz target.
 

@@ -21,10 +21,9 @@ CREATE INDEX outbox_message ON outbox(message_id);
 CREATE INDEX tickets_closed ON tickets(closed_at) WHERE status = 'closed';
 CREATE INDEX tickets_merged_into ON tickets(merged_into) WHERE merged_into IS NOT NULL;
 CREATE INDEX tickets_follow_up_of ON tickets(follow_up_of) WHERE follow_up_of IS NOT NULL;
--- Erasure finds a person's mail and the tickets they asked for.
-CREATE INDEX messages_from ON messages(from_addr);
-CREATE INDEX tickets_requester ON tickets(requester);
-CREATE INDEX watchers_address ON watchers(address);
+-- Erasure (rare, by hand) scans for a person's mail and tickets instead of indexes by address:
+-- each index with random keys costs every ingested message a page write, and in a database of
+-- millions of messages those writes made ingest measurably slower (benches/scale.rs).
 
 -- Once every copy of an outbound mail is sent (or given up), only its header block is kept; its
 -- text stays in `messages`. Retention also trims inbound messages to their header block. NULL: whole.
