@@ -15,6 +15,9 @@ CREATE TABLE outbound_files (
 CREATE INDEX outbound_files_source ON outbound_files(source_message);
 -- "Is a copy of this mail still waiting?", asked after every send.
 CREATE INDEX outbox_message ON outbox(message_id);
+-- The sender settles rows a crash left `sending` at start, inside a write transaction: without this
+-- it scans the whole outbox (millions of rows after years) while every other writer waits.
+CREATE INDEX outbox_sending ON outbox(id) WHERE status = 'sending';
 
 -- Retention (store::retention) finds tickets by when they were closed, and deleting one must clear
 -- the references of tickets merged into it or following it up without scanning every ticket.
