@@ -178,7 +178,7 @@ fn cut_holes(made: Vec<u8>, key: &[u8; 16], count: usize) -> Result<Composed, Co
     let mut found = Vec::with_capacity(count);
     for i in 0..count {
         let text = data_encoding::BASE64.encode(&stand_in(key, i));
-        let mut at = made.windows(text.len()).enumerate().filter(|(_, w)| *w == text.as_bytes()).map(|(p, _)| p);
+        let mut at = memchr::memmem::find_iter(&made, text.as_bytes());
         match (at.next(), at.next()) {
             (Some(p), None) => found.push((p, text.len())),
             _ => return Err(ComposeError::Placement(i)),

@@ -1,7 +1,8 @@
 //! Erasure on request (`maildesk erase --requester ADDRESS`): a person's data leaves the database.
 //!
 //! Removed: every message they sent (row, original bytes, attachments), every mail sent to them
-//! alone, every outbox row addressed to them (queued ones are not sent), their watcher entries,
+//! alone, every mail the desk made from theirs (notices quoting them), every outbox row addressed
+//! to them (queued ones are not sent), their watcher entries,
 //! and their address wherever it is written (address lists and text of the remaining messages,
 //! event details and actors). Their tickets stay, as placeholders: no requester, subject
 //! "(erased)", the technicians' work and the events. Other people's messages on those tickets whose
@@ -72,12 +73,40 @@ fn ids(conn: &Connection, sql: &str, address: &str) -> rusqlite::Result<Vec<i64>
 fn erase_in(tx: &Connection, address: &str, now: i64, dry_run: bool) -> Result<Erasure, StoreError> {
     let mut report = Erasure { dry_run, ..Erasure::default() };
     // Theirs: mail they sent, and mail to them alone.
-    let theirs = ids(
+    let mut theirs = ids(
         tx,
         "SELECT id FROM messages WHERE from_addr = ?1
          UNION SELECT id FROM messages WHERE direction = 'out' AND to_addrs = ?1",
         address,
     )?;
+    // Mail the desk made from theirs (a technician's notice quoting their request, a relay of
+    // their reply): its Message-ID names the ticket and the message that caused it (see
+    // `outbound::mails`). It goes too; a copy still queued is not sent.
+    let sent_by_them: Vec<(i64, i64)> = tx
+        .prepare_cached(
+            "SELECT id, ticket_id FROM messages WHERE from_addr = ?1 AND direction = 'in' AND ticket_id IS NOT NULL",
+        )?
+        .query_map([address], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (m, ticket) in sent_by_them {
+        let caused: Vec<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM messages WHERE ticket_id = ?1 AND direction = 'out'
+                   AND message_id LIKE '%.' || ?1 || '.' || ?2 || '.%'",
+            )?
+            .query_map(params![ticket, m], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for c in caused {
+            report.queued_mail_withdrawn += tx
+                .prepare_cached(
+                    "SELECT count(*) FROM outbox WHERE message_id = ?1 AND status = 'pending' AND recipient <> ?2",
+                )?
+                .query_row(params![c, address], |r| r.get::<_, i64>(0))?;
+            theirs.push(c);
+        }
+    }
+    theirs.sort_unstable();
+    theirs.dedup();
     let mut touched = ids(
         tx,
         "SELECT DISTINCT ticket_id FROM messages WHERE ticket_id IS NOT NULL AND (from_addr = ?1
@@ -177,16 +206,10 @@ fn erase_in(tx: &Connection, address: &str, now: i64, dry_run: bool) -> Result<E
     Ok(report)
 }
 
-/// Whether `needle` (lower-case ASCII) occurs in `haystack` in any case. Linear in practice.
+/// Whether `needle` (lower-case ASCII) occurs in `haystack` in any case. Linear: a lower-cased
+/// copy searched with `memchr`'s two-way search.
 fn contains_ignoring_case(haystack: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() || haystack.len() < needle.len() {
-        return needle.is_empty();
-    }
-    let first = needle[0];
-    (0..=haystack.len() - needle.len()).any(|i| {
-        haystack[i].to_ascii_lowercase() == first
-            && haystack[i..i + needle.len()].iter().zip(needle).all(|(h, n)| h.to_ascii_lowercase() == *n)
-    })
+    memchr::memmem::find(&haystack.to_ascii_lowercase(), needle).is_some()
 }
 
 #[cfg(test)]
@@ -212,14 +235,16 @@ mod store_tests {
              INSERT INTO messages(id, ticket_id, direction, message_id, kind, received_at, from_addr, from_name, to_addrs, cc_addrs, body_text) VALUES
                  (10, 1, 'in', 'a1@x', 'request', 0, 'alice@x.test', 'Alice', 'support@d.test', '', 'my laptop'),
                  (11, 1, 'out', 'k1@d', 'acknowledgement', 0, 'support@d.test', NULL, 'alice@x.test', '', 'we got it'),
+                 (12, 1, 'out', 'new-ticket.1.10.1.abc@d.test', 'new-ticket', 0, 'support@d.test', NULL, 'tech@d.test', '', 'Alice wrote: my laptop'),
                  (20, 2, 'in', 'b1@x', 'request', 0, 'bob@x.test', 'Bob', 'support@d.test', 'Alice@x.test', 'cc alice@x.test'),
                  (21, 2, 'out', 'k2@d', 'new-ticket', 0, 'support@d.test', NULL, 'tech@d.test', '', 'bob wrote');
-             INSERT INTO message_raw(message_id, raw) VALUES (10, CAST('From: alice@x.test' AS BLOB)), (11, x'00'),
+             INSERT INTO message_raw(message_id, raw) VALUES (10, CAST('From: alice@x.test' AS BLOB)), (11, x'00'), (12, x'00'),
                  (20, CAST('Cc: ALICE@x.test' AS BLOB)), (21, CAST('From: support@d.test, bob wrote: cc Alice@x.test' AS BLOB));
              INSERT INTO attachments(message_id, part, name, content_type, size, sha256) VALUES (10, 0, 'cv.pdf', 'application/pdf', 1, 'x');
              INSERT INTO watchers(ticket_id, address, added_at) VALUES (2, 'alice@x.test', 0);
              INSERT INTO outbox(message_id, ticket_id, envelope_from, recipient, status, created_at, next_attempt_at) VALUES
-                 (11, 1, 'support@d.test', 'alice@x.test', 'pending', 0, 0), (21, 2, 'support@d.test', 'tech@d.test', 'pending', 0, 0);
+                 (11, 1, 'support@d.test', 'alice@x.test', 'pending', 0, 0), (21, 2, 'support@d.test', 'tech@d.test', 'pending', 0, 0),
+                 (12, 1, 'support@d.test', 'tech@d.test', 'pending', 0, 0);
              INSERT INTO events(ticket_id, at, actor, kind, detail) VALUES (2, 0, 'maildesk', 'watcher-added', 'alice@x.test added');",
         )
         .unwrap();
@@ -230,8 +255,8 @@ mod store_tests {
         let conn = crate::store::open_in_memory();
         seed(&conn);
         let dry = erase_requester(&conn, "Alice@X.test", 5, true).unwrap();
-        assert_eq!(dry.messages_removed, 2);
-        assert_eq!(conn.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0)).unwrap(), 4, "dry run");
+        assert_eq!(dry.messages_removed, 3, "her request, the acknowledgement to her, the notice quoting her");
+        assert_eq!(conn.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0)).unwrap(), 5, "dry run");
         let done = erase_requester(&conn, "alice@x.test", 5, false).unwrap();
         assert_eq!(done, Erasure { dry_run: false, ..dry.clone() });
         assert_eq!(done.tickets_anonymised, vec![1]);
@@ -239,7 +264,15 @@ mod store_tests {
         assert_eq!(done.outbox_rows_removed, 1);
         assert_eq!(done.watcher_entries_removed, 1);
         assert_eq!(done.originals_dropped, 2, "bob's mail named her in its Cc, the notification quotes it");
-        assert_eq!(done.queued_mail_withdrawn, 1, "the notification carrying bob's mail that names her");
+        assert_eq!(done.queued_mail_withdrawn, 2, "the notices quoting her and bob's mail that names her");
+        let left: Vec<String> = conn
+            .prepare("SELECT body_text FROM messages ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(left.iter().all(|t| !t.contains("my laptop")), "her words are gone: {left:?}");
         // Nowhere in any text column of any table.
         let tables = ["tickets", "messages", "events", "watchers", "outbox", "attachments"];
         for t in tables {
