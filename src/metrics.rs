@@ -49,7 +49,11 @@ impl MetricsServer {
             }
         };
         info!(listen = %self.listen, "metrics served at /metrics");
-        let state = Arc::new((self.database.clone(), self.health.clone()));
+        let state = Arc::new(State {
+            database: self.database.clone(),
+            health: self.health.clone(),
+            conn: std::sync::Mutex::new(None),
+        });
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -69,10 +73,15 @@ impl MetricsServer {
     }
 }
 
-async fn answer(
-    req: Request<hyper::body::Incoming>,
-    state: Arc<(PathBuf, Arc<Health>)>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+/// What every scrape shares: one read connection, opened on the first scrape and again after an
+/// error, so a scrape runs two queries, not a database open with its pragmas.
+struct State {
+    database: PathBuf,
+    health: Arc<Health>,
+    conn: std::sync::Mutex<Option<rusqlite::Connection>>,
+}
+
+async fn answer(req: Request<hyper::body::Incoming>, state: Arc<State>) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status: StatusCode, content_type: &str, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = status;
@@ -84,11 +93,21 @@ async fn answer(
     if req.method() != hyper::Method::GET || req.uri().path() != "/metrics" {
         return reply(StatusCode::NOT_FOUND, "text/plain", "maildesk serves /metrics only\n".into());
     }
-    let counts = state.1.counts();
-    let database = state.0.clone();
+    let counts = state.health.counts();
     let snapshot = tokio::task::spawn_blocking(move || {
-        let conn = store::open_existing(&database)?;
-        store::read::metrics_snapshot(&conn, store::now())
+        let mut conn = state.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if conn.is_none() {
+            *conn = Some(store::open_existing(&state.database)?);
+        }
+        let read = conn.as_ref().map(|c| store::read::metrics_snapshot(c, store::now()));
+        match read {
+            Some(Ok(s)) => Ok(s),
+            Some(Err(e)) => {
+                conn.take();
+                Err(e)
+            }
+            None => Err(store::StoreError::Internal("no database connection")),
+        }
     })
     .await;
     match snapshot {
