@@ -10,8 +10,10 @@
 //! after the "." was written is different: the "." may never have arrived, so the mail is sent again
 //! (at least once), and the ticket records that the recipient may see two copies.
 //!
-//! Failures: a 5xx reply is permanent (the row becomes `failed` and the ticket records the server's
-//! words); anything else (4xx, refused connection, timeout, TLS trouble) is retried on the schedule
+//! Failures: a 5xx reply to the mail (MAIL FROM, RCPT TO, DATA) is permanent (the row becomes
+//! `failed` and the ticket records the server's words); a 5xx that refuses the session before any
+//! mail is named (greeting, EHLO, STARTTLS, AUTH) is retried, since it says nothing of the mail and
+//! an admin fixes it; anything else (4xx, refused connection, timeout, TLS trouble) is retried on the schedule
 //! of [`retry_delay`] until `smtp.retry_for` has passed since the mail was queued.
 //!
 //! A database that cannot be written (locked by another writer, disk full, read-only) must not turn
@@ -244,12 +246,19 @@ impl Sender {
         if link.is_none() {
             match smtp::connect(&self.config).await {
                 Ok(l) => *link = Some(l),
+                // A 5xx before any mail was named (greeting, EHLO, STARTTLS, AUTH) refuses the
+                // session, not this mail: a wrong password or a blocked address is fixed by the
+                // admin, and the mail must still go then. Retried like any outage, until
+                // smtp.retry_for.
                 Err(SetupError::Smtp(e)) if e.is_permanent() => {
                     // 530, 534, 535, 538: the server refused who we are.
                     if e.status().is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535" | "538")) {
                         self.health.smtp_auth_failed();
                     }
-                    return Ok(Verdict::Failed(error_text(&e)));
+                    return Ok(Verdict::Retry(format!(
+                        "the SMTP server refused the session (check [smtp] host, security and credentials): {}",
+                        error_text(&e)
+                    )));
                 }
                 Err(SetupError::Smtp(e)) => return Ok(Verdict::Retry(error_text(&e))),
                 Err(e) => return Ok(Verdict::Retry(e.to_string())),

@@ -72,3 +72,23 @@ fn hung_and_dropped_smtp_connections_are_retried_until_the_server_has_the_mail()
     let events = desk.json(&["show", "2"])["events"].to_string();
     assert!(events.contains("delivery-uncertain"), "the ticket says a second copy may arrive: {events}");
 }
+
+#[test]
+fn a_server_refusing_the_session_gets_the_mail_later_not_never() {
+    let Some(_lab) = crate::common::lab() else { return };
+    // A wrong password or a blocked address: the server says 5xx before any mail is named.
+    let relay = FaultyRelay::start(SMTP_PORT, SmtpFault::RefuseSession);
+    let mut desk = Desk::with(DeskOptions { smtp: plain_loopback(relay.port), ..DeskOptions::default() });
+    let ivy = address("ivy");
+    desk.start();
+    send_smtp(&ivy, &desk.support, &message(&ivy, &desk.support, "Laptop", "l1@ivy.example.test", "", "x"));
+    desk.wait_status("the request recorded", T, |s| s["messages_ingested"] == 1);
+    let d = wait_attempts(&desk, "1", 1);
+    assert_eq!(d["status"], "pending", "a refused session fails no mail: {d:#}");
+    assert!(d["last_error"].as_str().unwrap_or("").contains("554"), "the server's words are kept: {d:#}");
+    // The admin fixes it; the next attempt (5 s later) delivers.
+    relay.set(SmtpFault::Pass);
+    let d = wait_attempts(&desk, "1", 2);
+    assert_eq!(d["status"], "sent", "{d:#}");
+    assert_eq!(wait_inbox(&ivy, 1, T).len(), 1);
+}

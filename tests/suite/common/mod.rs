@@ -576,6 +576,9 @@ pub enum SmtpFault {
     /// Forward the final "." (the real server takes the mail), then drop the connection before
     /// its reply reaches the client.
     DropAfterDot,
+    /// Refuse the session in the greeting with a 5xx, as a server does that rejects the client
+    /// (blocked after failed logins, say) before any mail is named.
+    RefuseSession,
 }
 
 /// A relay in front of the real SMTP server that injects one kind of fault per connection.
@@ -625,6 +628,11 @@ fn relay_one(mut client: TcpStream, target: u16, fault: SmtpFault) {
     use std::io::{Read, Write};
     if fault == SmtpFault::Silent {
         let _ = std::io::copy(&mut client, &mut std::io::sink());
+        return;
+    }
+    if fault == SmtpFault::RefuseSession {
+        let _ = client.write_all(b"554 5.7.1 Too many failed authentications from your address\r\n");
+        let _ = client.shutdown(std::net::Shutdown::Both);
         return;
     }
     let server = TcpStream::connect(("127.0.0.1", target)).unwrap();
