@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod attachment;
 mod backup;
 mod check;
 mod erase;
@@ -57,6 +58,8 @@ pub enum Command {
     Report(report::Args),
     /// Copy the database to PATH while the daemon runs (consistent, checked); see README "Backup".
     Backup(backup::Args),
+    /// Save a stored attachment (MESSAGE and PART as `show` prints them), checked against its digest.
+    Attachment(attachment::Args),
     /// Apply [retention] now (the daemon does daily), or --dry-run to see what would go.
     Retention(retention::Args),
     /// Erase a person's data on request; their tickets stay as placeholders (--dry-run first).
@@ -118,6 +121,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Status(args) => status::execute(args, &config, out),
         Command::Backup(args) => backup::execute(args, &config, out),
         Command::Retention(args) => retention::execute(args, &config, out),
+        Command::Attachment(args) => attachment::execute(args, &config, out),
         Command::Erase(args) => erase::execute(args, &config, out),
     }
 }

@@ -54,10 +54,11 @@ fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> any
         let internal = if m.internal { " (internal)" } else { "" };
         writeln!(
             out,
-            "\n{arrow} {} {} [{}]{internal}",
+            "\n{arrow} {} {} [{}]{internal}  message {}",
             m.direction.as_str().to_uppercase(),
             local(config, &m.date),
-            m.kind
+            m.kind,
+            m.id
         )?;
         writeln!(out, "   From: {}", m.from.as_deref().unwrap_or("-"))?;
         writeln!(out, "   To: {}", m.to)?;
@@ -68,7 +69,8 @@ fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> any
         for a in &m.attachments {
             writeln!(
                 out,
-                "   Attachment: {} ({}, {} bytes)",
+                "   Attachment {}: {} ({}, {} bytes)",
+                a.part,
                 a.name.as_deref().unwrap_or("(unnamed)"),
                 a.content_type,
                 a.size

@@ -86,6 +86,8 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
 
 #[derive(Debug, Serialize)]
 pub struct AttachmentInfo {
+    /// Its position among the message's attachments: `maildesk attachment MESSAGE PART` saves it.
+    pub part: i64,
     pub name: Option<String>,
     pub content_type: String,
     pub size: i64,
@@ -180,15 +182,21 @@ pub fn ticket(conn: &Connection, id: i64) -> Result<Option<TicketView>> {
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut att =
-        conn.prepare("SELECT name, content_type, size, sha256 FROM attachments WHERE message_id = ?1 ORDER BY id")?;
+    let mut att = conn
+        .prepare("SELECT part, name, content_type, size, sha256 FROM attachments WHERE message_id = ?1 ORDER BY id")?;
     let mut out = conn.prepare(
         "SELECT recipient, status, attempts, sent_at, last_error, unconfirmed FROM outbox WHERE message_id = ?1 ORDER BY id",
     )?;
     for m in &mut messages {
         m.attachments = att
             .query_map([m.id], |r| {
-                Ok(AttachmentInfo { name: r.get(0)?, content_type: r.get(1)?, size: r.get(2)?, sha256: r.get(3)? })
+                Ok(AttachmentInfo {
+                    part: r.get(0)?,
+                    name: r.get(1)?,
+                    content_type: r.get(2)?,
+                    size: r.get(3)?,
+                    sha256: r.get(4)?,
+                })
             })?
             .collect::<rusqlite::Result<_>>()?;
         m.delivery = out

@@ -133,4 +133,23 @@ fn files_over_the_forwarding_limit_stay_on_the_ticket_and_are_named() {
     let kept: Vec<&str> =
         show["messages"][0]["attachments"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(kept, vec!["a.dmp", "b.dmp", "c.log"], "all three are stored");
+    // The technician fetches the one that was not mailed, as `show` numbers it.
+    let message = show["messages"][0]["id"].as_i64().unwrap().to_string();
+    let part = show["messages"][0]["attachments"][1]["part"].as_i64().unwrap().to_string();
+    let saved = desk.path("b.dmp");
+    desk.cli(&["attachment", &message, &part, "--out", saved.to_str().unwrap()]);
+    assert!(std::fs::read(&saved).unwrap() == second, "the saved file is the one sent");
+    let again = std::process::Command::new(crate::common::bin())
+        .args([
+            "--config",
+            desk.config.to_str().unwrap(),
+            "attachment",
+            &message,
+            &part,
+            "--out",
+            saved.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "an existing file is never overwritten");
 }
