@@ -1,24 +1,23 @@
 //! `maildesk attachment MESSAGE PART --out FILE`: saves a stored attachment (the numbers `show`
-//! prints), read again from the stored message and checked against the digest it arrived with.
+//! prints), read again from the stored message and checked against the digest it arrived with, as
+//! the sender does before it forwards one (`outbound::outgoing::stored_file`).
 //! How a technician gets a file that was too large to forward by mail.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use data_encoding::HEXLOWER;
-use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::message::parse::attachment_contents;
-use crate::store::{self, write};
+use crate::outbound::outgoing;
+use crate::store;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The message's number (`show` prints it; `id` in `show --json`).
     pub message: i64,
     /// The attachment's number within the message (`part` in `show --json`).
-    pub part: i64,
+    pub part: usize,
     /// Where to write it; must not exist yet. Without it, the bytes go to standard output
     /// (refused when that is a terminal).
     #[arg(long)]
@@ -27,27 +26,7 @@ pub struct Args {
 
 pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let conn = store::open_existing(&config.helpdesk.database)?;
-    let recorded: Option<(Option<String>, String)> = conn
-        .query_row(
-            "SELECT name, sha256 FROM attachments WHERE message_id = ?1 AND part = ?2",
-            [args.message, args.part],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .ok();
-    let Some((name, sha256)) = recorded else {
-        bail!("message {} has no stored attachment {} (see `maildesk show`)", args.message, args.part);
-    };
-    let raw = write::raw_message(&conn, args.message)?
-        .with_context(|| format!("message {}: its original is no longer stored", args.message))?;
-    let data = attachment_contents(&raw, &[args.part as usize]).pop().flatten().with_context(|| {
-        format!(
-            "message {}: attachment {} is no longer in the stored original (retention keeps only headers)",
-            args.message, args.part
-        )
-    })?;
-    if HEXLOWER.encode(&Sha256::digest(&data)) != sha256 {
-        bail!("message {}: attachment {} does not match the digest it arrived with", args.message, args.part);
-    }
+    let (name, data) = outgoing::stored_file(&conn, args.message, args.part)?;
     match &args.out {
         Some(path) => {
             use std::os::unix::fs::OpenOptionsExt;

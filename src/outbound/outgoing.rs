@@ -7,18 +7,20 @@
 //! that is gone (erased, or trimmed by retention) or changed is never sent in its place.
 
 use data_encoding::HEXLOWER;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use super::compose::push_base64;
-use crate::message::parse::visit_attachments;
+use crate::message::parse::{attachment_contents, visit_attachments};
 use crate::store::write;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutgoingError {
     #[error("its stored bytes are gone")]
     Missing,
-    #[error("attachment {part} of stored message {source_message}, passed on with it, is no longer stored")]
+    #[error("message {source_message} has no stored attachment {part}")]
+    NotStored { source_message: i64, part: usize },
+    #[error("attachment {part} of stored message {source_message} is no longer stored")]
     FileGone { source_message: i64, part: usize },
     #[error("attachment {part} of stored message {source_message} no longer matches the digest it arrived with")]
     FileChanged { source_message: i64, part: usize },
@@ -84,8 +86,8 @@ pub fn bytes(conn: &Connection, message_row: i64) -> Result<Vec<u8>, OutgoingErr
                 failure = Some(OutgoingError::FileGone { source_message: source, part });
                 return;
             };
-            if hole.sha256.as_deref() != Some(HEXLOWER.encode(&Sha256::digest(data)).as_str()) {
-                failure = Some(OutgoingError::FileChanged { source_message: source, part });
+            if let Err(e) = check(data, hole.sha256.as_deref(), source, part) {
+                failure = Some(e);
                 return;
             }
             out.extend_from_slice(&stored[from..hole.at]);
@@ -101,4 +103,30 @@ pub fn bytes(conn: &Connection, message_row: i64) -> Result<Vec<u8>, OutgoingErr
     }
     out.extend_from_slice(&stored[from..]);
     Ok(out)
+}
+
+/// One stored file, read again from its message and checked as the sender checks it: what
+/// `maildesk attachment` saves. Its recorded name, and its bytes.
+pub fn stored_file(conn: &Connection, message: i64, part: usize) -> Result<(Option<String>, Vec<u8>), OutgoingError> {
+    let (name, sha256): (Option<String>, String) = conn
+        .prepare_cached("SELECT name, sha256 FROM attachments WHERE message_id = ?1 AND part = ?2")?
+        .query_row(rusqlite::params![message, part as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(OutgoingError::NotStored { source_message: message, part })?;
+    // A message trimmed to its header block (by retention) has no files left: they are gone.
+    let raw = write::raw_message(conn, message)?.unwrap_or_default();
+    let data = attachment_contents(&raw, &[part])
+        .pop()
+        .flatten()
+        .ok_or(OutgoingError::FileGone { source_message: message, part })?;
+    check(&data, Some(&sha256), message, part)?;
+    Ok((name, data))
+}
+
+/// Whether `data` is the file whose digest was recorded as `sha256` when it arrived.
+fn check(data: &[u8], sha256: Option<&str>, source_message: i64, part: usize) -> Result<(), OutgoingError> {
+    match sha256 == Some(HEXLOWER.encode(&Sha256::digest(data)).as_str()) {
+        true => Ok(()),
+        false => Err(OutgoingError::FileChanged { source_message, part }),
+    }
 }

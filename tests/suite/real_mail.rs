@@ -13,14 +13,7 @@ use crate::common::*;
 const T: Duration = Duration::from_secs(30);
 
 fn desk_with_tech() -> (Desk, String) {
-    let tech = address("tech");
-    let mut desk = Desk::with(DeskOptions {
-        helpdesk: format!("technicians = [\"{tech}\"]"),
-        tail: NO_RATE_LIMITS.into(),
-        ..DeskOptions::default()
-    });
-    desk.start();
-    (desk, tech)
+    crate::common::desk_with_tech(NO_RATE_LIMITS)
 }
 
 #[test]

@@ -5,20 +5,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::common::{Desk, DeskOptions, address, answer, nanos, send_smtp, wait_inbox};
+use crate::common::{Desk, address, answer, desk_with_tech, nanos, send_smtp, wait_inbox};
 
 const T: Duration = Duration::from_secs(60);
-
-fn desk_with_tech(tail: &str) -> (Desk, String) {
-    let tech = address("tech");
-    let mut desk = Desk::with(DeskOptions {
-        helpdesk: format!("technicians = [\"{tech}\"]\ncc_watchers = true"),
-        tail: tail.into(),
-        ..DeskOptions::default()
-    });
-    desk.start();
-    (desk, tech)
-}
 
 /// A request with a Cc and a small attachment.
 fn request(from: &str, to: &str, cc: &str, subject: &str) -> Vec<u8> {

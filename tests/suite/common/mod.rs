@@ -150,6 +150,18 @@ impl Default for DeskOptions {
     }
 }
 
+/// A started desk with one technician, and `tail` at the end of its config.
+pub fn desk_with_tech(tail: &str) -> (Desk, String) {
+    let tech = address("tech");
+    let mut desk = Desk::with(DeskOptions {
+        helpdesk: format!("technicians = [\"{tech}\"]"),
+        tail: tail.into(),
+        ..DeskOptions::default()
+    });
+    desk.start();
+    (desk, tech)
+}
+
 impl Desk {
     pub fn new() -> Desk {
         Desk::with(DeskOptions::default())
