@@ -56,7 +56,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             smtp = %format!("{}:{}", config.smtp.host, config.smtp.port),
             "maildesk {} starting", env!("CARGO_PKG_VERSION")
         );
-        let (trigger, mut tasks) = spawn(Arc::new(config.clone()), Arc::new(templates), &health);
+        let tokens = crate::oauth::Sources::of(&config).context("setting up the OAuth token sources")?;
+        let (trigger, mut tasks) = spawn(Arc::new(config.clone()), Arc::new(templates), &health, tokens);
         let reload = loop {
             tokio::select! {
                 _ = term.recv() => { info!("SIGTERM: finishing the work in hand, then stopping"); break None }
@@ -172,6 +173,7 @@ fn spawn(
     config: Arc<Config>,
     templates: Arc<Templates>,
     health: &Arc<Health>,
+    tokens: crate::oauth::Sources,
 ) -> (shutdown::Trigger, tokio::task::JoinSet<()>) {
     let (trigger, stop) = shutdown::channel();
     let outbox = Arc::new(Notify::new());
@@ -185,6 +187,7 @@ fn spawn(
             outbox: outbox.clone(),
             shutdown: stop.clone(),
             health: health.clone(),
+            tokens: tokens.imap,
             misses: Default::default(),
         }
         .run(),
@@ -214,6 +217,17 @@ fn spawn(
         crate::housekeeping::Housekeeper { config: config.clone(), database: database.clone(), shutdown: stop.clone() }
             .run(),
     );
-    tasks.spawn(Sender { config, database, wake: outbox, shutdown: stop, health: health.clone() }.run());
+    tasks.spawn(
+        crate::login_alerts::LoginWatch {
+            config: config.clone(),
+            database: database.clone(),
+            outbox: outbox.clone(),
+            shutdown: stop.clone(),
+        }
+        .run(),
+    );
+    tasks.spawn(
+        Sender { config, database, wake: outbox, shutdown: stop, health: health.clone(), tokens: tokens.smtp }.run(),
+    );
     (trigger, tasks)
 }

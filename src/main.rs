@@ -23,6 +23,8 @@ fn main() -> ExitCode {
             runtime.shutdown_timeout(std::time::Duration::from_secs(1));
             result
         }),
+        // The device login must show its code while it waits; it makes its output terminal-safe.
+        Command::Oauth(_) => cli::run_view(&cli, &mut std::io::stdout().lock()),
         // `quarantine --raw` writes a message's bytes as they are, on purpose.
         Command::Quarantine(cli::QuarantineArgs { raw: Some(_), .. }) => {
             cli::run_view(&cli, &mut std::io::stdout().lock())

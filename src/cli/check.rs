@@ -8,7 +8,14 @@ use anyhow::Context as _;
 use crate::config::Config;
 use crate::templates::{DeskContext, Templates};
 
-pub fn execute(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Also log in to the IMAP and SMTP servers (fetching OAuth tokens first), reporting each step.
+    #[arg(long)]
+    pub connect: bool,
+}
+
+pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let templates = Templates::load(&config.helpdesk.templates)?;
     let h = &config.helpdesk;
     let rendered =
@@ -28,6 +35,28 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
         config.imap.host, config.imap.port, config.imap.security, config.imap.username, config.imap.mailbox
     )?;
     writeln!(out, "  smtp      {}:{} ({:?})", config.smtp.host, config.smtp.port, config.smtp.security)?;
+    for (server, auth, oauth) in
+        [("imap", config.imap.auth, config.oauth.as_ref()), ("smtp", config.smtp.auth, config.smtp_oauth())]
+    {
+        if let (crate::config::AuthMethod::Xoauth2, Some(o)) = (auth, oauth) {
+            writeln!(
+                out,
+                "  {server} login XOAUTH2, tokens from [{}] ({:?}, {}) at {}",
+                o.table,
+                o.provider,
+                o.grant.flow(),
+                o.token_url
+            )?;
+        }
+    }
+    if !h.admins.is_empty() {
+        writeln!(
+            out,
+            "  admins    {} (told after {} of failing logins)",
+            h.admins.join(", "),
+            super::duration(h.alert_after.as_secs() as i64)
+        )?;
+    }
     writeln!(
         out,
         "  technicians {}",
@@ -41,6 +70,9 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
             r.text.lines().count(),
             if r.html.is_some() { ", with HTML part" } else { "" }
         )?;
+    }
+    if args.connect && !super::connect::execute(config, out)? {
+        anyhow::bail!("a login step failed (see above)");
     }
     Ok(())
 }

@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 mod attachment;
 mod backup;
 mod check;
+mod connect;
 mod erase;
+mod oauth;
 mod promote;
 mod quarantine;
 mod retention;
@@ -40,8 +42,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the help desk: watch the mailbox, open tickets, send acknowledgements.
     Run,
-    /// Validate the config and render every template with sample data.
-    Check,
+    /// Validate the config and render every template with sample data (--connect: log in to both servers).
+    Check(check::Args),
     /// List tickets.
     Tickets(tickets::Args),
     /// Make an automatic ticket a request: its SLA clock starts now (safe while the daemon runs).
@@ -64,6 +66,8 @@ pub enum Command {
     Retention(retention::Args),
     /// Erase a person's data on request; their tickets stay as placeholders (--dry-run first).
     Erase(erase::Args),
+    /// OAuth2 for the mail servers: `oauth login` signs in with the device code flow.
+    Oauth(oauth::Args),
 }
 
 /// "2026-11-01" (midnight in the desk's zone) or an RFC 3339 instant, as Unix seconds.
@@ -106,12 +110,13 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     // Only `check` reads the secrets (it checks them); the views read the database alone, so an
     // admin's shell runs no password_command and needs no systemd credential.
     let config = match cli.command {
-        Command::Check => load_config(cli)?,
+        Command::Check(_) | Command::Oauth(_) => load_config(cli)?,
         _ => Config::load_for_view(&cli.config)?,
     };
     match &cli.command {
         Command::Run => unreachable!("the daemon is started by main"),
-        Command::Check => check::execute(&config, out),
+        Command::Check(args) => check::execute(args, &config, out),
+        Command::Oauth(args) => oauth::execute(args, &config, out),
         Command::Promote(args) => promote::execute(args, &config, out),
         Command::Tickets(args) => tickets::execute(args, &config, out),
         Command::Show(args) => show::execute(args, &config, out),

@@ -16,8 +16,11 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     let Args { json } = args;
     let conn = store::open_existing(&config.helpdesk.database)?;
     let s = read::status(&conn)?;
+    let logins = logins(&conn, config)?;
     if *json {
-        return json_out(out, &s);
+        let mut v = serde_json::to_value(&s)?;
+        v["logins"] = serde_json::to_value(&logins)?;
+        return json_out(out, &v);
     }
     let t = &s.tickets;
     writeln!(out, "messages ingested  {}", s.messages_ingested)?;
@@ -39,6 +42,27 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     let when = |t: &Option<String>| t.as_deref().map(|t| local(config, t)).unwrap_or_else(|| "never".into());
     writeln!(out, "last IMAP contact  {}", when(&s.last_imap_ok))?;
     writeln!(out, "last SMTP success  {}", when(&s.last_smtp_ok))?;
+    for l in &logins {
+        let state = match (&l.failing_since, l.last_ok.as_ref()) {
+            (Some(since), _) => format!("FAILING since {}", local(config, since)),
+            (None, Some(ok)) => format!("ok (last {})", local(config, ok)),
+            (None, None) => "not tried yet".into(),
+        };
+        writeln!(out, "{:<18} {state}", format!("{} login", l.server))?;
+        if let Some(t) = &l.token_expires_at {
+            writeln!(out, "  token expires    {}", local(config, t))?;
+        }
+        if let Some(e) = l.last_error.as_deref().filter(|_| l.failing_since.is_some()) {
+            writeln!(out, "  last error       {e}")?;
+        }
+        if l.admins_told {
+            let waiting = if l.alert_waiting { " (the mail waits in the outbox: SMTP is not working)" } else { "" };
+            writeln!(out, "  admins told      yes{waiting}")?;
+        }
+        if let Some(hint) = &l.sign_in {
+            writeln!(out, "  sign-in          {hint}")?;
+        }
+    }
     if let Some(r) = &s.retention_last_run {
         let n = |k: &str| r[k].as_i64().unwrap_or(0);
         writeln!(
@@ -51,4 +75,62 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
         )?;
     }
     Ok(())
+}
+
+/// One server's login, as `status` shows it.
+#[derive(serde::Serialize)]
+struct LoginStatus {
+    server: &'static str,
+    method: &'static str,
+    failing_since: Option<String>,
+    last_ok: Option<String>,
+    last_error: Option<String>,
+    token_expires_at: Option<String>,
+    admins_told: bool,
+    /// The admins' alert is queued but not sent (SMTP itself fails).
+    alert_waiting: bool,
+    /// For a device login: whether a sign-in is stored.
+    sign_in: Option<String>,
+}
+
+fn logins(conn: &rusqlite::Connection, config: &Config) -> anyhow::Result<Vec<LoginStatus>> {
+    use crate::login_alerts::{Server, load};
+    let rfc = |t: Option<i64>| t.and_then(|t| jiff::Timestamp::from_second(t).ok()).map(|t| t.to_string());
+    let waiting: i64 = conn.query_row(
+        "SELECT count(*) FROM outbox o JOIN messages m ON m.id = o.message_id
+         WHERE o.status = 'pending' AND m.kind = 'login-failing'",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut all = Vec::new();
+    for server in Server::ALL {
+        let l = load(conn, server)?;
+        let (auth, oauth) = match server {
+            Server::Imap => (config.imap.auth, config.oauth.as_ref()),
+            Server::Smtp => (config.smtp.auth, config.smtp_oauth()),
+        };
+        let xoauth2 = auth == crate::config::AuthMethod::Xoauth2;
+        let sign_in = match oauth.filter(|_| xoauth2) {
+            Some(o) if o.grant.flow() == "device_code" => {
+                let key = |k: &str| format!("oauth:{}:{k}", o.table);
+                Some(match store::get_meta(conn, &key("refreshed_at"))?.and_then(|t| t.parse::<i64>().ok()) {
+                    Some(at) => format!("stored, last renewed {}", local(config, &rfc(Some(at)).unwrap_or_default())),
+                    None => "none stored: run `maildesk oauth login`".into(),
+                })
+            }
+            _ => None,
+        };
+        all.push(LoginStatus {
+            server: server.name(),
+            method: if xoauth2 { "xoauth2" } else { "password" },
+            failing_since: rfc(l.failing_since),
+            last_ok: rfc(l.last_ok),
+            last_error: l.last_error.clone(),
+            token_expires_at: rfc(l.token_expires_at.filter(|_| xoauth2)),
+            admins_told: l.alerted,
+            alert_waiting: l.alerted && waiting > 0,
+            sign_in,
+        });
+    }
+    Ok(all)
 }

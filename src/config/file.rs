@@ -25,6 +25,7 @@ pub(super) struct FileConfig {
     pub(super) limits: FileLimits,
     pub(super) retention: FileRetention,
     pub(super) metrics: FileMetrics,
+    pub(super) oauth: Option<super::oauth::FileOAuth>,
     /// Accepted at the top level too, for configs that put it before the first table.
     pub(super) technicians: Vec<String>,
 }
@@ -89,6 +90,8 @@ pub(super) struct FileHelpdesk {
     pub(super) reopen_window: FileDuration,
     pub(super) cc_watchers: bool,
     pub(super) comment_address: Option<String>,
+    pub(super) admins: Vec<String>,
+    pub(super) alert_after: FileDuration,
 }
 
 impl Default for FileHelpdesk {
@@ -104,6 +107,8 @@ impl Default for FileHelpdesk {
             reopen_window: FileDuration(Duration::from_secs(14 * 86_400)),
             cc_watchers: true,
             comment_address: None,
+            admins: Vec::new(),
+            alert_after: FileDuration(Duration::from_secs(600)),
         }
     }
 }
@@ -185,6 +190,7 @@ pub(super) struct FileImap {
     pub(super) password: Option<String>,
     pub(super) password_file: Option<PathBuf>,
     pub(super) password_command: Option<String>,
+    pub(super) auth: super::AuthMethod,
     pub(super) mailbox: String,
     pub(super) idle: bool,
     pub(super) poll_interval: FileDuration,
@@ -203,6 +209,7 @@ impl Default for FileImap {
             password: None,
             password_file: None,
             password_command: None,
+            auth: super::AuthMethod::Password,
             mailbox: "INBOX".into(),
             idle: true,
             poll_interval: FileDuration(Duration::from_secs(60)),
@@ -224,6 +231,8 @@ pub(super) struct FileSmtp {
     pub(super) password: Option<String>,
     pub(super) password_file: Option<PathBuf>,
     pub(super) password_command: Option<String>,
+    pub(super) auth: super::AuthMethod,
+    pub(super) oauth: Option<super::oauth::FileOAuth>,
     pub(super) ca_file: Option<PathBuf>,
     pub(super) hello_name: Option<String>,
     pub(super) retry_for: FileDuration,
@@ -243,6 +252,8 @@ impl Default for FileSmtp {
             password: None,
             password_file: None,
             password_command: None,
+            auth: super::AuthMethod::Password,
+            oauth: None,
             ca_file: None,
             hello_name: None,
             retry_for: FileDuration(Duration::from_secs(2 * 86_400)),
@@ -255,7 +266,7 @@ impl Default for FileSmtp {
 
 /// The keys of each plain table, for telling an admin where a key they put in the wrong table
 /// belongs. (A test checks every one is accepted where it is listed.)
-pub(super) const TABLE_KEYS: [(&str, &[&str]); 7] = [
+pub(super) const TABLE_KEYS: [(&str, &[&str]); 8] = [
     (
         "helpdesk",
         &[
@@ -269,6 +280,8 @@ pub(super) const TABLE_KEYS: [(&str, &[&str]); 7] = [
             "reopen_window",
             "cc_watchers",
             "comment_address",
+            "admins",
+            "alert_after",
         ],
     ),
     (
@@ -281,6 +294,7 @@ pub(super) const TABLE_KEYS: [(&str, &[&str]); 7] = [
             "password",
             "password_file",
             "password_command",
+            "auth",
             "mailbox",
             "idle",
             "poll_interval",
@@ -299,6 +313,7 @@ pub(super) const TABLE_KEYS: [(&str, &[&str]); 7] = [
             "password",
             "password_file",
             "password_command",
+            "auth",
             "ca_file",
             "hello_name",
             "retry_for",
@@ -309,6 +324,7 @@ pub(super) const TABLE_KEYS: [(&str, &[&str]); 7] = [
     ("security", &["technician_proof", "authserv_id", "authserv_internal_hops", "reply_secret_file"]),
     ("retention", &["drop_raw_after", "delete_after"]),
     ("metrics", &["listen"]),
+    ("oauth", super::oauth::OAUTH_KEYS),
     (
         "limits",
         &[

@@ -7,6 +7,7 @@
 
 mod file;
 mod locate;
+mod oauth;
 mod secrets;
 #[cfg(test)]
 mod tests;
@@ -18,9 +19,20 @@ use std::path::{Path, PathBuf};
 
 pub use crate::domain::parse_address;
 pub use file::parse_duration;
-pub use types::{Config, Helpdesk, Imap, Limits, Retention, Secret, Security, SecurityPolicy, Smtp};
+pub use oauth::certificate_thumbprint;
+pub use types::{
+    AuthMethod, Config, Helpdesk, Imap, Limits, OAuth, OAuthGrant, OAuthProvider, Retention, Secret, Security,
+    SecurityPolicy, Smtp,
+};
 
 use locate::read_config_file;
+
+/// Runs a secret or token command (`/bin/sh -c`), stopped after `timeout`; its standard output.
+pub fn run_command(cmd: &str, timeout: std::time::Duration) -> Result<Vec<u8>, String> {
+    secrets::run_with_timeout(cmd, timeout)
+}
+
+pub use secrets::SECRET_COMMAND_TIMEOUT;
 
 /// The default config path, used when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/maildesk/maildesk.toml";

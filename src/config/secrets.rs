@@ -78,7 +78,7 @@ impl Located<'_> {
 
 /// A `password_command` that hangs (a vault that does not answer) must not hang `maildesk check`,
 /// every CLI view, or a reload.
-pub(super) const SECRET_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const SECRET_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs `cmd` with `/bin/sh -c`, and returns what it printed; kills it after `timeout`.
 pub(super) fn run_with_timeout(cmd: &str, timeout: std::time::Duration) -> Result<Vec<u8>, String> {

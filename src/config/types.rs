@@ -51,6 +51,66 @@ pub struct Config {
     pub retention: Retention,
     /// Where the Prometheus metrics are served (`[metrics] listen`); `None`: not at all.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `[oauth]`: where access tokens come from when `imap.auth` (or `smtp.auth`) is "xoauth2".
+    pub oauth: Option<OAuth>,
+}
+
+impl Config {
+    /// The OAuth settings SMTP logs in with: `[smtp.oauth]` when written, else `[oauth]`.
+    pub fn smtp_oauth(&self) -> Option<&OAuth> {
+        self.smtp.oauth.as_ref().or(self.oauth.as_ref())
+    }
+}
+
+pub use super::oauth::AuthMethod;
+
+/// Whose identity platform issues the tokens: it decides the default URLs and scopes, and how its
+/// error codes are explained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthProvider {
+    Microsoft,
+    Google,
+    Generic,
+}
+
+/// One `[oauth]` table, validated, with its secrets loaded.
+#[derive(Debug, Clone)]
+pub struct OAuth {
+    /// "oauth" or "smtp.oauth": names it in messages, and keys its stored tokens.
+    pub table: String,
+    pub provider: OAuthProvider,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub token_url: String,
+    pub grant: OAuthGrant,
+}
+
+impl OAuthGrant {
+    /// The flow's name as the config writes it.
+    pub fn flow(&self) -> &'static str {
+        match self {
+            OAuthGrant::ClientSecret(_) | OAuthGrant::ClientCertificate { .. } => "client_credentials",
+            OAuthGrant::DeviceCode { .. } => "device_code",
+            OAuthGrant::ServiceAccount { .. } => "service_account",
+            OAuthGrant::Command(_) => "token_command",
+        }
+    }
+}
+
+/// How an access token is obtained.
+#[derive(Debug, Clone)]
+pub enum OAuthGrant {
+    /// client_credentials with a client secret.
+    ClientSecret(Secret),
+    /// client_credentials with a client assertion (RS256 JWT) signed by the certificate's key;
+    /// `thumbprint` is its `x5t`.
+    ClientCertificate { thumbprint: String, private_key: Secret },
+    /// Delegated access: `maildesk oauth login` stores a refresh token, rotated on every use.
+    DeviceCode { device_url: String, client_secret: Option<Secret> },
+    /// Google domain-wide delegation: a JWT-bearer grant for the mailbox, signed with the key.
+    ServiceAccount { client_email: String, private_key: Secret },
+    /// A program that prints an access token.
+    Command(String),
 }
 
 pub use crate::domain::Retention;
@@ -95,6 +155,10 @@ pub struct SecurityPolicy {
 
 #[derive(Debug, Clone)]
 pub struct Helpdesk {
+    /// Lower-cased addresses told when logins to the mail servers keep failing, and when they work again.
+    pub admins: Vec<String>,
+    /// How long authentication must keep failing before the admins are told.
+    pub alert_after: Duration,
     pub name: String,
     pub tag: String,
     /// Lower-cased support address.
@@ -119,7 +183,9 @@ pub struct Imap {
     pub port: u16,
     pub security: Security,
     pub username: String,
+    /// Empty when `auth` is xoauth2.
     pub password: Secret,
+    pub auth: AuthMethod,
     pub mailbox: String,
     pub idle: bool,
     pub poll_interval: Duration,
@@ -138,6 +204,9 @@ pub struct Smtp {
     pub security: Security,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    pub auth: AuthMethod,
+    /// `[smtp.oauth]`, when SMTP's tokens come from elsewhere than `[oauth]`.
+    pub oauth: Option<OAuth>,
     pub ca_file: Option<PathBuf>,
     /// Name given in EHLO; the support address's domain by default.
     pub hello_name: String,

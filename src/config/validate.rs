@@ -14,10 +14,14 @@ use super::{ConfigError, parse_address};
 /// The problems found so far. A check that fails is noted and the check goes on with a stand-in
 /// value, which is never used: a config with any problem is not returned.
 #[derive(Default)]
-struct Problems(Vec<ConfigError>);
+pub(super) struct Problems(Vec<ConfigError>);
 
 impl Problems {
-    fn push(&mut self, e: ConfigError) {
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(super) fn push(&mut self, e: ConfigError) {
         self.0.push(e);
     }
 
@@ -111,7 +115,20 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
             }
         }
     }
+    let mut admins = Vec::new();
+    for a in &h.admins {
+        match parse_address(a) {
+            Some(a) if !admins.contains(&a) => admins.push(a),
+            Some(_) => {}
+            None => problems.push(doc.key_error("helpdesk.admins", format!("expected mail addresses, got {a:?}"))),
+        }
+    }
+    if h.alert_after.0 < Duration::from_secs(5) {
+        problems.push(doc.key_error("helpdesk.alert_after", "expected at least 5s (10m is a good value)".into()));
+    }
     let helpdesk = Helpdesk {
+        admins,
+        alert_after: h.alert_after.0,
         name,
         tag,
         address: address.clone(),
@@ -136,26 +153,43 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         problems.required(&doc, "imap.username", i.username, "the mailbox's login name").unwrap_or_default();
     let imap_port = problems.take(doc.port("imap.port", i.port, i.security, (993, 143, 143)));
     problems.take(doc.check_security("imap", &imap_host, i.security));
-    let imap_password = problems.or(
-        doc.secret(
-            "imap",
-            PasswordSource {
-                password: &i.password,
-                password_file: &i.password_file,
-                password_command: &i.password_command,
-            },
-            &base,
+    let oauth = raw.oauth.as_ref().and_then(|f| super::oauth::validate(&doc, &mut problems, "oauth", f, &base));
+    let smtp_oauth =
+        raw.smtp.oauth.as_ref().and_then(|f| super::oauth::validate(&doc, &mut problems, "smtp.oauth", f, &base));
+    for (key, auth, has_oauth) in [
+        ("imap.auth", i.auth, raw.oauth.is_some()),
+        ("smtp.auth", raw.smtp.auth, raw.oauth.is_some() || raw.smtp.oauth.is_some()),
+    ] {
+        if auth == AuthMethod::Xoauth2 && !has_oauth {
+            problems
+                .push(doc.key_error(key, "\"xoauth2\" needs an [oauth] table saying where tokens come from".into()));
+        }
+    }
+    let password_needed = i.auth == AuthMethod::Password;
+    let imap_password = if !password_needed {
+        Secret::default()
+    } else {
+        problems.or(
+            doc.secret(
+                "imap",
+                PasswordSource {
+                    password: &i.password,
+                    password_file: &i.password_file,
+                    password_command: &i.password_command,
+                },
+                &base,
+            )
+            .and_then(|p| {
+                p.ok_or_else(|| {
+                    doc.key_error(
+                        "imap.password_file",
+                        "the IMAP login needs one of password, password_file or password_command".into(),
+                    )
+                })
+            }),
+            Secret::default(),
         )
-        .and_then(|p| {
-            p.ok_or_else(|| {
-                doc.key_error(
-                    "imap.password_file",
-                    "the IMAP login needs one of password, password_file or password_command".into(),
-                )
-            })
-        }),
-        Secret::default(),
-    );
+    };
     let poll_interval = i.poll_interval.0;
     if i.timeout.0 < Duration::from_secs(1) {
         problems.push(doc.key_error("imap.timeout", "expected at least 1s".into()));
@@ -172,6 +206,7 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         security: i.security,
         username: imap_user,
         password: imap_password,
+        auth: i.auth,
         mailbox: i.mailbox,
         idle: i.idle,
         poll_interval,
@@ -207,6 +242,8 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         security: s.security,
         username: s.username,
         password: smtp_password,
+        auth: s.auth,
+        oauth: smtp_oauth,
         ca_file: s.ca_file.map(resolve),
         hello_name: s.hello_name.unwrap_or(domain),
         retry_for: s.retry_for.0,
@@ -343,7 +380,18 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
     let sla = problems.or(sla.map(Some), None);
     problems.finish()?;
     let Some(sla) = sla else { return Err(doc.key_error("sla", "invalid".into())) };
-    Ok(Config { source: path.to_path_buf(), helpdesk, imap, smtp, security, sla, limits, retention, metrics_listen })
+    Ok(Config {
+        source: path.to_path_buf(),
+        helpdesk,
+        imap,
+        smtp,
+        security,
+        sla,
+        limits,
+        retention,
+        metrics_listen,
+        oauth,
+    })
 }
 
 impl Located<'_> {

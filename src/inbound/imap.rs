@@ -28,6 +28,8 @@ use tracing::{debug, error, info, warn};
 
 use super::record::{Destination, Fetched, Outcome, ParsedMessage, parse_batch, record_batch};
 use crate::config::{Config, Security};
+use crate::login_alerts::{Outcome as LoginOutcome, Server};
+use crate::oauth::{AccessToken, TokenSource};
 use crate::shutdown::Shutdown;
 use crate::store::{self, MailboxState, write};
 use crate::templates::Templates;
@@ -48,6 +50,11 @@ pub enum ImapError {
     Tls(String, String),
     #[error("login as {user} failed: {cause}")]
     Login { user: String, cause: async_imap::error::Error },
+    /// An XOAUTH2 login the server refused: its reason, and what to do.
+    #[error("XOAUTH2 login as {user} failed: {reason}. {advice}")]
+    TokenRefused { user: String, reason: String, advice: String },
+    #[error("cannot get an access token: {0}")]
+    Token(#[from] crate::oauth::OAuthError),
     #[error("server closed the connection before greeting")]
     NoGreeting,
     #[error(transparent)]
@@ -78,6 +85,12 @@ const MAX_DATABASE_BACKOFF: Duration = Duration::from_secs(30);
 impl ImapError {
     fn is_database(&self) -> bool {
         matches!(self, ImapError::Store(_) | ImapError::Sql(_))
+    }
+
+    /// A failed login (or no token to log in with), as opposed to the network or the server
+    /// failing: what the admins are told about when it lasts.
+    fn is_login(&self) -> bool {
+        matches!(self, ImapError::Login { .. } | ImapError::TokenRefused { .. } | ImapError::Token(_))
     }
 }
 
@@ -120,6 +133,8 @@ pub struct Watcher {
     pub shutdown: Shutdown,
     /// Where this task notes its progress, for systemd's watchdog.
     pub health: Arc<crate::health::Health>,
+    /// Where XOAUTH2 tokens come from, when `imap.auth` is "xoauth2".
+    pub tokens: Option<Arc<crate::oauth::TokenSource>>,
     /// UIDs in a FETCH that failed, with how many times a FETCH of that message alone failed
     /// (see [`note_misses`]). Only this task touches it.
     pub(crate) misses: HashMap<u32, u32>,
@@ -269,7 +284,10 @@ impl Watcher {
             }
             self.health.busy(Task::Watcher);
             match self.connected(&mut backoff).await {
-                Ok(()) => return,
+                Ok(Ended::Shutdown) => return,
+                Ok(Ended::TokenRenewal) => {
+                    info!(imap = %endpoint, "the access token is due for renewal: starting a new session with a fresh one");
+                }
                 Err(e) if e.is_database() => {
                     // Locked by another writer, full, read-only: nothing of the batch committed, so
                     // nothing was flagged, and the messages wait on the server.
@@ -282,8 +300,9 @@ impl Watcher {
                     backoff = (backoff * 2).min(MAX_DATABASE_BACKOFF);
                 }
                 Err(e) => {
-                    if matches!(e, ImapError::Login { .. }) {
+                    if e.is_login() {
                         self.health.imap_auth_failed();
+                        self.note_login(&LoginOutcome::Failed(e.to_string()));
                     }
                     warn!(imap = %endpoint, error = %e, retry_in = ?backoff, "IMAP session ended; reconnecting");
                     self.health.waiting(Task::Watcher);
@@ -296,12 +315,38 @@ impl Watcher {
         }
     }
 
-    /// One connection's life. Returns Ok only on shutdown.
-    async fn connected(&mut self, backoff: &mut Duration) -> Result<(), ImapError> {
+    /// Notes a login's outcome for `status` and the admins' alerts. A database that cannot take
+    /// the note does not stop intake: the log has the failure anyway.
+    fn note_login(&self, outcome: &LoginOutcome) {
+        let noted = tokio::task::block_in_place(|| -> Result<_, store::StoreError> {
+            let mut conn = store::open(&self.database)?;
+            crate::login_alerts::record(&mut conn, &self.config, Server::Imap, outcome, store::now())
+        });
+        match noted {
+            Ok(Some(_)) => self.outbox.notify_one(),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot note the IMAP login's state"),
+        }
+    }
+
+    /// One connection's life. Returns Ok on shutdown, and when the session's token is due for
+    /// renewal.
+    async fn connected(&mut self, backoff: &mut Duration) -> Result<Ended, ImapError> {
         let (mut conn, keys) = crate::desk::open(&self.database, &self.config)?;
         let config = Arc::clone(&self.config);
         let imap = &config.imap;
-        let mut session = bounded("the greeting, TLS and login", imap.timeout, connect(&config)).await?;
+        let token = match &self.tokens {
+            Some(source) => Some(source.token().await?),
+            None => None,
+        };
+        let login = match (&self.tokens, &token) {
+            (Some(source), Some(t)) => Login::Token { user: &source.user, token: t, source },
+            _ => Login::Password,
+        };
+        let mut session = bounded("the greeting, TLS and login", imap.timeout, connect(&config, login)).await?;
+        // When this session must end so that the next one logs in with a fresh token.
+        let renew_at = token.as_ref().map(|t| t.renew_at());
+        self.note_login(&LoginOutcome::Ok { token_expires_at: token.as_ref().map(|t| t.expires_at) });
         let use_idle = imap.idle && bounded("CAPABILITY", imap.timeout, session.capabilities()).await?.has_str("IDLE");
         let mailbox = bounded("SELECT", imap.timeout, session.select(&imap.mailbox)).await?;
         let uid_validity = mailbox.uid_validity.unwrap_or(0);
@@ -318,17 +363,25 @@ impl Watcher {
             store::set_meta(&conn, "last_imap_ok", &store::now().to_string())?;
             if self.shutdown.is_requested() {
                 let _ = bounded("LOGOUT", imap.timeout, session.logout()).await;
-                return Ok(());
+                return Ok(Ended::Shutdown);
+            }
+            if renew_at.is_some_and(|at| store::now() >= at) {
+                let _ = bounded("LOGOUT", imap.timeout, session.logout()).await;
+                return Ok(Ended::TokenRenewal);
             }
             if has_new_mail(&session) {
                 continue;
             }
             self.health.waiting(Task::Watcher);
+            // Leave IDLE (or the poll's sleep) in time to renew the token.
+            let wait = renew_at.map_or(imap.poll_interval, |at| {
+                imap.poll_interval.min(Duration::from_secs((at - store::now()).max(1) as u64))
+            });
             if use_idle {
-                session = self.idle(session).await?;
-            } else if self.shutdown.sleep(imap.poll_interval).await {
+                session = self.idle(session, wait).await?;
+            } else if self.shutdown.sleep(wait).await {
                 let _ = bounded("LOGOUT", imap.timeout, session.logout()).await;
-                return Ok(());
+                return Ok(Ended::Shutdown);
             }
         }
     }
@@ -506,11 +559,11 @@ impl Watcher {
     /// (Cyrus without its idled helper polls its own mailbox once a minute; Gmail's IDLE is known
     /// to lag; proxies swallow the notices). Leaving IDLE every `poll_interval` makes the watcher
     /// look for itself, so a silent IDLE costs at most one poll interval.
-    async fn idle(&self, session: ImapSession) -> Result<ImapSession, ImapError> {
+    async fn idle(&self, session: ImapSession, wait: Duration) -> Result<ImapSession, ImapError> {
         let mut handle = session.idle();
         bounded("IDLE", self.config.imap.timeout, handle.init()).await?;
         let mut shutdown = self.shutdown.clone();
-        let renew = self.config.imap.poll_interval.min(IDLE_RENEW);
+        let renew = wait.min(IDLE_RENEW);
         {
             let (wait, _stop) = handle.wait_with_timeout(IDLE_SILENCE);
             tokio::select! {
@@ -539,8 +592,45 @@ fn has_new_mail(session: &ImapSession) -> bool {
     new
 }
 
+/// Why a session ended without an error.
+enum Ended {
+    Shutdown,
+    /// Its access token is near expiry: a new session starts at once with a fresh one.
+    TokenRenewal,
+}
+
+/// How a session logs in.
+pub enum Login<'a> {
+    /// LOGIN with `imap.username` and `imap.password`.
+    Password,
+    /// AUTHENTICATE XOAUTH2 with this token.
+    Token { user: &'a str, token: &'a AccessToken, source: &'a TokenSource },
+}
+
+/// The XOAUTH2 exchange: the token on the first challenge; a second challenge is the server's
+/// refusal (a JSON error), noted and answered with an empty line, as the mechanism requires.
+struct Xoauth2<'a> {
+    response: String,
+    answered: bool,
+    refusal: &'a std::sync::Mutex<Option<String>>,
+}
+
+impl async_imap::Authenticator for Xoauth2<'_> {
+    type Response = String;
+    fn process(&mut self, challenge: &[u8]) -> String {
+        if !self.answered {
+            self.answered = true;
+            return self.response.clone();
+        }
+        if let Ok(mut r) = self.refusal.lock() {
+            *r = Some(crate::oauth::sasl::refusal_reason(challenge));
+        }
+        String::new()
+    }
+}
+
 /// Connects, negotiates TLS as configured, reads the greeting and logs in.
-pub async fn connect(config: &Config) -> Result<ImapSession, ImapError> {
+pub async fn connect(config: &Config, login: Login<'_>) -> Result<ImapSession, ImapError> {
     let imap = &config.imap;
     let endpoint = format!("{}:{}", imap.host, imap.port);
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((imap.host.as_str(), imap.port)))
@@ -558,7 +648,7 @@ pub async fn connect(config: &Config) -> Result<ImapSession, ImapError> {
             .await
             .map_err(|e| ImapError::Tls(endpoint.clone(), e.to_string()))
     };
-    let mut client: Client<Box<dyn Stream>> = match imap.security {
+    let client: Client<Box<dyn Stream>> = match imap.security {
         Security::None => greet(Client::new(Box::new(tcp) as Box<dyn Stream>)).await?,
         Security::Tls => greet(Client::new(Box::new(tls(tcp).await?) as Box<dyn Stream>)).await?,
         Security::Starttls => {
@@ -567,11 +657,39 @@ pub async fn connect(config: &Config) -> Result<ImapSession, ImapError> {
             Client::new(Box::new(tls(plain.into_inner()).await?) as Box<dyn Stream>)
         }
     };
-    let _ = &mut client;
-    client
-        .login(&imap.username, imap.password.expose())
-        .await
-        .map_err(|(cause, _)| ImapError::Login { user: imap.username.clone(), cause })
+    match login {
+        Login::Password => client
+            .login(&imap.username, imap.password.expose())
+            .await
+            .map_err(|(cause, _)| ImapError::Login { user: imap.username.clone(), cause }),
+        Login::Token { user, token, source } => {
+            let refusal = std::sync::Mutex::new(None);
+            let xoauth2 = Xoauth2 {
+                response: crate::oauth::sasl::initial_response(user, token.secret.expose()),
+                answered: false,
+                refusal: &refusal,
+            };
+            match client.authenticate("XOAUTH2", xoauth2).await {
+                Ok(session) => Ok(session),
+                Err((cause, _)) => {
+                    // The token may have been revoked since it was issued: the next session asks
+                    // for a new one.
+                    source.forget(token).await;
+                    let said = refusal.lock().ok().and_then(|mut r| r.take());
+                    let reason = match (said, &cause) {
+                        (Some(r), _) => r,
+                        (None, async_imap::error::Error::No(text)) => format!("the server said NO: {text}"),
+                        (None, other) => other.to_string(),
+                    };
+                    Err(ImapError::TokenRefused {
+                        user: user.to_string(),
+                        reason,
+                        advice: crate::oauth::advice::server_refused(source.oauth().provider, "IMAP"),
+                    })
+                }
+            }
+        }
+    }
 }
 
 async fn greet<T: AsyncRead + AsyncWrite + Unpin + Send + Debug>(

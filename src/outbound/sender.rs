@@ -37,6 +37,7 @@ use super::outgoing::{self, OutgoingError};
 use super::smtp::{self, DeliverError, SetupError};
 use crate::config::Config;
 use crate::health::Task;
+use crate::login_alerts::{Outcome as LoginOutcome, Server};
 use crate::shutdown::Shutdown;
 use crate::store::{self, write};
 
@@ -86,6 +87,15 @@ pub struct Sender {
     pub shutdown: Shutdown,
     /// Where this task notes its progress, for systemd's watchdog.
     pub health: Arc<crate::health::Health>,
+    /// Where XOAUTH2 tokens come from, when `smtp.auth` is "xoauth2".
+    pub tokens: Option<Arc<crate::oauth::TokenSource>>,
+}
+
+/// An open SMTP connection, and when it must be replaced so that the next one logs in with a
+/// fresh token (`None`: a password login, kept as long as it works).
+struct Link {
+    conn: AsyncSmtpConnection,
+    renew_at: Option<i64>,
 }
 
 impl Sender {
@@ -173,7 +183,7 @@ impl Sender {
         queue: Vec<Due>,
     ) -> rusqlite::Result<Tally> {
         let mut tally = Tally::default();
-        let mut link = None;
+        let mut link: Option<Link> = None;
         for d in queue {
             if self.shutdown.is_requested() {
                 break;
@@ -189,7 +199,7 @@ impl Sender {
                 // Nothing was sent: the row stays as it was, and the lane stops.
                 Err(e) => {
                     if let Some(mut l) = link.take() {
-                        l.abort().await;
+                        l.conn.abort().await;
                     }
                     return Err(e);
                 }
@@ -207,14 +217,14 @@ impl Sender {
             if let Err(e) = recorded {
                 lock_owed(owed).push((d, verdict));
                 if let Some(mut l) = link.take() {
-                    l.abort().await;
+                    l.conn.abort().await;
                 }
                 return Err(e);
             }
             if broken {
                 // After a refusal the session is mid-transaction; a fresh one is simplest.
                 if let Some(mut l) = link.take() {
-                    l.abort().await;
+                    l.conn.abort().await;
                 }
                 if matches!(verdict, Verdict::Retry(_) | Verdict::Uncertain(_)) {
                     break;
@@ -222,19 +232,44 @@ impl Sender {
             }
         }
         if let Some(mut l) = link {
-            let _ = l.quit().await;
+            let _ = l.conn.quit().await;
         }
         Ok(tally)
     }
 
+    /// A new connection, logged in with a password or a token; with the token's expiry.
+    async fn connect(&self) -> Result<(Link, Option<i64>), SetupError> {
+        match &self.tokens {
+            None => {
+                let conn = smtp::connect(&self.config, smtp::SmtpLogin::Password).await?;
+                Ok((Link { conn, renew_at: None }, None))
+            }
+            Some(source) => {
+                let token = source.token().await?;
+                let login = smtp::SmtpLogin::Token { user: &source.user, token: &token, source };
+                let conn = smtp::connect(&self.config, login).await?;
+                Ok((Link { conn, renew_at: Some(token.renew_at()) }, Some(token.expires_at)))
+            }
+        }
+    }
+
+    /// Notes a login's outcome for `status` and the admins' alerts (which may queue a mail, sent in
+    /// this round or the next).
+    fn note_login(&self, outcome: &LoginOutcome) {
+        let noted = tokio::task::block_in_place(|| -> Result<_, store::StoreError> {
+            let mut conn = store::open(&self.database)?;
+            crate::login_alerts::record(&mut conn, &self.config, Server::Smtp, outcome, store::now())
+        });
+        match noted {
+            Ok(Some(_)) => self.wake.notify_one(),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot note the SMTP login's state"),
+        }
+    }
+
     /// Sends one row. Err means the database refused the write that must precede a send, and
     /// nothing was sent.
-    async fn send_one(
-        &self,
-        conn: &Mutex<Connection>,
-        link: &mut Option<AsyncSmtpConnection>,
-        d: &Due,
-    ) -> rusqlite::Result<Verdict> {
+    async fn send_one(&self, conn: &Mutex<Connection>, link: &mut Option<Link>, d: &Due) -> rusqlite::Result<Verdict> {
         let (Ok(from), Ok(to)) = (d.envelope_from.parse::<Address>(), d.recipient.parse::<Address>()) else {
             return Ok(Verdict::Failed(format!("invalid address in envelope {} -> {}", d.envelope_from, d.recipient)));
         };
@@ -243,18 +278,31 @@ impl Sender {
         tokio::task::block_in_place(|| {
             lock(conn).prepare_cached("UPDATE outbox SET attempts = attempts WHERE id = ?1")?.execute([d.id])
         })?;
+        if link.as_ref().is_some_and(|l| l.renew_at.is_some_and(|at| store::now() >= at)) {
+            // Its token is near expiry: end it before the server does.
+            if let Some(mut l) = link.take() {
+                let _ = l.conn.quit().await;
+            }
+        }
         if link.is_none() {
-            match smtp::connect(&self.config).await {
-                Ok(l) => *link = Some(l),
-                // A 5xx before any mail was named (greeting, EHLO, STARTTLS, AUTH) refuses the
-                // session, not this mail: a wrong password or a blocked address is fixed by the
-                // admin, and the mail must still go then. Retried like any outage, until
-                // smtp.retry_for.
+            match self.connect().await {
+                Ok(l) => {
+                    self.note_login(&LoginOutcome::Ok { token_expires_at: l.1 });
+                    *link = Some(l.0);
+                }
+                Err(e) if e.is_login() => {
+                    self.health.smtp_auth_failed();
+                    let said = match &e {
+                        SetupError::Smtp(e) => error_text(e),
+                        other => other.to_string(),
+                    };
+                    self.note_login(&LoginOutcome::Failed(said.clone()));
+                    return Ok(Verdict::Retry(format!("the SMTP server refused the login: {said}")));
+                }
+                // A 5xx before any mail was named (greeting, EHLO, STARTTLS) refuses the session,
+                // not this mail: a blocked address is fixed by the admin, and the mail must still
+                // go then. Retried like any outage, until smtp.retry_for.
                 Err(SetupError::Smtp(e)) if e.is_permanent() => {
-                    // 530, 534, 535, 538: the server refused who we are.
-                    if e.status().is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535" | "538")) {
-                        self.health.smtp_auth_failed();
-                    }
                     return Ok(Verdict::Retry(format!(
                         "the SMTP server refused the session (check [smtp] host, security and credentials): {}",
                         error_text(&e)
@@ -264,7 +312,7 @@ impl Sender {
                 Err(e) => return Ok(Verdict::Retry(e.to_string())),
             }
         }
-        let Some(l) = link.as_mut() else { return Ok(Verdict::Retry("no connection".into())) };
+        let Some(Link { conn: l, .. }) = link.as_mut() else { return Ok(Verdict::Retry("no connection".into())) };
         // Read last, so a connection holds one mail's files at a time.
         let raw = match tokio::task::block_in_place(|| outgoing::bytes(&lock(conn), d.message_row)) {
             Ok(raw) => raw,

@@ -26,6 +26,60 @@ pub enum SetupError {
     Smtp(#[from] Error),
     #[error("the SMTP server did not answer within {0:?} (connect, greeting, EHLO, STARTTLS or AUTH)")]
     Timeout(Duration),
+    /// The server refused the XOAUTH2 token: its reason and what to do.
+    #[error("XOAUTH2 login as {user} failed: {reason}. {advice}")]
+    TokenRefused { user: String, reason: String, advice: String },
+    #[error("cannot get an access token: {0}")]
+    Token(#[from] crate::oauth::OAuthError),
+}
+
+impl SetupError {
+    /// The server refused who we are (530, 534, 535, 538), or there was no token to prove it.
+    pub fn is_login(&self) -> bool {
+        match self {
+            SetupError::TokenRefused { .. } | SetupError::Token(_) => true,
+            SetupError::Smtp(e) => {
+                e.is_permanent()
+                    && e.status().is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535" | "538"))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How a connection logs in.
+pub enum SmtpLogin<'a> {
+    /// PLAIN or LOGIN with `smtp.username` and `smtp.password`, when both are set.
+    Password,
+    /// AUTH XOAUTH2 with this token.
+    Token { user: &'a str, token: &'a crate::oauth::AccessToken, source: &'a crate::oauth::TokenSource },
+}
+
+/// One line sent as is (lettre's commands are `Display`s that end in CRLF).
+struct Line(String);
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\r\n", self.0)
+    }
+}
+
+/// AUTH XOAUTH2 with the initial response. A 334 is the server's refusal (a base64 JSON error),
+/// answered with an empty line as the mechanism requires: `Ok(Some(reason))`.
+async fn xoauth2(conn: &mut AsyncSmtpConnection, user: &str, token: &str) -> Result<Option<String>, Error> {
+    let initial = data_encoding::BASE64.encode(crate::oauth::sasl::initial_response(user, token).as_bytes());
+    let answer = conn.command(Line(format!("AUTH XOAUTH2 {initial}"))).await?;
+    if answer.code().to_string() != "334" {
+        return Ok(None);
+    }
+    let challenge = answer.first_line().unwrap_or("").trim().to_string();
+    let reason = data_encoding::BASE64
+        .decode(challenge.as_bytes())
+        .map(|c| crate::oauth::sasl::refusal_reason(&c))
+        .unwrap_or_else(|_| format!("the server refused the token ({challenge})"));
+    // The final answer is the refusal (535); the reason above says more than it.
+    let _ = conn.command(Line(String::new())).await;
+    Ok(Some(reason))
 }
 
 /// Why one delivery failed.
@@ -52,12 +106,12 @@ fn tls_parameters(config: &Config) -> Result<TlsParameters, SetupError> {
 /// Connects, says EHLO, negotiates TLS as configured and logs in when credentials are set, all
 /// within `smtp.timeout`: lettre's own timeout covers only the TCP connect, and a server that
 /// accepts and never greets must not hang the sender.
-pub async fn connect(config: &Config) -> Result<AsyncSmtpConnection, SetupError> {
+pub async fn connect(config: &Config, login: SmtpLogin<'_>) -> Result<AsyncSmtpConnection, SetupError> {
     let limit = config.smtp.timeout;
-    tokio::time::timeout(limit, connect_unbounded(config)).await.map_err(|_| SetupError::Timeout(limit))?
+    tokio::time::timeout(limit, connect_unbounded(config, login)).await.map_err(|_| SetupError::Timeout(limit))?
 }
 
-async fn connect_unbounded(config: &Config) -> Result<AsyncSmtpConnection, SetupError> {
+async fn connect_unbounded(config: &Config, login: SmtpLogin<'_>) -> Result<AsyncSmtpConnection, SetupError> {
     crate::tls::install_provider();
     let s = &config.smtp;
     let hello = ClientId::Domain(s.hello_name.clone());
@@ -67,9 +121,34 @@ async fn connect_unbounded(config: &Config) -> Result<AsyncSmtpConnection, Setup
     if s.security == Security::Starttls {
         conn.starttls(tls_parameters(config)?, &hello).await?;
     }
-    if let (Some(user), Some(pass)) = (&s.username, &s.password) {
-        conn.auth(&[Mechanism::Plain, Mechanism::Login], &Credentials::new(user.clone(), pass.expose().to_string()))
-            .await?;
+    match login {
+        SmtpLogin::Token { user, token, source } => {
+            let refused = match xoauth2(&mut conn, user, token.secret.expose()).await {
+                Ok(None) => None,
+                Ok(Some(reason)) => Some(reason),
+                Err(e) if e.is_permanent() => Some(e.to_string()),
+                Err(e) => return Err(SetupError::Smtp(e)),
+            };
+            if let Some(reason) = refused {
+                conn.abort().await;
+                // Revoked since it was issued, perhaps: the next connection asks for a new one.
+                source.forget(token).await;
+                return Err(SetupError::TokenRefused {
+                    user: user.to_string(),
+                    reason,
+                    advice: crate::oauth::advice::server_refused(source.oauth().provider, "SMTP"),
+                });
+            }
+        }
+        SmtpLogin::Password => {
+            if let (Some(user), Some(pass)) = (&s.username, &s.password) {
+                conn.auth(
+                    &[Mechanism::Plain, Mechanism::Login],
+                    &Credentials::new(user.clone(), pass.expose().to_string()),
+                )
+                .await?;
+            }
+        }
     }
     Ok(conn)
 }
