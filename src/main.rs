@@ -36,7 +36,10 @@ fn main() -> ExitCode {
             let result = cli::run_view(&cli, &mut buffer);
             let shown = cli::terminal_safe(&String::from_utf8_lossy(&buffer));
             use std::io::Write;
-            result.and_then(|()| Ok(std::io::stdout().lock().write_all(shown.as_bytes())?))
+            // What was written before a failure is shown too (`check --connect`: the steps that
+            // passed, and the one that failed).
+            let written = std::io::stdout().lock().write_all(shown.as_bytes());
+            result.and_then(|()| Ok(written?))
         }
     };
     match result {

@@ -356,11 +356,16 @@ impl Watcher {
 
         loop {
             self.health.busy(Task::Watcher);
-            self.sync(&mut session, &mut conn, &keys, uid_validity, uid_next).await?;
+            let whole = self.sync(&mut session, &mut conn, &keys, (uid_validity, uid_next), renew_at).await?;
             // Only a whole sync proves the trouble is over: a database that refuses every batch
             // must not be retried at the pace of a fresh connection.
             *backoff = Duration::from_secs(1);
             store::set_meta(&conn, "last_imap_ok", &store::now().to_string())?;
+            if !whole {
+                // A backlog outlasted the token: the rest is fetched by the next session.
+                let _ = bounded("LOGOUT", imap.timeout, session.logout()).await;
+                return Ok(Ended::TokenRenewal);
+            }
             if self.shutdown.is_requested() {
                 let _ = bounded("LOGOUT", imap.timeout, session.logout()).await;
                 return Ok(Ended::Shutdown);
@@ -386,15 +391,17 @@ impl Watcher {
         }
     }
 
-    /// Fetches and records everything new, in batches.
+    /// Fetches and records everything new, in batches. Returns false when it stopped between two
+    /// batches because the session's token is due for renewal (`renew_at`): what is committed is
+    /// flagged, and the next session, with a fresh token, goes on from the mark.
     async fn sync(
         &mut self,
         session: &mut ImapSession,
         conn: &mut Connection,
         keys: &crate::desk::Keys,
-        uid_validity: u32,
-        uid_next: u32,
-    ) -> Result<(), ImapError> {
+        (uid_validity, uid_next): (u32, u32),
+        renew_at: Option<i64>,
+    ) -> Result<bool, ImapError> {
         let name = &self.config.imap.mailbox;
         let limit = self.config.imap.timeout;
         let state = store::mailbox_state(conn, name)?;
@@ -435,6 +442,15 @@ impl Watcher {
         // Committed, but not yet marked `\Seen` on the server.
         let mut unflagged: Vec<u32> = Vec::new();
         for (i, chunk) in pieces.iter().map(Vec::as_slice).enumerate() {
+            if renew_at.is_some_and(|at| store::now() >= at) {
+                mark_seen(session, &unflagged, limit).await?;
+                info!(
+                    done = i,
+                    batches = pieces.len(),
+                    "the access token is due for renewal in the middle of a backlog: the next session goes on with a fresh one"
+                );
+                return Ok(false);
+            }
             let started = std::time::Instant::now();
             if self.given_up(chunk) {
                 quarantine_unreadable(conn, &mut self.misses, (name, uid_validity), chunk, current)?;
@@ -544,7 +560,7 @@ impl Watcher {
             let last_uid = uids.last().copied().unwrap_or(0).max(uid_next.saturating_sub(1));
             store::set_mailbox_state(conn, name, MailboxState { uid_validity, last_uid })?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Whether `chunk` is one message that failed alone [`MAX_MISSES`] times: it is quarantined

@@ -18,6 +18,7 @@ mod faults;
 mod imap_restart;
 mod loops;
 mod metrics;
+mod oauth;
 mod real_mail;
 mod retention;
 mod security;

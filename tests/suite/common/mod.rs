@@ -32,7 +32,8 @@ const START_THE_LAB: &str = "start it with `sudo scripts/mail-lab start`, or run
 
 /// The first lab port that does not answer, if any.
 fn lab_down() -> Option<u16> {
-    [IMAP_PORT, SMTP_PORT, CYRUS_PORT].into_iter().find(|port| TcpStream::connect(("127.0.0.1", *port)).is_err())
+    // 19480: the lab's OAuth authorization server (tests/suite/oauth.rs).
+    [IMAP_PORT, SMTP_PORT, CYRUS_PORT, 19480].into_iter().find(|port| TcpStream::connect(("127.0.0.1", *port)).is_err())
 }
 
 /// Fails the test with instructions when the lab is not running. Every lab test has already passed

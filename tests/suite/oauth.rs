@@ -1,0 +1,385 @@
+//! XOAUTH2 against the lab: Dovecot's oauth2 passdb asks the lab's authorization server
+//! (scripts/oauth-lab-server, 127.0.0.1:19480) about every token, and Postfix's port 2588
+//! authenticates SMTP through Dovecot, so a token the server no longer likes fails on both. Tokens
+//! live a few seconds, so renewals, rotations and reconnects happen inside each test.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const OAUTH_PORT: u16 = 19480;
+const SMTP_AUTH_PORT: u16 = 2588;
+const TOKEN_URL: &str = "http://127.0.0.1:19480/token";
+
+/// A request to the lab's authorization server; its JSON answer.
+fn idp(method: &str, path: &str, body: &Value) -> Value {
+    let body = body.to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", OAUTH_PORT)).expect("the lab's OAuth server (port 19480) answers");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let json = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{path}: {e}: {answer}"))
+}
+
+fn register(client: Value) {
+    idp("POST", "/admin/clients", &client);
+}
+
+fn stats(client_id: &str) -> Value {
+    idp("GET", &format!("/admin/stats?client_id={client_id}"), &json!({}))
+}
+
+fn client_id() -> String {
+    address("app").replace("@example.test", "")
+}
+
+/// A desk logging in to IMAP (and, with `smtp_too`, to SMTP on 2588) with XOAUTH2, tokens from
+/// `oauth` (the [oauth] table's lines).
+fn oauth_desk(oauth: &str, smtp_too: bool, helpdesk: &str, tail: &str) -> (Desk, String) {
+    let tech = address("tech");
+    let smtp = if smtp_too {
+        format!("{}\nauth = \"xoauth2\"", plain_loopback(SMTP_AUTH_PORT))
+    } else {
+        plain_loopback(SMTP_PORT)
+    };
+    let desk = Desk::with(DeskOptions {
+        helpdesk: format!("technicians = [\"{tech}\"]\n{helpdesk}"),
+        imap: format!("{}\nauth = \"xoauth2\"", plain_loopback(IMAP_PORT)),
+        smtp,
+        tail: format!("[oauth]\n{oauth}\n{tail}"),
+        ..DeskOptions::default()
+    });
+    (desk, tech)
+}
+
+/// Sends `n` requests from fresh requesters, `gap` apart; returns the requesters.
+fn requests(desk: &Desk, n: usize, gap: Duration) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let from = address("req");
+            send_smtp(
+                &from,
+                &desk.support,
+                &message(&from, &desk.support, &format!("Request {i}"), &format!("{}@t", nanos()), "", "help"),
+            );
+            std::thread::sleep(gap);
+            from
+        })
+        .collect()
+}
+
+/// Every requester got exactly one acknowledgement.
+fn acknowledged_once(requesters: &[String]) {
+    for r in requesters {
+        let got = exactly(r, 1, Duration::from_secs(60), "one acknowledgement each, never two");
+        assert!(subject(&got[0]).contains("[ACME #"), "{}", subject(&got[0]));
+    }
+}
+
+#[test]
+fn client_credentials_with_a_secret_renews_tokens_while_mail_keeps_coming() {
+    let Some(_lab) = lab() else { return };
+    let id = client_id();
+    let (mut desk, _) = oauth_desk(
+        &format!(
+            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
+        ),
+        true,
+        "",
+        "",
+    );
+    register(json!({"client_id": id, "client_secret": "s3cret", "mailbox": desk.support, "lifetime": 6}));
+    std::fs::write(desk.path("client.secret"), "s3cret\n").unwrap();
+    desk.start();
+    let requesters = requests(&desk, 6, Duration::from_secs(3));
+    desk.wait_settled(6, Duration::from_secs(60));
+    acknowledged_once(&requesters);
+    let issued = stats(&id)["tokens_issued"].as_i64().unwrap();
+    assert!(issued >= 3, "18 s of 6-second tokens take several: {issued}");
+    assert!(desk.logs().contains("due for renewal"), "{}", desk.logs());
+    let status = desk.status().unwrap();
+    let logins = status["logins"].as_array().unwrap();
+    assert!(logins.iter().all(|l| l["method"] == "xoauth2" && l["failing_since"].is_null()), "{status:#}");
+    assert!(logins.iter().all(|l| l["token_expires_at"].is_string()), "{status:#}");
+}
+
+/// A key pair and a self-signed certificate in `dir`, made with openssl.
+fn certificate(dir: &std::path::Path) -> (String, String) {
+    let key = dir.join("app.key");
+    let cert = dir.join("app.pem");
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=maildesk-test", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "openssl made the test certificate");
+    (std::fs::read_to_string(&cert).unwrap(), std::fs::read_to_string(&key).unwrap())
+}
+
+#[test]
+fn client_credentials_with_a_certificate_and_no_secret_at_all() {
+    let Some(_lab) = lab() else { return };
+    let id = client_id();
+    let (mut desk, _) = oauth_desk(
+        &format!(
+            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\ncertificate_file = \"app.pem\"\nprivate_key_file = \"app.key\""
+        ),
+        true,
+        "",
+        "",
+    );
+    let (cert, _) = certificate(desk.dir.path());
+    register(json!({"client_id": id, "certificate": cert, "mailbox": desk.support, "lifetime": 30}));
+    desk.start();
+    let requesters = requests(&desk, 2, Duration::ZERO);
+    desk.wait_settled(2, Duration::from_secs(60));
+    acknowledged_once(&requesters);
+    // A certificate that is not the registered one is refused, with the sentence for it.
+    certificate(desk.dir.path());
+    let out = Command::new(bin()).arg("--config").arg(&desk.config).args(["check", "--connect"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("The certificate was refused"), "{text}");
+}
+
+#[test]
+fn a_google_style_service_account_acts_as_the_mailbox() {
+    let Some(_lab) = lab() else { return };
+    let id = address("sa").replace("@example.test", "@project.iam.test");
+    let (mut desk, _) = oauth_desk(
+        &format!("provider = \"google\"\ntoken_url = \"{TOKEN_URL}\"\nkey_file = \"sa.json\""),
+        true,
+        "",
+        "",
+    );
+    let dir = desk.dir.path().to_path_buf();
+    let (_, key) = certificate(&dir);
+    let public =
+        Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(dir.join("app.key")).output().unwrap().stdout;
+    std::fs::write(
+        dir.join("sa.json"),
+        json!({"type": "service_account", "client_email": id, "private_key": key}).to_string(),
+    )
+    .unwrap();
+    register(
+        json!({"client_id": id, "public_key": String::from_utf8(public).unwrap(), "mailbox": desk.support, "lifetime": 30}),
+    );
+    desk.start();
+    let requesters = requests(&desk, 2, Duration::ZERO);
+    desk.wait_settled(2, Duration::from_secs(60));
+    acknowledged_once(&requesters);
+    assert!(stats(&id)["tokens_issued"].as_i64().unwrap() >= 1);
+}
+
+#[test]
+fn a_token_command_supplies_the_token() {
+    let Some(_lab) = lab() else { return };
+    let id = client_id();
+    // Any program that prints a token: here one that asks the lab's server, as pizauth would.
+    let script = format!(
+        "import json, urllib.request, urllib.parse\n\
+         d = urllib.parse.urlencode({{'grant_type': 'client_credentials', 'client_id': '{id}', 'client_secret': 'cmd'}}).encode()\n\
+         print(json.load(urllib.request.urlopen('{TOKEN_URL}', d))['access_token'])\n"
+    );
+    let (mut desk, _) = oauth_desk("token_command = \"/usr/bin/python3 token.py\"", true, "", "");
+    std::fs::write(desk.path("token.py"), script).unwrap();
+    register(json!({"client_id": id, "client_secret": "cmd", "mailbox": desk.support, "lifetime": 30}));
+    // The command runs in the daemon's working directory: give it the absolute path.
+    let config = std::fs::read_to_string(&desk.config).unwrap();
+    let absolute = desk.path("token.py").display().to_string();
+    std::fs::write(&desk.config, config.replace("token.py", &absolute)).unwrap();
+    desk.start();
+    let requesters = requests(&desk, 2, Duration::ZERO);
+    desk.wait_settled(2, Duration::from_secs(60));
+    acknowledged_once(&requesters);
+}
+
+/// `maildesk oauth login` as a person runs it: its output read until the code shows, then the
+/// code approved at the authorization server, as the person would in a browser.
+fn device_login(desk: &Desk) -> String {
+    let mut child = Command::new(bin())
+        .arg("--config")
+        .arg(&desk.config)
+        .args(["oauth", "login"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut shown = Vec::new();
+    let code = loop {
+        let line = lines.next().expect("oauth login printed a code").unwrap();
+        shown.push(line.clone());
+        if shown.iter().rev().nth(2).is_some_and(|l| l.contains("enter the code")) {
+            break line.trim().to_string();
+        }
+    };
+    assert!(shown.iter().any(|l| l.contains("http://127.0.0.1:19480/device")), "{shown:?}");
+    idp("POST", "/admin/approve", &json!({"user_code": code}));
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "oauth login failed: {err}");
+    assert!(rest.iter().any(|l| l.starts_with("Signed in")), "{rest:?}");
+    code
+}
+
+#[test]
+fn a_device_login_is_stored_and_its_rotated_refresh_token_survives_a_restart() {
+    let Some(_lab) = lab() else { return };
+    let id = client_id();
+    let (mut desk, _) = oauth_desk(
+        &format!(
+            "flow = \"device_code\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\ndevice_url = \"http://127.0.0.1:19480/devicecode\""
+        ),
+        true,
+        "",
+        "",
+    );
+    register(json!({"client_id": id, "mailbox": desk.support, "lifetime": 4}));
+    // Before the login, the daemon would have nothing to log in with, and says what to do.
+    let out = Command::new(bin()).arg("--config").arg(&desk.config).args(["check", "--connect"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("run `maildesk oauth login` first"));
+    device_login(&desk);
+    let db = rusqlite::Connection::open(desk.path(desk.database)).unwrap();
+    let stored = |db: &rusqlite::Connection| -> String {
+        db.query_row("SELECT value FROM meta WHERE key = 'oauth:oauth:refresh_token'", [], |r| r.get(0)).unwrap()
+    };
+    let first = stored(&db);
+    desk.start();
+    let early = requests(&desk, 3, Duration::from_secs(3));
+    desk.wait_settled(3, Duration::from_secs(60));
+    acknowledged_once(&early);
+    let refreshes = stats(&id)["refreshes"].as_i64().unwrap();
+    assert!(refreshes >= 2, "9 s of 4-second tokens are renewed with the refresh token: {refreshes}");
+    assert_ne!(stored(&db), first, "each rotated refresh token is stored");
+    assert_eq!(stats(&id)["failed_refreshes"], 0, "a refresh token is never used twice");
+    desk.stop();
+    desk.start();
+    let late = requests(&desk, 2, Duration::ZERO);
+    desk.wait_settled(5, Duration::from_secs(60));
+    acknowledged_once(&late);
+    assert_eq!(stats(&id)["failed_refreshes"], 0, "the restarted daemon used the latest refresh token");
+    let status = desk.cli(&["status"]);
+    assert!(status.contains("sign-in          stored"), "{status}");
+}
+
+#[test]
+fn a_revoked_grant_mails_the_admins_once_and_once_more_when_it_works_again() {
+    let Some(_lab) = lab() else { return };
+    let id = client_id();
+    let admin = address("admin");
+    // IMAP alone logs in with the token here, so SMTP can carry the alert.
+    let (mut desk, _) = oauth_desk(
+        &format!(
+            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
+        ),
+        false,
+        &format!("admins = [\"{admin}\"]\nalert_after = \"5s\""),
+        "",
+    );
+    std::fs::write(desk.path("client.secret"), "s3cret\n").unwrap();
+    register(json!({"client_id": id, "client_secret": "s3cret", "mailbox": desk.support, "lifetime": 4}));
+    desk.start();
+    let before = requests(&desk, 1, Duration::ZERO);
+    desk.wait_settled(1, Duration::from_secs(60));
+    acknowledged_once(&before);
+    idp("POST", "/admin/revoke", &json!({"client_id": id}));
+    let alert = wait_inbox(&admin, 1, Duration::from_secs(60));
+    assert!(subject(&alert[0]).starts_with("ACME IT: IMAP login failing for"), "{}", subject(&alert[0]));
+    let body = text(&alert[0]);
+    assert!(body.contains("Application is disabled") && body.contains("not being read"), "{body}");
+    assert_eq!(header(&alert[0], "Auto-Submitted").as_deref(), Some("auto-generated"));
+    let status = desk.cli(&["status"]);
+    assert!(status.contains("IMAP login         FAILING since") && status.contains("admins told      yes"), "{status}");
+    // Mail that arrives meanwhile waits on the server, and is not lost.
+    let during = requests(&desk, 1, Duration::ZERO);
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(inbox(&admin).len(), 1, "one alert, never a burst");
+    idp("POST", "/admin/restore", &json!({"client_id": id}));
+    let both = wait_inbox(&admin, 2, Duration::from_secs(90));
+    assert_eq!(subject(&both[1]), "ACME IT: IMAP login works again");
+    desk.wait_settled(2, Duration::from_secs(60));
+    acknowledged_once(&during);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(inbox(&admin).len(), 2, "one alert and one recovery mail, nothing more");
+}
+
+#[test]
+fn a_wrong_client_secret_gets_the_sentence_that_fixes_it() {
+    let Some(_lab) = lab() else { return };
+    let id = client_id();
+    let (mut desk, _) = oauth_desk(
+        &format!(
+            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
+        ),
+        true,
+        "",
+        "",
+    );
+    register(json!({"client_id": id, "client_secret": "right", "mailbox": desk.support, "lifetime": 30}));
+    std::fs::write(desk.path("client.secret"), "the-secret-id-not-its-value\n").unwrap();
+    let sentence =
+        "The client secret is wrong: oauth.client_secret_file must hold the secret's Value, not its Secret ID.";
+    let out = Command::new(bin()).arg("--config").arg(&desk.config).args(["check", "--connect"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains(&format!("FAILED  token from [oauth] for {}: {sentence}", desk.support)), "{text}");
+    desk.start();
+    desk.wait_log(sentence, Duration::from_secs(30));
+    let status =
+        desk.wait_status("the failure noted", Duration::from_secs(30), |s| s["logins"][0]["failing_since"].is_string());
+    assert!(status["logins"][0]["last_error"].as_str().unwrap().contains(sentence), "{status:#}");
+}
+
+#[test]
+fn tokens_expiring_during_a_backlog_lose_and_repeat_nothing() {
+    let Some(_lab) = lab() else { return };
+    let id = client_id();
+    let (mut desk, _) = oauth_desk(
+        &format!(
+            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
+        ),
+        true,
+        "",
+        NO_RATE_LIMITS,
+    );
+    // Batches of two: the backlog outlasts a 1-second token several times over.
+    let config = std::fs::read_to_string(&desk.config).unwrap();
+    let imap = format!("{}\nauth = \"xoauth2\"\n", plain_loopback(IMAP_PORT));
+    assert!(config.contains(&imap));
+    std::fs::write(&desk.config, config.replacen(&imap, &format!("{imap}batch_size = 2\n"), 1)).unwrap();
+    std::fs::write(desk.path("client.secret"), "s3cret\n").unwrap();
+    register(json!({"client_id": id, "client_secret": "s3cret", "mailbox": desk.support, "lifetime": 1}));
+    let requester = address("backlog");
+    let n = 300;
+    let mails: Vec<Vec<u8>> = (0..n)
+        .map(|i| message(&requester, &desk.support, &format!("Backlog {i}"), &format!("b{i}.{}@t", nanos()), "", "x"))
+        .collect();
+    append(&desk.support, &mails);
+    let started = Instant::now();
+    desk.start();
+    desk.wait_settled(n, Duration::from_secs(240));
+    let took = started.elapsed();
+    exactly(&requester, n as usize, Duration::from_secs(120), "every message acknowledged once");
+    let tickets = desk.json(&["tickets", "--limit", "1000"]);
+    assert_eq!(tickets.as_array().map(Vec::len), Some(n as usize), "one ticket per message");
+    let renewals = desk.logs().matches("in the middle of a backlog").count();
+    assert!(renewals >= 1, "a {took:?} backlog with 1-second tokens renews mid-way: {renewals}\n{}", desk.logs());
+}
