@@ -153,3 +153,90 @@ fn retention_is_off_by_default_and_checked_at_its_line() {
     let line = text.lines().position(|l| l.starts_with("delete_after")).unwrap() + 1;
     assert!(shown.contains(&format!(":{line}: ")), "at its line {line}: {shown}");
 }
+
+/// GOOD with IMAP and SMTP logging in with XOAUTH2 and `oauth` as the [oauth] table.
+fn with_oauth(oauth: &str) -> String {
+    GOOD.replace("password = \"hunter2\"", "auth = \"xoauth2\"")
+        .replace("security = \"none\"\n\"#", "security = \"none\"\n")
+        + &format!("auth = \"xoauth2\"\n\n[oauth]\n{oauth}\n")
+}
+
+#[test]
+fn microsoft_app_only_needs_a_tenant_and_gets_the_endpoints_and_scope() {
+    let c = load(&with_oauth(
+        "provider = \"microsoft\"\nflow = \"client_credentials\"\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"app\"\nclient_secret_command = \"echo s3cret\"",
+    ))
+    .unwrap();
+    let o = c.oauth.as_ref().unwrap();
+    assert_eq!(o.token_url, "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token");
+    assert_eq!(o.scopes, vec!["https://outlook.office365.com/.default"]);
+    assert!(matches!(&o.grant, OAuthGrant::ClientSecret(s) if s.expose() == "s3cret"));
+    assert_eq!(c.imap.auth, AuthMethod::Xoauth2);
+    assert!(c.smtp_oauth().is_some());
+    assert!(!format!("{c:?}").contains("s3cret"), "the client secret stays out of Debug");
+
+    let err = load(&with_oauth(
+        "provider = \"microsoft\"\nflow = \"client_credentials\"\nclient_id = \"app\"\nclient_secret_command = \"echo s\"",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("oauth.tenant: missing"), "{err}");
+}
+
+#[test]
+fn a_delegated_microsoft_login_asks_for_offline_access() {
+    let c = load(&with_oauth("provider = \"microsoft\"\nflow = \"device_code\"\nclient_id = \"app\"")).unwrap();
+    let o = c.oauth.unwrap();
+    assert!(o.scopes.iter().any(|s| s == "offline_access"));
+    assert!(
+        matches!(&o.grant, OAuthGrant::DeviceCode { device_url, client_secret: None } if device_url.ends_with("/organizations/oauth2/v2.0/devicecode"))
+    );
+}
+
+#[test]
+fn a_certificate_gives_its_thumbprint() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/oauth/testdata");
+    let c = load(&with_oauth(&format!(
+        "provider = \"microsoft\"\nflow = \"client_credentials\"\ntenant = \"t\"\nclient_id = \"app\"\ncertificate_file = \"{dir}/test-cert.pem\"\nprivate_key_file = \"{dir}/test-key.pem\""
+    )))
+    .unwrap();
+    let OAuthGrant::ClientCertificate { thumbprint, .. } = c.oauth.unwrap().grant else { panic!("a certificate") };
+    assert_eq!(thumbprint.len(), 27, "base64url of 20 bytes: {thumbprint}");
+}
+
+#[test]
+fn oauth_mistakes_are_reported_at_their_lines() {
+    let cases = [
+        (
+            "flow = \"client_credentials\"\nclient_id = \"a\"\ntoken_url = \"http://idp.example/token\"\nclient_secret_command = \"echo s\"",
+            "oauth.token_url",
+        ),
+        (
+            "flow = \"client_credentials\"\nclient_id = \"a\"\ntoken_url = \"https://idp.example/token\"",
+            "client_credentials needs a certificate",
+        ),
+        ("provider = \"google\"\nflow = \"device_code\"\nclient_id = \"a\"", "Google does not allow the mail scope"),
+        ("flow = \"password\"", "expected \"client_credentials\""),
+        ("flow = \"client_credentials\"\ntoken_command = \"x\"", "a token_command is the whole flow"),
+        (
+            "provider = \"microsoft\"\nflow = \"client_credentials\"\ntenant = \"t\"\nclient_id = \"a\"\ncertificate_file = \"x.pem\"",
+            "needs both certificate_file and private_key_file",
+        ),
+        ("provider = \"google\"", "oauth.key_file: missing"),
+    ];
+    for (table, expected) in cases {
+        let err = load(&with_oauth(table)).unwrap_err().to_string();
+        assert!(err.contains(expected), "{table}: {err}");
+        assert!(err.contains("maildesk.toml:"), "located: {err}");
+    }
+    let err = load(&GOOD.replace("password = \"hunter2\"", "auth = \"xoauth2\"")).unwrap_err().to_string();
+    assert!(err.contains("imap.auth: \"xoauth2\" needs an [oauth] table"), "{err}");
+    let err = load(&GOOD.replace("technicians =", "admins = [\"nope\"]\ntechnicians =")).unwrap_err().to_string();
+    assert!(err.contains("helpdesk.admins"), "{err}");
+}
+
+#[test]
+fn a_token_command_needs_nothing_else() {
+    let c = load(&with_oauth("token_command = \"pizauth show maildesk\"")).unwrap();
+    assert!(matches!(c.oauth.unwrap().grant, OAuthGrant::Command(ref c) if c == "pizauth show maildesk"));
+}

@@ -383,3 +383,38 @@ fn tokens_expiring_during_a_backlog_lose_and_repeat_nothing() {
     let renewals = desk.logs().matches("in the middle of a backlog").count();
     assert!(renewals >= 1, "a {took:?} backlog with 1-second tokens renews mid-way: {renewals}\n{}", desk.logs());
 }
+
+/// The endurance run, shortened for CI: a desk with 20-second tokens on both servers
+/// receives a mail every 4 seconds for `MAILDESK_OAUTH_SOAK_SECS` (60 by default; 600 for the ten
+/// minutes), and every one is acknowledged exactly once across all the renewals.
+#[test]
+fn a_desk_with_20_second_tokens_keeps_receiving_throughout() {
+    let Some(_lab) = lab() else { return };
+    let secs: u64 = std::env::var("MAILDESK_OAUTH_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let id = client_id();
+    let (mut desk, _) = oauth_desk(
+        &format!(
+            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
+        ),
+        true,
+        "",
+        NO_RATE_LIMITS,
+    );
+    std::fs::write(desk.path("client.secret"), "s3cret\n").unwrap();
+    register(json!({"client_id": id, "client_secret": "s3cret", "mailbox": desk.support, "lifetime": 20}));
+    desk.start();
+    let started = Instant::now();
+    let mut requesters = Vec::new();
+    while started.elapsed() < Duration::from_secs(secs) {
+        requesters.extend(requests(&desk, 1, Duration::from_secs(4)));
+    }
+    let n = requesters.len() as i64;
+    desk.wait_settled(n, Duration::from_secs(60));
+    acknowledged_once(&requesters);
+    let issued = stats(&id)["tokens_issued"].as_i64().unwrap();
+    let sessions = desk.logs().matches("IMAP connected").count();
+    eprintln!("oauth soak: {secs} s, {n} mails each acknowledged once, {issued} tokens, {sessions} IMAP sessions");
+    assert!(issued as u64 >= secs / 20, "20-second tokens were renewed: {issued} in {secs} s");
+    assert!(sessions as u64 >= secs / 20, "IMAP sessions were renewed before their tokens expired: {sessions}");
+    assert!(!desk.logs().contains("IMAP session ended"), "no session ended in an error:\n{}", desk.logs());
+}
