@@ -218,7 +218,7 @@ fn spawn(
             .run(),
     );
     tasks.spawn(
-        crate::login_alerts::LoginWatch {
+        crate::outbound::login_alerts::LoginWatch {
             config: config.clone(),
             database: database.clone(),
             outbox: outbox.clone(),

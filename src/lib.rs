@@ -21,7 +21,6 @@ pub mod escalation;
 pub mod health;
 pub(crate) mod housekeeping;
 pub mod inbound;
-pub mod login_alerts;
 pub mod memory;
 pub mod message;
 pub mod metrics;

@@ -94,7 +94,7 @@ struct LoginStatus {
 }
 
 fn logins(conn: &rusqlite::Connection, config: &Config) -> anyhow::Result<Vec<LoginStatus>> {
-    use crate::login_alerts::{Server, load};
+    use crate::outbound::login_alerts::{Server, load};
     let rfc = |t: Option<i64>| t.and_then(|t| jiff::Timestamp::from_second(t).ok()).map(|t| t.to_string());
     let waiting: i64 = conn.query_row(
         "SELECT count(*) FROM outbox o JOIN messages m ON m.id = o.message_id

@@ -25,7 +25,7 @@ pub(super) struct FileConfig {
     pub(super) limits: FileLimits,
     pub(super) retention: FileRetention,
     pub(super) metrics: FileMetrics,
-    pub(super) oauth: Option<super::oauth::FileOAuth>,
+    pub(super) oauth: Option<FileOAuth>,
     /// Accepted at the top level too, for configs that put it before the first table.
     pub(super) technicians: Vec<String>,
 }
@@ -190,7 +190,7 @@ pub(super) struct FileImap {
     pub(super) password: Option<String>,
     pub(super) password_file: Option<PathBuf>,
     pub(super) password_command: Option<String>,
-    pub(super) auth: super::AuthMethod,
+    pub(super) auth: AuthMethod,
     pub(super) mailbox: String,
     pub(super) idle: bool,
     pub(super) poll_interval: FileDuration,
@@ -209,7 +209,7 @@ impl Default for FileImap {
             password: None,
             password_file: None,
             password_command: None,
-            auth: super::AuthMethod::Password,
+            auth: AuthMethod::Password,
             mailbox: "INBOX".into(),
             idle: true,
             poll_interval: FileDuration(Duration::from_secs(60)),
@@ -231,8 +231,8 @@ pub(super) struct FileSmtp {
     pub(super) password: Option<String>,
     pub(super) password_file: Option<PathBuf>,
     pub(super) password_command: Option<String>,
-    pub(super) auth: super::AuthMethod,
-    pub(super) oauth: Option<super::oauth::FileOAuth>,
+    pub(super) auth: AuthMethod,
+    pub(super) oauth: Option<FileOAuth>,
     pub(super) ca_file: Option<PathBuf>,
     pub(super) hello_name: Option<String>,
     pub(super) retry_for: FileDuration,
@@ -252,7 +252,7 @@ impl Default for FileSmtp {
             password: None,
             password_file: None,
             password_command: None,
-            auth: super::AuthMethod::Password,
+            auth: AuthMethod::Password,
             oauth: None,
             ca_file: None,
             hello_name: None,
@@ -324,7 +324,7 @@ pub(super) const TABLE_KEYS: [(&str, &[&str]); 8] = [
     ("security", &["technician_proof", "authserv_id", "authserv_internal_hops", "reply_secret_file"]),
     ("retention", &["drop_raw_after", "delete_after"]),
     ("metrics", &["listen"]),
-    ("oauth", super::oauth::OAUTH_KEYS),
+    ("oauth", OAUTH_KEYS),
     (
         "limits",
         &[
@@ -350,3 +350,48 @@ pub(super) fn misplaced(dotted: &str) -> Option<String> {
         .collect();
     (!homes.is_empty()).then(|| format!("`{key}` belongs in {}", homes.join(" or ")))
 }
+
+/// How maildesk proves who it is to a mail server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// LOGIN on IMAP, PLAIN or LOGIN on SMTP.
+    #[default]
+    Password,
+    /// SASL XOAUTH2 with an access token from `[oauth]`.
+    Xoauth2,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileOAuth {
+    pub(super) provider: Option<String>,
+    pub(super) flow: Option<String>,
+    pub(super) tenant: Option<String>,
+    pub(super) client_id: Option<String>,
+    pub(super) scopes: Option<Vec<String>>,
+    pub(super) token_url: Option<String>,
+    pub(super) device_url: Option<String>,
+    pub(super) client_secret_file: Option<PathBuf>,
+    pub(super) client_secret_command: Option<String>,
+    pub(super) certificate_file: Option<PathBuf>,
+    pub(super) private_key_file: Option<PathBuf>,
+    pub(super) key_file: Option<PathBuf>,
+    pub(super) token_command: Option<String>,
+}
+
+pub(super) const OAUTH_KEYS: &[&str] = &[
+    "provider",
+    "flow",
+    "tenant",
+    "client_id",
+    "scopes",
+    "token_url",
+    "device_url",
+    "client_secret_file",
+    "client_secret_command",
+    "certificate_file",
+    "private_key_file",
+    "key_file",
+    "token_command",
+];

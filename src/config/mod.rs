@@ -8,6 +8,7 @@
 mod file;
 mod locate;
 mod oauth;
+mod problems;
 mod secrets;
 #[cfg(test)]
 mod tests;

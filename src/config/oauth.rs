@@ -6,55 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::file::FileOAuth;
 use super::locate::Located;
+use super::problems::Problems;
 use super::secrets::{SECRET_COMMAND_TIMEOUT, expand_credentials, run_with_timeout};
 use super::types::{OAuth, OAuthGrant, OAuthProvider, Secret};
-use super::validate::Problems;
-
-/// How maildesk proves who it is to a mail server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMethod {
-    /// LOGIN on IMAP, PLAIN or LOGIN on SMTP.
-    #[default]
-    Password,
-    /// SASL XOAUTH2 with an access token from `[oauth]`.
-    Xoauth2,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub(super) struct FileOAuth {
-    pub(super) provider: Option<String>,
-    pub(super) flow: Option<String>,
-    pub(super) tenant: Option<String>,
-    pub(super) client_id: Option<String>,
-    pub(super) scopes: Option<Vec<String>>,
-    pub(super) token_url: Option<String>,
-    pub(super) device_url: Option<String>,
-    pub(super) client_secret_file: Option<PathBuf>,
-    pub(super) client_secret_command: Option<String>,
-    pub(super) certificate_file: Option<PathBuf>,
-    pub(super) private_key_file: Option<PathBuf>,
-    pub(super) key_file: Option<PathBuf>,
-    pub(super) token_command: Option<String>,
-}
-
-pub(super) const OAUTH_KEYS: &[&str] = &[
-    "provider",
-    "flow",
-    "tenant",
-    "client_id",
-    "scopes",
-    "token_url",
-    "device_url",
-    "client_secret_file",
-    "client_secret_command",
-    "certificate_file",
-    "private_key_file",
-    "key_file",
-    "token_command",
-];
 
 const MICROSOFT_APP_SCOPE: &str = "https://outlook.office365.com/.default";
 const MICROSOFT_DELEGATED_SCOPES: [&str; 3] =

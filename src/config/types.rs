@@ -62,7 +62,7 @@ impl Config {
     }
 }
 
-pub use super::oauth::AuthMethod;
+pub use super::file::AuthMethod;
 
 /// Whose identity platform issues the tokens: it decides the default URLs and scopes, and how its
 /// error codes are explained.

@@ -28,8 +28,8 @@ use tracing::{debug, error, info, warn};
 
 use super::record::{Destination, Fetched, Outcome, ParsedMessage, parse_batch, record_batch};
 use crate::config::{Config, Security};
-use crate::login_alerts::{Outcome as LoginOutcome, Server};
 use crate::oauth::{AccessToken, TokenSource};
+use crate::outbound::login_alerts::{Outcome as LoginOutcome, Server};
 use crate::shutdown::Shutdown;
 use crate::store::{self, MailboxState, write};
 use crate::templates::Templates;
@@ -320,7 +320,7 @@ impl Watcher {
     fn note_login(&self, outcome: &LoginOutcome) {
         let noted = tokio::task::block_in_place(|| -> Result<_, store::StoreError> {
             let mut conn = store::open(&self.database)?;
-            crate::login_alerts::record(&mut conn, &self.config, Server::Imap, outcome, store::now())
+            crate::outbound::login_alerts::record(&mut conn, &self.config, Server::Imap, outcome, store::now())
         });
         match noted {
             Ok(Some(_)) => self.outbox.notify_one(),

@@ -37,7 +37,7 @@ use super::outgoing::{self, OutgoingError};
 use super::smtp::{self, DeliverError, SetupError};
 use crate::config::Config;
 use crate::health::Task;
-use crate::login_alerts::{Outcome as LoginOutcome, Server};
+use crate::outbound::login_alerts::{Outcome as LoginOutcome, Server};
 use crate::shutdown::Shutdown;
 use crate::store::{self, write};
 
@@ -258,7 +258,7 @@ impl Sender {
     fn note_login(&self, outcome: &LoginOutcome) {
         let noted = tokio::task::block_in_place(|| -> Result<_, store::StoreError> {
             let mut conn = store::open(&self.database)?;
-            crate::login_alerts::record(&mut conn, &self.config, Server::Smtp, outcome, store::now())
+            crate::outbound::login_alerts::record(&mut conn, &self.config, Server::Smtp, outcome, store::now())
         });
         match noted {
             Ok(Some(_)) => self.wake.notify_one(),

@@ -13,9 +13,9 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
+use super::compose::{Draft, compose};
 use crate::config::Config;
 use crate::message::parse::Mailbox;
-use crate::outbound::compose::{Draft, compose};
 use crate::store::{self, StoreError, write};
 use crate::templates::Rendered;
 
