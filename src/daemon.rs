@@ -189,6 +189,7 @@ fn spawn(
             health: health.clone(),
             tokens: tokens.imap,
             misses: Default::default(),
+            token_expires_at: None,
         }
         .run(),
     );

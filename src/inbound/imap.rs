@@ -138,6 +138,8 @@ pub struct Watcher {
     /// UIDs in a FETCH that failed, with how many times a FETCH of that message alone failed
     /// (see [`note_misses`]). Only this task touches it.
     pub(crate) misses: HashMap<u32, u32>,
+    /// When the current session's access token expires (XOAUTH2 only).
+    pub(crate) token_expires_at: Option<i64>,
 }
 
 /// After this many FETCHes of a message alone that fail or leave it out while the server still
@@ -299,6 +301,13 @@ impl Watcher {
                     }
                     backoff = (backoff * 2).min(MAX_DATABASE_BACKOFF);
                 }
+                // A server that ends the session when its token expires (Exchange: "BYE Session
+                // invalidated - AccessTokenExpired"; Gmail: "BYE Session expired") before maildesk
+                // renewed it: an ordinary reconnect, with a fresh token, at once.
+                Err(e) if !e.is_login() && self.token_expires_at.is_some_and(|at| store::now() + 60 >= at) => {
+                    info!(imap = %endpoint, error = %e, "the session ended as its access token expired; reconnecting with a fresh one");
+                    self.token_expires_at = None;
+                }
                 Err(e) => {
                     if e.is_login() {
                         self.health.imap_auth_failed();
@@ -346,6 +355,7 @@ impl Watcher {
         let mut session = bounded("the greeting, TLS and login", imap.timeout, connect(&config, login)).await?;
         // When this session must end so that the next one logs in with a fresh token.
         let renew_at = token.as_ref().map(|t| t.renew_at());
+        self.token_expires_at = token.as_ref().map(|t| t.expires_at);
         self.note_login(&LoginOutcome::Ok { token_expires_at: token.as_ref().map(|t| t.expires_at) });
         let use_idle = imap.idle && bounded("CAPABILITY", imap.timeout, session.capabilities()).await?.has_str("IDLE");
         let mailbox = bounded("SELECT", imap.timeout, session.select(&imap.mailbox)).await?;

@@ -21,8 +21,10 @@ pub fn refusal_reason(challenge: &[u8]) -> String {
     }
     match serde_json::from_slice::<Refusal>(challenge) {
         Ok(Refusal { status: Some(status), scope }) => {
-            let scope = scope.map(|s| format!(", needs scope {s}")).unwrap_or_default();
-            format!("the server refused the token (status {status}{scope})")
+            // The server's words go into logs and mail: no control characters, nothing long.
+            let clean = |s: &str| s.chars().filter(|c| !c.is_control()).take(100).collect::<String>();
+            let scope = scope.map(|s| format!(", needs scope {}", clean(&s))).unwrap_or_default();
+            format!("the server refused the token (status {}{scope})", clean(&status))
         }
         _ => {
             let text: String =

@@ -418,3 +418,34 @@ fn a_desk_with_20_second_tokens_keeps_receiving_throughout() {
     assert!(sessions as u64 >= secs / 20, "IMAP sessions were renewed before their tokens expired: {sessions}");
     assert!(!desk.logs().contains("IMAP session ended"), "no session ended in an error:\n{}", desk.logs());
 }
+
+/// Exchange ends a session whose token expired with `BYE Session invalidated - AccessTokenExpired`;
+/// here Dovecot's `doveadm kick` ends it the same way, near the token's expiry. The watcher starts a
+/// new session with a fresh token at once, without the back-off of a failure.
+#[test]
+fn a_session_the_server_ends_near_token_expiry_is_an_ordinary_reconnect() {
+    let Some(_lab) = lab() else { return };
+    let id = client_id();
+    let (mut desk, _) = oauth_desk(
+        &format!(
+            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
+        ),
+        false,
+        "",
+        "",
+    );
+    std::fs::write(desk.path("client.secret"), "s3cret\n").unwrap();
+    // 40 s: the renewal is 10 s before expiry, so the kick below comes first, inside the last minute.
+    register(json!({"client_id": id, "client_secret": "s3cret", "mailbox": desk.support, "lifetime": 40}));
+    desk.start();
+    desk.wait_log("IMAP connected", Duration::from_secs(30));
+    let conf = format!("{}/dovecot/dovecot.conf", lab_dir());
+    let kicked = Command::new("doveadm").args(["-c", &conf, "kick", &desk.support]).output().unwrap();
+    assert!(kicked.status.success(), "doveadm kick: {}", String::from_utf8_lossy(&kicked.stderr));
+    desk.wait_log("the session ended as its access token expired", Duration::from_secs(30));
+    let after = requests(&desk, 1, Duration::ZERO);
+    desk.wait_settled(1, Duration::from_secs(30));
+    acknowledged_once(&after);
+    assert!(!desk.logs().contains("IMAP session ended; reconnecting"), "{}", desk.logs());
+    assert!(desk.logs().matches("IMAP connected").count() >= 2, "{}", desk.logs());
+}
