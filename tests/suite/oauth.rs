@@ -63,6 +63,23 @@ fn oauth_desk(oauth: &str, smtp_too: bool, helpdesk: &str, tail: &str) -> (Desk,
     (desk, tech)
 }
 
+/// A desk whose logins use client_credentials with a client secret, registered at the lab's
+/// server with tokens of `lifetime` seconds; not started. Returns it and the client id.
+fn secret_desk(lifetime: u64, smtp_too: bool, helpdesk: &str, tail: &str) -> (Desk, String) {
+    let id = client_id();
+    let (desk, _) = oauth_desk(
+        &format!(
+            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
+        ),
+        smtp_too,
+        helpdesk,
+        tail,
+    );
+    std::fs::write(desk.path("client.secret"), "s3cret\n").unwrap();
+    register(json!({"client_id": id, "client_secret": "s3cret", "mailbox": desk.support, "lifetime": lifetime}));
+    (desk, id)
+}
+
 /// Sends `n` requests from fresh requesters, `gap` apart; returns the requesters.
 fn requests(desk: &Desk, n: usize, gap: Duration) -> Vec<String> {
     (0..n)
@@ -90,17 +107,7 @@ fn acknowledged_once(requesters: &[String]) {
 #[test]
 fn client_credentials_with_a_secret_renews_tokens_while_mail_keeps_coming() {
     let Some(_lab) = lab() else { return };
-    let id = client_id();
-    let (mut desk, _) = oauth_desk(
-        &format!(
-            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
-        ),
-        true,
-        "",
-        "",
-    );
-    register(json!({"client_id": id, "client_secret": "s3cret", "mailbox": desk.support, "lifetime": 6}));
-    std::fs::write(desk.path("client.secret"), "s3cret\n").unwrap();
+    let (mut desk, id) = secret_desk(6, true, "", "");
     desk.start();
     let requesters = requests(&desk, 6, Duration::from_secs(3));
     desk.wait_settled(6, Duration::from_secs(60));
@@ -283,19 +290,9 @@ fn a_device_login_is_stored_and_its_rotated_refresh_token_survives_a_restart() {
 #[test]
 fn a_revoked_grant_mails_the_admins_once_and_once_more_when_it_works_again() {
     let Some(_lab) = lab() else { return };
-    let id = client_id();
     let admin = address("admin");
     // IMAP alone logs in with the token here, so SMTP can carry the alert.
-    let (mut desk, _) = oauth_desk(
-        &format!(
-            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
-        ),
-        false,
-        &format!("admins = [\"{admin}\"]\nalert_after = \"5s\""),
-        "",
-    );
-    std::fs::write(desk.path("client.secret"), "s3cret\n").unwrap();
-    register(json!({"client_id": id, "client_secret": "s3cret", "mailbox": desk.support, "lifetime": 4}));
+    let (mut desk, id) = secret_desk(4, false, &format!("admins = [\"{admin}\"]\nalert_after = \"5s\""), "");
     desk.start();
     let before = requests(&desk, 1, Duration::ZERO);
     desk.wait_settled(1, Duration::from_secs(60));
@@ -324,15 +321,7 @@ fn a_revoked_grant_mails_the_admins_once_and_once_more_when_it_works_again() {
 #[test]
 fn a_wrong_client_secret_gets_the_sentence_that_fixes_it() {
     let Some(_lab) = lab() else { return };
-    let id = client_id();
-    let (mut desk, _) = oauth_desk(
-        &format!(
-            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
-        ),
-        true,
-        "",
-        "",
-    );
+    let (mut desk, id) = secret_desk(30, true, "", "");
     register(json!({"client_id": id, "client_secret": "right", "mailbox": desk.support, "lifetime": 30}));
     std::fs::write(desk.path("client.secret"), "the-secret-id-not-its-value\n").unwrap();
     let sentence =
@@ -351,22 +340,12 @@ fn a_wrong_client_secret_gets_the_sentence_that_fixes_it() {
 #[test]
 fn tokens_expiring_during_a_backlog_lose_and_repeat_nothing() {
     let Some(_lab) = lab() else { return };
-    let id = client_id();
-    let (mut desk, _) = oauth_desk(
-        &format!(
-            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
-        ),
-        true,
-        "",
-        NO_RATE_LIMITS,
-    );
+    let (mut desk, _) = secret_desk(1, true, "", NO_RATE_LIMITS);
     // Batches of two: the backlog outlasts a 1-second token several times over.
     let config = std::fs::read_to_string(&desk.config).unwrap();
     let imap = format!("{}\nauth = \"xoauth2\"\n", plain_loopback(IMAP_PORT));
     assert!(config.contains(&imap));
     std::fs::write(&desk.config, config.replacen(&imap, &format!("{imap}batch_size = 2\n"), 1)).unwrap();
-    std::fs::write(desk.path("client.secret"), "s3cret\n").unwrap();
-    register(json!({"client_id": id, "client_secret": "s3cret", "mailbox": desk.support, "lifetime": 1}));
     let requester = address("backlog");
     let n = 300;
     let mails: Vec<Vec<u8>> = (0..n)
@@ -391,17 +370,7 @@ fn tokens_expiring_during_a_backlog_lose_and_repeat_nothing() {
 fn a_desk_with_20_second_tokens_keeps_receiving_throughout() {
     let Some(_lab) = lab() else { return };
     let secs: u64 = std::env::var("MAILDESK_OAUTH_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-    let id = client_id();
-    let (mut desk, _) = oauth_desk(
-        &format!(
-            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
-        ),
-        true,
-        "",
-        NO_RATE_LIMITS,
-    );
-    std::fs::write(desk.path("client.secret"), "s3cret\n").unwrap();
-    register(json!({"client_id": id, "client_secret": "s3cret", "mailbox": desk.support, "lifetime": 20}));
+    let (mut desk, id) = secret_desk(20, true, "", NO_RATE_LIMITS);
     desk.start();
     let started = Instant::now();
     let mut requesters = Vec::new();
@@ -425,18 +394,8 @@ fn a_desk_with_20_second_tokens_keeps_receiving_throughout() {
 #[test]
 fn a_session_the_server_ends_near_token_expiry_is_an_ordinary_reconnect() {
     let Some(_lab) = lab() else { return };
-    let id = client_id();
-    let (mut desk, _) = oauth_desk(
-        &format!(
-            "flow = \"client_credentials\"\nclient_id = \"{id}\"\ntoken_url = \"{TOKEN_URL}\"\nclient_secret_file = \"client.secret\""
-        ),
-        false,
-        "",
-        "",
-    );
-    std::fs::write(desk.path("client.secret"), "s3cret\n").unwrap();
+    let (mut desk, _) = secret_desk(40, false, "", "");
     // 40 s: the renewal is 10 s before expiry, so the kick below comes first, inside the last minute.
-    register(json!({"client_id": id, "client_secret": "s3cret", "mailbox": desk.support, "lifetime": 40}));
     desk.start();
     desk.wait_log("IMAP connected", Duration::from_secs(30));
     let conf = format!("{}/dovecot/dovecot.conf", lab_dir());
@@ -448,4 +407,36 @@ fn a_session_the_server_ends_near_token_expiry_is_an_ordinary_reconnect() {
     acknowledged_once(&after);
     assert!(!desk.logs().contains("IMAP session ended; reconnecting"), "{}", desk.logs());
     assert!(desk.logs().matches("IMAP connected").count() >= 2, "{}", desk.logs());
+}
+
+/// When SMTP is what fails, its alert cannot go yet: it waits in the outbox, `status` says so,
+/// and it goes out (with the recovery) once SMTP works again.
+#[test]
+fn an_alert_about_smtp_waits_in_the_outbox_until_smtp_works() {
+    let Some(_lab) = lab() else { return };
+    let admin = address("admin");
+    let (mut desk, id) = secret_desk(4, true, &format!("admins = [\"{admin}\"]\nalert_after = \"5s\""), "");
+    desk.start();
+    desk.wait_log("IMAP connected", Duration::from_secs(30));
+    idp("POST", "/admin/revoke", &json!({"client_id": id}));
+    // A request meanwhile: its acknowledgement cannot be sent either (IMAP fails too, so it waits
+    // on the server).
+    let waiting = requests(&desk, 1, Duration::ZERO);
+    let status = desk.wait_status("both alerts queued and waiting", Duration::from_secs(60), |s| {
+        s["logins"].as_array().is_some_and(|l| l.iter().all(|l| l["alert_waiting"] == true))
+    });
+    assert!(status["logins"][1]["last_error"].as_str().unwrap().contains("Application is disabled"), "{status:#}");
+    let shown = desk.cli(&["status"]);
+    assert!(shown.contains("admins told      yes (the mail waits in the outbox: SMTP is not working)"), "{shown}");
+    assert!(inbox(&admin).is_empty(), "nothing can reach the admins while SMTP fails");
+    idp("POST", "/admin/restore", &json!({"client_id": id}));
+    let got = exactly(&admin, 4, Duration::from_secs(120), "two alerts and two recoveries");
+    let mut subjects: Vec<String> = got.iter().map(|m| subject(m)).collect();
+    subjects.sort();
+    assert!(subjects[0].starts_with("ACME IT: IMAP login failing for"), "{subjects:?}");
+    assert_eq!(subjects[1], "ACME IT: IMAP login works again");
+    assert!(subjects[2].starts_with("ACME IT: SMTP login failing for"), "{subjects:?}");
+    assert_eq!(subjects[3], "ACME IT: SMTP login works again");
+    desk.wait_settled(1, Duration::from_secs(60));
+    acknowledged_once(&waiting);
 }
