@@ -255,10 +255,9 @@ impl Sender {
 
     /// Notes a login's outcome for `status` and the admins' alerts (which may queue a mail, sent in
     /// this round or the next).
-    fn note_login(&self, outcome: &LoginOutcome) {
-        let noted = tokio::task::block_in_place(|| -> Result<_, store::StoreError> {
-            let mut conn = store::open(&self.database)?;
-            crate::outbound::login_alerts::record(&mut conn, &self.config, Server::Smtp, outcome, store::now())
+    fn note_login(&self, conn: &Mutex<Connection>, outcome: &LoginOutcome) {
+        let noted = tokio::task::block_in_place(|| {
+            crate::outbound::login_alerts::record(&mut lock(conn), &self.config, Server::Smtp, outcome, store::now())
         });
         match noted {
             Ok(Some(_)) => self.wake.notify_one(),
@@ -287,7 +286,7 @@ impl Sender {
         if link.is_none() {
             match self.connect().await {
                 Ok(l) => {
-                    self.note_login(&LoginOutcome::Ok { token_expires_at: l.1 });
+                    self.note_login(conn, &LoginOutcome::Ok { token_expires_at: l.1 });
                     *link = Some(l.0);
                 }
                 Err(e) if e.is_login() => {
@@ -296,7 +295,7 @@ impl Sender {
                         SetupError::Smtp(e) => error_text(e),
                         other => other.to_string(),
                     };
-                    self.note_login(&LoginOutcome::Failed(said.clone()));
+                    self.note_login(conn, &LoginOutcome::Failed(said.clone()));
                     return Ok(Verdict::Retry(format!("the SMTP server refused the login: {said}")));
                 }
                 // A 5xx before any mail was named (greeting, EHLO, STARTTLS) refuses the session,
