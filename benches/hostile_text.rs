@@ -83,7 +83,13 @@ fn cc_flood() {
     let templates = Templates::load(&config.helpdesk.templates).expect("the templates");
     let mut conn = maildesk::store::open(&config.helpdesk.database).expect("a database");
     let instance = maildesk::store::instance_token(&conn).expect("an instance token");
-    let desk = Desk { config: &config, templates: &templates, instance: &instance, reply_secret: b"0123456789abcdef" };
+    let desk = Desk {
+        config: &config,
+        templates: &templates,
+        instance: &instance,
+        reply_secret: b"0123456789abcdef",
+        home_queue: 0,
+    };
     let cc: Vec<String> = (0..20_000).map(|i| format!("person{i}@flood.example")).collect();
     let raw = format!(
         "From: mallory@evil.example\r\nTo: support@acme.example\r\nCc: {}\r\nSubject: flood\r\n\

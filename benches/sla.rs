@@ -86,7 +86,8 @@ fn main() {
 
     let instance = store::instance_token(&conn).unwrap();
     let secret = store::reply_secret(&conn, None).unwrap();
-    let desk = Desk { config: &config, templates: &templates, instance: &instance, reply_secret: &secret };
+    let desk =
+        Desk { config: &config, templates: &templates, instance: &instance, reply_secret: &secret, home_queue: 0 };
     let t = Instant::now();
     let queued = sweep::sweep(&mut conn, &desk, now).unwrap();
     let sweep_time = t.elapsed();
@@ -95,7 +96,7 @@ fn main() {
     let idle_sweep = t.elapsed();
 
     let t = Instant::now();
-    let r = report::report(&conn, None, None, now).unwrap();
+    let r = report::report(&conn, None, None, &["default".to_string()], now).unwrap();
     let report_lib = t.elapsed();
     let opened: u64 = r.priorities.iter().map(|p| p.opened).sum();
     drop(conn);

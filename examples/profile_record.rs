@@ -18,7 +18,13 @@ fn main() {
     let config = Config::from_str(&dir.path().join("m.toml"), &text).unwrap();
     let templates = maildesk::templates::Templates::load(&config.helpdesk.templates).unwrap();
     let mut conn = maildesk::store::open(&config.helpdesk.database).unwrap();
-    let desk = Desk { config: &config, templates: &templates, instance: "x", reply_secret: b"0123456789abcdef" };
+    let desk = Desk {
+        config: &config,
+        templates: &templates,
+        instance: "x",
+        reply_secret: b"0123456789abcdef",
+        home_queue: 0,
+    };
     let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(300);
     let from_dir: Option<Vec<Fetched>> = std::env::var("DIR").ok().map(|d| {
         let mut paths: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();

@@ -19,7 +19,10 @@ pub const HELP: &str = "\
 #cc ADDRESS                             add a watcher (gets technicians' replies)
 #uncc ADDRESS                           remove a watcher
 #merge N                                merge this ticket into ticket N (Cc your reply address for N)
-#accept                                 accept held mail from non-participants: they become watchers";
+#accept                                 accept held mail from non-participants: they become watchers
+#queue NAME                             move the ticket to another queue (its team and SLA policy)
+#away [until YYYY-MM-DD]                you are away (through that day): no tickets are assigned to you
+#back                                   you are back: tickets are assigned to you again";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -33,6 +36,12 @@ pub enum Command {
     Merge(i64),
     /// Mail held because its sender is not a participant: accept it (its senders become watchers).
     Accept,
+    /// Move the ticket to the queue of this name.
+    Queue(String),
+    /// The sender is away, through the given day (in the desk's time zone) or until `#back`.
+    Away(Option<jiff::civil::Date>),
+    /// The sender is back.
+    Back,
 }
 
 impl Command {
@@ -48,6 +57,10 @@ impl Command {
             Command::Uncc(a) => format!("uncc {a}"),
             Command::Merge(n) => format!("merge into {n}"),
             Command::Accept => "accept".into(),
+            Command::Queue(q) => format!("queue {q}"),
+            Command::Away(Some(d)) => format!("away until {d}"),
+            Command::Away(None) => "away".into(),
+            Command::Back => "back".into(),
         }
     }
 }
@@ -129,6 +142,21 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
                 Command::Merge(n.parse().map_err(|_| err(format!("{n:?} is not a ticket number")))?)
             }
             "accept" => no_args().map(|_| Command::Accept)?,
+            "queue" => Command::Queue(one_arg("a queue name")?.to_ascii_lowercase()),
+            "away" => {
+                let date = match args.as_slice() {
+                    [] => None,
+                    [d] | [_, d] if args.len() == 1 || args[0].eq_ignore_ascii_case("until") => Some(d),
+                    _ => return Err(err("#away takes nothing or \"until YYYY-MM-DD\"".into())),
+                };
+                Command::Away(
+                    date.map(|d| {
+                        d.parse::<jiff::civil::Date>().map_err(|_| err(format!("{d:?} is not a date like 2026-12-24")))
+                    })
+                    .transpose()?,
+                )
+            }
+            "back" => no_args().map(|_| Command::Back)?,
             "note" => {
                 // "#note" ends the commands: everything after it, on its line and below, is the note.
                 commands.push(Command::Note);
@@ -183,6 +211,10 @@ mod tests {
                 "vendor says Tuesday",
             ),
             ("Text first\n#close", &[], "Text first\n#close"),
+            ("#queue Security", &[Queue("security".into())], ""),
+            ("#away until 2026-12-24\nSee you", &[Away(Some("2026-12-24".parse().unwrap()))], "See you"),
+            ("#away 2026-12-24", &[Away(Some("2026-12-24".parse().unwrap()))], ""),
+            ("#away\n#back", &[Away(None), Back], ""),
         ];
         for (input, commands, rest) in ok {
             let p = parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
@@ -200,6 +232,9 @@ mod tests {
             ("#close now", 1, "takes no argument"),
             ("#status done", 1, "unknown status"),
             ("#\nclose", 1, "not a command"),
+            ("#away tomorrow", 1, "not a date"),
+            ("#away from 2026-12-24", 1, "until"),
+            ("#queue", 1, "needs a queue name"),
         ];
         for (input, line_no, reason) in bad {
             let e = parse(input).unwrap_err();

@@ -34,7 +34,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(20);
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::tls::install_provider();
-    let mut templates = Templates::load(&config.helpdesk.templates)?;
+    let mut templates = Templates::load_desk(&config)?;
     let mut config = config;
     {
         // Fail fast on an unusable database, before anything is fetched.
@@ -158,7 +158,7 @@ fn reload(current: &Config) -> anyhow::Result<(Config, Templates)> {
     if next.helpdesk.database != current.helpdesk.database {
         anyhow::bail!("helpdesk.database changed; that needs a restart, not a reload");
     }
-    let templates = Templates::load(&next.helpdesk.templates)?;
+    let templates = Templates::load_desk(&next)?;
     let h = &next.helpdesk;
     templates.check(crate::templates::DeskContext {
         name: h.name.clone(),
@@ -176,23 +176,30 @@ fn spawn(
     tokens: crate::oauth::Sources,
 ) -> (shutdown::Trigger, tokio::task::JoinSet<()>) {
     let (trigger, stop) = shutdown::channel();
+    let smtp_tokens = tokens.smtp.clone();
     let outbox = Arc::new(Notify::new());
     let database = config.helpdesk.database.clone();
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(
-        Watcher {
-            config: config.clone(),
-            templates: templates.clone(),
-            database: database.clone(),
-            outbox: outbox.clone(),
-            shutdown: stop.clone(),
-            health: health.clone(),
-            tokens: tokens.imap,
-            misses: Default::default(),
-            token_expires_at: None,
-        }
-        .run(),
-    );
+    // One watcher per mailbox, each with its own connections: a mailbox whose server fails does
+    // not hold up the others. Only the `[imap]` one reports to systemd (READY, the watchdog).
+    for (mailbox, tokens) in config.mailboxes().into_iter().zip(tokens.mailboxes) {
+        let health = if mailbox.primary { health.clone() } else { Arc::new(Health::default()) };
+        tasks.spawn(
+            Watcher {
+                config: config.clone(),
+                templates: templates.clone(),
+                database: database.clone(),
+                outbox: outbox.clone(),
+                shutdown: stop.clone(),
+                health,
+                tokens,
+                misses: Default::default(),
+                token_expires_at: None,
+                mailbox,
+            }
+            .run(),
+        );
+    }
     tasks.spawn(
         crate::escalation::Sweeper {
             config: config.clone(),
@@ -228,7 +235,7 @@ fn spawn(
         .run(),
     );
     tasks.spawn(
-        Sender { config, database, wake: outbox, shutdown: stop, health: health.clone(), tokens: tokens.smtp }.run(),
+        Sender { config, database, wake: outbox, shutdown: stop, health: health.clone(), tokens: smtp_tokens }.run(),
     );
     (trigger, tasks)
 }

@@ -32,7 +32,7 @@ pub fn open(database: &Path, config: &Config) -> Result<(Connection, Keys), Stor
 impl Keys {
     /// The desk as a task sees it, with these keys.
     pub fn desk<'a>(&'a self, config: &'a Config, templates: &'a Templates) -> Desk<'a> {
-        Desk { config, templates, instance: &self.instance, reply_secret: &self.reply_secret }
+        Desk { config, templates, instance: &self.instance, reply_secret: &self.reply_secret, home_queue: 0 }
     }
 }
 
@@ -44,6 +44,9 @@ pub struct Desk<'a> {
     pub instance: &'a str,
     /// The key of the per-ticket technician reply addresses.
     pub reply_secret: &'a [u8],
+    /// The queue whose mailbox this task reads (an index into `config.queues`): where mail that
+    /// neither its addresses nor a routing rule place lands.
+    pub home_queue: usize,
 }
 
 impl Desk<'_> {

@@ -264,10 +264,16 @@ pub enum EventKind {
     TicketsDeleted,
     /// A person's data was erased on request (no personal data in the event).
     Erased,
+    /// Which queue a new ticket landed in, and why.
+    Routed,
+    /// `#queue`: the ticket moved to another queue (its team and SLA policy change from then).
+    QueueChanged,
+    /// `#away` / `#back`: a technician's availability for auto-assignment.
+    Away,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 37] = [
+    pub const ALL: [EventKind; 40] = [
         EventKind::Opened,
         EventKind::Threaded,
         EventKind::Threading,
@@ -305,6 +311,9 @@ impl EventKind {
         EventKind::RawDropped,
         EventKind::TicketsDeleted,
         EventKind::Erased,
+        EventKind::Routed,
+        EventKind::QueueChanged,
+        EventKind::Away,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -346,6 +355,9 @@ impl EventKind {
             EventKind::RawDropped => "raw-dropped",
             EventKind::TicketsDeleted => "tickets-deleted",
             EventKind::Erased => "erased",
+            EventKind::Routed => "routed",
+            EventKind::QueueChanged => "queue",
+            EventKind::Away => "away",
         }
     }
 }

@@ -26,22 +26,24 @@ pub fn sweep(conn: &mut Connection, desk: &Desk<'_>, now: i64) -> Result<usize, 
     let mut queued = 0;
     for ticket in due {
         queued += escalate(&tx, desk, ticket, now)?;
-        refresh(&tx, &desk.config.sla, ticket, now)?;
+        refresh(&tx, desk.config, ticket, now)?;
     }
     tx.commit()?;
     Ok(queued)
 }
 
 fn escalate(conn: &Connection, desk: &Desk<'_>, ticket: i64, now: i64) -> Result<usize, StoreError> {
-    let sla = &desk.config.sla;
     let Some(stored) = load(conn, ticket)? else { return Ok(0) };
-    let c = clock_of(sla, &stored, now);
+    let c = clock_of(desk.config, &stored, now);
     let due = clock::due_now(&c, now);
     if due.is_empty() {
         return Ok(0);
     }
-    let policy = sla.policy(stored.priority);
-    let technicians = &desk.config.helpdesk.technicians;
+    let policy = desk.config.policy(stored.queue.as_deref(), stored.priority);
+    // "technicians" are the team of the ticket's queue; "lead" its lead (the team, without one).
+    let (_, queue) = desk.config.queue(stored.queue.as_deref());
+    let technicians = &queue.team;
+    let lead = queue.lead.clone().map(|l| vec![l]).unwrap_or_else(|| technicians.clone());
     let mut to: Vec<String> = Vec::new();
     let mut summary = Vec::new();
     for (target, top, reached) in &due {
@@ -56,6 +58,7 @@ fn escalate(conn: &Connection, desk: &Desk<'_>, ticket: i64, now: i64) -> Result
             let add: Vec<String> = match n {
                 Notify::Assignee => stored.assignee.clone().map(|a| vec![a]).unwrap_or_else(|| technicians.clone()),
                 Notify::Technicians => technicians.clone(),
+                Notify::Lead => lead.clone(),
                 Notify::Address(a) => vec![a.clone()],
             };
             for a in add {

@@ -28,6 +28,7 @@ pub mod oauth;
 pub(crate) mod outbound;
 pub mod reply_text;
 pub mod report;
+pub mod routing;
 pub mod shutdown;
 pub mod sla;
 pub mod store;

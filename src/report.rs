@@ -16,7 +16,7 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 use crate::domain::{Priority, TicketStatus, rfc3339};
 use crate::sla::clock::{Clock, Target};
-use crate::sla::policy::{Notify, SlaConfig};
+use crate::sla::policy::Notify;
 use crate::store::sla::{clock_of, load};
 
 #[derive(Debug, Default, Serialize)]
@@ -64,12 +64,26 @@ pub struct TechnicianReport {
     pub assigned_open: u64,
 }
 
+/// The same figures as [`PriorityReport`], per queue.
+#[derive(Debug, Default, Serialize)]
+pub struct QueueReport {
+    pub queue: String,
+    pub opened: u64,
+    pub resolved: u64,
+    pub first_response: TargetStats,
+    pub resolution: TargetStats,
+    pub breaches: u64,
+    pub backlog: Backlog,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub since: Option<String>,
     pub until: Option<String>,
     pub priorities: Vec<PriorityReport>,
     pub technicians: Vec<TechnicianReport>,
+    /// In the config's order; tickets from before queues count for the first queue.
+    pub queues: Vec<QueueReport>,
 }
 
 fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
@@ -93,27 +107,78 @@ fn stats(mut met: Vec<i64>, breached_unmet: u64, breached_met: u64) -> TargetSta
     }
 }
 
-/// The report over tickets opened in `[since, until)` (Unix seconds; open-ended when None).
-pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i64) -> Result<Report> {
-    let (lo, hi) = (since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX));
-    #[derive(Default)]
-    struct Acc {
-        opened: u64,
-        resolved: u64,
-        fr: Vec<i64>,
-        fr_breached_met: u64,
-        fr_breached_unmet: u64,
-        res: Vec<i64>,
-        res_breached_met: u64,
-        res_breached_unmet: u64,
-        breaches: u64,
-        backlog: Backlog,
+#[derive(Default)]
+struct Acc {
+    opened: u64,
+    resolved: u64,
+    fr: Vec<i64>,
+    fr_breached_met: u64,
+    fr_breached_unmet: u64,
+    res: Vec<i64>,
+    res_breached_met: u64,
+    res_breached_unmet: u64,
+    breaches: u64,
+    backlog: Backlog,
+}
+
+impl Acc {
+    /// One ticket counted.
+    fn add(&mut self, t: &Row) {
+        self.opened += 1;
+        match t.fr {
+            Some(s) => {
+                self.fr.push(s);
+                self.fr_breached_met += t.fr_b as u64;
+            }
+            None => self.fr_breached_unmet += t.fr_b as u64,
+        }
+        match (t.res, t.status.is_done()) {
+            (Some(s), true) => {
+                self.resolved += 1;
+                self.res.push(s);
+                self.res_breached_met += t.res_b as u64;
+            }
+            _ => self.res_breached_unmet += t.res_b as u64,
+        }
+        self.breaches += (t.fr_b || t.res_b) as u64;
+        if !t.status.is_done() {
+            let b = &mut self.backlog;
+            match t.age {
+                a if a < 86_400 => b.under_1d += 1,
+                a if a < 7 * 86_400 => b.from_1d_to_7d += 1,
+                a if a < 30 * 86_400 => b.from_7d_to_30d += 1,
+                _ => b.over_30d += 1,
+            }
+        }
     }
+}
+
+/// What the report needs of one ticket.
+struct Row {
+    status: TicketStatus,
+    age: i64,
+    fr: Option<i64>,
+    fr_b: bool,
+    res: Option<i64>,
+    res_b: bool,
+}
+
+/// The report over tickets opened in `[since, until)` (Unix seconds; open-ended when None).
+/// `queues`: the configured queues' names, the first holding tickets stored without a known one.
+pub fn report(
+    conn: &Connection,
+    since: Option<i64>,
+    until: Option<i64>,
+    queues: &[String],
+    now: i64,
+) -> Result<Report> {
+    let (lo, hi) = (since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX));
+    let mut by_queue: Vec<Acc> = queues.iter().map(|_| Acc::default()).collect();
     let mut by_priority: BTreeMap<Priority, Acc> = Priority::ALL.iter().map(|p| (*p, Acc::default())).collect();
     let mut techs: BTreeMap<String, (Vec<i64>, u64, u64)> = BTreeMap::new();
     let mut stmt = conn.prepare(
         "SELECT priority, status, created_at, first_response_secs, first_response_breached, resolution_secs,
-                resolution_breached, first_responder, first_response_due_at, resolution_due_at
+                resolution_breached, first_responder, first_response_due_at, resolution_due_at, queue
          FROM tickets WHERE created_at >= ?1 AND created_at < ?2 AND merged_into IS NULL",
     )?;
     let mut rows = stmt.query(params![lo, hi])?;
@@ -129,37 +194,15 @@ pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i6
         // A running target breaches when its due time passes, without any write: compare with now.
         let fr_b = fr_b || (fr.is_none() && r.get::<_, Option<i64>>(8)?.is_some_and(|d| d < now));
         let res_b = res_b || (res.is_none() && r.get::<_, Option<i64>>(9)?.is_some_and(|d| d < now));
-        let a = by_priority.entry(priority).or_default();
-        a.opened += 1;
-        match fr {
-            Some(s) => {
-                a.fr.push(s);
-                a.fr_breached_met += fr_b as u64;
-                if let Some(t) = responder {
-                    techs.entry(t).or_default().0.push(s);
-                }
-            }
-            None => a.fr_breached_unmet += fr_b as u64,
+        if let (Some(s), Some(t)) = (fr, &responder) {
+            techs.entry(t.clone()).or_default().0.push(s);
         }
-        let done = status.is_done();
-        match (res, done) {
-            (Some(s), true) => {
-                a.resolved += 1;
-                a.res.push(s);
-                a.res_breached_met += res_b as u64;
-            }
-            _ => a.res_breached_unmet += res_b as u64,
-        }
-        a.breaches += (fr_b || res_b) as u64;
-        if !status.is_done() {
-            let age = now - created;
-            let b = &mut a.backlog;
-            match age {
-                a if a < 86_400 => b.under_1d += 1,
-                a if a < 7 * 86_400 => b.from_1d_to_7d += 1,
-                a if a < 30 * 86_400 => b.from_7d_to_30d += 1,
-                _ => b.over_30d += 1,
-            }
+        let row = Row { status, age: now - created, fr, fr_b, res, res_b };
+        by_priority.entry(priority).or_default().add(&row);
+        let queue: Option<String> = r.get(10)?;
+        let q = queue.and_then(|q| queues.iter().position(|n| *n == q)).unwrap_or(0);
+        if let Some(acc) = by_queue.get_mut(q) {
+            acc.add(&row);
         }
     }
     let mut stmt = conn.prepare(
@@ -205,7 +248,20 @@ pub fn report(conn: &Connection, since: Option<i64>, until: Option<i64>, now: i6
             }
         })
         .collect();
-    Ok(Report { since: since.map(rfc3339), until: until.map(rfc3339), priorities, technicians })
+    let queues = queues
+        .iter()
+        .zip(by_queue)
+        .map(|(queue, a)| QueueReport {
+            queue: queue.clone(),
+            opened: a.opened,
+            resolved: a.resolved,
+            first_response: stats(a.fr, a.fr_breached_unmet, a.fr_breached_met),
+            resolution: stats(a.res, a.res_breached_unmet, a.res_breached_met),
+            breaches: a.breaches,
+            backlog: a.backlog,
+        })
+        .collect();
+    Ok(Report { since: since.map(rfc3339), until: until.map(rfc3339), priorities, technicians, queues })
 }
 
 #[derive(Debug, Serialize)]
@@ -237,14 +293,14 @@ pub struct SlaView {
 }
 
 /// The `maildesk sla N` view of a ticket.
-pub fn sla_view(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> Result<Option<SlaView>> {
+pub fn sla_view(conn: &Connection, config: &crate::config::Config, ticket: i64, now: i64) -> Result<Option<SlaView>> {
     let Some(stored) = load(conn, ticket)? else { return Ok(None) };
-    let mut c = clock_of(sla, &stored, now);
+    let mut c = clock_of(config, &stored, now);
     let automatic: bool = conn.query_row("SELECT automatic FROM tickets WHERE id = ?1", [ticket], |r| r.get(0))?;
     if automatic {
         c.next_level_at = None;
     }
-    let p = sla.policy(stored.priority);
+    let p = config.policy(stored.queue.as_deref(), stored.priority);
     let policy = PolicyView {
         priority: stored.priority,
         first_response_secs: p.first_response,
@@ -262,6 +318,7 @@ pub fn sla_view(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> Re
                     .map(|n| match n {
                         Notify::Assignee => "assignee".to_string(),
                         Notify::Technicians => "technicians".to_string(),
+                        Notify::Lead => "lead".to_string(),
                         Notify::Address(a) => a.clone(),
                     })
                     .collect(),

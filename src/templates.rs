@@ -31,6 +31,10 @@ pub enum TemplateError {
 pub struct Templates {
     tera: tera::Tera,
     folder: PathBuf,
+    /// Per queue with a templates folder of its own: the desk's templates with the queue's over
+    /// them, and the kinds the queue replaces (whole: subject, text and HTML part come from one
+    /// folder, never a mix).
+    queues: std::collections::BTreeMap<String, (tera::Tera, Vec<MailKind>)>,
 }
 
 /// A rendered mail: one-line subject, text body, optional HTML body.
@@ -60,6 +64,8 @@ pub struct TicketContext {
     pub requester_name: String,
     /// Empty when unassigned.
     pub assignee: String,
+    /// The queue's name: its templates (if it has its own) render this mail.
+    pub queue: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -139,6 +145,7 @@ impl Context {
                 requester: "alice@example.com".into(),
                 requester_name: "Alice Example".into(),
                 assignee: "tech1@example.com".into(),
+                queue: "default".into(),
             },
             message: MessageContext {
                 subject: "Printer on floor 3 is jammed".into(),
@@ -174,23 +181,9 @@ impl Context {
 impl Templates {
     /// Loads every `*.tera` file in `folder` and checks that each mail kind has its required parts.
     pub fn load(folder: &Path) -> Result<Templates, TemplateError> {
-        let entries =
-            std::fs::read_dir(folder).map_err(|cause| TemplateError::Folder { path: folder.into(), cause })?;
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![".html.tera"]);
-        let mut files = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|cause| TemplateError::Folder { path: folder.into(), cause })?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".tera") {
-                files.push((entry.path(), Some(name)));
-            }
-        }
-        files.sort();
-        for (path, name) in files {
-            tera.add_template_file(&path, name.as_deref())
-                .map_err(|e| TemplateError::Load { path: path.clone(), detail: error_chain(&e) })?;
-        }
+        add_folder(&mut tera, folder)?;
         for kind in MailKind::ALL.map(MailKind::template) {
             for part in ["subject", "txt"] {
                 let name = format!("{kind}.{part}.tera");
@@ -199,7 +192,37 @@ impl Templates {
                 }
             }
         }
-        Ok(Templates { tera, folder: folder.to_path_buf() })
+        Ok(Templates { tera, folder: folder.to_path_buf(), queues: Default::default() })
+    }
+
+    /// The desk's templates and every queue's own folder (`[[queues]] templates`) over them.
+    pub fn load_desk(config: &crate::config::Config) -> Result<Templates, TemplateError> {
+        let mut t = Templates::load(&config.helpdesk.templates)?;
+        for q in &config.queues {
+            let Some(folder) = &q.templates else { continue };
+            let mut tera = t.tera.clone();
+            let names = add_folder(&mut tera, folder)?;
+            let mut kinds = Vec::new();
+            for kind in MailKind::ALL {
+                let k = kind.template();
+                if !names.iter().any(|n| n.starts_with(&format!("{k}."))) {
+                    continue;
+                }
+                for part in ["subject", "txt"] {
+                    let name = format!("{k}.{part}.tera");
+                    if !names.contains(&name) {
+                        return Err(TemplateError::Missing { path: folder.join(name) });
+                    }
+                }
+                if !names.contains(&format!("{k}.html.tera")) {
+                    // The queue's kind has no HTML part: the desk's must not fill in for it.
+                    tera.templates.remove(&format!("{k}.html.tera"));
+                }
+                kinds.push(kind);
+            }
+            t.queues.insert(q.name.clone(), (tera, kinds));
+        }
+        Ok(t)
     }
 
     pub fn folder(&self) -> &Path {
@@ -208,26 +231,60 @@ impl Templates {
 
     /// Renders the mail kind `kind` (e.g. "acknowledgement") with `ctx`.
     pub fn render(&self, kind: MailKind, ctx: &Context) -> Result<Rendered, TemplateError> {
+        let tera = match self.queues.get(&ctx.ticket.queue) {
+            Some((tera, kinds)) if kinds.contains(&kind) => tera,
+            _ => &self.tera,
+        };
         let context = tera::Context::from_serialize(ctx)
             .map_err(|e| TemplateError::Render { name: kind.template().into(), detail: error_chain(&e) })?;
         let render = |name: String| {
-            self.tera
-                .render(&name, &context)
+            tera.render(&name, &context)
                 .map_err(|e| TemplateError::Render { name: name.clone(), detail: error_chain(&e) })
         };
         let subject = one_line(&render(format!("{kind}.subject.tera"))?);
         let subject = if subject.is_empty() { format!("{} {}", ctx.ticket.tag, ctx.ticket.subject) } else { subject };
         let text = render(format!("{kind}.txt.tera"))?;
         let html_name = format!("{kind}.html.tera");
-        let html = if self.tera.get_template_names().any(|n| n == html_name) { Some(render(html_name)?) } else { None };
+        let html = if tera.get_template_names().any(|n| n == html_name) { Some(render(html_name)?) } else { None };
         Ok(Rendered { subject, text, html })
     }
 
-    /// Renders every kind with sample data: what `maildesk check` runs.
+    /// Renders every kind with sample data, for the desk and for each queue with templates of its
+    /// own: what `maildesk check` runs.
     pub fn check(&self, desk: DeskContext) -> Result<Vec<(String, Rendered)>, TemplateError> {
-        let ctx = Context::sample(desk);
-        MailKind::ALL.iter().map(|k| Ok((k.template().to_string(), self.render(*k, &ctx)?))).collect()
+        let mut ctx = Context::sample(desk);
+        let mut out = Vec::new();
+        for k in MailKind::ALL {
+            out.push((k.template().to_string(), self.render(k, &ctx)?));
+        }
+        for (queue, (_, kinds)) in &self.queues {
+            ctx.ticket.queue = queue.clone();
+            for k in kinds {
+                out.push((format!("{queue}/{}", k.template()), self.render(*k, &ctx)?));
+            }
+        }
+        Ok(out)
     }
+}
+
+/// Adds every `*.tera` file of `folder` (in name order, replacing any of the same name); their names.
+fn add_folder(tera: &mut tera::Tera, folder: &Path) -> Result<Vec<String>, TemplateError> {
+    let entries = std::fs::read_dir(folder).map_err(|cause| TemplateError::Folder { path: folder.into(), cause })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|cause| TemplateError::Folder { path: folder.into(), cause })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tera") {
+            files.push((entry.path(), name));
+        }
+    }
+    files.sort();
+    let names = files.iter().map(|(_, n)| n.clone()).collect();
+    for (path, name) in files {
+        tera.add_template_file(&path, Some(&name))
+            .map_err(|e| TemplateError::Load { path: path.clone(), detail: error_chain(&e) })?;
+    }
+    Ok(names)
 }
 
 /// Tera hides the useful part of an error (the line, the missing variable) in its source chain.

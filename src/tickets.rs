@@ -35,6 +35,8 @@ pub struct TicketState {
     /// Opened by machine mail (see [`Target::Open`]): no SLA clock, nobody notified, until a person
     /// writes on it or a technician promotes it.
     pub automatic: bool,
+    /// Its queue as stored (`None`: from before queues, the first queue).
+    pub queue: Option<String>,
 }
 
 /// Who sent the message, as established by `auth`.
@@ -58,7 +60,16 @@ pub enum Role {
 #[derive(Debug, Clone)]
 pub struct Policy<'a> {
     pub desk_addresses: &'a [String],
+    /// Every technician: who may be assigned, and who never becomes a watcher.
     pub technicians: &'a [String],
+    /// The team of the ticket's queue: who is told.
+    pub team: &'a [String],
+    /// The team of the queue a new ticket would be routed to.
+    pub new_team: &'a [String],
+    /// The queues' names, for `#queue`.
+    pub queues: &'a [String],
+    /// Where `#away until DATE` ends its day.
+    pub timezone: &'a jiff::tz::TimeZone,
     pub reopen_window_secs: i64,
     pub cc_watchers: bool,
     /// Watchers added from one message's Cc, and on one ticket in all.
@@ -97,6 +108,16 @@ pub enum Update {
     },
     /// An automatic ticket becomes a request: its SLA clock starts now.
     Promote,
+    /// The ticket moves to this queue.
+    Queue(String),
+    /// The technician is away until this time (`None`: until `#back`).
+    Away {
+        technician: String,
+        until: Option<i64>,
+    },
+    Back {
+        technician: String,
+    },
 }
 
 /// How a stored message is labelled in `maildesk show`.
@@ -347,7 +368,7 @@ fn open(
              (maildesk tickets --automatic; maildesk promote N makes it a request)",
         ));
     } else {
-        for t in policy.technicians {
+        for t in policy.new_team {
             mails.push(Mail { kind: MailKind::NewTicket, to: vec![mailbox(t)] });
         }
     }
@@ -409,7 +430,7 @@ fn requester_reply(
 fn to_assignee_or_team(t: &TicketState, policy: &Policy<'_>) -> Vec<Mail> {
     let to: Vec<&String> = match &t.assignee {
         Some(a) => vec![a],
-        None => policy.technicians.iter().collect(),
+        None => policy.team.iter().collect(),
     };
     to.into_iter().map(|a| Mail { kind: MailKind::RequesterReply, to: vec![mailbox(a)] }).collect()
 }
@@ -438,7 +459,14 @@ fn technician(
             return plan;
         }
     };
-    let others: Vec<Mailbox> = policy.technicians.iter().filter(|a| *a != sender).map(|a| mailbox(a)).collect();
+    // The team, and an assignee from outside it, but not the sender.
+    let others: Vec<Mailbox> = policy
+        .team
+        .iter()
+        .chain(t.assignee.iter().filter(|a| !policy.team.contains(a)))
+        .filter(|a| *a != sender)
+        .map(|a| mailbox(a))
+        .collect();
     let note = note_address || parsed.commands.contains(&Command::Note);
     for c in &parsed.commands {
         match c {
@@ -453,6 +481,15 @@ fn technician(
                 never: policy.technicians.iter().chain(policy.desk_addresses).cloned().collect(),
             }),
             Command::Note => {}
+            Command::Queue(q) => plan.updates.push(Update::Queue(q.clone())),
+            Command::Away(until) => plan.updates.push(Update::Away {
+                technician: sender.to_string(),
+                // Through the day named: away until the next day begins, in the desk's time zone.
+                until: until
+                    .and_then(|d| d.tomorrow().ok())
+                    .and_then(|d| d.to_zoned(policy.timezone.clone()).ok().map(|z| z.timestamp().as_second())),
+            }),
+            Command::Back => plan.updates.push(Update::Back { technician: sender.to_string() }),
         }
     }
     plan.text = parsed.rest.clone();
@@ -508,6 +545,9 @@ fn check(
                 return Err(fail(format!("{a} is a technician; technicians get the ticket's mail already")));
             }
             Command::Merge(n) if *n == t.id => return Err(fail("a ticket cannot be merged into itself".into())),
+            Command::Queue(q) if !policy.queues.contains(q) => {
+                return Err(fail(format!("there is no queue {q:?}; the queues are: {}", policy.queues.join(", "))));
+            }
             Command::Merge(n) => merge_allowed(*n).map_err(fail)?,
             _ => {}
         }
@@ -575,6 +615,7 @@ mod tests {
             closed_at: if status == TicketStatus::Closed { Some(1_000) } else { None },
             first_response_at: None,
             automatic: false,
+            queue: None,
         }
     }
 
@@ -601,9 +642,14 @@ mod tests {
     ) -> Plan {
         let desk = strings(DESK);
         let techs = strings(TECHS);
+        let queues = strings(&["default", "security"]);
         let policy = Policy {
             desk_addresses: &desk,
             technicians: &techs,
+            team: &techs,
+            new_team: &techs,
+            queues: &queues,
+            timezone: &jiff::tz::TimeZone::UTC,
             reopen_window_secs: 14 * 86_400,
             cc_watchers: true,
             max_watchers_per_message: 3,

@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
-    let templates = Templates::load(&config.helpdesk.templates)?;
+    let templates = Templates::load_desk(config)?;
     let h = &config.helpdesk;
     let rendered =
         templates.check(DeskContext { name: h.name.clone(), tag: h.tag.clone(), address: h.address.clone() })?;

@@ -13,9 +13,12 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> anyhow::Result<bool> {
     let sources = Sources::of(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(async {
-        let imap_ok = imap_steps(config, sources.imap.as_deref(), out).await?;
+        let mut all_ok = true;
+        for (mailbox, source) in config.mailboxes().iter().zip(&sources.mailboxes) {
+            all_ok &= imap_steps(config, mailbox, source.as_deref(), out).await?;
+        }
         let smtp_ok = smtp_steps(config, sources.smtp.as_deref(), out).await?;
-        Ok(imap_ok && smtp_ok)
+        Ok(all_ok && smtp_ok)
     })
 }
 
@@ -49,9 +52,15 @@ async fn token_step(
     }
 }
 
-async fn imap_steps(config: &Config, source: Option<&TokenSource>, out: &mut dyn Write) -> anyhow::Result<bool> {
-    let i = &config.imap;
-    writeln!(out, "IMAP {}:{} ({:?}) as {}", i.host, i.port, i.security, i.username)?;
+async fn imap_steps(
+    config: &Config,
+    mailbox: &crate::config::WatchedMailbox,
+    source: Option<&TokenSource>,
+    out: &mut dyn Write,
+) -> anyhow::Result<bool> {
+    let i = &mailbox.imap;
+    let queue = if mailbox.home > 0 { format!(", queue {}", config.queues[mailbox.home].name) } else { String::new() };
+    writeln!(out, "IMAP {}:{} ({:?}) as {}{queue}", i.host, i.port, i.security, i.username)?;
     let token = match source {
         Some(s) => match token_step(config, s, out).await? {
             Some(t) => Some(t),
@@ -64,7 +73,7 @@ async fn imap_steps(config: &Config, source: Option<&TokenSource>, out: &mut dyn
         _ => Login::Password,
     };
     let how = if token.is_some() { "XOAUTH2" } else { "LOGIN" };
-    let connected = tokio::time::timeout(i.timeout, imap::connect(config, login)).await;
+    let connected = tokio::time::timeout(i.timeout, imap::connect(i, login)).await;
     let mut session = match connected {
         Ok(Ok(s)) => {
             step(out, &format!("connect, TLS and {how} login"), Ok(String::new()))?;

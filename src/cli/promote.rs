@@ -33,7 +33,7 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
         crate::domain::EventKind::Promoted,
         "made a request: its SLA clock starts now",
     )?;
-    crate::store::sla::refresh(&tx, &config.sla, *id, now)?;
+    crate::store::sla::refresh(&tx, config, *id, now)?;
     tx.commit()?;
     writeln!(out, "ticket {id} is a request now; its SLA clock started")?;
     Ok(())

@@ -23,7 +23,8 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     let conn = store::open_existing(&config.helpdesk.database)?;
     let since = since.as_deref().map(|s| parse_when(config, "--since", s)).transpose()?;
     let until = until.as_deref().map(|s| parse_when(config, "--until", s)).transpose()?;
-    let r = crate::report::report(&conn, since, until, store::now())?;
+    let queues: Vec<String> = config.queues.iter().map(|q| q.name.clone()).collect();
+    let r = crate::report::report(&conn, since, until, &queues, store::now())?;
     if *json {
         return json_out(out, &r);
     }
@@ -54,6 +55,34 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
             b.from_7d_to_30d,
             b.over_30d
         )?;
+    }
+    if r.queues.len() > 1 {
+        writeln!(
+            out,
+            "\n{:<12} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | backlog <1d 1-7d 7-30d >30d",
+            "QUEUE", "OPENED", "RESOLVED", "1ST OK", "MEDIAN", "P90", "RES OK", "MEDIAN", "P90", "BREACHES"
+        )?;
+        for q in &r.queues {
+            let b = &q.backlog;
+            writeln!(
+                out,
+                "{:<12} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | {:>4} {:>4} {:>5} {:>4}",
+                q.queue,
+                q.opened,
+                q.resolved,
+                pct(q.first_response.attainment_pct),
+                opt(q.first_response.median_secs),
+                opt(q.first_response.p90_secs),
+                pct(q.resolution.attainment_pct),
+                opt(q.resolution.median_secs),
+                opt(q.resolution.p90_secs),
+                q.breaches,
+                b.under_1d,
+                b.from_1d_to_7d,
+                b.from_7d_to_30d,
+                b.over_30d
+            )?;
+        }
     }
     if !r.technicians.is_empty() {
         writeln!(

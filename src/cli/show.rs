@@ -18,7 +18,8 @@ pub struct Args {
 pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let Args { id, json } = args;
     let conn = store::open_existing(&config.helpdesk.database)?;
-    let Some(view) = read::ticket(&conn, *id)? else { bail!("ticket {id} does not exist") };
+    let Some(mut view) = read::ticket(&conn, *id)? else { bail!("ticket {id} does not exist") };
+    view.ticket.queue = Some(config.queue(view.ticket.queue.as_deref()).1.name.clone());
     if *json {
         return json_out(out, &view);
     }
@@ -30,9 +31,13 @@ fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> any
     writeln!(out, "{} {}", crate::threading::format_tag(&config.helpdesk.tag, t.id), t.subject)?;
     writeln!(
         out,
-        "status {}  priority {}  requester {}  assignee {}",
+        "status {}  priority {}  {}requester {}  assignee {}",
         t.status,
         t.priority,
+        match t.queue.as_deref().filter(|_| config.queues.len() > 1) {
+            Some(q) => format!("queue {q}  "),
+            None => String::new(),
+        },
         t.requester.as_deref().unwrap_or("-"),
         t.assignee.as_deref().unwrap_or("-")
     )?;

@@ -18,7 +18,7 @@ pub struct Args {
 pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let Args { id, json } = args;
     let conn = store::open_existing(&config.helpdesk.database)?;
-    let Some(v) = crate::report::sla_view(&conn, &config.sla, *id, store::now())? else {
+    let Some(v) = crate::report::sla_view(&conn, config, *id, store::now())? else {
         bail!("ticket {id} does not exist")
     };
     if *json {

@@ -17,9 +17,13 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     let conn = store::open_existing(&config.helpdesk.database)?;
     let s = read::status(&conn)?;
     let logins = logins(&conn, config)?;
+    let watched = watched(&conn, config)?;
+    let queues = queues(&conn, config)?;
     if *json {
         let mut v = serde_json::to_value(&s)?;
         v["logins"] = serde_json::to_value(&logins)?;
+        v["watched"] = serde_json::to_value(&watched)?;
+        v["queues"] = serde_json::to_value(&queues)?;
         return json_out(out, &v);
     }
     let t = &s.tickets;
@@ -41,6 +45,28 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     }
     let when = |t: &Option<String>| t.as_deref().map(|t| local(config, t)).unwrap_or_else(|| "never".into());
     writeln!(out, "last IMAP contact  {}", when(&s.last_imap_ok))?;
+    if watched.len() > 1 {
+        for w in &watched {
+            writeln!(out, "watching           {} (queue {}): last sync {}", w.mailbox, w.queue, when(&w.last_ok))?;
+            if let Some(e) = &w.error {
+                writeln!(out, "  FAILING          {}", super::terminal_safe(e))?;
+            }
+        }
+    }
+    if queues.len() > 1 || queues.iter().any(|q| q.assign != "none") {
+        for q in &queues {
+            let away = if q.away.is_empty() { String::new() } else { format!("  away: {}", q.away.join(", ")) };
+            writeln!(
+                out,
+                "queue {:<12} open {}  pending {}  team {}  assign {}{away}",
+                q.name,
+                q.open,
+                q.pending,
+                q.team.len(),
+                q.assign
+            )?;
+        }
+    }
     writeln!(out, "last SMTP success  {}", when(&s.last_smtp_ok))?;
     for l in &logins {
         let state = match (&l.failing_since, l.last_ok.as_ref()) {
@@ -77,10 +103,92 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     Ok(())
 }
 
+/// One watched mailbox, as `status` shows it.
+#[derive(serde::Serialize)]
+struct Watched {
+    mailbox: String,
+    queue: String,
+    last_ok: Option<String>,
+    /// The error that ended its last session, when that came after its last sync.
+    error: Option<String>,
+}
+
+fn watched(conn: &rusqlite::Connection, config: &Config) -> anyhow::Result<Vec<Watched>> {
+    let mut all = Vec::new();
+    for m in config.mailboxes() {
+        let last_ok =
+            store::get_meta(conn, &crate::inbound::imap::last_ok_key(&m))?.and_then(|t| t.parse::<i64>().ok());
+        let error: Option<serde_json::Value> =
+            store::get_meta(conn, &crate::inbound::imap::error_key(&m))?.and_then(|v| serde_json::from_str(&v).ok());
+        let error = error
+            .filter(|e| e["at"].as_i64().unwrap_or(0) >= last_ok.unwrap_or(0))
+            .and_then(|e| e["error"].as_str().map(String::from));
+        all.push(Watched {
+            mailbox: m.label.clone(),
+            queue: config.queues[m.home].name.clone(),
+            last_ok: last_ok.map(crate::domain::rfc3339),
+            error,
+        });
+    }
+    Ok(all)
+}
+
+/// One queue, as `status` shows it.
+#[derive(serde::Serialize)]
+struct QueueStatus {
+    name: String,
+    open: i64,
+    pending: i64,
+    team: Vec<String>,
+    lead: Option<String>,
+    assign: &'static str,
+    /// Team members away now.
+    away: Vec<String>,
+}
+
+fn queues(conn: &rusqlite::Connection, config: &Config) -> anyhow::Result<Vec<QueueStatus>> {
+    let now = store::now();
+    let mut all = Vec::new();
+    for (i, q) in config.queues.iter().enumerate() {
+        // Tickets from before queues (''), and of queues since removed, are the first queue's.
+        let mut names: Vec<String> = vec![q.name.clone()];
+        if i == 0 {
+            let stored: Vec<String> = conn
+                .prepare("SELECT DISTINCT coalesce(queue, '') FROM tickets WHERE status IN ('open', 'pending')")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            names.extend(stored.into_iter().filter(|s| !config.queues.iter().any(|q| &q.name == s)));
+        }
+        let mut open = 0;
+        let mut pending = 0;
+        for n in names {
+            let count = |status: &str| -> rusqlite::Result<i64> {
+                conn.query_row(
+                    "SELECT count(*) FROM tickets WHERE coalesce(queue, '') = ?1 AND status = ?2",
+                    [n.as_str(), status],
+                    |r| r.get(0),
+                )
+            };
+            open += count("open")?;
+            pending += count("pending")?;
+        }
+        all.push(QueueStatus {
+            name: q.name.clone(),
+            open,
+            pending,
+            team: q.team.clone(),
+            lead: q.lead.clone(),
+            assign: q.assign.as_str(),
+            away: crate::store::write::away(conn, &q.team, now)?,
+        });
+    }
+    Ok(all)
+}
+
 /// One server's login, as `status` shows it.
 #[derive(serde::Serialize)]
 struct LoginStatus {
-    server: &'static str,
+    server: String,
     method: &'static str,
     failing_since: Option<String>,
     last_ok: Option<String>,
@@ -103,11 +211,20 @@ fn logins(conn: &rusqlite::Connection, config: &Config) -> anyhow::Result<Vec<Lo
         |r| r.get(0),
     )?;
     let mut all = Vec::new();
-    for server in Server::ALL {
-        let l = load(conn, server)?;
-        let (auth, oauth) = match server {
+    for server in Server::all(config) {
+        let l = load(conn, &server)?;
+        let own = |queue: &str| {
+            config.queues.iter().find(|q| q.name == queue).and_then(|q| match &q.mailbox {
+                crate::config::QueueMailbox::Own { imap, oauth } => {
+                    Some((imap.auth, oauth.as_ref().or(config.oauth.as_ref())))
+                }
+                _ => None,
+            })
+        };
+        let (auth, oauth) = match &server {
             Server::Imap => (config.imap.auth, config.oauth.as_ref()),
             Server::Smtp => (config.smtp.auth, config.smtp_oauth()),
+            Server::QueueImap { queue } => own(queue).unwrap_or((crate::config::AuthMethod::Password, None)),
         };
         let xoauth2 = auth == crate::config::AuthMethod::Xoauth2;
         let sign_in = match oauth.filter(|_| xoauth2) {

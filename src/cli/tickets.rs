@@ -16,6 +16,9 @@ pub struct Args {
     /// List the tickets machine mail opened (out-of-office, lists, reports) instead of requests.
     #[arg(long)]
     pub automatic: bool,
+    /// Only tickets in this queue (`[[queues]] name`).
+    #[arg(long)]
+    pub queue: Option<String>,
     /// At most this many tickets (a page), in ticket order.
     #[arg(long)]
     pub limit: Option<u32>,
@@ -27,24 +30,41 @@ pub struct Args {
 }
 
 pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
-    let Args { status, automatic, limit, offset, json } = args;
+    let Args { status, automatic, queue, limit, offset, json } = args;
+    if let Some(q) = queue
+        && !config.queues.iter().any(|c| &c.name == q)
+    {
+        let names: Vec<&str> = config.queues.iter().map(|q| q.name.as_str()).collect();
+        anyhow::bail!("there is no queue {q:?}; the queues are: {}", names.join(", "));
+    }
     let conn = store::open_existing(&config.helpdesk.database)?;
     let page = read::Page { limit: *limit, offset: *offset };
-    let list = read::tickets(&conn, status.map(TicketStatus::from), *automatic, page)?;
+    let filter = read::QueueFilter { queue: queue.as_deref(), first: &config.queues[0].name };
+    let mut list = read::tickets(&conn, status.map(TicketStatus::from), *automatic, filter, page)?;
+    for t in &mut list {
+        t.queue = Some(config.queue(t.queue.as_deref()).1.name.clone());
+    }
     if *json {
         return json_out(out, &list);
     }
-    writeln!(out, "{:>6}  {:<8}  {:<3}  {:<16}  {:<28}  SUBJECT", "ID", "STATUS", "PRI", "UPDATED", "REQUESTER")?;
+    let queues = config.queues.len() > 1;
+    let queue_head = if queues { format!("{:<12}  ", "QUEUE") } else { String::new() };
+    writeln!(
+        out,
+        "{:>6}  {:<8}  {:<3}  {queue_head}{:<16}  {:<28}  SUBJECT",
+        "ID", "STATUS", "PRI", "UPDATED", "REQUESTER"
+    )?;
     for t in list {
+        let queue = if queues { format!("{:<12}  ", t.queue.as_deref().unwrap_or("")) } else { String::new() };
         writeln!(
             out,
-            "{:>6}  {:<8}  {:<3}  {:<16}  {:<28}  {}",
+            "{:>6}  {:<8}  {:<3}  {queue}{:<16}  {:<28}  {}",
             t.id,
             t.status,
             t.priority,
             local(config, &t.updated_at),
             t.requester.as_deref().unwrap_or("-"),
-            t.subject
+            super::terminal_safe(&t.subject)
         )?;
     }
     Ok(())

@@ -28,6 +28,43 @@ pub(super) struct FileConfig {
     pub(super) oauth: Option<FileOAuth>,
     /// Accepted at the top level too, for configs that put it before the first table.
     pub(super) technicians: Vec<String>,
+    pub(super) queues: Vec<FileQueue>,
+    pub(super) routing: Vec<FileRoute>,
+}
+
+/// One `[[queues]]` table.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileQueue {
+    /// Required.
+    pub(super) name: Option<String>,
+    pub(super) addresses: Vec<String>,
+    /// Another folder of the `[imap]` account ...
+    pub(super) folder: Option<String>,
+    /// ... or a mailbox of its own.
+    pub(super) imap: Option<FileImap>,
+    pub(super) oauth: Option<FileOAuth>,
+    pub(super) team: Vec<String>,
+    pub(super) lead: Option<String>,
+    pub(super) templates: Option<PathBuf>,
+    pub(super) sla: Option<crate::sla::policy::FileQueueSla>,
+    pub(super) default_priority: Option<String>,
+    pub(super) assign: Option<String>,
+}
+
+/// One `[[routing]]` rule: conditions, then what it sets.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileRoute {
+    pub(super) from: Vec<String>,
+    pub(super) from_domain: Vec<String>,
+    pub(super) subject_matches: Option<String>,
+    pub(super) body_matches: Option<String>,
+    /// "Name: pattern".
+    pub(super) header: Option<String>,
+    pub(super) queue: Option<String>,
+    pub(super) priority: Option<String>,
+    pub(super) assign: Option<String>,
 }
 
 /// A duration as written (`90s`, `15m`, `4h`, `2d`, `1h30m`), read by serde so that a bad one is

@@ -47,25 +47,37 @@ impl Located<'_> {
     }
 
     pub(super) fn key_error(&self, key: &str, message: String) -> ConfigError {
-        // "priority.rules[2]" is located at "priority.rules".
-        let plain = key.split('[').next().unwrap_or(key);
-        ConfigError {
-            file: self.file.to_path_buf(),
-            line: self.line_of(plain),
-            key: key.into(),
-            message,
-            more: Vec::new(),
+        // "queues[1].imap.host" is located at that key of the second [[queues]]; a key the file
+        // does not write, at the nearest table it does ("priority.rules[2]" at "priority.rules").
+        let mut line = None;
+        let mut prefix = key;
+        while line.is_none() && !prefix.is_empty() {
+            line = self.line_of(prefix);
+            prefix = match prefix.rfind(['.', '[']) {
+                Some(i) => &prefix[..i],
+                None => "",
+            };
         }
+        ConfigError { file: self.file.to_path_buf(), line, key: key.into(), message, more: Vec::new() }
     }
 
+    /// The line of a dotted key; a part may index an array of tables: `queues[1].name`.
     pub(super) fn line_of(&self, key: &str) -> Option<usize> {
         let table = toml::de::DeTable::parse(self.text).ok()?;
         let mut current = table.get_ref();
         let parts: Vec<&str> = key.split('.').collect();
         for (n, part) in parts.iter().enumerate() {
-            let (k, v) = current.iter().find(|(k, _)| k.get_ref().as_ref() == *part)?;
+            let (name, index) = match part.split_once('[') {
+                Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+                None => (*part, None),
+            };
+            let (k, v) = current.iter().find(|(k, _)| k.get_ref().as_ref() == name)?;
+            let v = match (v.get_ref(), index) {
+                (toml::de::DeValue::Array(items), Some(i)) => items.get(i)?,
+                _ => v,
+            };
             if n + 1 == parts.len() {
-                return Some(self.line_at(k.span().start));
+                return Some(self.line_at(if index.is_some() { v.span().start } else { k.span().start }));
             }
             match v.get_ref() {
                 toml::de::DeValue::Table(t) => current = t,

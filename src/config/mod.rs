@@ -9,6 +9,7 @@ mod file;
 mod locate;
 mod oauth;
 mod problems;
+mod queues;
 mod secrets;
 #[cfg(test)]
 mod tests;
@@ -22,8 +23,8 @@ pub use crate::domain::parse_address;
 pub use file::parse_duration;
 pub use oauth::certificate_thumbprint;
 pub use types::{
-    AuthMethod, Config, Helpdesk, Imap, Limits, OAuth, OAuthGrant, OAuthProvider, Retention, Secret, Security,
-    SecurityPolicy, Smtp,
+    AuthMethod, Config, DEFAULT_QUEUE, Helpdesk, Imap, Limits, OAuth, OAuthGrant, OAuthProvider, Queue, QueueMailbox,
+    Retention, Secret, Security, SecurityPolicy, Smtp, WatchedMailbox,
 };
 
 use locate::read_config_file;

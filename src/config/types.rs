@@ -53,9 +53,115 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[oauth]`: where access tokens come from when `imap.auth` (or `smtp.auth`) is "xoauth2".
     pub oauth: Option<OAuth>,
+    /// `[[queues]]`, in the file's order; never empty: a desk without any has one implicit queue,
+    /// [`DEFAULT_QUEUE`], holding every technician. The first queue takes mail nothing else routes.
+    pub queues: Vec<Queue>,
+    /// `[[routing]]`, in order: the first whose conditions all hold applies.
+    pub routing: Vec<crate::routing::Rule>,
+}
+
+/// The name of the one queue of a desk without `[[queues]]`.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// One queue: the addresses that land in it, where its mail is read, who works it and how.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub name: String,
+    /// Lower-cased; mail sent to one of them lands here.
+    pub addresses: Vec<String>,
+    pub mailbox: QueueMailbox,
+    /// Lower-cased technicians who get the queue's mail: every technician when the file lists none.
+    pub team: Vec<String>,
+    pub lead: Option<String>,
+    /// A folder whose templates replace the desk's, kind by kind.
+    pub templates: Option<PathBuf>,
+    /// Per priority (the order of `Priority::ALL`): the desk's `[sla]`, with `[queues.sla]` over it.
+    pub policies: [crate::sla::policy::Policy; 4],
+    /// A new ticket's priority when no `[priority]` rule or routing rule sets one.
+    pub default_priority: Option<crate::domain::Priority>,
+    pub assign: crate::routing::Assign,
+}
+
+/// Where a queue's mail is read.
+#[derive(Debug, Clone)]
+pub enum QueueMailbox {
+    /// Only by address, from the desk's `[imap]` mailbox.
+    Shared,
+    /// Another folder of the `[imap]` account.
+    Folder(String),
+    /// A mailbox of its own (`[queues.imap]`), with its own `[queues.oauth]` or the desk's `[oauth]`.
+    Own { imap: Box<Imap>, oauth: Option<OAuth> },
+}
+
+/// One mailbox a watcher reads: the `[imap]` one, a queue's folder, or a queue's own account.
+#[derive(Debug, Clone)]
+pub struct WatchedMailbox {
+    /// Identifies it in the database (UIDs seen, messages): the folder's name for the `[imap]`
+    /// account (as before queues), "QUEUE:FOLDER" for a queue's own account.
+    pub key: String,
+    /// For logs and `status`: "INBOX", "queue security (imap.security.example:993/INBOX)".
+    pub label: String,
+    pub imap: Imap,
+    pub oauth: Option<OAuth>,
+    /// The queue its mail lands in when neither its addresses nor a rule say otherwise.
+    pub home: usize,
+    /// For a queue's own account: that queue's name (its login is reported as its own).
+    pub own_account: Option<String>,
+    /// The `[imap]` mailbox itself: the one whose login makes the daemon ready for systemd.
+    pub primary: bool,
 }
 
 impl Config {
+    /// The queue called `name`; the first queue for a name no longer configured (or none: tickets
+    /// from before queues), so no ticket is ever left without a team.
+    pub fn queue(&self, name: Option<&str>) -> (usize, &Queue) {
+        let i = name.and_then(|n| self.queues.iter().position(|q| q.name == n)).unwrap_or(0);
+        (i, &self.queues[i])
+    }
+
+    /// The SLA policy of a ticket in queue `queue` with `priority`.
+    pub fn policy(&self, queue: Option<&str>, priority: crate::domain::Priority) -> &crate::sla::policy::Policy {
+        &self.queue(queue).1.policies[priority as usize]
+    }
+
+    /// Every mailbox the daemon watches, the `[imap]` one first.
+    pub fn mailboxes(&self) -> Vec<WatchedMailbox> {
+        let main = WatchedMailbox {
+            key: self.imap.mailbox.clone(),
+            label: self.imap.mailbox.clone(),
+            imap: self.imap.clone(),
+            oauth: self.oauth.clone(),
+            home: 0,
+            own_account: None,
+            primary: true,
+        };
+        let mut all = vec![main];
+        for (i, q) in self.queues.iter().enumerate() {
+            match &q.mailbox {
+                QueueMailbox::Shared => {}
+                QueueMailbox::Folder(f) => all.push(WatchedMailbox {
+                    key: f.clone(),
+                    label: format!("{f} (queue {})", q.name),
+                    imap: Imap { mailbox: f.clone(), ..self.imap.clone() },
+                    oauth: self.oauth.clone(),
+                    home: i,
+                    own_account: None,
+                    primary: false,
+                }),
+                QueueMailbox::Own { imap, oauth } => all.push(WatchedMailbox {
+                    key: format!("{}:{}", q.name, imap.mailbox),
+                    label: format!("{}:{}/{} (queue {})", imap.host, imap.port, imap.mailbox, q.name),
+                    imap: (**imap).clone(),
+                    oauth: oauth.clone().or_else(|| self.oauth.clone()),
+                    home: i,
+                    own_account: Some(q.name.clone()),
+                    primary: false,
+                }),
+            }
+        }
+        all
+    }
+
     /// The OAuth settings SMTP logs in with: `[smtp.oauth]` when written, else `[oauth]`.
     pub fn smtp_oauth(&self) -> Option<&OAuth> {
         self.smtp.oauth.as_ref().or(self.oauth.as_ref())

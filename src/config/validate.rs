@@ -75,7 +75,7 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
     if h.alert_after.0 < Duration::from_secs(5) {
         problems.push(doc.key_error("helpdesk.alert_after", "expected at least 5s (10m is a good value)".into()));
     }
-    let helpdesk = Helpdesk {
+    let mut helpdesk = Helpdesk {
         admins,
         alert_after: h.alert_after.0,
         name,
@@ -95,74 +95,15 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         }),
     };
 
-    let i = raw.imap;
-    let imap_host =
-        problems.required(&doc, "imap.host", i.host, "the IMAP server's name or address").unwrap_or_default();
-    let imap_user =
-        problems.required(&doc, "imap.username", i.username, "the mailbox's login name").unwrap_or_default();
-    let imap_port = problems.take(doc.port("imap.port", i.port, i.security, (993, 143, 143)));
-    problems.take(doc.check_security("imap", &imap_host, i.security));
     let oauth = raw.oauth.as_ref().and_then(|f| super::oauth::validate(&doc, &mut problems, "oauth", f, &base));
     let smtp_oauth =
         raw.smtp.oauth.as_ref().and_then(|f| super::oauth::validate(&doc, &mut problems, "smtp.oauth", f, &base));
-    for (key, auth, has_oauth) in [
-        ("imap.auth", i.auth, raw.oauth.is_some()),
-        ("smtp.auth", raw.smtp.auth, raw.oauth.is_some() || raw.smtp.oauth.is_some()),
-    ] {
-        if auth == AuthMethod::Xoauth2 && !has_oauth {
-            problems
-                .push(doc.key_error(key, "\"xoauth2\" needs an [oauth] table saying where tokens come from".into()));
-        }
+    if raw.smtp.auth == AuthMethod::Xoauth2 && raw.oauth.is_none() && raw.smtp.oauth.is_none() {
+        problems.push(
+            doc.key_error("smtp.auth", "\"xoauth2\" needs an [oauth] table saying where tokens come from".into()),
+        );
     }
-    let password_needed = i.auth == AuthMethod::Password;
-    let imap_password = if !password_needed {
-        Secret::default()
-    } else {
-        problems.or(
-            doc.secret(
-                "imap",
-                PasswordSource {
-                    password: &i.password,
-                    password_file: &i.password_file,
-                    password_command: &i.password_command,
-                },
-                &base,
-            )
-            .and_then(|p| {
-                p.ok_or_else(|| {
-                    doc.key_error(
-                        "imap.password_file",
-                        "the IMAP login needs one of password, password_file or password_command".into(),
-                    )
-                })
-            }),
-            Secret::default(),
-        )
-    };
-    let poll_interval = i.poll_interval.0;
-    if i.timeout.0 < Duration::from_secs(1) {
-        problems.push(doc.key_error("imap.timeout", "expected at least 1s".into()));
-    }
-    if poll_interval < Duration::from_secs(1) {
-        problems.push(doc.key_error("imap.poll_interval", "expected at least 1s".into()));
-    }
-    if !(1..=1000).contains(&i.batch_size) {
-        problems.push(doc.key_error("imap.batch_size", format!("expected 1..1000, got {}", i.batch_size)));
-    }
-    let imap = Imap {
-        host: imap_host,
-        port: imap_port,
-        security: i.security,
-        username: imap_user,
-        password: imap_password,
-        auth: i.auth,
-        mailbox: i.mailbox,
-        idle: i.idle,
-        poll_interval,
-        ca_file: i.ca_file.map(resolve),
-        batch_size: i.batch_size as u32,
-        timeout: i.timeout.0,
-    };
+    let imap = imap_settings(&doc, &mut problems, "imap", raw.imap, raw.oauth.is_some(), &base);
 
     let s = raw.smtp;
     let smtp_host =
@@ -199,12 +140,10 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         connections: s.connections as usize,
         timeout: s.timeout.0,
     };
-    for (key, ca) in [("imap.ca_file", &imap.ca_file), ("smtp.ca_file", &smtp.ca_file)] {
-        if let Some(ca) = ca
-            && let Err(e) = std::fs::metadata(ca)
-        {
-            problems.push(doc.key_error(key, format!("cannot read {}: {e}", ca.display())));
-        }
+    if let Some(ca) = &smtp.ca_file
+        && let Err(e) = std::fs::metadata(ca)
+    {
+        problems.push(doc.key_error("smtp.ca_file", format!("cannot read {}: {e}", ca.display())));
     }
     let sec = raw.security;
     let mut technician_proof = Vec::new();
@@ -327,6 +266,14 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
     // The SLA policy has no stand-in: it is the last check, and every problem found so far
     // is reported with its own.
     let sla = problems.or(sla.map(Some), None);
+    let (queues, routing) = super::queues::validate(
+        &doc,
+        &mut problems,
+        raw.queues,
+        raw.routing,
+        &mut helpdesk,
+        super::queues::Desk { imap: &imap, oauth: oauth.as_ref(), sla: sla.as_ref(), base: &base },
+    );
     problems.finish()?;
     let Some(sla) = sla else { return Err(doc.key_error("sla", "invalid".into())) };
     Ok(Config {
@@ -340,7 +287,88 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         retention,
         metrics_listen,
         oauth,
+        queues,
+        routing,
     })
+}
+
+/// One IMAP account's settings: `[imap]`, or a queue's `[queues.imap]` (`table` names it).
+pub(super) fn imap_settings(
+    doc: &Located<'_>,
+    problems: &mut Problems,
+    table: &str,
+    i: super::file::FileImap,
+    has_oauth: bool,
+    base: &Path,
+) -> Imap {
+    let key = |k: &str| format!("{table}.{k}");
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let imap_host =
+        problems.required(doc, &key("host"), i.host, "the IMAP server's name or address").unwrap_or_default();
+    let imap_user =
+        problems.required(doc, &key("username"), i.username, "the mailbox's login name").unwrap_or_default();
+    let imap_port = problems.take(doc.port(&key("port"), i.port, i.security, (993, 143, 143)));
+    problems.take(doc.check_security(table, &imap_host, i.security));
+    if i.auth == AuthMethod::Xoauth2 && !has_oauth {
+        problems.push(
+            doc.key_error(&key("auth"), "\"xoauth2\" needs an [oauth] table saying where tokens come from".into()),
+        );
+    }
+    let password_needed = i.auth == AuthMethod::Password;
+    let imap_password = if !password_needed {
+        Secret::default()
+    } else {
+        problems.or(
+            doc.secret(
+                table,
+                PasswordSource {
+                    password: &i.password,
+                    password_file: &i.password_file,
+                    password_command: &i.password_command,
+                },
+                base,
+            )
+            .and_then(|p| {
+                p.ok_or_else(|| {
+                    doc.key_error(
+                        &key("password_file"),
+                        "the IMAP login needs one of password, password_file or password_command".into(),
+                    )
+                })
+            }),
+            Secret::default(),
+        )
+    };
+    let poll_interval = i.poll_interval.0;
+    if i.timeout.0 < Duration::from_secs(1) {
+        problems.push(doc.key_error(&key("timeout"), "expected at least 1s".into()));
+    }
+    if poll_interval < Duration::from_secs(1) {
+        problems.push(doc.key_error(&key("poll_interval"), "expected at least 1s".into()));
+    }
+    if !(1..=1000).contains(&i.batch_size) {
+        problems.push(doc.key_error(&key("batch_size"), format!("expected 1..1000, got {}", i.batch_size)));
+    }
+    let ca_file = i.ca_file.map(resolve);
+    if let Some(ca) = &ca_file
+        && let Err(e) = std::fs::metadata(ca)
+    {
+        problems.push(doc.key_error(&key("ca_file"), format!("cannot read {}: {e}", ca.display())));
+    }
+    Imap {
+        host: imap_host,
+        port: imap_port,
+        security: i.security,
+        username: imap_user,
+        password: imap_password,
+        auth: i.auth,
+        mailbox: i.mailbox,
+        idle: i.idle,
+        poll_interval,
+        ca_file,
+        batch_size: i.batch_size as u32,
+        timeout: i.timeout.0,
+    }
 }
 
 impl Located<'_> {

@@ -12,7 +12,7 @@ use crate::outbound::composer::Composer;
 use crate::outbound::mails;
 use crate::store::StoreError;
 use crate::store::write::{self, NewMessage};
-use crate::tickets::{Role, Target};
+use crate::tickets::{Role, Target, Update};
 
 /// What became of one fetched message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +51,24 @@ pub(super) fn apply(
 ) -> Result<Outcome, StoreError> {
     let desk = composer.desk();
     let &Received { source, raw, digest, msg } = received;
-    let Decision { mut plan, role, priority } = decision;
+    let Decision { mut plan, role, priority, queue, assign } = decision;
     let limits = &desk.config.limits;
     let kept = size::keep(raw, &msg.attachments, limits);
 
     let (ticket, created) = match &plan.target {
         Target::Open { subject, requester, follow_up_of, automatic } => {
             let priority = priority.unwrap_or_else(|| desk.config.sla.priority_for(msg));
-            (write::insert_ticket(conn, subject, requester.as_ref(), priority, *follow_up_of, *automatic, now)?, true)
+            let queue = queue.as_ref().map(|(q, _)| q.as_str());
+            let id = write::insert_ticket(
+                conn,
+                subject,
+                requester.as_ref(),
+                (priority, queue),
+                *follow_up_of,
+                *automatic,
+                now,
+            )?;
+            (id, true)
         }
         Target::Existing(ticket) => {
             write::touch_ticket(conn, *ticket, now)?;
@@ -86,6 +96,32 @@ pub(super) fn apply(
             _ => format!("ticket opened by message {}", msg.message_id),
         };
         write::insert_event(conn, Some(ticket), now, actor, EventKind::Opened, &detail)?;
+        if let Some((name, reason)) = &queue {
+            write::insert_event(
+                conn,
+                Some(ticket),
+                now,
+                "maildesk",
+                EventKind::Routed,
+                &format!("queue {name}: {reason}"),
+            )?;
+        }
+        // Before the mails are made, so that the team's notification names the assignee.
+        if let Some(a) = &assign {
+            write::apply_updates(conn, ticket, &[Update::Assign(a.to.clone())], "maildesk", now)?;
+            let how = if a.automatic { "auto-assigned" } else { "assigned by a routing rule" };
+            write::insert_event(
+                conn,
+                Some(ticket),
+                now,
+                "maildesk",
+                EventKind::Assigned,
+                &format!("{how}: {}", a.reason),
+            )?;
+            if let (true, Some((name, _))) = (a.automatic, &queue) {
+                write::note_auto_assigned(conn, name, &a.to, ticket, now)?;
+            }
+        }
     }
     if let Role::Technician { proof, .. } = &role {
         write::insert_event(
@@ -101,7 +137,7 @@ pub(super) fn apply(
         write::insert_event(conn, Some(ticket), now, "maildesk", e.kind, &e.detail)?;
     }
     let live = write::apply_updates(conn, ticket, &plan.updates, actor, now)?;
-    crate::store::sla::refresh(conn, &desk.config.sla, live, now)?;
+    crate::store::sla::refresh(conn, desk.config, live, now)?;
     let queued = mails::queue(conn, composer, msg, &plan, live, row, now)?;
     Ok(Outcome::Ticket { id: live, created, queued, kind: plan.kind.as_str() })
 }

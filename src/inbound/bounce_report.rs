@@ -71,8 +71,9 @@ pub(super) fn record(
     write::insert_event(conn, Some(ticket), now, "maildesk", EventKind::DeliveryFailed, &detail)?;
     let mut queued = 0;
     if first_report {
-        let assignee = write::ticket_state(conn, ticket)?.and_then(|t| t.assignee);
-        let to: Vec<String> = assignee.map(|a| vec![a]).unwrap_or_else(|| desk.config.helpdesk.technicians.clone());
+        let state = write::ticket_state(conn, ticket)?;
+        let (_, queue) = desk.config.queue(state.as_ref().and_then(|t| t.queue.as_deref()));
+        let to: Vec<String> = state.and_then(|t| t.assignee).map(|a| vec![a]).unwrap_or_else(|| queue.team.clone());
         let mut plan = tickets::Plan::existing(ticket, tickets::MessageKind::Bounce, &detail);
         plan.internal = true;
         plan.attachments_kept = Some(kept.attachments);

@@ -18,8 +18,19 @@ use crate::tickets::{self, Plan, Policy, Role, Target};
 pub(super) struct Decision {
     pub(super) plan: Plan,
     pub(super) role: Role,
-    /// For a new ticket: its priority (the first matching `[priority]` rule, else the default).
+    /// For a new ticket: its priority (a routing rule's, else the first matching `[priority]`
+    /// rule's, else its queue's default, else the desk's).
     pub(super) priority: Option<crate::domain::Priority>,
+    /// For a new ticket: its queue and why.
+    pub(super) queue: Option<(String, String)>,
+    /// For a new ticket: who it is assigned to, why, and whether auto-assignment chose them.
+    pub(super) assign: Option<Assignment>,
+}
+
+pub(super) struct Assignment {
+    pub(super) to: String,
+    pub(super) reason: String,
+    pub(super) automatic: bool,
 }
 
 /// Decides what `msg` does. `reused_id`: the Message-ID it arrived with, when another message had
@@ -55,9 +66,23 @@ pub(super) fn decide(
         }
         _ => true,
     };
+    let config = desk.config;
+    // The team told about the ticket: its queue's; a new ticket's from where it is routed (a
+    // follow-up of a long-closed ticket is routed afresh).
+    let (_, ticket_queue) = config.queue(state.as_ref().and_then(|t| t.queue.as_deref()));
+    let route = state.as_ref().is_none_or(|t| t.status == crate::domain::TicketStatus::Closed).then(|| {
+        let addresses: Vec<&[String]> = config.queues.iter().map(|q| q.addresses.as_slice()).collect();
+        crate::routing::route(&addresses, &config.routing, msg, desk.home_queue)
+    });
+    let new_queue = &config.queues[route.as_ref().map(|r| r.queue).unwrap_or(0)];
+    let queue_names: Vec<String> = config.queues.iter().map(|q| q.name.clone()).collect();
     let policy = Policy {
         desk_addresses: &desk_addresses,
         technicians: &h.technicians,
+        team: &ticket_queue.team,
+        new_team: &new_queue.team,
+        queues: &queue_names,
+        timezone: &h.timezone,
         reopen_window_secs: h.reopen_window.as_secs() as i64,
         cc_watchers: h.cc_watchers,
         max_watchers_per_message: desk.config.limits.max_watchers_per_message,
@@ -106,8 +131,61 @@ pub(super) fn decide(
         });
     }
 
-    let priority = matches!(plan.target, Target::Open { .. }).then(|| desk.config.sla.priority_for(msg));
-    Ok(Decision { plan, role, priority })
+    let Target::Open { automatic, .. } = plan.target else {
+        return Ok(Decision { plan, role, priority: None, queue: None, assign: None });
+    };
+    let route = route.unwrap_or_else(|| crate::routing::Route {
+        queue: 0,
+        priority: None,
+        assign: None,
+        reason: "the default queue".into(),
+    });
+    let priority = route
+        .priority
+        .or_else(|| config.sla.rule_priority(msg))
+        .or(new_queue.default_priority)
+        .unwrap_or(config.sla.default_priority);
+    // Machine mail is nobody's work until a person writes on it.
+    let assign = if automatic { None } else { assignment(conn, new_queue, &route, now)? };
+    Ok(Decision { plan, role, priority: Some(priority), queue: Some((new_queue.name.clone(), route.reason)), assign })
+}
+
+/// Who a new ticket of `queue` goes to: the routing rule's assignee, else the queue's
+/// auto-assignment over its team (nobody away), from what the database says of each member.
+fn assignment(
+    conn: &Connection,
+    queue: &crate::config::Queue,
+    route: &crate::routing::Route,
+    now: i64,
+) -> Result<Option<Assignment>, StoreError> {
+    if let Some(a) = &route.assign {
+        return Ok(Some(Assignment { to: a.clone(), reason: route.reason.clone(), automatic: false }));
+    }
+    if queue.assign == crate::routing::Assign::None {
+        return Ok(None);
+    }
+    let away = write::away(conn, &queue.team, now)?;
+    let open = write::open_counts(conn, &queue.team)?;
+    let (last_each, last) = write::assigned_last(conn, &queue.name, &queue.team)?;
+    let members: Vec<crate::routing::Member<'_>> = queue
+        .team
+        .iter()
+        .zip(open)
+        .zip(last_each)
+        .map(|((a, open), last_assigned)| crate::routing::Member {
+            address: a,
+            away: away.contains(a),
+            open,
+            last_assigned,
+        })
+        .collect();
+    Ok(match crate::routing::choose_assignee(queue.assign, &members, last.as_deref()) {
+        Ok((to, reason)) => Some(Assignment { to, reason, automatic: true }),
+        Err(why) => {
+            tracing::info!(queue = %queue.name, "not auto-assigned: {why}");
+            None
+        }
+    })
 }
 
 /// Who sent the message: a technician only with a proof the config accepts (see `auth`).

@@ -140,6 +140,8 @@ pub struct Watcher {
     pub(crate) misses: HashMap<u32, u32>,
     /// When the current session's access token expires (XOAUTH2 only).
     pub(crate) token_expires_at: Option<i64>,
+    /// The mailbox this watcher reads, and the queue its mail lands in by default.
+    pub mailbox: crate::config::WatchedMailbox,
 }
 
 /// After this many FETCHes of a message alone that fail or leave it out while the server still
@@ -276,10 +278,21 @@ fn note_misses(misses: &mut HashMap<u32, u32>, uids: &[u32]) {
     }
 }
 
+/// The meta key of when a mailbox last synced: `last_imap_ok` for the `[imap]` one (as before
+/// queues), `last_imap_ok:KEY` for the others.
+pub fn last_ok_key(mailbox: &crate::config::WatchedMailbox) -> String {
+    if mailbox.primary { "last_imap_ok".into() } else { format!("last_imap_ok:{}", mailbox.key) }
+}
+
+/// The meta key of the last error that ended a session of this mailbox.
+pub fn error_key(mailbox: &crate::config::WatchedMailbox) -> String {
+    format!("imap_error:{}", mailbox.key)
+}
+
 impl Watcher {
     pub async fn run(mut self) {
         let mut backoff = Duration::from_secs(1);
-        let endpoint = format!("{}:{}", self.config.imap.host, self.config.imap.port);
+        let endpoint = format!("{}:{}/{}", self.mailbox.imap.host, self.mailbox.imap.port, self.mailbox.label);
         loop {
             if self.shutdown.is_requested() {
                 return;
@@ -313,6 +326,7 @@ impl Watcher {
                         self.health.imap_auth_failed();
                         self.note_login(&LoginOutcome::Failed(e.to_string()));
                     }
+                    self.note_error(&e);
                     warn!(imap = %endpoint, error = %e, retry_in = ?backoff, "IMAP session ended; reconnecting");
                     self.health.waiting(Task::Watcher);
                     if self.shutdown.sleep(backoff).await {
@@ -324,12 +338,28 @@ impl Watcher {
         }
     }
 
+    /// Notes why this mailbox's session ended, for `status` (each mailbox shows its own).
+    fn note_error(&self, e: &ImapError) {
+        let noted = tokio::task::block_in_place(|| -> Result<_, store::StoreError> {
+            let conn = store::open(&self.database)?;
+            let value = serde_json::json!({ "at": store::now(), "error": e.to_string() });
+            Ok(store::set_meta(&conn, &error_key(&self.mailbox), &value.to_string())?)
+        });
+        if let Err(e) = noted {
+            warn!(error = %e, "cannot note the IMAP error for status");
+        }
+    }
+
     /// Notes a login's outcome for `status` and the admins' alerts. A database that cannot take
     /// the note does not stop intake: the log has the failure anyway.
     fn note_login(&self, outcome: &LoginOutcome) {
         let noted = tokio::task::block_in_place(|| -> Result<_, store::StoreError> {
             let mut conn = store::open(&self.database)?;
-            crate::outbound::login_alerts::record(&mut conn, &self.config, Server::Imap, outcome, store::now())
+            let server = match &self.mailbox.own_account {
+                Some(queue) => Server::QueueImap { queue: queue.clone() },
+                None => Server::Imap,
+            };
+            crate::outbound::login_alerts::record(&mut conn, &self.config, &server, outcome, store::now())
         });
         match noted {
             Ok(Some(_)) => self.outbox.notify_one(),
@@ -342,8 +372,8 @@ impl Watcher {
     /// renewal.
     async fn connected(&mut self, backoff: &mut Duration) -> Result<Ended, ImapError> {
         let (mut conn, keys) = crate::desk::open(&self.database, &self.config)?;
-        let config = Arc::clone(&self.config);
-        let imap = &config.imap;
+        let mailbox = self.mailbox.clone();
+        let imap = &mailbox.imap;
         let token = match &self.tokens {
             Some(source) => Some(source.token().await?),
             None => None,
@@ -352,7 +382,7 @@ impl Watcher {
             (Some(source), Some(t)) => Login::Token { user: &source.user, token: t, source },
             _ => Login::Password,
         };
-        let mut session = bounded("the greeting, TLS and login", imap.timeout, connect(&config, login)).await?;
+        let mut session = bounded("the greeting, TLS and login", imap.timeout, connect(imap, login)).await?;
         // When this session must end so that the next one logs in with a fresh token.
         let renew_at = token.as_ref().map(|t| t.renew_at());
         self.token_expires_at = token.as_ref().map(|t| t.expires_at);
@@ -370,7 +400,7 @@ impl Watcher {
             // Only a whole sync proves the trouble is over: a database that refuses every batch
             // must not be retried at the pace of a fresh connection.
             *backoff = Duration::from_secs(1);
-            store::set_meta(&conn, "last_imap_ok", &store::now().to_string())?;
+            store::set_meta(&conn, &last_ok_key(&self.mailbox), &store::now().to_string())?;
             if !whole {
                 // A backlog outlasted the token: the rest is fetched by the next session.
                 let _ = bounded("LOGOUT", imap.timeout, session.logout()).await;
@@ -412,8 +442,8 @@ impl Watcher {
         (uid_validity, uid_next): (u32, u32),
         renew_at: Option<i64>,
     ) -> Result<bool, ImapError> {
-        let name = &self.config.imap.mailbox;
-        let limit = self.config.imap.timeout;
+        let name = &self.mailbox.key;
+        let limit = self.mailbox.imap.timeout;
         let state = store::mailbox_state(conn, name)?;
         let (query, after) = match state {
             Some(s) if s.uid_validity == uid_validity => {
@@ -439,7 +469,7 @@ impl Watcher {
         let sizes = bounded("a FETCH of sizes", limit, message_sizes(session, &uids)).await?;
         // A batch that failed before is fetched one message at a time, so one message the server
         // cannot read (Dovecot drops the connection on it) holds back nobody else.
-        let pieces: Vec<Vec<u32>> = batches(&uids, &sizes, self.config.imap.batch_size as usize)
+        let pieces: Vec<Vec<u32>> = batches(&uids, &sizes, self.mailbox.imap.batch_size as usize)
             .into_iter()
             .flat_map(|c| match c.iter().any(|u| self.misses.contains_key(u)) {
                 true => c.iter().map(|u| vec![*u]).collect(),
@@ -506,7 +536,8 @@ impl Watcher {
             }
             let fetch_time = started.elapsed();
             let advance_to = current.then(|| chunk.last().copied().unwrap_or(after));
-            let desk = keys.desk(&self.config, &self.templates);
+            let mut desk = keys.desk(&self.config, &self.templates);
+            desk.home_queue = self.mailbox.home;
             let now = store::now();
             // While this batch is written, the server does its share on the IMAP connection:
             // `\Seen` for the batch before (committed already), then the next batch is fetched,
@@ -587,7 +618,7 @@ impl Watcher {
     /// look for itself, so a silent IDLE costs at most one poll interval.
     async fn idle(&self, session: ImapSession, wait: Duration) -> Result<ImapSession, ImapError> {
         let mut handle = session.idle();
-        bounded("IDLE", self.config.imap.timeout, handle.init()).await?;
+        bounded("IDLE", self.mailbox.imap.timeout, handle.init()).await?;
         let mut shutdown = self.shutdown.clone();
         let renew = wait.min(IDLE_RENEW);
         {
@@ -656,8 +687,7 @@ impl async_imap::Authenticator for Xoauth2<'_> {
 }
 
 /// Connects, negotiates TLS as configured, reads the greeting and logs in.
-pub async fn connect(config: &Config, login: Login<'_>) -> Result<ImapSession, ImapError> {
-    let imap = &config.imap;
+pub async fn connect(imap: &crate::config::Imap, login: Login<'_>) -> Result<ImapSession, ImapError> {
     let endpoint = format!("{}:{}", imap.host, imap.port);
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((imap.host.as_str(), imap.port)))
         .await

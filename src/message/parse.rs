@@ -92,7 +92,15 @@ pub struct Inbound {
     pub attachments: Vec<Attachment>,
     /// What was missing or broken, recorded on the ticket so nobody wonders why a field is empty.
     pub defects: Vec<String>,
+    /// The top-level header fields as written (name, raw value), for `[[routing]]` rules that
+    /// match a header: at most [`MAX_HEADERS`], each value cut at [`MAX_HEADER_VALUE`] bytes.
+    pub headers: Vec<(String, String)>,
 }
+
+/// How many header fields [`Inbound::headers`] keeps ...
+pub const MAX_HEADERS: usize = 100;
+/// ... and how much of each value.
+pub const MAX_HEADER_VALUE: usize = 998;
 
 /// Why a message could not be parsed at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -380,6 +388,18 @@ fn parse_inner(raw: &[u8]) -> Result<Inbound, ParseError> {
         authentication_results,
         attachments,
         defects,
+        headers: msg
+            .headers_raw()
+            .take(MAX_HEADERS)
+            .map(|(h, v)| {
+                let v = v.trim();
+                let mut end = v.len().min(MAX_HEADER_VALUE);
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                (h.to_string(), v[..end].to_string())
+            })
+            .collect(),
     })
 }
 

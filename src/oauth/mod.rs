@@ -213,6 +213,9 @@ impl TokenSource {
 pub struct Sources {
     pub imap: Option<std::sync::Arc<TokenSource>>,
     pub smtp: Option<std::sync::Arc<TokenSource>>,
+    /// One per mailbox of `Config::mailboxes()`, in its order: the `[imap]` account's folders
+    /// share `imap`; a queue's own account has its own (or shares one with the same table and user).
+    pub mailboxes: Vec<Option<std::sync::Arc<TokenSource>>>,
 }
 
 impl Sources {
@@ -230,11 +233,26 @@ impl Sources {
         let smtp = match (config.smtp.auth, config.smtp_oauth()) {
             (AuthMethod::Xoauth2, Some(o)) => match &imap {
                 Some(i) if i.oauth.table == o.table && i.user == smtp_user => Some(i.clone()),
-                _ => Some(Arc::new(TokenSource::new(o.clone(), smtp_user, database)?)),
+                _ => Some(Arc::new(TokenSource::new(o.clone(), smtp_user, database.clone())?)),
             },
             _ => None,
         };
-        Ok(Sources { imap, smtp })
+        let mut mailboxes = Vec::new();
+        for m in config.mailboxes() {
+            let source = match (&m.own_account, m.imap.auth, &m.oauth) {
+                (None, _, _) => imap.clone(),
+                (Some(_), AuthMethod::Xoauth2, Some(o)) => {
+                    let same = |s: &&Arc<TokenSource>| s.oauth.table == o.table && s.user == m.imap.username;
+                    match imap.iter().chain(smtp.iter()).chain(mailboxes.iter().flatten()).find(same) {
+                        Some(s) => Some(s.clone()),
+                        None => Some(Arc::new(TokenSource::new(o.clone(), m.imap.username.clone(), database.clone())?)),
+                    }
+                }
+                _ => None,
+            };
+            mailboxes.push(source);
+        }
+        Ok(Sources { imap, smtp, mailboxes })
     }
 }
 

@@ -35,10 +35,10 @@ impl LoginWatch {
             if self.shutdown.sleep(every).await {
                 return;
             }
-            for server in Server::ALL {
+            for server in Server::all(&self.config) {
                 let noted = tokio::task::block_in_place(|| -> Result<_, StoreError> {
                     let mut conn = store::open(&self.database)?;
-                    record(&mut conn, &self.config, server, &Outcome::Tick, store::now())
+                    record(&mut conn, &self.config, &server, &Outcome::Tick, store::now())
                 });
                 match noted {
                     Ok(Some(_)) => self.outbox.notify_one(),
@@ -51,26 +51,42 @@ impl LoginWatch {
 }
 
 /// Which login.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Server {
+    /// The `[imap]` account (its folders that queues read too).
     Imap,
     Smtp,
+    /// A queue's own mailbox (`[queues.imap]`), by its queue's name.
+    QueueImap {
+        queue: String,
+    },
 }
 
 impl Server {
-    pub const ALL: [Server; 2] = [Server::Imap, Server::Smtp];
+    /// Every login the desk makes: `[imap]`, SMTP, then each queue's own mailbox.
+    pub fn all(config: &Config) -> Vec<Server> {
+        let mut all = vec![Server::Imap, Server::Smtp];
+        for q in &config.queues {
+            if let crate::config::QueueMailbox::Own { .. } = q.mailbox {
+                all.push(Server::QueueImap { queue: q.name.clone() });
+            }
+        }
+        all
+    }
 
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> String {
         match self {
-            Server::Imap => "IMAP",
-            Server::Smtp => "SMTP",
+            Server::Imap => "IMAP".into(),
+            Server::Smtp => "SMTP".into(),
+            Server::QueueImap { queue } => format!("IMAP (queue {queue})"),
         }
     }
 
-    fn meta_key(self) -> &'static str {
+    fn meta_key(&self) -> String {
         match self {
-            Server::Imap => "login:imap",
-            Server::Smtp => "login:smtp",
+            Server::Imap => "login:imap".into(),
+            Server::Smtp => "login:smtp".into(),
+            Server::QueueImap { queue } => format!("login:imap:{queue}"),
         }
     }
 }
@@ -139,8 +155,8 @@ pub fn observe(
     }
 }
 
-pub fn load(conn: &Connection, server: Server) -> rusqlite::Result<LoginState> {
-    Ok(store::get_meta(conn, server.meta_key())?.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default())
+pub fn load(conn: &Connection, server: &Server) -> rusqlite::Result<LoginState> {
+    Ok(store::get_meta(conn, &server.meta_key())?.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or_default())
 }
 
 /// Notes `outcome` for `server`, and queues the admins' mail it calls for, in one transaction.
@@ -148,7 +164,7 @@ pub fn load(conn: &Connection, server: Server) -> rusqlite::Result<LoginState> {
 pub fn record(
     conn: &mut Connection,
     config: &Config,
-    server: Server,
+    server: &Server,
     outcome: &Outcome,
     now: i64,
 ) -> Result<Option<Notice>, StoreError> {
@@ -163,7 +179,7 @@ pub fn record(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current = load(&tx, server)?;
     let (next, notice) = observe(&current, outcome, now, alert_after, has_admins);
-    store::set_meta(&tx, server.meta_key(), &serde_json::to_string(&next).unwrap_or_default())?;
+    store::set_meta(&tx, &server.meta_key(), &serde_json::to_string(&next).unwrap_or_default())?;
     if let Some(n) = notice {
         queue_notice(&tx, config, server, n, &next, now)?;
     }
@@ -179,7 +195,7 @@ fn unchanged_but_time(current: &LoginState, next: &LoginState) -> bool {
 }
 
 /// The alert text. Pure.
-pub fn notice_text(desk: &str, server: Server, notice: Notice, state: &LoginState, now: i64) -> Rendered {
+pub fn notice_text(desk: &str, server: &Server, notice: Notice, state: &LoginState, now: i64) -> Rendered {
     let name = server.name();
     let error = state.last_error.as_deref().unwrap_or("(no error recorded)");
     match notice {
@@ -187,7 +203,7 @@ pub fn notice_text(desk: &str, server: Server, notice: Notice, state: &LoginStat
             let since = state.failing_since.unwrap_or(now);
             let minutes = (now - since).max(0) / 60;
             let effect = match server {
-                Server::Imap => {
+                Server::Imap | Server::QueueImap { .. } => {
                     "New mail to the desk is not being read: no tickets are opened and no requester is acknowledged until this is fixed. Nothing is lost: the mail waits in the mailbox."
                 }
                 Server::Smtp => {
@@ -220,7 +236,7 @@ pub fn notice_text(desk: &str, server: Server, notice: Notice, state: &LoginStat
 fn queue_notice(
     conn: &Connection,
     config: &Config,
-    server: Server,
+    server: &Server,
     notice: Notice,
     state: &LoginState,
     now: i64,
@@ -256,7 +272,7 @@ fn queue_notice(
         Ok(c) => c,
         Err(e) => {
             // The addresses passed `maildesk check`; a mail that cannot be built is logged instead.
-            tracing::error!(server = server.name(), error = %e, "cannot build the admins' login mail");
+            tracing::error!(server = %server.name(), error = %e, "cannot build the admins' login mail");
             return Ok(());
         }
     };
@@ -284,7 +300,7 @@ fn queue_notice(
     for admin in &h.admins {
         write::insert_outbox(conn, row, None, &h.address, admin, now)?;
     }
-    tracing::warn!(server = server.name(), notice = kind, admins = h.admins.len(), "admins told about the login");
+    tracing::warn!(server = %server.name(), notice = kind, admins = h.admins.len(), "admins told about the login");
     Ok(())
 }
 
@@ -346,7 +362,7 @@ mod tests {
     fn the_alert_says_what_stopped_and_the_error() {
         let state =
             LoginState { failing_since: Some(0), last_error: Some("wrong secret".into()), ..Default::default() };
-        let r = notice_text("ACME IT", Server::Imap, Notice::Failing, &state, 900);
+        let r = notice_text("ACME IT", &Server::Imap, Notice::Failing, &state, 900);
         assert_eq!(r.subject, "ACME IT: IMAP login failing for 15 min");
         assert!(r.text.contains("wrong secret") && r.text.contains("not being read"));
     }

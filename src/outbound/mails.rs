@@ -35,8 +35,7 @@ pub fn queue(
         return Ok(0);
     }
     let desk = composer.desk();
-    let h = &desk.config.helpdesk;
-    let ticket_ctx = ticket_context(conn, &h.tag, ticket)?;
+    let ticket_ctx = ticket_context(conn, desk.config, ticket)?;
     // Only files stored with the message are passed on: the sender reads them from there.
     let kept = plan.attachments_kept.as_deref().unwrap_or_default();
     let (forwarded, too_large) = forwardable(msg, kept, inbound_row, desk.config.limits.max_forward_bytes);
@@ -239,7 +238,7 @@ pub fn queue_escalation(
 ) -> Result<usize, StoreError> {
     let desk = composer.desk();
     let h = &desk.config.helpdesk;
-    let ticket_ctx = ticket_context(conn, &h.tag, ticket)?;
+    let ticket_ctx = ticket_context(conn, desk.config, ticket)?;
     let local = |t: Option<i64>| crate::templates::local_time(&h.timezone, t);
     let escalations: Vec<EscalationContext> = due
         .iter()
@@ -351,8 +350,9 @@ pub fn human_duration(secs: i64) -> String {
     }
 }
 
-fn ticket_context(conn: &Connection, tag: &str, id: i64) -> rusqlite::Result<TicketContext> {
-    conn.prepare_cached("SELECT subject, status, priority, coalesce(requester, ''), coalesce(requester_name, ''), coalesce(assignee, '')
+fn ticket_context(conn: &Connection, config: &crate::config::Config, id: i64) -> rusqlite::Result<TicketContext> {
+    let tag = &config.helpdesk.tag;
+    conn.prepare_cached("SELECT subject, status, priority, coalesce(requester, ''), coalesce(requester_name, ''), coalesce(assignee, ''), queue
          FROM tickets WHERE id = ?1")?.query_row(
         [id],
         |r| {
@@ -365,6 +365,7 @@ fn ticket_context(conn: &Connection, tag: &str, id: i64) -> rusqlite::Result<Tic
                 requester: r.get(3)?,
                 requester_name: r.get(4)?,
                 assignee: r.get(5)?,
+                queue: config.queue(r.get::<_, Option<String>>(6)?.as_deref()).1.name.clone(),
             })
         },
     )
@@ -465,9 +466,15 @@ auto_replies_per_ticket_per_hour = 3
         let config =
             Config::from_str(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("m.toml"), CONFIG).unwrap();
         let templates = Templates::load(&config.helpdesk.templates).unwrap();
-        let desk = Desk { config: &config, templates: &templates, instance: "i", reply_secret: b"0123456789abcdef" };
+        let desk = Desk {
+            config: &config,
+            templates: &templates,
+            instance: "i",
+            reply_secret: b"0123456789abcdef",
+            home_queue: 0,
+        };
         let conn = crate::store::open_in_memory();
-        let new = |n: &str| write::insert_ticket(&conn, n, None, Priority::P3, None, false, 0).unwrap();
+        let new = |n: &str| write::insert_ticket(&conn, n, None, (Priority::P3, None), None, false, 0).unwrap();
         let (one, two) = (new("one"), new("two"));
         let now = 10_000;
         let limited = |kind, ticket, to: &str| rate_limited(&conn, &desk, kind, ticket, to, now).unwrap();

@@ -257,7 +257,7 @@ impl Sender {
     /// this round or the next).
     fn note_login(&self, conn: &Mutex<Connection>, outcome: &LoginOutcome) {
         let noted = tokio::task::block_in_place(|| {
-            crate::outbound::login_alerts::record(&mut lock(conn), &self.config, Server::Smtp, outcome, store::now())
+            crate::outbound::login_alerts::record(&mut lock(conn), &self.config, &Server::Smtp, outcome, store::now())
         });
         match noted {
             Ok(Some(_)) => self.wake.notify_one(),

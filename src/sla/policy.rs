@@ -29,6 +29,8 @@ pub enum Notify {
     /// The assignee, or every technician while unassigned.
     Assignee,
     Technicians,
+    /// The lead of the ticket's queue (its team, when the queue has no lead).
+    Lead,
     Address(String),
 }
 
@@ -82,6 +84,11 @@ impl SlaConfig {
 
     /// The priority of a new ticket: the first matching rule, else the default.
     pub fn priority_for(&self, msg: &Inbound) -> Priority {
+        self.rule_priority(msg).unwrap_or(self.default_priority)
+    }
+
+    /// The priority the first matching `[priority]` rule gives, if one matches.
+    pub fn rule_priority(&self, msg: &Inbound) -> Option<Priority> {
         let importance = msg.importance;
         let from = msg.from.as_ref().map(|f| f.address.as_str()).unwrap_or("");
         let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
@@ -92,10 +99,10 @@ impl SlaConfig {
                 && (r.from_domain.is_empty() || r.from_domain.iter().any(|d| d == domain))
                 && r.importance.as_deref().is_none_or(|want| importance == Some(want));
             if matches {
-                return r.priority;
+                return Some(r.priority);
             }
         }
-        self.default_priority
+        None
     }
 }
 
@@ -142,6 +149,22 @@ pub struct FileSla {
     #[serde(rename = "P4")]
     p4: Option<FilePolicy>,
     sweep_interval: Option<String>,
+}
+
+/// A queue's `[queues.sla]`: per-priority targets over the desk's, and a calendar for all of them.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileQueueSla {
+    #[serde(rename = "P1")]
+    pub p1: Option<FilePolicy>,
+    #[serde(rename = "P2")]
+    pub p2: Option<FilePolicy>,
+    #[serde(rename = "P3")]
+    pub p3: Option<FilePolicy>,
+    #[serde(rename = "P4")]
+    pub p4: Option<FilePolicy>,
+    /// The calendar of every priority this table does not give one.
+    pub calendar: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -251,66 +274,7 @@ pub fn build(
     }
 
     let mut policies = Priority::ALL.map(default_policy);
-    for (priority, file) in Priority::ALL.into_iter().zip([sla.p1, sla.p2, sla.p3, sla.p4]) {
-        let p = priority.as_str();
-        let policy = &mut policies[priority as usize];
-        if let Some(f) = file {
-            let key = |k: &str| format!("sla.{p}.{k}");
-            let dur = |k: &str, v: &Option<String>, d: i64| -> Result<i64, Problem> {
-                match v {
-                    None => Ok(d),
-                    Some(v) => parse_duration(v)
-                        .filter(|d| d.as_secs() > 0)
-                        .map(|d| d.as_secs() as i64)
-                        .ok_or_else(|| (key(k), format!("expected a duration like \"30m\" or \"4h\", got {v:?}"))),
-                }
-            };
-            policy.first_response = dur("first_response", &f.first_response, policy.first_response)?;
-            policy.resolution = dur("resolution", &f.resolution, policy.resolution)?;
-            if let Some(c) = f.calendar {
-                if !cals.contains_key(&c) {
-                    let known: Vec<&String> = cals.keys().collect();
-                    return Err((key("calendar"), format!("no calendar {c:?}; known: {known:?}")));
-                }
-                policy.calendar = c;
-            }
-            policy.pause_when_pending = f.pause_when_pending.unwrap_or(true);
-            if let Some(levels) = f.escalate {
-                policy.escalate = Vec::new();
-                for l in levels {
-                    let pct =
-                        l.at.trim()
-                            .strip_suffix('%')
-                            .and_then(|n| n.trim().parse::<u32>().ok())
-                            .filter(|n| (1..=1000).contains(n))
-                            .ok_or_else(|| {
-                                (key("escalate"), format!("at: expected a percentage like \"75%\", got {:?}", l.at))
-                            })?;
-                    let mut notify = Vec::new();
-                    for n in &l.notify {
-                        notify.push(match n.as_str() {
-                            "assignee" => Notify::Assignee,
-                            "technicians" => Notify::Technicians,
-                            a => Notify::Address(crate::domain::parse_address(a).ok_or_else(|| {
-                                (
-                                    key("escalate"),
-                                    format!("notify: expected \"assignee\", \"technicians\" or an address, got {a:?}"),
-                                )
-                            })?),
-                        });
-                    }
-                    if notify.is_empty() {
-                        return Err((key("escalate"), format!("the {pct}% level notifies nobody")));
-                    }
-                    if policy.escalate.iter().any(|x: &Level| x.percent == pct) {
-                        return Err((key("escalate"), format!("two levels at {pct}%")));
-                    }
-                    policy.escalate.push(Level { percent: pct, notify });
-                }
-                policy.escalate.sort_by_key(|l| l.percent);
-            }
-        }
-    }
+    override_policies(&mut policies, [sla.p1, sla.p2, sla.p3, sla.p4], "sla", &cals, parse_duration)?;
 
     let check_priority =
         |k: String, p: &str| -> Result<Priority, Problem> { p.parse().map_err(|e| (k, format!("{e}"))) };
@@ -345,6 +309,81 @@ pub fn build(
         })?,
     };
     Ok(SlaConfig { calendars: cals, policies, default_priority, rules, sweep_interval })
+}
+
+/// Applies `[TABLE.P1]` .. `[TABLE.P4]` over `policies`, key by key: `[sla]` over the defaults, and a
+/// queue's `[queues.sla]` over the desk's.
+pub fn override_policies(
+    policies: &mut [Policy; 4],
+    files: [Option<FilePolicy>; 4],
+    table: &str,
+    cals: &BTreeMap<String, Calendar>,
+    parse_duration: &dyn Fn(&str) -> Option<std::time::Duration>,
+) -> Result<(), Problem> {
+    for (priority, file) in Priority::ALL.into_iter().zip(files) {
+        let p = priority.as_str();
+        let policy = &mut policies[priority as usize];
+        if let Some(f) = file {
+            let key = |k: &str| format!("{table}.{p}.{k}");
+            let dur = |k: &str, v: &Option<String>, d: i64| -> Result<i64, Problem> {
+                match v {
+                    None => Ok(d),
+                    Some(v) => parse_duration(v)
+                        .filter(|d| d.as_secs() > 0)
+                        .map(|d| d.as_secs() as i64)
+                        .ok_or_else(|| (key(k), format!("expected a duration like \"30m\" or \"4h\", got {v:?}"))),
+                }
+            };
+            policy.first_response = dur("first_response", &f.first_response, policy.first_response)?;
+            policy.resolution = dur("resolution", &f.resolution, policy.resolution)?;
+            if let Some(c) = f.calendar {
+                if !cals.contains_key(&c) {
+                    let known: Vec<&String> = cals.keys().collect();
+                    return Err((key("calendar"), format!("no calendar {c:?}; known: {known:?}")));
+                }
+                policy.calendar = c;
+            }
+            policy.pause_when_pending = f.pause_when_pending.unwrap_or(policy.pause_when_pending);
+            if let Some(levels) = f.escalate {
+                policy.escalate = Vec::new();
+                for l in levels {
+                    let pct =
+                        l.at.trim()
+                            .strip_suffix('%')
+                            .and_then(|n| n.trim().parse::<u32>().ok())
+                            .filter(|n| (1..=1000).contains(n))
+                            .ok_or_else(|| {
+                                (key("escalate"), format!("at: expected a percentage like \"75%\", got {:?}", l.at))
+                            })?;
+                    let mut notify = Vec::new();
+                    for n in &l.notify {
+                        notify.push(match n.as_str() {
+                            "assignee" => Notify::Assignee,
+                            "technicians" => Notify::Technicians,
+                            "lead" => Notify::Lead,
+                            a => Notify::Address(crate::domain::parse_address(a).ok_or_else(|| {
+                                (
+                                    key("escalate"),
+                                    format!(
+                                        "notify: expected \"assignee\", \"technicians\", \"lead\" or an address, got {a:?}"
+                                    ),
+                                )
+                            })?),
+                        });
+                    }
+                    if notify.is_empty() {
+                        return Err((key("escalate"), format!("the {pct}% level notifies nobody")));
+                    }
+                    if policy.escalate.iter().any(|x: &Level| x.percent == pct) {
+                        return Err((key("escalate"), format!("two levels at {pct}%")));
+                    }
+                    policy.escalate.push(Level { percent: pct, notify });
+                }
+                policy.escalate.sort_by_key(|l| l.percent);
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

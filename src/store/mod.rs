@@ -57,7 +57,7 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// The schema version this maildesk writes and reads (SQLite's `user_version`).
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -66,6 +66,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema_v3.sql")),
         M::up(include_str!("schema_v4.sql")),
         M::up(include_str!("schema_v5.sql")),
+        M::up(include_str!("schema_v6.sql")),
     ])
 }
 

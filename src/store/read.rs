@@ -31,6 +31,16 @@ pub struct TicketSummary {
     pub messages: i64,
     /// Opened by machine mail: no SLA clock, nobody notified (listed by `tickets --automatic`).
     pub automatic: bool,
+    /// Its queue (the CLI names the first queue for tickets from before queues).
+    pub queue: Option<String>,
+}
+
+/// Which tickets a list shows: by queue (`first` is the first queue's name, which holds tickets
+/// stored without one).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueFilter<'a> {
+    pub queue: Option<&'a str>,
+    pub first: &'a str,
 }
 
 /// Tickets in `status` (any when `None`): requests, or with `automatic` the tickets machine mail
@@ -46,21 +56,23 @@ pub fn tickets(
     conn: &Connection,
     status: Option<TicketStatus>,
     automatic: bool,
+    queue: QueueFilter<'_>,
     page: Page,
 ) -> Result<Vec<TicketSummary>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {TICKET_COLUMNS} FROM tickets t WHERE (?1 IS NULL OR t.status = ?1) AND t.automatic = ?2 ORDER BY t.id
+        "SELECT {TICKET_COLUMNS} FROM tickets t WHERE (?1 IS NULL OR t.status = ?1) AND t.automatic = ?2
+         AND (?5 IS NULL OR coalesce(t.queue, ?6) = ?5) ORDER BY t.id
          LIMIT ?3 OFFSET ?4"
     ))?;
     let limit = page.limit.map(i64::from).unwrap_or(-1);
     Ok(stmt
-        .query_map(rusqlite::params![status, automatic, limit, page.offset], ticket_row)?
+        .query_map(rusqlite::params![status, automatic, limit, page.offset, queue.queue, queue.first], ticket_row)?
         .collect::<rusqlite::Result<_>>()?)
 }
 
 const TICKET_COLUMNS: &str = "t.id, t.subject, t.status, t.priority, t.requester, t.requester_name, t.assignee,
     t.created_at, t.updated_at, t.first_response_at, t.resolved_at, t.closed_at, t.merged_into, t.follow_up_of,
-    (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id), t.automatic";
+    (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id), t.automatic, t.queue";
 
 fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
     let time = |i: usize| -> rusqlite::Result<Option<String>> { Ok(r.get::<_, Option<i64>>(i)?.map(rfc3339)) };
@@ -81,6 +93,7 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
         follow_up_of: r.get(13)?,
         messages: r.get(14)?,
         automatic: r.get(15)?,
+        queue: r.get(16)?,
     })
 }
 

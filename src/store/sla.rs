@@ -7,9 +7,9 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::config::Config;
 use crate::domain::{Priority, TicketStatus};
 use crate::sla::clock::{self, Clock, ClockState, History, Target};
-use crate::sla::policy::SlaConfig;
 
 /// A ticket's history as stored.
 pub struct Stored {
@@ -19,6 +19,8 @@ pub struct Stored {
     pub statuses: Vec<(i64, TicketStatus)>,
     pub first_response_at: Option<i64>,
     pub fired: Vec<(Target, u32, i64)>,
+    /// Its queue as stored: the queue's policy applies (`None`: the first queue's).
+    pub queue: Option<String>,
 }
 
 impl Stored {
@@ -33,12 +35,12 @@ impl Stored {
 }
 
 pub fn load(conn: &Connection, ticket: i64) -> rusqlite::Result<Option<Stored>> {
-    let Some((created_at, priority, assignee, first_response_at)) = conn
+    let Some((created_at, priority, assignee, first_response_at, queue)) = conn
         // A promoted automatic ticket's clocks start at its promotion.
         .prepare_cached(
-            "SELECT coalesce(promoted_at, created_at), priority, assignee, first_response_at FROM tickets WHERE id = ?1",
+            "SELECT coalesce(promoted_at, created_at), priority, assignee, first_response_at, queue FROM tickets WHERE id = ?1",
         )?
-        .query_row([ticket], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_row([ticket], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .optional()?
     else {
         return Ok(None);
@@ -51,19 +53,20 @@ pub fn load(conn: &Connection, ticket: i64) -> rusqlite::Result<Option<Stored>> 
         .prepare_cached("SELECT target, percent, fired_at FROM sla_fired WHERE ticket_id = ?1")?
         .query_map([ticket], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(Stored { created_at, priority, assignee, statuses, first_response_at, fired }))
+    Ok(Some(Stored { created_at, priority, assignee, statuses, first_response_at, fired, queue }))
 }
 
-/// The ticket's clocks at `now`.
-pub fn clock_of(sla: &SlaConfig, s: &Stored, now: i64) -> Clock {
-    let policy = sla.policy(s.priority);
-    clock::clock(&s.history(), policy, sla.calendar(&policy.calendar), now)
+/// The ticket's clocks at `now`, under its queue's policy for its priority (a ticket moved to
+/// another queue is measured by that queue's targets from the move on).
+pub fn clock_of(config: &Config, s: &Stored, now: i64) -> Clock {
+    let policy = config.policy(s.queue.as_deref(), s.priority);
+    clock::clock(&s.history(), policy, config.sla.calendar(&policy.calendar), now)
 }
 
 /// Recomputes and stores the ticket's SLA fields. Call after every change to the ticket.
-pub fn refresh(conn: &Connection, sla: &SlaConfig, ticket: i64, now: i64) -> rusqlite::Result<Option<Clock>> {
+pub fn refresh(conn: &Connection, config: &Config, ticket: i64, now: i64) -> rusqlite::Result<Option<Clock>> {
     let Some(stored) = load(conn, ticket)? else { return Ok(None) };
-    let c = clock_of(sla, &stored, now);
+    let c = clock_of(config, &stored, now);
     let (merged, automatic): (Option<i64>, bool) = conn
         .prepare_cached("SELECT merged_into, automatic FROM tickets WHERE id = ?1")?
         .query_row([ticket], |r| Ok((r.get(0)?, r.get(1)?)))?;

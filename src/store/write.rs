@@ -121,14 +121,14 @@ pub fn insert_ticket(
     conn: &Connection,
     subject: &str,
     requester: Option<&Mailbox>,
-    priority: Priority,
+    (priority, queue): (Priority, Option<&str>),
     follow_up_of: Option<i64>,
     automatic: bool,
     now: i64,
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO tickets(subject, requester, requester_name, priority, follow_up_of, created_at, updated_at, automatic)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+        "INSERT INTO tickets(subject, requester, requester_name, priority, follow_up_of, created_at, updated_at, automatic, queue)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
     )?
     .execute(params![
         subject,
@@ -137,7 +137,8 @@ pub fn insert_ticket(
         priority,
         follow_up_of,
         now,
-        automatic
+        automatic,
+        queue
     ])?;
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?.execute(params![
@@ -329,7 +330,7 @@ pub fn insert_quarantine(
 pub fn ticket_state(conn: &Connection, id: i64) -> rusqlite::Result<Option<TicketState>> {
     let Some(mut t) = conn
         .prepare_cached(
-            "SELECT id, status, requester, assignee, closed_at, first_response_at, automatic FROM tickets WHERE id = ?1",
+            "SELECT id, status, requester, assignee, closed_at, first_response_at, automatic, queue FROM tickets WHERE id = ?1",
         )?
         .query_row([id], |r| {
             Ok(TicketState {
@@ -341,6 +342,7 @@ pub fn ticket_state(conn: &Connection, id: i64) -> rusqlite::Result<Option<Ticke
                 closed_at: r.get(4)?,
                 first_response_at: r.get(5)?,
                 automatic: r.get(6)?,
+                queue: r.get(7)?,
             })
         })
         .optional()?
@@ -349,6 +351,67 @@ pub fn ticket_state(conn: &Connection, id: i64) -> rusqlite::Result<Option<Ticke
     };
     t.watchers = watchers(conn, id)?;
     Ok(Some(t))
+}
+
+/// Marks `technician` away from `now` until `until` (`None`: until `#back`).
+pub fn set_away(conn: &Connection, technician: &str, until: Option<i64>, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO away(technician, since, until) VALUES (?1, ?2, ?3)
+         ON CONFLICT(technician) DO UPDATE SET since = excluded.since, until = excluded.until",
+    )?
+    .execute(params![technician, now, until])?;
+    Ok(())
+}
+
+/// Who is away at `now`, of `among`.
+pub fn away(conn: &Connection, among: &[String], now: i64) -> rusqlite::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM away WHERE technician = ?1 AND (until IS NULL OR until > ?2)")?;
+    for a in among {
+        if stmt.exists(params![a, now])? {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Each of `among`'s open and pending tickets, in every queue.
+pub fn open_counts(conn: &Connection, among: &[String]) -> rusqlite::Result<Vec<u64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT count(*) FROM tickets WHERE assignee = ?1 AND status IN ('open', 'pending') AND merged_into IS NULL",
+    )?;
+    among.iter().map(|a| stmt.query_row([a], |r| r.get::<_, i64>(0)).map(|n| n.max(0) as u64)).collect()
+}
+
+/// The last ticket auto-assignment gave each of `among` in `queue` (0: none), and to whom it gave
+/// the queue's newest one.
+pub fn assigned_last(conn: &Connection, queue: &str, among: &[String]) -> rusqlite::Result<(Vec<i64>, Option<String>)> {
+    let mut stmt = conn.prepare_cached("SELECT ticket_id FROM auto_assigned WHERE queue = ?1 AND technician = ?2")?;
+    let each: Vec<i64> = among
+        .iter()
+        .map(|a| stmt.query_row(params![queue, a], |r| r.get(0)).optional().map(|t| t.unwrap_or(0)))
+        .collect::<rusqlite::Result<_>>()?;
+    let last = conn
+        .prepare_cached("SELECT technician FROM auto_assigned WHERE queue = ?1 ORDER BY ticket_id DESC LIMIT 1")?
+        .query_row([queue], |r| r.get(0))
+        .optional()?;
+    Ok((each, last))
+}
+
+/// Notes that auto-assignment gave `ticket` of `queue` to `technician`.
+pub fn note_auto_assigned(
+    conn: &Connection,
+    queue: &str,
+    technician: &str,
+    ticket: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO auto_assigned(queue, technician, ticket_id, at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(queue, technician) DO UPDATE SET ticket_id = excluded.ticket_id, at = excluded.at",
+    )?
+    .execute(params![queue, technician, ticket, now])?;
+    Ok(())
 }
 
 pub fn watchers(conn: &Connection, ticket: i64) -> rusqlite::Result<Vec<String>> {
@@ -424,6 +487,20 @@ pub fn apply_updates(
                 )?
                 .execute(params![live, now, actor])?;
                 (EventKind::FirstResponse, "first technician reply sent to the requester".to_string())
+            }
+            Update::Queue(q) => {
+                let old = get("queue")?.unwrap_or_else(|| "the first queue".into());
+                conn.prepare_cached("UPDATE tickets SET queue = ?2 WHERE id = ?1")?.execute(params![live, q])?;
+                (EventKind::QueueChanged, format!("queue {old} -> {q}: its team and SLA policy from now on"))
+            }
+            Update::Away { technician, until } => {
+                set_away(conn, technician, *until, now)?;
+                let until = until.map(|u| format!(" until {}", crate::domain::rfc3339(u))).unwrap_or_default();
+                (EventKind::Away, format!("{technician} is away{until}: no tickets are assigned to them"))
+            }
+            Update::Back { technician } => {
+                conn.prepare_cached("DELETE FROM away WHERE technician = ?1")?.execute([technician])?;
+                (EventKind::Away, format!("{technician} is back: tickets are assigned to them again"))
             }
             Update::Promote => {
                 promote(conn, live, now)?;
@@ -547,8 +624,16 @@ mod tests {
 
     /// A ticket with one inbound message, one outbound message with an outbox row, and a watcher.
     fn ticket(conn: &Connection, n: i64, requester: &str, watcher: &str) -> i64 {
-        let id = insert_ticket(conn, &format!("ticket {n}"), Some(&mailbox(requester)), Priority::P3, None, false, 0)
-            .unwrap();
+        let id = insert_ticket(
+            conn,
+            &format!("ticket {n}"),
+            Some(&mailbox(requester)),
+            (Priority::P3, None),
+            None,
+            false,
+            0,
+        )
+        .unwrap();
         let from = mailbox(requester);
         fn row<'a>(id: i64, from: &'a Mailbox, direction: Direction, id_text: &'a str) -> NewMessage<'a> {
             NewMessage {

@@ -50,7 +50,13 @@ fn whole_corpus_is_recorded_without_loss() {
     let (config, templates) = desk_config(dir.path());
     let mut conn = store::open(&config.helpdesk.database).unwrap();
     let instance = store::instance_token(&conn).unwrap();
-    let desk = Desk { config: &config, templates: &templates, instance: &instance, reply_secret: b"0123456789abcdef" };
+    let desk = Desk {
+        config: &config,
+        templates: &templates,
+        instance: &instance,
+        reply_secret: b"0123456789abcdef",
+        home_queue: 0,
+    };
 
     let batch: Vec<Fetched> =
         files.iter().enumerate().map(|(i, f)| Fetched { uid: i as u32 + 1, raw: std::fs::read(f).unwrap() }).collect();
@@ -267,7 +273,13 @@ fn hostile_mime_is_recorded_or_quarantined_never_lost() {
     let (config, templates) = desk_config(dir.path());
     let mut conn = store::open(&config.helpdesk.database).unwrap();
     let instance = store::instance_token(&conn).unwrap();
-    let desk = Desk { config: &config, templates: &templates, instance: &instance, reply_secret: b"0123456789abcdef" };
+    let desk = Desk {
+        config: &config,
+        templates: &templates,
+        instance: &instance,
+        reply_secret: b"0123456789abcdef",
+        home_queue: 0,
+    };
 
     let cases = hostile_messages();
     let mut outcomes = Vec::new();
@@ -372,7 +384,13 @@ fn a_message_the_database_refuses_is_quarantined_and_its_batch_still_recorded() 
     )
     .unwrap();
     let instance = store::instance_token(&conn).unwrap();
-    let desk = Desk { config: &config, templates: &templates, instance: &instance, reply_secret: b"0123456789abcdef" };
+    let desk = Desk {
+        config: &config,
+        templates: &templates,
+        instance: &instance,
+        reply_secret: b"0123456789abcdef",
+        home_queue: 0,
+    };
     let mail = |i: u32, subject: &str| {
         Fetched {
         uid: i,
@@ -433,7 +451,13 @@ fn a_mail_that_cannot_be_rendered_is_withdrawn_and_noted_and_the_batch_still_que
     let templates = Templates::load(&config.helpdesk.templates).unwrap();
     let mut conn = store::open(&config.helpdesk.database).unwrap();
     let instance = store::instance_token(&conn).unwrap();
-    let desk = Desk { config: &config, templates: &templates, instance: &instance, reply_secret: b"0123456789abcdef" };
+    let desk = Desk {
+        config: &config,
+        templates: &templates,
+        instance: &instance,
+        reply_secret: b"0123456789abcdef",
+        home_queue: 0,
+    };
     let batch: Vec<Fetched> = ["printer", "vpn", "boom", "laptop", "phone"]
         .iter()
         .enumerate()

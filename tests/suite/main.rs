@@ -19,6 +19,7 @@ mod imap_restart;
 mod loops;
 mod metrics;
 mod oauth;
+mod queues;
 mod real_mail;
 mod retention;
 mod security;
