@@ -862,4 +862,77 @@ mod tests {
         assert!(p.mails.iter().all(|m| m.kind == MailKind::RequesterReply));
         assert!(p.events.iter().any(|e| e.kind == EventKind::NotVerified));
     }
+
+    /// The plan with the ticket's team `team` and a new ticket's team `new_team`.
+    fn run_teams(
+        m: &Inbound,
+        thread: Thread,
+        t: Option<&TicketState>,
+        role: Role,
+        team: &[&str],
+        new_team: &[&str],
+    ) -> Plan {
+        let desk = strings(DESK);
+        let techs = strings(&["tech1@acme.test", "tech2@acme.test", "sec@acme.test"]);
+        let (team, new_team) = (strings(team), strings(new_team));
+        let queues = strings(&["default", "security"]);
+        let policy = Policy {
+            desk_addresses: &desk,
+            technicians: &techs,
+            team: &team,
+            new_team: &new_team,
+            queues: &queues,
+            timezone: &jiff::tz::TimeZone::get("Europe/Berlin").unwrap(),
+            reopen_window_secs: 14 * 86_400,
+            cc_watchers: true,
+            max_watchers_per_message: 3,
+            max_watchers_per_ticket: 4,
+        };
+        let merge = |_: i64| Err("no".to_string());
+        let visible = crate::reply_text::visible_text(&m.text);
+        let facts =
+            Facts { msg: m, visible: &visible, thread: &thread, role: &role, suppression: None, participant: true };
+        plan(&policy, &facts, t, &merge, 0)
+    }
+
+    #[test]
+    fn only_the_queues_team_is_told() {
+        let m = msg("From: alice@x.test\r\nSubject: Phish", "Look.");
+        let p =
+            run_teams(&m, Thread::New { note: None }, None, Role::Requester, &["tech1@acme.test"], &["sec@acme.test"]);
+        assert_eq!(
+            kinds(&p)[1..],
+            [(MailKind::NewTicket, vec!["sec@acme.test"])],
+            "a new ticket: its routed queue's team"
+        );
+        let m = msg("From: alice@x.test\r\nSubject: Re: [ACME #7]", "More.");
+        let p =
+            run_teams(&m, EXISTING, Some(&ticket("open")), Role::Requester, &["sec@acme.test"], &["tech1@acme.test"]);
+        assert_eq!(kinds(&p), [(MailKind::RequesterReply, vec!["sec@acme.test"])]);
+        let m = msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", "Done.");
+        let mut t = ticket("open");
+        t.assignee = Some("tech1@acme.test".into());
+        let p = run_teams(&m, EXISTING, Some(&t), tech(false), &["sec@acme.test", "tech1@acme.test"], &[]);
+        assert_eq!(kinds(&p)[1..], [(MailKind::TeamCopy, vec!["sec@acme.test"])], "the team, not the sender");
+    }
+
+    #[test]
+    fn queue_and_away_commands() {
+        let m = msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", "#queue security\n#away until 2026-12-24");
+        let p = run_teams(&m, EXISTING, Some(&ticket("open")), tech(false), &[], &[]);
+        // The 24th is a day away in Berlin: back at midnight there, 23:00 UTC.
+        let back = "2026-12-24T23:00:00Z".parse::<jiff::Timestamp>().unwrap().as_second();
+        assert_eq!(
+            p.updates,
+            [
+                Update::Queue("security".into()),
+                Update::Away { technician: "tech1@acme.test".into(), until: Some(back) }
+            ]
+        );
+        let m = msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", "#queue nowhere\n#close");
+        let p = run_teams(&m, EXISTING, Some(&ticket("open")), tech(false), &[], &[]);
+        let e = p.rejected.expect("an unknown queue rejects the mail");
+        assert!(e.reason.contains("no queue \"nowhere\"") && e.reason.contains("default, security"), "{e}");
+        assert!(p.updates.is_empty());
+    }
 }

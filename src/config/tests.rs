@@ -240,3 +240,131 @@ fn a_token_command_needs_nothing_else() {
     let c = load(&with_oauth("token_command = \"pizauth show maildesk\"")).unwrap();
     assert!(matches!(c.oauth.unwrap().grant, OAuthGrant::Command(ref c) if c == "pizauth show maildesk"));
 }
+
+const QUEUES: &str = r#"
+[[queues]]
+name = "helpdesk"
+team = ["Ann@acme.example", "bob@acme.example"]
+lead = "ann@acme.example"
+assign = "round-robin"
+
+[[queues]]
+name = "security"
+addresses = ["security@acme.example", "support+sec@acme.example"]
+team = ["sec@acme.example"]
+default_priority = "P2"
+assign = "least-open"
+[queues.imap]
+host = "127.0.0.1"
+security = "none"
+username = "security@acme.example"
+password = "x"
+[queues.sla]
+calendar = "24x7"
+P2 = { first_response = "1h" }
+
+[[queues]]
+name = "facilities"
+folder = "Facilities"
+
+[[routing]]
+subject_matches = "(?i)badge"
+queue = "facilities"
+
+[[routing]]
+from_domain = ["board.acme.example"]
+priority = "P1"
+assign = "bob@acme.example"
+"#;
+
+#[test]
+fn a_desk_without_queues_has_one_with_every_technician() {
+    let c = load(GOOD).unwrap();
+    assert_eq!(c.queues.len(), 1);
+    assert_eq!(
+        (c.queues[0].name.as_str(), c.queues[0].team.clone()),
+        (DEFAULT_QUEUE, vec!["tech1@acme.example".into()])
+    );
+    assert_eq!(c.mailboxes().len(), 1);
+    assert_eq!(c.mailboxes()[0].key, "INBOX", "the [imap] mailbox keeps its key, so nothing is fetched twice");
+}
+
+#[test]
+fn queues_add_their_teams_to_the_technicians_and_their_mailboxes_to_the_watched() {
+    let c = load(&format!("{GOOD}{QUEUES}")).unwrap();
+    let names: Vec<&str> = c.queues.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, ["helpdesk", "security", "facilities"]);
+    for t in ["ann@acme.example", "bob@acme.example", "sec@acme.example", "tech1@acme.example"] {
+        assert!(c.helpdesk.technicians.iter().any(|x| x == t), "{t} is a technician");
+    }
+    assert_eq!(c.queues[2].team, c.helpdesk.technicians, "a queue without a team is worked by everyone");
+    let p2 = c.policy(Some("security"), crate::domain::Priority::P2);
+    assert_eq!((p2.first_response, p2.calendar.as_str()), (3600, "24x7"));
+    assert_eq!(c.policy(Some("security"), crate::domain::Priority::P3).calendar, "24x7");
+    assert_eq!(c.policy(Some("helpdesk"), crate::domain::Priority::P2).calendar, "business");
+    assert_eq!(
+        c.policy(Some("gone"), crate::domain::Priority::P2).calendar,
+        "business",
+        "an unknown queue is the first"
+    );
+    let keys: Vec<String> = c.mailboxes().iter().map(|m| m.key.clone()).collect();
+    assert_eq!(keys, ["INBOX", "security:INBOX", "Facilities"]);
+    assert_eq!(c.mailboxes()[1].own_account.as_deref(), Some("security"));
+    assert_eq!(c.routing.len(), 2);
+    assert_eq!(c.routing[0].queue, Some(2));
+}
+
+#[test]
+fn queue_and_routing_mistakes_are_reported_at_their_lines() {
+    let bad = format!(
+        "{GOOD}{}",
+        r#"
+[[queues]]
+name = "Help Desk"
+assign = "random"
+
+[[queues]]
+name = "ops"
+folder = "INBOX"
+addresses = ["not an address"]
+
+[[routing]]
+from_domain = ["acme.example"]
+priority = "P2"
+
+[[routing]]
+from_domain = ["acme.example"]
+subject_matches = "(unclosed"
+queue = "nowhere"
+
+[[routing]]
+from = ["a@one.example"]
+from_domain = ["two.example"]
+priority = "P1"
+
+[[routing]]
+from_domain = ["acme.example"]
+header = "X-Ticket: ^yes$"
+priority = "P4"
+
+[[routing]]
+header = "no colon here"
+"#
+    );
+    let e = load(&bad).unwrap_err().to_string();
+    for (line, key, what) in [
+        (23, "queues[0].name", "expected a short name"),
+        (24, "queues[0].assign", "round-robin"),
+        (28, "queues[1].folder", "already watched"),
+        (29, "queues[1].addresses", "expected mail addresses"),
+        (37, "routing[1].subject_matches", "bad regular expression"),
+        (38, "routing[1].queue", "no queue \"nowhere\""),
+        (40, "routing[2]", "can never match"),
+        (45, "routing[3]", "routing rule 1 comes first"),
+        (51, "routing[4].header", "Header-Name: pattern"),
+        (50, "routing[4]", "sets nothing"),
+    ] {
+        let want = format!(":{line}: {key}: ");
+        assert!(e.lines().any(|l| l.contains(&want) && l.contains(what)), "no {want}…{what} in:\n{e}");
+    }
+}
