@@ -6,6 +6,7 @@
 //! `password_file` or `password_command`) into [`Secret`], whose `Debug` never shows the value.
 
 mod file;
+mod imap;
 mod locate;
 mod oauth;
 mod problems;

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use regex::{Regex, RegexBuilder};
 
 use super::file::{FileQueue, FileRoute};
+use super::imap::imap_settings;
 use super::locate::Located;
 use super::problems::Problems;
 use super::types::{DEFAULT_QUEUE, Helpdesk, Imap, OAuth, Queue, QueueMailbox};
-use super::validate::imap_settings;
 use crate::routing::{Assign, Rule};
 use crate::sla::policy::SlaConfig;
 
