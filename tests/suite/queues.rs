@@ -294,3 +294,35 @@ fn a_queue_mailbox_that_refuses_the_login_holds_up_no_other() {
     let shown = desk.cli(&["status"]);
     assert!(shown.contains("(queue security): last sync never"), "{shown}");
 }
+
+#[test]
+fn a_queue_reads_another_folder_of_the_desks_mailbox() {
+    let Some(_lab) = lab() else { return };
+    let tech = address("fac");
+    let mut desk = Desk::with(DeskOptions {
+        tail: format!(
+            "[[queues]]\nname = \"helpdesk\"\n\n[[queues]]\nname = \"facilities\"\nfolder = \"Facilities\"\nteam = [\"{tech}\"]\n"
+        ),
+        ..DeskOptions::default()
+    });
+    // The folder exists before the desk starts (a filter rule's target); its mail is filed there.
+    append_to(&desk.support, "Facilities", &[]);
+    desk.start();
+    let dora = address("dora");
+    append_to(
+        &desk.support,
+        "Facilities",
+        &[message(&dora, &desk.support, "Radiator leaks", &format!("f{}@d.test", nanos()), "", "Room 4.")],
+    );
+    desk.wait_settled(1, T);
+    let t = ticket_of(&desk, &dora);
+    assert_eq!(t["queue"], "facilities", "{t:#}");
+    assert_eq!(
+        events(&show(&desk, t["id"].as_i64().unwrap()), "routed"),
+        ["queue facilities: read from the queue's mailbox"]
+    );
+    desk.assert_mailed(&tech, 1, "the facilities team is told");
+    let status = desk.json(&["status"]);
+    assert_eq!(status["watched"].as_array().unwrap().len(), 2, "{status:#}");
+    assert!(status["watched"][1]["last_ok"].is_string(), "{status:#}");
+}

@@ -431,6 +431,19 @@ pub fn append(user: &str, messages: &[Vec<u8>]) {
     })
 }
 
+/// Puts raw messages into `folder` of `user`'s mailbox (created if need be), as a server-side
+/// filter rule would file them.
+pub fn append_to(user: &str, folder: &str, messages: &[Vec<u8>]) {
+    rt().block_on(async {
+        let mut s = imap_login(user).await;
+        let _ = s.create(folder).await;
+        for m in messages {
+            s.append(folder, None, None, m).await.unwrap();
+        }
+        s.logout().await.unwrap();
+    })
+}
+
 /// Every message in `user`'s INBOX, raw, in UID order.
 pub fn inbox(user: &str) -> Vec<Vec<u8>> {
     rt().block_on(async {
