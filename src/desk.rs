@@ -50,10 +50,23 @@ pub struct Desk<'a> {
 }
 
 impl Desk<'_> {
-    /// The desk's own addresses: the support address and, if set, the comment address.
+    /// The desk's own addresses: the support address, the comment address if set, and every queue's
+    /// addresses and own mailbox. Never acknowledged, never watchers: mail between them would loop.
     pub fn addresses(&self) -> Vec<String> {
         let h = &self.config.helpdesk;
-        std::iter::once(h.address.clone()).chain(h.comment_address.clone()).collect()
+        let mut all: Vec<String> = std::iter::once(h.address.clone()).chain(h.comment_address.clone()).collect();
+        for q in &self.config.queues {
+            let own = match &q.mailbox {
+                crate::config::QueueMailbox::Own { imap, .. } => crate::domain::parse_address(&imap.username),
+                _ => None,
+            };
+            for a in q.addresses.iter().cloned().chain(own) {
+                if !all.contains(&a) {
+                    all.push(a);
+                }
+            }
+        }
+        all
     }
 
     pub fn domain(&self) -> &str {

@@ -114,7 +114,9 @@ fn mail_lands_in_its_queue_by_address_rule_and_mailbox_and_only_its_team_is_told
     // To the security queue's own mailbox.
     send_smtp(&alice, &q.security, &message(&alice, &q.security, "Phishing mail", "q1@a.test", "", "Look at this."));
     // To the facilities plus-address of the support mailbox (one mailbox, two queues).
-    send_smtp(&bert, &q.facilities, &message(&bert, &q.facilities, "Heating", "q2@b.test", "", "Cold."));
+    // (Cc another queue's address: a desk address, never a watcher, or the desk would mail itself.)
+    let cc = format!("Cc: {}\r\n", q.security);
+    send_smtp(&bert, &q.facilities, &message(&bert, &q.facilities, "Heating", "q2@b.test", &cc, "Cold."));
     // To the support address, routed by a rule.
     desk.request(&carl, "Badge lost", "q3@c.test", "My badge is gone.");
     // To the support address: the helpdesk queue, and P1 by rule.
@@ -137,6 +139,8 @@ fn mail_lands_in_its_queue_by_address_rule_and_mailbox_and_only_its_team_is_told
 
     let fac = ticket_of(desk, &bert);
     assert_eq!(fac["queue"], "facilities", "{fac:#}");
+    let s = show(desk, fac["id"].as_i64().unwrap());
+    assert_eq!(s["watchers"], serde_json::json!([]), "{s:#}");
     let badge = ticket_of(desk, &carl);
     assert_eq!(badge["queue"], "facilities", "{badge:#}");
     assert_eq!(events(&show(desk, badge["id"].as_i64().unwrap()), "routed"), ["queue facilities: routing rule 1"]);
