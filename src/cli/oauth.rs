@@ -22,12 +22,26 @@ pub enum Action {
         /// Sign in for `[smtp.oauth]` instead of `[oauth]`.
         #[arg(long)]
         smtp: bool,
+        /// Sign in for the mailbox of its own of this queue (`[queues.imap]`).
+        #[arg(long, conflicts_with = "smtp")]
+        queue: Option<String>,
     },
 }
 
 pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
-    let Action::Login { smtp } = args.action;
+    let Action::Login { smtp, queue } = &args.action;
+    let smtp = *smtp;
     let sources = Sources::of(config)?;
+    if let Some(name) = queue {
+        let found = config.mailboxes().iter().position(|m| m.own_account.as_deref() == Some(name.as_str()));
+        let Some(source) = found.and_then(|i| sources.mailboxes.get(i).cloned().flatten()) else {
+            anyhow::bail!(
+                "{}: queue {name:?} has no mailbox of its own logging in with OAuth ([queues.imap] auth = \"xoauth2\")",
+                config.source.display()
+            );
+        };
+        return signed_in(config, &source, out);
+    }
     let source = match (smtp, sources.imap, sources.smtp) {
         (false, Some(s), _) | (true, _, Some(s)) => s,
         (false, None, Some(s)) if config.imap.auth == AuthMethod::Password => s,
@@ -37,8 +51,13 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
             if smtp { "smtp" } else { "imap" }
         ),
     };
+    signed_in(config, &source, out)
+}
+
+/// Runs the device login for `source` and says where its token is kept.
+fn signed_in(config: &Config, source: &TokenSource, out: &mut dyn Write) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let token = runtime.block_on(login(&source, out))?;
+    let token = runtime.block_on(login(source, out))?;
     writeln!(
         out,
         "Signed in: the refresh token is stored in {}; the access token is good until {}.",

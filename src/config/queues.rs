@@ -124,8 +124,11 @@ pub(super) fn validate(
                 QueueMailbox::Folder(folder)
             }
             (None, Some(imap)) => {
-                let oauth =
-                    f.oauth.as_ref().and_then(|o| super::oauth::validate(doc, problems, &key("oauth"), o, desk.base));
+                // Its tokens are stored under the queue's name, not its position in the file.
+                let oauth = f.oauth.as_ref().and_then(|o| {
+                    super::oauth::validate(doc, problems, &key("oauth"), o, desk.base)
+                        .map(|o| OAuth { table: format!("queues.{name}.oauth"), ..o })
+                });
                 let has_oauth = oauth.is_some() || desk.oauth.is_some();
                 let imap = imap_settings(doc, problems, &key("imap"), imap, has_oauth, desk.base);
                 QueueMailbox::Own { imap: Box::new(imap), oauth }

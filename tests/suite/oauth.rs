@@ -440,3 +440,61 @@ fn an_alert_about_smtp_waits_in_the_outbox_until_smtp_works() {
     desk.wait_settled(1, Duration::from_secs(60));
     acknowledged_once(&waiting);
 }
+
+/// A queue's own mailbox logs in with its own `[queues.oauth]` while the desk's `[imap]` uses a
+/// password: a token per mailbox, renewed on its own, its login shown apart in `status`.
+#[test]
+fn a_queue_mailbox_logs_in_with_its_own_oauth_table() {
+    let Some(_lab) = lab() else { return };
+    let id = client_id();
+    let security = address("security");
+    let sec = address("sec");
+    let mut desk = Desk::with(DeskOptions {
+        tail: format!(
+            r#"[[queues]]
+name = "helpdesk"
+
+[[queues]]
+name = "security"
+addresses = ["{security}"]
+team = ["{sec}"]
+[queues.imap]
+{imap}
+username = "{security}"
+auth = "xoauth2"
+poll_interval = "1s"
+[queues.oauth]
+flow = "client_credentials"
+client_id = "{id}"
+token_url = "{TOKEN_URL}"
+client_secret_file = "client.secret"
+"#,
+            imap = plain_loopback(IMAP_PORT),
+        ),
+        ..DeskOptions::default()
+    });
+    std::fs::write(desk.path("client.secret"), "s3cret\n").unwrap();
+    register(json!({"client_id": id, "client_secret": "s3cret", "mailbox": security, "lifetime": 6}));
+    let checked = desk.cli(&["check", "--connect"]);
+    assert!(checked.contains("token from [queues.security.oauth]"), "{checked}");
+    desk.start();
+    let alice = address("alice");
+    for n in 0..3 {
+        send_smtp(
+            &alice,
+            &security,
+            &message(&alice, &security, &format!("Phish {n}"), &format!("{}@a", nanos()), "", "Look."),
+        );
+        std::thread::sleep(Duration::from_secs(4));
+    }
+    desk.wait_settled(3, Duration::from_secs(60));
+    for t in desk.json(&["tickets"]).as_array().unwrap() {
+        assert_eq!(t["queue"], "security", "{t:#}");
+    }
+    desk.assert_mailed(&sec, 3, "the security team is told of each");
+    let status = desk.json(&["status"]);
+    let login = status["logins"].as_array().unwrap().iter().find(|l| l["server"] == "IMAP (queue security)").cloned();
+    let login = login.unwrap_or_else(|| panic!("{status:#}"));
+    assert_eq!((login["method"].as_str(), login["failing_since"].is_null()), (Some("xoauth2"), true), "{status:#}");
+    assert!(stats(&id)["tokens_issued"].as_i64().unwrap() >= 2, "6-second tokens were renewed");
+}
