@@ -62,6 +62,23 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
         "  technicians {}",
         if h.technicians.is_empty() { "(none)".into() } else { h.technicians.join(", ") }
     )?;
+    if config.queues.len() > 1 || config.queues[0].assign != crate::routing::Assign::None {
+        for (m, q) in config.mailboxes().iter().map(|m| (m, &config.queues[m.home])) {
+            writeln!(out, "  mailbox   {} -> queue {}", m.label, q.name)?;
+        }
+        for q in &config.queues {
+            let addresses = if q.addresses.is_empty() { "-".into() } else { q.addresses.join(", ") };
+            writeln!(
+                out,
+                "  queue     {}: addresses {addresses}; team of {}{}; assign {}",
+                q.name,
+                q.team.len(),
+                q.lead.as_ref().map(|l| format!(", lead {l}")).unwrap_or_default(),
+                q.assign.as_str()
+            )?;
+        }
+        writeln!(out, "  routing   {} rule(s), every one can match", config.routing.len())?;
+    }
     for (kind, r) in rendered {
         writeln!(
             out,
