@@ -22,7 +22,8 @@ pub const HELP: &str = "\
 #accept                                 accept held mail from non-participants: they become watchers
 #queue NAME                             move the ticket to another queue (its team and SLA policy)
 #away [until YYYY-MM-DD]                you are away (through that day): no tickets are assigned to you
-#back                                   you are back: tickets are assigned to you again";
+#back                                   you are back: tickets are assigned to you again
+#time 30m|1h15m                         log time you spent on this ticket";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -42,6 +43,8 @@ pub enum Command {
     Away(Option<jiff::civil::Date>),
     /// The sender is back.
     Back,
+    /// Time the sender spent on the ticket, in minutes.
+    Time(u32),
 }
 
 impl Command {
@@ -61,7 +64,48 @@ impl Command {
             Command::Away(Some(d)) => format!("away until {d}"),
             Command::Away(None) => "away".into(),
             Command::Back => "back".into(),
+            Command::Time(m) => format!("time {}", minutes_text(*m)),
         }
+    }
+}
+
+/// At most a day per `#time`: more is a typo, not a shift.
+pub const MAX_TIME_MINUTES: u32 = 24 * 60;
+
+/// "30m", "2h", "1h15m", "90" (minutes) as minutes, 1 to [`MAX_TIME_MINUTES`].
+fn minutes(t: &str) -> Option<u32> {
+    let t = t.trim().to_ascii_lowercase();
+    let total = match t.parse::<u32>() {
+        Ok(m) => m,
+        Err(_) => {
+            let mut total: u32 = 0;
+            let mut number = String::new();
+            for c in t.chars() {
+                match c {
+                    '0'..='9' => number.push(c),
+                    'h' | 'm' if !number.is_empty() => {
+                        let n: u32 = number.parse().ok()?;
+                        total = total.checked_add(if c == 'h' { n.checked_mul(60)? } else { n })?;
+                        number.clear();
+                    }
+                    _ => return None,
+                }
+            }
+            if !number.is_empty() {
+                return None;
+            }
+            total
+        }
+    };
+    (1..=MAX_TIME_MINUTES).contains(&total).then_some(total)
+}
+
+/// 105 → "1h45m", 30 → "30m".
+pub fn minutes_text(m: u32) -> String {
+    match (m / 60, m % 60) {
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h{m:02}m"),
     }
 }
 
@@ -157,6 +201,12 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
                 )
             }
             "back" => no_args().map(|_| Command::Back)?,
+            "time" => {
+                let t = one_arg("a time like 30m or 1h15m")?;
+                Command::Time(minutes(t).ok_or_else(|| {
+                    err(format!("{t:?} is not a time like 30m, 2h or 1h15m (at most {MAX_TIME_MINUTES} minutes)"))
+                })?)
+            }
             "note" => {
                 // "#note" ends the commands: everything after it, on its line and below, is the note.
                 commands.push(Command::Note);
@@ -176,6 +226,13 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minutes_read_back_as_written() {
+        for m in [1, 30, 60, 75, 600, MAX_TIME_MINUTES] {
+            assert_eq!(minutes(&minutes_text(m)), Some(m), "{m}");
+        }
+    }
 
     #[test]
     fn table() {
@@ -215,6 +272,9 @@ mod tests {
             ("#away until 2026-12-24\nSee you", &[Away(Some("2026-12-24".parse().unwrap()))], "See you"),
             ("#away 2026-12-24", &[Away(Some("2026-12-24".parse().unwrap()))], ""),
             ("#away\n#back", &[Away(None), Back], ""),
+            ("#time 1h15m\nDone", &[Time(75)], "Done"),
+            ("#TIME 30M", &[Time(30)], ""),
+            ("#time 45", &[Time(45)], ""),
         ];
         for (input, commands, rest) in ok {
             let p = parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
@@ -235,6 +295,10 @@ mod tests {
             ("#away tomorrow", 1, "not a date"),
             ("#away from 2026-12-24", 1, "until"),
             ("#queue", 1, "needs a queue name"),
+            ("#time soon", 1, "not a time"),
+            ("#time 0m", 1, "not a time"),
+            ("#time 25h", 1, "at most 1440"),
+            ("#time 1h 15m", 1, "takes one"),
         ];
         for (input, line_no, reason) in bad {
             let e = parse(input).unwrap_err();

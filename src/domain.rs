@@ -270,10 +270,12 @@ pub enum EventKind {
     QueueChanged,
     /// `#away` / `#back`: a technician's availability for auto-assignment.
     Away,
+    /// `#time`: time a technician spent on the ticket.
+    Time,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 40] = [
+    pub const ALL: [EventKind; 41] = [
         EventKind::Opened,
         EventKind::Threaded,
         EventKind::Threading,
@@ -314,6 +316,7 @@ impl EventKind {
         EventKind::Routed,
         EventKind::QueueChanged,
         EventKind::Away,
+        EventKind::Time,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -358,6 +361,7 @@ impl EventKind {
             EventKind::Routed => "routed",
             EventKind::QueueChanged => "queue",
             EventKind::Away => "away",
+            EventKind::Time => "time",
         }
     }
 }

@@ -62,6 +62,8 @@ pub struct TechnicianReport {
     pub median_first_response_secs: Option<i64>,
     /// Tickets assigned to them now that are not resolved or closed.
     pub assigned_open: u64,
+    /// Minutes they logged with `#time` in the period (on any ticket).
+    pub time_minutes: u64,
 }
 
 /// The same figures as [`PriorityReport`], per queue.
@@ -74,6 +76,8 @@ pub struct QueueReport {
     pub resolution: TargetStats,
     pub breaches: u64,
     pub backlog: Backlog,
+    /// Minutes logged with `#time` in the period on the queue's tickets.
+    pub time_minutes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -223,6 +227,25 @@ pub fn report(
         let (t, n) = row?;
         techs.entry(t).or_default().1 = n as u64;
     }
+    // Time logged in the period, whenever its ticket was opened.
+    let mut time_by_queue = vec![0u64; queues.len()];
+    let mut stmt = conn.prepare(
+        "SELECT e.technician, t.queue, sum(e.minutes) FROM time_entries e JOIN tickets t ON t.id = e.ticket_id
+         WHERE e.at >= ?1 AND e.at < ?2 GROUP BY e.technician, t.queue",
+    )?;
+    let mut time_by_tech: BTreeMap<String, u64> = BTreeMap::new();
+    for row in stmt.query_map(params![lo, hi], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?))
+    })? {
+        let (t, queue, m) = row?;
+        let m = m.max(0) as u64;
+        *time_by_tech.entry(t.clone()).or_default() += m;
+        techs.entry(t).or_default();
+        let q = queue.and_then(|q| queues.iter().position(|n| *n == q)).unwrap_or(0);
+        if let Some(slot) = time_by_queue.get_mut(q) {
+            *slot += m;
+        }
+    }
     let priorities = by_priority
         .into_iter()
         .map(|(priority, a)| PriorityReport {
@@ -240,18 +263,20 @@ pub fn report(
         .map(|(technician, (mut fr, open, handled))| {
             fr.sort_unstable();
             TechnicianReport {
-                technician,
                 tickets_handled: handled,
                 first_responses: fr.len() as u64,
                 median_first_response_secs: percentile(&fr, 0.5),
                 assigned_open: open,
+                time_minutes: time_by_tech.get(&technician).copied().unwrap_or(0),
+                technician,
             }
         })
         .collect();
     let queues = queues
         .iter()
         .zip(by_queue)
-        .map(|(queue, a)| QueueReport {
+        .zip(time_by_queue)
+        .map(|((queue, a), time_minutes)| QueueReport {
             queue: queue.clone(),
             opened: a.opened,
             resolved: a.resolved,
@@ -259,6 +284,7 @@ pub fn report(
             resolution: stats(a.res, a.res_breached_unmet, a.res_breached_met),
             breaches: a.breaches,
             backlog: a.backlog,
+            time_minutes,
         })
         .collect();
     Ok(Report { since: since.map(rfc3339), until: until.map(rfc3339), priorities, technicians, queues })

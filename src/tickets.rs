@@ -118,6 +118,11 @@ pub enum Update {
     Back {
         technician: String,
     },
+    /// The technician spent this many minutes on the ticket.
+    Time {
+        technician: String,
+        minutes: u32,
+    },
 }
 
 /// How a stored message is labelled in `maildesk show`.
@@ -490,6 +495,7 @@ fn technician(
                     .and_then(|d| d.to_zoned(policy.timezone.clone()).ok().map(|z| z.timestamp().as_second())),
             }),
             Command::Back => plan.updates.push(Update::Back { technician: sender.to_string() }),
+            Command::Time(m) => plan.updates.push(Update::Time { technician: sender.to_string(), minutes: *m }),
         }
     }
     plan.text = parsed.rest.clone();

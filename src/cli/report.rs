@@ -18,6 +18,11 @@ pub struct Args {
     pub json: bool,
 }
 
+/// Logged minutes for people: "-" for none, else "1h45m".
+fn minutes(m: u64) -> String {
+    if m == 0 { "-".into() } else { crate::commands::minutes_text(m.min(u32::MAX as u64) as u32) }
+}
+
 pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let Args { since, until, json } = args;
     let conn = store::open_existing(&config.helpdesk.database)?;
@@ -59,14 +64,14 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     if r.queues.len() > 1 {
         writeln!(
             out,
-            "\n{:<12} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | backlog <1d 1-7d 7-30d >30d",
+            "\n{:<12} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | backlog <1d 1-7d 7-30d >30d | TIME",
             "QUEUE", "OPENED", "RESOLVED", "1ST OK", "MEDIAN", "P90", "RES OK", "MEDIAN", "P90", "BREACHES"
         )?;
         for q in &r.queues {
             let b = &q.backlog;
             writeln!(
                 out,
-                "{:<12} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | {:>4} {:>4} {:>5} {:>4}",
+                "{:<12} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | {:>4} {:>4} {:>5} {:>4} | {}",
                 q.queue,
                 q.opened,
                 q.resolved,
@@ -80,25 +85,27 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
                 b.under_1d,
                 b.from_1d_to_7d,
                 b.from_7d_to_30d,
-                b.over_30d
+                b.over_30d,
+                minutes(q.time_minutes)
             )?;
         }
     }
     if !r.technicians.is_empty() {
         writeln!(
             out,
-            "\n{:<40} {:>8} {:>15} {:>22} {:>13}",
-            "TECHNICIAN", "HANDLED", "FIRST RESPONSES", "MEDIAN FIRST RESPONSE", "ASSIGNED OPEN"
+            "\n{:<40} {:>8} {:>15} {:>22} {:>13} {:>8}",
+            "TECHNICIAN", "HANDLED", "FIRST RESPONSES", "MEDIAN FIRST RESPONSE", "ASSIGNED OPEN", "TIME"
         )?;
         for t in &r.technicians {
             writeln!(
                 out,
-                "{:<40} {:>8} {:>15} {:>22} {:>13}",
+                "{:<40} {:>8} {:>15} {:>22} {:>13} {:>8}",
                 t.technician,
                 t.tickets_handled,
                 t.first_responses,
                 opt(t.median_first_response_secs),
-                t.assigned_open
+                t.assigned_open,
+                minutes(t.time_minutes)
             )?;
         }
     }

@@ -41,6 +41,12 @@ fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> any
         t.requester.as_deref().unwrap_or("-"),
         t.assignee.as_deref().unwrap_or("-")
     )?;
+    if v.time.total_minutes > 0 {
+        let text = |m: i64| crate::commands::minutes_text(m.clamp(0, u32::MAX as i64) as u32);
+        let each: Vec<String> =
+            v.time.by_technician.iter().map(|t| format!("{} {}", t.technician, text(t.minutes))).collect();
+        writeln!(out, "time spent {} ({})", text(v.time.total_minutes), each.join(", "))?;
+    }
     if !v.watchers.is_empty() {
         writeln!(out, "watchers {}", v.watchers.join(", "))?;
     }

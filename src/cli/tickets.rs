@@ -19,6 +19,18 @@ pub struct Args {
     /// Only tickets in this queue (`[[queues]] name`).
     #[arg(long)]
     pub queue: Option<String>,
+    /// Only tickets assigned to this address.
+    #[arg(long)]
+    pub assignee: Option<String>,
+    /// Only tickets of this priority.
+    #[arg(long, value_parser = ["P1", "P2", "P3", "P4"], ignore_case = true)]
+    pub priority: Option<String>,
+    /// Only open and pending tickets past a due time (first response or resolution).
+    #[arg(long)]
+    pub overdue: bool,
+    /// Only tickets opened at or after this date (YYYY-MM-DD, in helpdesk.timezone) or time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
     /// At most this many tickets (a page), in ticket order.
     #[arg(long)]
     pub limit: Option<u32>,
@@ -30,7 +42,7 @@ pub struct Args {
 }
 
 pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
-    let Args { status, automatic, queue, limit, offset, json } = args;
+    let Args { status, automatic, queue, assignee, priority, overdue, since, limit, offset, json } = args;
     if let Some(q) = queue
         && !config.queues.iter().any(|c| &c.name == q)
     {
@@ -39,8 +51,20 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     }
     let conn = store::open_existing(&config.helpdesk.database)?;
     let page = read::Page { limit: *limit, offset: *offset };
-    let filter = read::QueueFilter { queue: queue.as_deref(), first: &config.queues[0].name };
-    let mut list = read::tickets(&conn, status.map(TicketStatus::from), *automatic, filter, page)?;
+    let assignee =
+        assignee.as_deref().map(|a| crate::domain::parse_address(a).unwrap_or_else(|| a.to_ascii_lowercase()));
+    let since = since.as_deref().map(|s| super::parse_when(config, "--since", s)).transpose()?;
+    let filter = read::TicketFilter {
+        status: status.map(TicketStatus::from),
+        automatic: *automatic,
+        queue: queue.as_deref(),
+        first_queue: &config.queues[0].name,
+        assignee: assignee.as_deref(),
+        priority: priority.as_deref().map(|p| p.to_ascii_uppercase().parse()).transpose()?,
+        overdue_at: overdue.then(store::now),
+        since,
+    };
+    let mut list = read::tickets(&conn, filter, page)?;
     for t in &mut list {
         t.queue = Some(config.queue(t.queue.as_deref()).1.name.clone());
     }

@@ -57,7 +57,7 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// The schema version this maildesk writes and reads (SQLite's `user_version`).
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -67,6 +67,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema_v4.sql")),
         M::up(include_str!("schema_v5.sql")),
         M::up(include_str!("schema_v6.sql")),
+        M::up(include_str!("schema_v7.sql")),
     ])
 }
 

@@ -35,12 +35,21 @@ pub struct TicketSummary {
     pub queue: Option<String>,
 }
 
-/// Which tickets a list shows: by queue (`first` is the first queue's name, which holds tickets
-/// stored without one).
+/// Which tickets a list shows. Every filter given must hold.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct QueueFilter<'a> {
+pub struct TicketFilter<'a> {
+    pub status: Option<TicketStatus>,
+    /// The tickets machine mail opened instead of requests.
+    pub automatic: bool,
     pub queue: Option<&'a str>,
-    pub first: &'a str,
+    /// The first queue's name: it holds tickets stored without one.
+    pub first_queue: &'a str,
+    pub assignee: Option<&'a str>,
+    pub priority: Option<Priority>,
+    /// Tickets whose first response or resolution was due before this time and is not met.
+    pub overdue_at: Option<i64>,
+    /// Opened at or after this time.
+    pub since: Option<i64>,
 }
 
 /// Tickets in `status` (any when `None`): requests, or with `automatic` the tickets machine mail
@@ -52,21 +61,33 @@ pub struct Page {
     pub offset: u32,
 }
 
-pub fn tickets(
-    conn: &Connection,
-    status: Option<TicketStatus>,
-    automatic: bool,
-    queue: QueueFilter<'_>,
-    page: Page,
-) -> Result<Vec<TicketSummary>> {
-    let mut stmt = conn.prepare(&format!(
+pub fn tickets(conn: &Connection, f: TicketFilter<'_>, page: Page) -> Result<Vec<TicketSummary>> {
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {TICKET_COLUMNS} FROM tickets t WHERE (?1 IS NULL OR t.status = ?1) AND t.automatic = ?2
-         AND (?5 IS NULL OR coalesce(t.queue, ?6) = ?5) ORDER BY t.id
-         LIMIT ?3 OFFSET ?4"
+         AND (?5 IS NULL OR coalesce(t.queue, ?6) = ?5) AND (?7 IS NULL OR t.assignee = ?7)
+         AND (?8 IS NULL OR t.priority = ?8) AND (?9 IS NULL OR t.created_at >= ?9)
+         AND (?10 IS NULL OR (t.status IN ('open', 'pending') AND t.merged_into IS NULL
+              AND ((t.first_response_at IS NULL AND t.first_response_due_at < ?10)
+                   OR t.resolution_due_at < ?10 OR t.first_response_breached OR t.resolution_breached)))
+         ORDER BY t.id LIMIT ?3 OFFSET ?4"
     ))?;
     let limit = page.limit.map(i64::from).unwrap_or(-1);
     Ok(stmt
-        .query_map(rusqlite::params![status, automatic, limit, page.offset, queue.queue, queue.first], ticket_row)?
+        .query_map(
+            rusqlite::params![
+                f.status,
+                f.automatic,
+                limit,
+                page.offset,
+                f.queue,
+                f.first_queue,
+                f.assignee,
+                f.priority,
+                f.since,
+                f.overdue_at
+            ],
+            ticket_row,
+        )?
         .collect::<rusqlite::Result<_>>()?)
 }
 
@@ -158,8 +179,33 @@ pub struct TicketView {
     pub ticket: TicketSummary,
     /// Who gets technicians' replies besides the requester.
     pub watchers: Vec<String>,
+    /// Time technicians logged with `#time`.
+    pub time: TimeSpent,
     pub messages: Vec<MessageView>,
     pub events: Vec<EventView>,
+}
+
+/// Minutes logged on a ticket, in all and per technician.
+#[derive(Debug, Default, Serialize)]
+pub struct TimeSpent {
+    pub total_minutes: i64,
+    pub by_technician: Vec<TechnicianTime>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TechnicianTime {
+    pub technician: String,
+    pub minutes: i64,
+}
+
+fn time_spent(conn: &Connection, ticket: i64) -> Result<TimeSpent> {
+    let by_technician: Vec<TechnicianTime> = conn
+        .prepare_cached(
+            "SELECT technician, sum(minutes) FROM time_entries WHERE ticket_id = ?1 GROUP BY technician ORDER BY technician",
+        )?
+        .query_map([ticket], |r| Ok(TechnicianTime { technician: r.get(0)?, minutes: r.get(1)? }))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(TimeSpent { total_minutes: by_technician.iter().map(|t| t.minutes).sum(), by_technician })
 }
 
 pub fn ticket(conn: &Connection, id: i64) -> Result<Option<TicketView>> {
@@ -232,7 +278,8 @@ pub fn ticket(conn: &Connection, id: i64) -> Result<Option<TicketView>> {
         })?
         .collect::<rusqlite::Result<_>>()?;
     let watchers = super::write::watchers(conn, id)?;
-    Ok(Some(TicketView { ticket, watchers, messages, events }))
+    let time = time_spent(conn, id)?;
+    Ok(Some(TicketView { ticket, watchers, time, messages, events }))
 }
 
 #[derive(Debug, Serialize)]

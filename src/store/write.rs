@@ -498,6 +498,20 @@ pub fn apply_updates(
                 let until = until.map(|u| format!(" until {}", crate::domain::rfc3339(u))).unwrap_or_default();
                 (EventKind::Away, format!("{technician} is away{until}: no tickets are assigned to them"))
             }
+            Update::Time { technician, minutes } => {
+                conn.prepare_cached(
+                    "INSERT INTO time_entries(ticket_id, technician, minutes, at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![live, technician, minutes, now])?;
+                let total: i64 = conn
+                    .prepare_cached("SELECT coalesce(sum(minutes), 0) FROM time_entries WHERE ticket_id = ?1")?
+                    .query_row([live], |r| r.get(0))?;
+                let text = |m: i64| crate::commands::minutes_text(m.clamp(0, u32::MAX as i64) as u32);
+                (
+                    EventKind::Time,
+                    format!("{technician} spent {} (ticket total {})", text(*minutes as i64), text(total)),
+                )
+            }
             Update::Back { technician } => {
                 conn.prepare_cached("DELETE FROM away WHERE technician = ?1")?.execute([technician])?;
                 (EventKind::Away, format!("{technician} is back: tickets are assigned to them again"))
