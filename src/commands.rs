@@ -23,7 +23,9 @@ pub const HELP: &str = "\
 #queue NAME                             move the ticket to another queue (its team and SLA policy)
 #away [until YYYY-MM-DD]                you are away (through that day): no tickets are assigned to you
 #back                                   you are back: tickets are assigned to you again
-#time 30m|1h15m                         log time you spent on this ticket";
+#time 30m|1h15m                         log time you spent on this ticket
+#reply NAME                             put the canned reply NAME before your text
+#macro NAME                             apply the configured macro NAME (commands and a canned reply)";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -45,6 +47,25 @@ pub enum Command {
     Back,
     /// Time the sender spent on the ticket, in minutes.
     Time(u32),
+    /// Put the canned reply of this name (`templates/canned/NAME.txt.tera`) before the text.
+    Reply(String),
+    /// Apply the configured macro of this name.
+    Macro(String),
+}
+
+/// A configured `[macros.NAME]`: commands applied together, and a canned reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Macro {
+    pub name: String,
+    pub commands: Vec<Command>,
+    pub reply: Option<String>,
+}
+
+/// The name of a canned reply or macro: what a file name and a TOML key can safely be.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 impl Command {
@@ -65,6 +86,8 @@ impl Command {
             Command::Away(None) => "away".into(),
             Command::Back => "back".into(),
             Command::Time(m) => format!("time {}", minutes_text(*m)),
+            Command::Reply(n) => format!("reply {n}"),
+            Command::Macro(n) => format!("macro {n}"),
         }
     }
 }
@@ -201,6 +224,13 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
                 )
             }
             "back" => no_args().map(|_| Command::Back)?,
+            "reply" | "macro" => {
+                let n = one_arg("a name")?.to_ascii_lowercase();
+                if !valid_name(&n) {
+                    return Err(err(format!("{n:?} is not a name (lower-case letters, digits, '-', '_')")));
+                }
+                if name == "reply" { Command::Reply(n) } else { Command::Macro(n) }
+            }
             "time" => {
                 let t = one_arg("a time like 30m or 1h15m")?;
                 Command::Time(minutes(t).ok_or_else(|| {
@@ -275,6 +305,8 @@ mod tests {
             ("#time 1h15m\nDone", &[Time(75)], "Done"),
             ("#TIME 30M", &[Time(30)], ""),
             ("#time 45", &[Time(45)], ""),
+            ("#reply Printer-Fixed\nAnd more", &[Reply("printer-fixed".into())], "And more"),
+            ("#macro wait_vendor", &[Macro("wait_vendor".into())], ""),
         ];
         for (input, commands, rest) in ok {
             let p = parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
@@ -299,6 +331,7 @@ mod tests {
             ("#time 0m", 1, "not a time"),
             ("#time 25h", 1, "at most 1440"),
             ("#time 1h 15m", 1, "takes one"),
+            ("#reply ../etc/passwd", 1, "is not a name"),
         ];
         for (input, line_no, reason) in bad {
             let e = parse(input).unwrap_err();

@@ -35,6 +35,8 @@ pub struct Templates {
     /// them, and the kinds the queue replaces (whole: subject, text and HTML part come from one
     /// folder, never a mix).
     queues: std::collections::BTreeMap<String, (tera::Tera, Vec<MailKind>)>,
+    /// The canned replies' names (`canned/NAME.txt.tera`), sorted.
+    canned: Vec<String>,
 }
 
 /// A rendered mail: one-line subject, text body, optional HTML body.
@@ -183,7 +185,7 @@ impl Templates {
     pub fn load(folder: &Path) -> Result<Templates, TemplateError> {
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![".html.tera"]);
-        add_folder(&mut tera, folder)?;
+        add_folder(&mut tera, folder, "")?;
         for kind in MailKind::ALL.map(MailKind::template) {
             for part in ["subject", "txt"] {
                 let name = format!("{kind}.{part}.tera");
@@ -192,16 +194,47 @@ impl Templates {
                 }
             }
         }
-        Ok(Templates { tera, folder: folder.to_path_buf(), queues: Default::default() })
+        let canned_folder = folder.join("canned");
+        let canned = if canned_folder.is_dir() {
+            add_folder(&mut tera, &canned_folder, "canned/")?
+                .iter()
+                .filter_map(|n| n.strip_prefix("canned/")?.strip_suffix(".txt.tera"))
+                .filter(|n| crate::commands::valid_name(n))
+                .map(String::from)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Templates { tera, folder: folder.to_path_buf(), queues: Default::default(), canned })
+    }
+
+    /// The canned replies there are.
+    pub fn canned(&self) -> &[String] {
+        &self.canned
+    }
+
+    /// Renders the canned reply `name` with the ticket's variables.
+    pub fn render_canned(&self, name: &str, ctx: &Context) -> Result<String, TemplateError> {
+        let file = format!("canned/{name}.txt.tera");
+        let context = tera::Context::from_serialize(ctx)
+            .map_err(|e| TemplateError::Render { name: file.clone(), detail: error_chain(&e) })?;
+        self.tera.render(&file, &context).map_err(|e| TemplateError::Render { name: file, detail: error_chain(&e) })
     }
 
     /// The desk's templates and every queue's own folder (`[[queues]] templates`) over them.
     pub fn load_desk(config: &crate::config::Config) -> Result<Templates, TemplateError> {
         let mut t = Templates::load(&config.helpdesk.templates)?;
+        for m in &config.macros {
+            if let Some(r) = m.reply.as_ref().filter(|r| !t.canned.contains(r)) {
+                return Err(TemplateError::Missing {
+                    path: config.helpdesk.templates.join("canned").join(format!("{r}.txt.tera")),
+                });
+            }
+        }
         for q in &config.queues {
             let Some(folder) = &q.templates else { continue };
             let mut tera = t.tera.clone();
-            let names = add_folder(&mut tera, folder)?;
+            let names = add_folder(&mut tera, folder, "")?;
             let mut kinds = Vec::new();
             for kind in MailKind::ALL {
                 let k = kind.template();
@@ -257,6 +290,10 @@ impl Templates {
         for k in MailKind::ALL {
             out.push((k.template().to_string(), self.render(k, &ctx)?));
         }
+        for name in &self.canned {
+            let text = self.render_canned(name, &ctx)?;
+            out.push((format!("canned/{name}"), Rendered { subject: String::new(), text, html: None }));
+        }
         for (queue, (_, kinds)) in &self.queues {
             ctx.ticket.queue = queue.clone();
             for k in kinds {
@@ -267,15 +304,16 @@ impl Templates {
     }
 }
 
-/// Adds every `*.tera` file of `folder` (in name order, replacing any of the same name); their names.
-fn add_folder(tera: &mut tera::Tera, folder: &Path) -> Result<Vec<String>, TemplateError> {
+/// Adds every `*.tera` file of `folder` as `PREFIX` + its name (in name order, replacing any of the
+/// same name); their names.
+fn add_folder(tera: &mut tera::Tera, folder: &Path, prefix: &str) -> Result<Vec<String>, TemplateError> {
     let entries = std::fs::read_dir(folder).map_err(|cause| TemplateError::Folder { path: folder.into(), cause })?;
     let mut files = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|cause| TemplateError::Folder { path: folder.into(), cause })?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tera") {
-            files.push((entry.path(), name));
+            files.push((entry.path(), format!("{prefix}{name}")));
         }
     }
     files.sort();

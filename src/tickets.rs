@@ -70,6 +70,10 @@ pub struct Policy<'a> {
     pub queues: &'a [String],
     /// Where `#away until DATE` ends its day.
     pub timezone: &'a jiff::tz::TimeZone,
+    /// The canned replies there are (`#reply NAME`).
+    pub canned: &'a [String],
+    /// The configured macros (`#macro NAME`).
+    pub macros: &'a [commands::Macro],
     pub reopen_window_secs: i64,
     pub cc_watchers: bool,
     /// Watchers added from one message's Cc, and on one ticket in all.
@@ -193,6 +197,8 @@ pub struct Plan {
     /// none). Only those are forwarded, read back from the stored message when the mail is sent:
     /// limits that stop storage stop forwarding too.
     pub attachments_kept: Option<Vec<usize>>,
+    /// A canned reply to render (with the ticket's variables) and put before `text`.
+    pub canned: Option<String>,
 }
 
 impl Plan {
@@ -209,6 +215,7 @@ impl Plan {
             rejected: None,
             notice: None,
             attachments_kept: None,
+            canned: None,
         }
     }
 }
@@ -390,6 +397,7 @@ fn open(
         rejected: None,
         notice: None,
         attachments_kept: None,
+        canned: None,
     }
 }
 
@@ -496,6 +504,9 @@ fn technician(
             }),
             Command::Back => plan.updates.push(Update::Back { technician: sender.to_string() }),
             Command::Time(m) => plan.updates.push(Update::Time { technician: sender.to_string(), minutes: *m }),
+            Command::Reply(n) => plan.canned = Some(n.clone()),
+            // Expanded by `check`.
+            Command::Macro(_) => {}
         }
     }
     plan.text = parsed.rest.clone();
@@ -505,7 +516,7 @@ fn technician(
         for o in others {
             plan.mails.push(Mail { kind: MailKind::NoteCopy, to: vec![o] });
         }
-    } else if !parsed.rest.is_empty() {
+    } else if !parsed.rest.is_empty() || plan.canned.is_some() {
         match &t.requester {
             Some(r) => {
                 let mut to = vec![mailbox(r)];
@@ -538,6 +549,33 @@ fn check(
     policy: &Policy<'_>,
     merge_allowed: &dyn Fn(i64) -> Result<(), String>,
 ) -> Result<commands::Parsed, CommandError> {
+    // A macro stands for its commands and its canned reply, in its place.
+    let mut p = p;
+    let mut expanded = Vec::with_capacity(p.commands.len());
+    for c in std::mem::take(&mut p.commands) {
+        let Command::Macro(name) = &c else {
+            expanded.push(c);
+            continue;
+        };
+        let Some(m) = policy.macros.iter().find(|m| &m.name == name) else {
+            let known: Vec<&str> = policy.macros.iter().map(|m| m.name.as_str()).collect();
+            return Err(CommandError {
+                line_no: 0,
+                line: format!("#{}", c.describe()),
+                reason: format!("there is no macro {name:?}; the macros are: {}", list_or_none(&known)),
+            });
+        };
+        expanded.extend(m.commands.iter().cloned());
+        expanded.extend(m.reply.clone().map(Command::Reply));
+    }
+    p.commands = expanded;
+    if p.commands.iter().filter(|c| matches!(c, Command::Reply(_))).count() > 1 {
+        return Err(CommandError {
+            line_no: 0,
+            line: "#reply".into(),
+            reason: "one canned reply per mail (a macro may bring one too)".into(),
+        });
+    }
     for c in &p.commands {
         let fail = |reason: String| CommandError { line_no: 0, line: format!("#{}", c.describe()), reason };
         match c {
@@ -551,6 +589,13 @@ fn check(
                 return Err(fail(format!("{a} is a technician; technicians get the ticket's mail already")));
             }
             Command::Merge(n) if *n == t.id => return Err(fail("a ticket cannot be merged into itself".into())),
+            Command::Reply(n) if !policy.canned.contains(n) => {
+                let known: Vec<&str> = policy.canned.iter().map(String::as_str).collect();
+                return Err(fail(format!(
+                    "there is no canned reply {n:?} (templates/canned/{n}.txt.tera); the canned replies are: {}",
+                    list_or_none(&known)
+                )));
+            }
             Command::Queue(q) if !policy.queues.contains(q) => {
                 return Err(fail(format!("there is no queue {q:?}; the queues are: {}", policy.queues.join(", "))));
             }
@@ -559,6 +604,10 @@ fn check(
         }
     }
     Ok(p)
+}
+
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() { "(none)".into() } else { names.join(", ") }
 }
 
 /// Mail from someone who is not a participant, threaded only by a subject tag: stored on the
@@ -656,6 +705,8 @@ mod tests {
             new_team: &techs,
             queues: &queues,
             timezone: &jiff::tz::TimeZone::UTC,
+            canned: &[],
+            macros: &[],
             reopen_window_secs: 14 * 86_400,
             cc_watchers: true,
             max_watchers_per_message: 3,
@@ -878,6 +929,17 @@ mod tests {
         team: &[&str],
         new_team: &[&str],
     ) -> Plan {
+        run_with_macros(m, thread, t, role, (team, new_team), &[])
+    }
+
+    fn run_with_macros(
+        m: &Inbound,
+        thread: Thread,
+        t: Option<&TicketState>,
+        role: Role,
+        (team, new_team): (&[&str], &[&str]),
+        macros: &[commands::Macro],
+    ) -> Plan {
         let desk = strings(DESK);
         let techs = strings(&["tech1@acme.test", "tech2@acme.test", "sec@acme.test"]);
         let (team, new_team) = (strings(team), strings(new_team));
@@ -889,6 +951,8 @@ mod tests {
             new_team: &new_team,
             queues: &queues,
             timezone: &jiff::tz::TimeZone::get("Europe/Berlin").unwrap(),
+            canned: &strings(&["printer-fixed", "need-info"]),
+            macros,
             reopen_window_secs: 14 * 86_400,
             cc_watchers: true,
             max_watchers_per_message: 3,
@@ -940,5 +1004,44 @@ mod tests {
         let e = p.rejected.expect("an unknown queue rejects the mail");
         assert!(e.reason.contains("no queue \"nowhere\"") && e.reason.contains("default, security"), "{e}");
         assert!(p.updates.is_empty());
+    }
+
+    #[test]
+    fn canned_replies_and_macros() {
+        let waiting = commands::Macro {
+            name: "wait".into(),
+            commands: vec![Command::Status(TicketStatus::Pending), Command::Priority(Priority::P4)],
+            reply: Some("need-info".into()),
+        };
+        let plan = |body: &str| {
+            let m = msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", body);
+            run_with_macros(
+                &m,
+                EXISTING,
+                Some(&ticket("open")),
+                tech(false),
+                (&[], &[]),
+                std::slice::from_ref(&waiting),
+            )
+        };
+        // A canned reply alone is a reply: relayed, and the first response.
+        let p = plan("#reply printer-fixed");
+        assert_eq!(p.canned.as_deref(), Some("printer-fixed"));
+        assert_eq!(p.kind, MessageKind::TechnicianReply);
+        assert!(p.mails.iter().any(|m| m.kind == MailKind::Reply) && p.updates.contains(&Update::FirstResponse));
+        // A macro: its commands in its place, and its canned reply.
+        let p = plan("#macro wait\nCould you send a photo?");
+        assert_eq!(p.updates[..2], [Update::Status(TicketStatus::Pending), Update::Priority(Priority::P4)]);
+        assert_eq!((p.canned.as_deref(), p.text.as_str()), (Some("need-info"), "Could you send a photo?"));
+        for (body, why) in [
+            ("#reply nope", "no canned reply \"nope\""),
+            ("#macro nope", "no macro \"nope\""),
+            ("#macro wait\n#reply printer-fixed", "one canned reply per mail"),
+        ] {
+            let p = plan(body);
+            let e = p.rejected.unwrap_or_else(|| panic!("{body}"));
+            assert!(e.reason.contains(why), "{body}: {e}");
+            assert!(p.updates.is_empty() && p.canned.is_none(), "{body}");
+        }
     }
 }

@@ -30,6 +30,15 @@ pub(super) struct FileConfig {
     pub(super) technicians: Vec<String>,
     pub(super) queues: Vec<FileQueue>,
     pub(super) routing: Vec<FileRoute>,
+    pub(super) macros: std::collections::BTreeMap<String, FileMacro>,
+}
+
+/// One `[macros.NAME]`: technician commands applied together, and a canned reply.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileMacro {
+    pub(super) commands: Vec<String>,
+    pub(super) reply: Option<String>,
 }
 
 /// One `[[queues]]` table.

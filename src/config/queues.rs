@@ -297,3 +297,49 @@ fn rules(
     }
     out
 }
+
+/// `[macros.NAME]`: each command line parsed as a technician would write it (one command per
+/// line, no macro inside a macro); whether the canned reply exists is checked with the templates.
+pub(super) fn macros(
+    doc: &Located<'_>,
+    problems: &mut Problems,
+    files: std::collections::BTreeMap<String, super::file::FileMacro>,
+) -> Vec<crate::commands::Macro> {
+    use crate::commands::{self, Command};
+    let mut out = Vec::new();
+    for (name, f) in files {
+        let key = |k: &str| format!("macros.{name}.{k}");
+        if !commands::valid_name(&name) {
+            problems.push(doc.key_error(
+                &format!("macros.{name}"),
+                "expected a name of lower-case letters, digits, '-' or '_' (technicians write #macro NAME)".into(),
+            ));
+        }
+        let mut list = Vec::new();
+        for line in &f.commands {
+            match commands::parse(line) {
+                Ok(p) if p.commands.len() == 1 && p.rest.is_empty() => match &p.commands[0] {
+                    Command::Macro(_) => problems
+                        .push(doc.key_error(&key("commands"), format!("{line:?}: a macro cannot apply another"))),
+                    c => list.push(c.clone()),
+                },
+                Ok(_) => problems.push(doc.key_error(
+                    &key("commands"),
+                    format!("{line:?}: expected one command per line, like \"#status pending\""),
+                )),
+                Err(e) => problems.push(doc.key_error(&key("commands"), format!("{line:?}: {}", e.reason))),
+            }
+        }
+        let reply = f.reply.map(|r| r.trim().to_ascii_lowercase());
+        if let Some(r) = reply.as_deref().filter(|r| !commands::valid_name(r)) {
+            problems.push(doc.key_error(&key("reply"), format!("{r:?} is not a canned reply's name")));
+        }
+        if list.is_empty() && reply.is_none() {
+            problems.push(
+                doc.key_error(&format!("macros.{name}"), "the macro does nothing: give it commands or a reply".into()),
+            );
+        }
+        out.push(commands::Macro { name, commands: list, reply });
+    }
+    out
+}

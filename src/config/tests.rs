@@ -368,3 +368,26 @@ header = "no colon here"
         assert!(e.lines().any(|l| l.contains(&want) && l.contains(what)), "no {want}…{what} in:\n{e}");
     }
 }
+
+#[test]
+fn macros_are_parsed_like_technician_commands() {
+    let c = load(&format!(
+        "{GOOD}\n[macros.wait_vendor]\ncommands = [\"#status pending\", \"#priority P4\"]\nreply = \"vendor\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.macros.len(), 1);
+    assert_eq!(c.macros[0].commands.len(), 2);
+    assert_eq!(c.macros[0].reply.as_deref(), Some("vendor"));
+    let bad = format!(
+        "{GOOD}\n[macros.a]\ncommands = [\"#status later\", \"#macro b\", \"#close #close\"]\n[macros.Nope]\nreply = \"x\"\n"
+    );
+    let e = load(&bad).unwrap_err().to_string();
+    for want in [
+        "macros.a.commands: \"#status later\": unknown status",
+        "a macro cannot apply another",
+        "#close #close",
+        "macros.Nope: expected a name",
+    ] {
+        assert!(e.contains(want), "no {want:?} in:\n{e}");
+    }
+}

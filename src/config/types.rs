@@ -58,6 +58,8 @@ pub struct Config {
     pub queues: Vec<Queue>,
     /// `[[routing]]`, in order: the first whose conditions all hold applies.
     pub routing: Vec<crate::routing::Rule>,
+    /// `[macros.NAME]`: `#macro NAME` applies its commands and canned reply.
+    pub macros: Vec<crate::commands::Macro>,
 }
 
 /// The name of the one queue of a desk without `[[queues]]`.

@@ -274,6 +274,7 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         &mut helpdesk,
         super::queues::Desk { imap: &imap, oauth: oauth.as_ref(), sla: sla.as_ref(), base: &base },
     );
+    let macros = super::queues::macros(&doc, &mut problems, raw.macros);
     problems.finish()?;
     let Some(sla) = sla else { return Err(doc.key_error("sla", "invalid".into())) };
     Ok(Config {
@@ -289,5 +290,6 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         oauth,
         queues,
         routing,
+        macros,
     })
 }

@@ -83,6 +83,8 @@ pub(super) fn decide(
         new_team: &new_queue.team,
         queues: &queue_names,
         timezone: &h.timezone,
+        canned: desk.templates.canned(),
+        macros: &config.macros,
         reopen_window_secs: h.reopen_window.as_secs() as i64,
         cc_watchers: h.cc_watchers,
         max_watchers_per_message: desk.config.limits.max_watchers_per_message,
@@ -121,6 +123,16 @@ pub(super) fn decide(
             ),
         });
     }
+    if let (Some(name), Target::Existing(ticket), Role::Technician { address, .. }) =
+        (plan.canned.clone(), &plan.target, &role)
+    {
+        match crate::outbound::mails::canned_reply(conn, desk, *ticket, &name, msg)? {
+            Ok(text) if plan.text.is_empty() => plan.text = text,
+            Ok(text) => plan.text = format!("{text}\n\n{}", plan.text),
+            // A template that fails to render is the technician's command failing: nothing applies.
+            Err(e) => reject(&mut plan, address, &name, e),
+        }
+    }
     // No relayed or stored text carries a technician's per-ticket address.
     let (redacted, count) = auth::redact_ticket_addresses(&plan.text, &h.address);
     if count > 0 {
@@ -148,6 +160,28 @@ pub(super) fn decide(
     // Machine mail is nobody's work until a person writes on it.
     let assign = if automatic { None } else { assignment(conn, new_queue, &route, now)? };
     Ok(Decision { plan, role, priority: Some(priority), queue: Some((new_queue.name.clone(), route.reason)), assign })
+}
+
+/// Turns a technician's plan into a rejection: nothing applied or relayed, the sender told why.
+fn reject(plan: &mut Plan, sender: &str, canned: &str, why: String) {
+    let e = crate::commands::CommandError {
+        line_no: 0,
+        line: format!("#reply {canned}"),
+        reason: format!("the canned reply could not be made: {why}"),
+    };
+    plan.events.push(tickets::Event {
+        kind: EventKind::CommandsRejected,
+        detail: format!("{sender}: {e}; nothing applied, nothing relayed"),
+    });
+    plan.kind = tickets::MessageKind::RejectedCommands;
+    plan.internal = true;
+    plan.updates.clear();
+    plan.mails = vec![tickets::Mail {
+        kind: crate::domain::MailKind::CommandError,
+        to: vec![crate::message::parse::Mailbox { name: None, address: sender.to_string() }],
+    }];
+    plan.rejected = Some(e);
+    plan.canned = None;
 }
 
 /// Who a new ticket of `queue` goes to: the routing rule's assignee, else the queue's

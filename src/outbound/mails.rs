@@ -338,6 +338,26 @@ fn context(
     }
 }
 
+/// The canned reply `name` rendered for `ticket`, for a technician's mail (`#reply NAME`). Its
+/// context never holds a technician's per-ticket addresses: the text goes to the requester.
+pub fn canned_reply(
+    conn: &Connection,
+    desk: &Desk<'_>,
+    ticket: i64,
+    name: &str,
+    msg: &Inbound,
+) -> Result<Result<String, String>, StoreError> {
+    let ticket_ctx = ticket_context(conn, desk.config, ticket)?;
+    let message = MessageContext {
+        subject: msg.subject.clone(),
+        from: msg.from.as_ref().map(|f| f.address.clone()).unwrap_or_default(),
+        from_name: msg.from.as_ref().and_then(|f| f.name.clone()).unwrap_or_default(),
+        text: String::new(),
+    };
+    let ctx = context(desk, &ticket_ctx, message, None, ExtraContext::default());
+    Ok(desk.templates.render_canned(name, &ctx).map(|t| t.trim().to_string()).map_err(|e| e.to_string()))
+}
+
 /// "45m", "2h 05m", "3d 4h": how long, for people.
 pub fn human_duration(secs: i64) -> String {
     let s = secs.max(0);
