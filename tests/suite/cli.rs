@@ -76,11 +76,22 @@ fn check_reports_template_errors_by_name() {
     std::fs::create_dir(&tdir).unwrap();
     for entry in std::fs::read_dir(repo("templates")).unwrap() {
         let path = entry.unwrap().path();
-        std::fs::copy(&path, tdir.join(path.file_name().unwrap())).unwrap();
+        if path.is_file() {
+            std::fs::copy(&path, tdir.join(path.file_name().unwrap())).unwrap();
+        }
     }
-    std::fs::write(tdir.join("acknowledgement.txt.tera"), "Hello {{ ticket.requestor }}").unwrap();
+    // Without the canned reply its macro names, check says which macro lacks which file.
     let path = dir.path().join("maildesk.toml");
     std::fs::write(&path, example_in(dir.path()).replace(&repo("templates"), "templates")).unwrap();
+    let (ok, _, err) = maildesk(&["--config", path.to_str().unwrap(), "check"]);
+    assert!(!ok);
+    assert!(
+        err.contains("macro wait-for-info: its canned reply") && err.contains("canned/need-more-info.txt.tera"),
+        "{err}"
+    );
+    std::fs::create_dir(tdir.join("canned")).unwrap();
+    std::fs::write(tdir.join("canned/need-more-info.txt.tera"), "Tell us more about {{ ticket.subject }}.").unwrap();
+    std::fs::write(tdir.join("acknowledgement.txt.tera"), "Hello {{ ticket.requestor }}").unwrap();
     let (ok, _, err) = maildesk(&["--config", path.to_str().unwrap(), "check"]);
     assert!(!ok);
     assert!(err.contains("acknowledgement.txt.tera") && err.contains("requestor"), "{err}");

@@ -438,7 +438,9 @@ fn a_mail_that_cannot_be_rendered_is_withdrawn_and_noted_and_the_batch_still_que
     std::fs::create_dir(&templates_dir).unwrap();
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")).unwrap() {
         let path = entry.unwrap().path();
-        std::fs::copy(&path, templates_dir.join(path.file_name().unwrap())).unwrap();
+        if path.is_file() {
+            std::fs::copy(&path, templates_dir.join(path.file_name().unwrap())).unwrap();
+        }
     }
     // Fails at render time, for one subject only.
     std::fs::write(

@@ -46,7 +46,9 @@ fn sighup_reloads_templates_and_keeps_the_old_config_when_the_new_one_is_broken(
     std::fs::create_dir(&tdir).unwrap();
     for entry in std::fs::read_dir(repo_path("templates")).unwrap() {
         let path = entry.unwrap().path();
-        std::fs::copy(&path, tdir.join(path.file_name().unwrap())).unwrap();
+        if path.is_file() {
+            std::fs::copy(&path, tdir.join(path.file_name().unwrap())).unwrap();
+        }
     }
     std::fs::write(tdir.join("acknowledgement.subject.tera"), "Received: {{ ticket.tag }} {{ ticket.subject }}")
         .unwrap();
