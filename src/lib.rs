@@ -12,7 +12,7 @@
 
 pub(crate) mod auth;
 pub mod cli;
-pub(crate) mod commands;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod desk;

@@ -66,6 +66,7 @@ fuzz_target!(|data: &[u8]| {
             closed_at: (selector & 8 != 0).then_some(1_700_000_000),
             first_response_at: None,
             automatic: selector & 128 != 0,
+            queue: None,
         }),
         Thread::New { .. } => None,
     };
@@ -76,9 +77,37 @@ fuzz_target!(|data: &[u8]| {
         2 => Role::Technician { address: sender, proof: "DMARC", note: true },
         _ => Role::Unverified { address: sender, reason: "fuzzed".into() },
     };
+    // Routing over hostile headers and text: the queue a new ticket would land in.
+    let queue_addresses = vec!["security@example.test".to_string()];
+    let rules = vec![
+        maildesk::routing::Rule {
+            subject_matches: regex::Regex::new("(?i)badge").ok(),
+            queue: Some(1),
+            ..Default::default()
+        },
+        maildesk::routing::Rule {
+            header: regex::Regex::new("^yes$").ok().map(|r| ("x-urgent".to_string(), r)),
+            priority: Some(maildesk::domain::Priority::P1),
+            ..Default::default()
+        },
+    ];
+    let _ = maildesk::routing::route(&[&[], &queue_addresses], &rules, &msg, 0);
+    let queues = vec!["default".to_string(), "security".to_string()];
+    let canned = vec!["need-more-info".to_string()];
+    let macros = vec![maildesk::commands::Macro {
+        name: "wait".into(),
+        commands: vec![maildesk::commands::Command::Status(TicketStatus::Pending)],
+        reply: Some("need-more-info".into()),
+    }];
     let policy = Policy {
         desk_addresses: &desk,
         technicians: &technicians,
+        team: &technicians,
+        new_team: &technicians,
+        queues: &queues,
+        timezone: &jiff::tz::TimeZone::UTC,
+        canned: &canned,
+        macros: &macros,
         reopen_window_secs: 14 * 86_400,
         cc_watchers: true,
         max_watchers_per_message: 10,

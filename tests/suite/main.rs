@@ -29,3 +29,4 @@ mod spine;
 mod storage;
 mod systemd;
 mod technicians;
+mod work_by_mail;
