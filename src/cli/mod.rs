@@ -18,6 +18,7 @@ mod oauth;
 mod promote;
 mod quarantine;
 mod retention;
+mod search;
 
 pub use quarantine::Args as QuarantineArgs;
 mod report;
@@ -46,6 +47,8 @@ pub enum Command {
     Check(check::Args),
     /// List tickets.
     Tickets(tickets::Args),
+    /// Find messages by their words (subjects and texts), best match first.
+    Search(search::Args),
     /// Make an automatic ticket a request: its SLA clock starts now (safe while the daemon runs).
     Promote(promote::Args),
     /// Show one ticket: its messages in order, deliveries and events.
@@ -119,6 +122,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Oauth(args) => oauth::execute(args, &config, out),
         Command::Promote(args) => promote::execute(args, &config, out),
         Command::Tickets(args) => tickets::execute(args, &config, out),
+        Command::Search(args) => search::execute(args, &config, out),
         Command::Show(args) => show::execute(args, &config, out),
         Command::Quarantine(args) => quarantine::execute(args, &config, out),
         Command::Sla(args) => sla::execute(args, &config, out),

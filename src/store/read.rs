@@ -447,3 +447,94 @@ pub fn metrics_snapshot(conn: &Connection, now: i64) -> Result<MetricsSnapshot> 
         smtp_ok_secs_ago: since("last_smtp_ok")?,
     })
 }
+
+/// One message found by `maildesk search`.
+#[derive(Debug, Serialize)]
+pub struct SearchHit {
+    pub ticket: Option<i64>,
+    pub message: i64,
+    pub kind: String,
+    pub from: Option<String>,
+    pub date: String,
+    pub subject: String,
+    /// The best-matching words in context, matches in [brackets].
+    pub snippet: String,
+    /// FTS5's bm25 rank: lower is better.
+    pub rank: f64,
+}
+
+/// The FTS5 query for what a person typed: each word a quoted term (so `AND`, `*`, quotes or
+/// parentheses in it are words, never query syntax), all of them required. `None` when no word is left.
+pub fn fts_query(words: &str) -> Option<String> {
+    let terms: Vec<String> = words
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// Inbound messages matching every word of `words`, best first (bm25), at most `limit`.
+pub fn search(conn: &Connection, words: &str, limit: u32) -> Result<Vec<SearchHit>> {
+    let Some(query) = fts_query(words) else { return Ok(Vec::new()) };
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.ticket_id, m.id, m.kind, m.from_addr, coalesce(m.sent_at, m.received_at), m.subject,
+                snippet(messages_fts, -1, '[', ']', '…', 16), f.rank
+         FROM messages_fts f JOIN messages m ON m.id = f.rowid
+         WHERE messages_fts MATCH ?1 ORDER BY f.rank LIMIT ?2",
+    )?;
+    Ok(stmt
+        .query_map(rusqlite::params![query, limit], |r| {
+            Ok(SearchHit {
+                ticket: r.get(0)?,
+                message: r.get(1)?,
+                kind: r.get(2)?,
+                from: r.get(3)?,
+                date: rfc3339(r.get(4)?),
+                subject: r.get(5)?,
+                snippet: r.get(6)?,
+                rank: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_terms_never_query_syntax() {
+        assert_eq!(fts_query("VPN down").as_deref(), Some("\"VPN\" \"down\""));
+        assert_eq!(fts_query("a\"b OR (c* NEAR").as_deref(), Some("\"a\"\"b\" \"OR\" \"c\" \"NEAR\""));
+        assert_eq!(fts_query("  -- ** "), None);
+    }
+
+    #[test]
+    fn search_finds_inbound_text_ranked_and_forgets_what_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("s.db")).unwrap();
+        let add = |id: i64, dir: &str, subject: &str, text: &str| {
+            conn.execute(
+                "INSERT INTO messages(id, ticket_id, direction, message_id, kind, subject, received_at, body_text)
+                 VALUES (?1, NULL, ?2, ?3, 'request', ?4, 0, ?5)",
+                rusqlite::params![id, dir, format!("m{id}@x"), subject, text],
+            )
+            .unwrap();
+        };
+        add(1, "in", "VPN down", "The VPN drops every ten minutes since Monday.");
+        add(2, "in", "Printer", "Printer jammed; the VPN works.");
+        add(3, "out", "Re: VPN down", "We are looking at the VPN.");
+        add(4, "in", "Café", "Le réseau du café est lent.");
+        let hits = search(&conn, "vpn", 10).unwrap();
+        let ids: Vec<i64> = hits.iter().map(|h| h.message).collect();
+        assert_eq!(ids, [1, 2], "inbound only, the better match first");
+        assert!(hits[0].snippet.contains("[VPN]"), "{}", hits[0].snippet);
+        assert_eq!(search(&conn, "reseau cafe", 10).unwrap().len(), 1, "accents do not matter");
+        assert!(search(&conn, "vpn\" OR \"printer", 10).is_ok(), "a hostile query is just words");
+        conn.execute("UPDATE messages SET body_text = 'redacted' WHERE id = 2", []).unwrap();
+        conn.execute("DELETE FROM messages WHERE id = 1", []).unwrap();
+        assert!(search(&conn, "vpn", 10).unwrap().is_empty(), "edited and deleted text is gone from the index");
+    }
+}

@@ -8,3 +8,30 @@ CREATE TABLE time_entries (
 );
 CREATE INDEX time_entries_ticket ON time_entries(ticket_id);
 CREATE INDEX time_entries_at ON time_entries(at);
+
+-- Full-text search over what people wrote (`maildesk search`): the subject and new text of every
+-- inbound message, indexed by FTS5 as external content of `messages` (nothing stored twice).
+-- Outbound mail is the desk's own templates around those texts, so it is not indexed.
+-- `secure-delete`: a message erased on request leaves no trace in the index either.
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    subject, body_text, content = 'messages', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO messages_fts(messages_fts, rank) VALUES ('secure-delete', 1);
+INSERT INTO messages_fts(rowid, subject, body_text)
+    SELECT id, subject, body_text FROM messages WHERE direction = 'in';
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN NEW.direction = 'in'
+BEGIN
+    INSERT INTO messages_fts(rowid, subject, body_text) VALUES (NEW.id, NEW.subject, NEW.body_text);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN OLD.direction = 'in'
+BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, subject, body_text)
+        VALUES ('delete', OLD.id, OLD.subject, OLD.body_text);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF subject, body_text ON messages WHEN OLD.direction = 'in'
+BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, subject, body_text)
+        VALUES ('delete', OLD.id, OLD.subject, OLD.body_text);
+    INSERT INTO messages_fts(rowid, subject, body_text) VALUES (NEW.id, NEW.subject, NEW.body_text);
+END;
