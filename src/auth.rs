@@ -45,6 +45,29 @@ pub fn ticket_address(secret: &[u8], support: &str, kind: AddressKind, ticket: i
     format!("{local}+{k}{ticket}-{}@{domain}", token(secret, kind, ticket, technician))
 }
 
+/// A technician's query address, `support+q-<token>@domain`: the `Reply-To` of their digests.
+/// Mail to it from that technician asks the desk (`#mine`, `#find ...`); the token is an HMAC of
+/// the address alone, so it works for any number of queries and proves nothing about tickets.
+pub fn query_address(secret: &[u8], support: &str, technician: &str) -> String {
+    let (local, domain) = support.rsplit_once('@').unwrap_or((support, ""));
+    format!("{local}+q-{}@{domain}", query_token(secret, technician))
+}
+
+fn query_token(secret: &[u8], technician: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(format!("q:{}", technician.to_ascii_lowercase()).as_bytes());
+    BASE32_NOPAD.encode(&mac.finalize().into_bytes()[..10]).to_ascii_lowercase()
+}
+
+/// Whether the message was sent to the query address issued to `sender`.
+pub fn verify_query_address(secret: &[u8], support: &str, recipients: &[String], sender: &str) -> bool {
+    let wanted = query_address(secret, support, sender);
+    recipients.iter().any(|r| {
+        r.len() == wanted.len()
+            && r.bytes().zip(wanted.bytes()).fold(0u8, |acc, (a, b)| acc | (a.to_ascii_lowercase() ^ b)) == 0
+    })
+}
+
 /// Finds, among the addresses a message was sent to, a per-ticket address issued to `sender`.
 pub fn verify_ticket_address(
     secret: &[u8],
@@ -82,7 +105,7 @@ pub fn verify_ticket_address(
 /// still bring them in.
 pub fn redact_ticket_addresses(text: &str, support: &str) -> (String, usize) {
     let Some((local, domain)) = support.rsplit_once('@') else { return (text.to_string(), 0) };
-    let pattern = format!(r"(?i){}\+[tn][0-9]+-[a-z2-7]+@{}", regex::escape(local), regex::escape(domain));
+    let pattern = format!(r"(?i){}\+(?:[tn][0-9]+|q)-[a-z2-7]+@{}", regex::escape(local), regex::escape(domain));
     let Ok(re) = regex::Regex::new(&pattern) else { return (text.to_string(), 0) };
     let count = re.find_iter(text).count();
     if count == 0 {

@@ -203,7 +203,7 @@ fn spawn(
     tasks.spawn(
         crate::escalation::Sweeper {
             config: config.clone(),
-            templates,
+            templates: templates.clone(),
             database: database.clone(),
             outbox: outbox.clone(),
             shutdown: stop.clone(),
@@ -216,6 +216,18 @@ fn spawn(
                 listen,
                 database: database.clone(),
                 health: health.clone(),
+                shutdown: stop.clone(),
+            }
+            .run(),
+        );
+    }
+    if config.digests.daily.is_some() || config.digests.weekly.is_some() {
+        tasks.spawn(
+            crate::digest::Scheduler {
+                config: config.clone(),
+                templates: templates.clone(),
+                database: database.clone(),
+                outbox: outbox.clone(),
                 shutdown: stop.clone(),
             }
             .run(),

@@ -16,6 +16,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod desk;
+pub mod digest;
 pub mod domain;
 pub mod escalation;
 pub mod health;

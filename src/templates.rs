@@ -210,6 +210,29 @@ impl Templates {
         Ok(Templates { tera, folder: folder.to_path_buf(), queues: Default::default(), canned })
     }
 
+    /// Renders a digest (`digest-daily`, `digest-weekly`) from the desk's folder, or from the
+    /// templates built into maildesk when the folder has none (an older install keeps working).
+    pub fn render_digest(&self, name: &str, ctx: &impl Serialize) -> Result<Rendered, TemplateError> {
+        let context = tera::Context::from_serialize(ctx)
+            .map_err(|e| TemplateError::Render { name: name.into(), detail: error_chain(&e) })?;
+        let builtin = |part: &str| match (name, part) {
+            ("digest-daily", "subject") => include_str!("../templates/digest-daily.subject.tera"),
+            ("digest-daily", _) => include_str!("../templates/digest-daily.txt.tera"),
+            ("digest-weekly", "subject") => include_str!("../templates/digest-weekly.subject.tera"),
+            _ => include_str!("../templates/digest-weekly.txt.tera"),
+        };
+        let render = |part: &str| -> Result<String, TemplateError> {
+            let file = format!("{name}.{part}.tera");
+            let err = |e: tera::Error| TemplateError::Render { name: file.clone(), detail: error_chain(&e) };
+            if self.tera.get_template_names().any(|n| n == file) {
+                self.tera.render(&file, &context).map_err(err)
+            } else {
+                tera::Tera::one_off(builtin(part), &context, false).map_err(err)
+            }
+        };
+        Ok(Rendered { subject: one_line(&render("subject")?), text: render("txt")?, html: None })
+    }
+
     /// The canned replies there are.
     pub fn canned(&self) -> &[String] {
         &self.canned

@@ -13,6 +13,7 @@ mod attachment;
 mod backup;
 mod check;
 mod connect;
+mod digest;
 mod erase;
 mod oauth;
 mod promote;
@@ -49,6 +50,8 @@ pub enum Command {
     Tickets(tickets::Args),
     /// Find messages by their words (subjects and texts), best match first.
     Search(search::Args),
+    /// Queue a digest now: the current period's to everyone due one, or (--to) a try to one address.
+    Digest(digest::Args),
     /// Make an automatic ticket a request: its SLA clock starts now (safe while the daemon runs).
     Promote(promote::Args),
     /// Show one ticket: its messages in order, deliveries and events.
@@ -113,7 +116,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     // Only `check` reads the secrets (it checks them); the views read the database alone, so an
     // admin's shell runs no password_command and needs no systemd credential.
     let config = match cli.command {
-        Command::Check(_) | Command::Oauth(_) => load_config(cli)?,
+        Command::Check(_) | Command::Oauth(_) | Command::Digest(_) => load_config(cli)?,
         _ => Config::load_for_view(&cli.config)?,
     };
     match &cli.command {
@@ -123,6 +126,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Promote(args) => promote::execute(args, &config, out),
         Command::Tickets(args) => tickets::execute(args, &config, out),
         Command::Search(args) => search::execute(args, &config, out),
+        Command::Digest(args) => digest::execute(args, &config, out),
         Command::Show(args) => show::execute(args, &config, out),
         Command::Quarantine(args) => quarantine::execute(args, &config, out),
         Command::Sla(args) => sla::execute(args, &config, out),

@@ -20,12 +20,14 @@ pub struct Args {
 
 pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
     let conn = store::open_existing(&config.helpdesk.database)?;
-    let hits = read::search(&conn, &args.words.join(" "), args.limit)?;
+    let (hits, ranked) = read::search(&conn, &args.words.join(" "), args.limit)?;
     if args.json {
         return json_out(out, &hits);
     }
     if hits.is_empty() {
         writeln!(out, "nothing found")?;
+    } else if !ranked {
+        writeln!(out, "(too many matches to rank by relevance: the newest first; add words to narrow it)")?;
     }
     for h in hits {
         let ticket = h.ticket.map(|t| crate::threading::format_tag(&config.helpdesk.tag, t)).unwrap_or_default();

@@ -25,6 +25,7 @@ pub(super) struct FileConfig {
     pub(super) limits: FileLimits,
     pub(super) retention: FileRetention,
     pub(super) metrics: FileMetrics,
+    pub(super) digests: FileDigests,
     pub(super) oauth: Option<FileOAuth>,
     /// Accepted at the top level too, for configs that put it before the first table.
     pub(super) technicians: Vec<String>,
@@ -155,6 +156,31 @@ impl Default for FileHelpdesk {
             comment_address: None,
             admins: Vec::new(),
             alert_after: FileDuration(Duration::from_secs(600)),
+        }
+    }
+}
+
+/// Digests are off unless scheduled.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileDigests {
+    /// "08:00": each technician's daily digest, in `helpdesk.timezone`.
+    pub(super) daily: Option<String>,
+    /// "mon 08:00": the weekly digest to leads and admins.
+    pub(super) weekly: Option<String>,
+    /// A pending ticket counts as waiting on its requester after this long.
+    pub(super) waiting_after: FileDuration,
+    /// More recipients of the weekly digest.
+    pub(super) weekly_to: Vec<String>,
+}
+
+impl Default for FileDigests {
+    fn default() -> Self {
+        FileDigests {
+            daily: None,
+            weekly: None,
+            waiting_after: FileDuration(Duration::from_secs(3 * 86_400)),
+            weekly_to: Vec::new(),
         }
     }
 }
@@ -312,7 +338,7 @@ impl Default for FileSmtp {
 
 /// The keys of each plain table, for telling an admin where a key they put in the wrong table
 /// belongs. (A test checks every one is accepted where it is listed.)
-pub(super) const TABLE_KEYS: [(&str, &[&str]); 8] = [
+pub(super) const TABLE_KEYS: [(&str, &[&str]); 9] = [
     (
         "helpdesk",
         &[
@@ -370,6 +396,7 @@ pub(super) const TABLE_KEYS: [(&str, &[&str]); 8] = [
     ("security", &["technician_proof", "authserv_id", "authserv_internal_hops", "reply_secret_file"]),
     ("retention", &["drop_raw_after", "delete_after"]),
     ("metrics", &["listen"]),
+    ("digests", &["daily", "weekly", "waiting_after", "weekly_to"]),
     ("oauth", OAUTH_KEYS),
     (
         "limits",

@@ -60,6 +60,19 @@ pub struct Config {
     pub routing: Vec<crate::routing::Rule>,
     /// `[macros.NAME]`: `#macro NAME` applies its commands and canned reply.
     pub macros: Vec<crate::commands::Macro>,
+    pub digests: Digests,
+}
+
+/// `[digests]`: when the daily and weekly mails go, in `helpdesk.timezone`.
+#[derive(Debug, Clone, Default)]
+pub struct Digests {
+    /// Minutes after local midnight.
+    pub daily: Option<u32>,
+    /// Day of the week and minutes after its midnight.
+    pub weekly: Option<(jiff::civil::Weekday, u32)>,
+    pub waiting_after: Duration,
+    /// Lower-cased; besides the queues' leads and the admins.
+    pub weekly_to: Vec<String>,
 }
 
 /// The name of the one queue of a desk without `[[queues]]`.

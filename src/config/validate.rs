@@ -275,6 +275,7 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         super::queues::Desk { imap: &imap, oauth: oauth.as_ref(), sla: sla.as_ref(), base: &base },
     );
     let macros = super::queues::macros(&doc, &mut problems, raw.macros);
+    let digests = digests(&doc, &mut problems, raw.digests);
     problems.finish()?;
     let Some(sla) = sla else { return Err(doc.key_error("sla", "invalid".into())) };
     Ok(Config {
@@ -291,5 +292,52 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         queues,
         routing,
         macros,
+        digests,
     })
+}
+
+/// `[digests]`: "HH:MM" and "DAY HH:MM" read into minutes and weekdays.
+fn digests(doc: &Located<'_>, problems: &mut Problems, d: super::file::FileDigests) -> Digests {
+    let clock = |t: &str| -> Option<u32> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    let daily = d.daily.as_deref().and_then(|t| {
+        let c = clock(t);
+        if c.is_none() {
+            problems.push(doc.key_error("digests.daily", format!("expected a time like \"08:00\", got {t:?}")));
+        }
+        c
+    });
+    let weekly = d.weekly.as_deref().and_then(|t| {
+        use jiff::civil::Weekday::*;
+        let parsed = t.trim().split_once(' ').and_then(|(day, time)| {
+            let day = match day.to_ascii_lowercase().as_str() {
+                "mon" | "monday" => Monday,
+                "tue" | "tuesday" => Tuesday,
+                "wed" | "wednesday" => Wednesday,
+                "thu" | "thursday" => Thursday,
+                "fri" | "friday" => Friday,
+                "sat" | "saturday" => Saturday,
+                "sun" | "sunday" => Sunday,
+                _ => return None,
+            };
+            Some((day, clock(time)?))
+        });
+        if parsed.is_none() {
+            problems.push(
+                doc.key_error("digests.weekly", format!("expected a day and time like \"mon 08:00\", got {t:?}")),
+            );
+        }
+        parsed
+    });
+    let mut weekly_to = Vec::new();
+    for a in &d.weekly_to {
+        match parse_address(a) {
+            Some(a) => weekly_to.push(a),
+            None => problems.push(doc.key_error("digests.weekly_to", format!("expected mail addresses, got {a:?}"))),
+        }
+    }
+    Digests { daily, weekly, waiting_after: d.waiting_after.0, weekly_to }
 }

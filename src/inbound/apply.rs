@@ -30,6 +30,10 @@ pub enum Outcome {
     Quarantined {
         reason: String,
     },
+    /// A query by mail (never a ticket); `answered` when the sender was a verified technician.
+    Query {
+        answered: bool,
+    },
 }
 
 /// One received message as the recorder holds it.

@@ -1,12 +1,14 @@
 //! Mail coming in, in phases: fetched over IMAP ([`imap`]), prepared ([`prepare`]: parsed by the
 //! pure [`crate::message`] modules, new text, digest), decided ([`decide`]: thread, sender, plan),
 //! applied ([`apply`], with the size limits of [`size`]) and recorded a batch per transaction with
-//! everything it causes ([`record`]). Delivery reports take their own path ([`bounce_report`]).
+//! everything it causes ([`record`]). Delivery reports take their own path ([`bounce_report`]), and so
+//! do technicians' queries by mail ([`query`]).
 
 mod apply;
 mod bounce_report;
 mod decide;
 pub mod imap;
 mod prepare;
+mod query;
 pub mod record;
 mod size;

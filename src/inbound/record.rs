@@ -208,6 +208,7 @@ fn log_outcome(uid: u32, outcome: &Outcome) {
         }
         Outcome::Duplicate => info!(uid, "already recorded (same UID, or same Message-ID under another UID); skipped"),
         Outcome::Quarantined { reason } => warn!(uid, %reason, "message quarantined"),
+        Outcome::Query { answered } => info!(uid, answered, "query by mail"),
     }
 }
 
@@ -268,6 +269,9 @@ fn record_one(
     };
     if let Some(b) = &msg.bounce {
         return bounce_report::record(conn, composer, source, (raw, digest), &msg, b, now);
+    }
+    if super::query::is_query(desk, &msg) {
+        return super::query::record(conn, desk, source, (raw, digest), &msg, visible, now);
     }
     let decision = decide::decide(conn, desk, &msg, visible, reused_id.as_deref(), now)?;
     apply::apply(conn, composer, &apply::Received { source, raw, digest, msg: &msg }, decision, now)

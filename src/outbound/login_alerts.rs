@@ -13,10 +13,8 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use super::compose::{Draft, compose};
 use crate::config::Config;
-use crate::message::parse::Mailbox;
-use crate::store::{self, StoreError, write};
+use crate::store::{self, StoreError};
 use crate::templates::Rendered;
 
 /// The periodic check: a login waiting in back-off reports nothing new, yet its failures may have
@@ -242,63 +240,26 @@ fn queue_notice(
     now: i64,
 ) -> Result<(), StoreError> {
     let h = &config.helpdesk;
-    let Some((first, rest)) = h.admins.split_first() else { return Ok(()) };
+    if h.admins.is_empty() {
+        return Ok(());
+    }
     let rendered = notice_text(&h.name, server, notice, state, now);
     let kind = match notice {
         Notice::Failing => "login-failing",
         Notice::Recovered => "login-recovered",
     };
-    let domain = h.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost");
-    let instance = store::instance_token(conn)?;
-    let message_id = format!("{kind}.{}.{now}.{instance}@{domain}", server.name().to_ascii_lowercase());
-    let to = Mailbox { name: None, address: first.clone() };
-    let cc: Vec<Mailbox> = rest.iter().map(|a| Mailbox { name: None, address: a.clone() }).collect();
-    let draft = Draft {
-        from_name: &h.name,
-        from_address: &h.address,
-        to: &to,
-        cc: &cc,
+    let key = server.name().to_ascii_lowercase().replace([' ', '(', ')'], "");
+    let mail = super::deskmail::DeskMail {
+        kind,
+        to: &h.admins,
         reply_to: None,
-        attachments: &[],
-        stand_in_key: [0; 16],
-        message_id: &message_id,
+        key: &key,
         in_reply_to: None,
-        references: &[],
-        date: now,
-        auto_submitted: Some("auto-generated"),
         rendered: &rendered,
+        auto_submitted: "auto-generated",
     };
-    let composed = match compose(&draft) {
-        Ok(c) => c,
-        Err(e) => {
-            // The addresses passed `maildesk check`; a mail that cannot be built is logged instead.
-            tracing::error!(server = %server.name(), error = %e, "cannot build the admins' login mail");
-            return Ok(());
-        }
-    };
-    let from = Mailbox { name: Some(h.name.clone()), address: h.address.clone() };
-    let row = write::insert_message(
-        conn,
-        &write::NewMessage {
-            ticket_id: None,
-            direction: crate::domain::Direction::Out,
-            message_id: &message_id,
-            kind,
-            internal: true,
-            source: None,
-            from: Some(&from),
-            to: std::slice::from_ref(&to),
-            cc: &cc,
-            subject: &rendered.subject,
-            sent_at: Some(now),
-            received_at: now,
-            body_text: &rendered.text,
-            raw: Some(&composed.bytes),
-            content_sha256: None,
-        },
-    )?;
-    for admin in &h.admins {
-        write::insert_outbox(conn, row, None, &h.address, admin, now)?;
+    if !super::deskmail::queue(conn, config, &mail, now)? {
+        return Ok(());
     }
     tracing::warn!(server = %server.name(), notice = kind, admins = h.admins.len(), "admins told about the login");
     Ok(())

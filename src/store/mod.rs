@@ -8,6 +8,7 @@
 //! `write` holds the statements the ingest transaction runs; `read` the queries behind the CLI.
 
 pub mod backup;
+pub mod digest;
 pub mod erase;
 pub mod read;
 pub mod retention;

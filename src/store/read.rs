@@ -475,17 +475,22 @@ pub fn fts_query(words: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
-/// Inbound messages matching every word of `words`, best first (bm25), at most `limit`.
-pub fn search(conn: &Connection, words: &str, limit: u32) -> Result<Vec<SearchHit>> {
-    let Some(query) = fts_query(words) else { return Ok(Vec::new()) };
-    let mut stmt = conn.prepare_cached(
-        "SELECT m.ticket_id, m.id, m.kind, m.from_addr, coalesce(m.sent_at, m.received_at), m.subject,
-                snippet(messages_fts, -1, '[', ']', '…', 16), f.rank
-         FROM messages_fts f JOIN messages m ON m.id = f.rowid
-         WHERE messages_fts MATCH ?1 ORDER BY f.rank LIMIT ?2",
-    )?;
-    Ok(stmt
-        .query_map(rusqlite::params![query, limit], |r| {
+/// How long ranking by relevance may take before the newest matches are shown instead: bm25
+/// scores every match, so a word in most messages of a large desk costs seconds to rank.
+pub const RANKING_BUDGET: std::time::Duration = std::time::Duration::from_millis(60);
+
+/// Inbound messages matching every word of `words`, at most `limit`: best first (bm25), or, when
+/// there are too many matches to rank within [`RANKING_BUDGET`], newest first. The flag says which.
+pub fn search(conn: &Connection, words: &str, limit: u32) -> Result<(Vec<SearchHit>, bool)> {
+    let Some(query) = fts_query(words) else { return Ok((Vec::new(), true)) };
+    let run = |order: &str| -> rusqlite::Result<Vec<SearchHit>> {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT m.ticket_id, m.id, m.kind, m.from_addr, coalesce(m.sent_at, m.received_at), m.subject,
+                    snippet(messages_fts, -1, '[', ']', '…', 16), f.rank
+             FROM messages_fts f JOIN messages m ON m.id = f.rowid
+             WHERE messages_fts MATCH ?1 ORDER BY {order} LIMIT ?2"
+        ))?;
+        stmt.query_map(rusqlite::params![query, limit], |r| {
             Ok(SearchHit {
                 ticket: r.get(0)?,
                 message: r.get(1)?,
@@ -497,7 +502,20 @@ pub fn search(conn: &Connection, words: &str, limit: u32) -> Result<Vec<SearchHi
                 rank: r.get(7)?,
             })
         })?
-        .collect::<rusqlite::Result<_>>()?)
+        .collect()
+    };
+    let start = std::time::Instant::now();
+    conn.progress_handler(1000, Some(move || start.elapsed() > RANKING_BUDGET))?;
+    let ranked = run("f.rank");
+    conn.progress_handler(0, None::<fn() -> bool>)?;
+    match ranked {
+        Ok(hits) => Ok((hits, true)),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted => {
+            // FTS5 walks its matches in rowid order: the newest come first without scoring them all.
+            Ok((run("f.rowid DESC")?, false))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
@@ -527,14 +545,15 @@ mod tests {
         add(2, "in", "Printer", "Printer jammed; the VPN works.");
         add(3, "out", "Re: VPN down", "We are looking at the VPN.");
         add(4, "in", "Café", "Le réseau du café est lent.");
-        let hits = search(&conn, "vpn", 10).unwrap();
+        let (hits, ranked) = search(&conn, "vpn", 10).unwrap();
+        assert!(ranked);
         let ids: Vec<i64> = hits.iter().map(|h| h.message).collect();
         assert_eq!(ids, [1, 2], "inbound only, the better match first");
         assert!(hits[0].snippet.contains("[VPN]"), "{}", hits[0].snippet);
-        assert_eq!(search(&conn, "reseau cafe", 10).unwrap().len(), 1, "accents do not matter");
+        assert_eq!(search(&conn, "reseau cafe", 10).unwrap().0.len(), 1, "accents do not matter");
         assert!(search(&conn, "vpn\" OR \"printer", 10).is_ok(), "a hostile query is just words");
         conn.execute("UPDATE messages SET body_text = 'redacted' WHERE id = 2", []).unwrap();
         conn.execute("DELETE FROM messages WHERE id = 1", []).unwrap();
-        assert!(search(&conn, "vpn", 10).unwrap().is_empty(), "edited and deleted text is gone from the index");
+        assert!(search(&conn, "vpn", 10).unwrap().0.is_empty(), "edited and deleted text is gone from the index");
     }
 }

@@ -11,7 +11,8 @@ CREATE INDEX time_entries_at ON time_entries(at);
 
 -- Full-text search over what people wrote (`maildesk search`): the subject and new text of every
 -- inbound message, indexed by FTS5 as external content of `messages` (nothing stored twice).
--- Outbound mail is the desk's own templates around those texts, so it is not indexed.
+-- Outbound mail is the desk's own templates around those texts, and queries by mail ask rather than
+-- tell, so neither is indexed.
 -- `secure-delete`: a message erased on request leaves no trace in the index either.
 CREATE VIRTUAL TABLE messages_fts USING fts5(
     subject, body_text, content = 'messages', content_rowid = 'id',
@@ -19,19 +20,30 @@ CREATE VIRTUAL TABLE messages_fts USING fts5(
 );
 INSERT INTO messages_fts(messages_fts, rank) VALUES ('secure-delete', 1);
 INSERT INTO messages_fts(rowid, subject, body_text)
-    SELECT id, subject, body_text FROM messages WHERE direction = 'in';
-CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN NEW.direction = 'in'
+    SELECT id, subject, body_text FROM messages WHERE direction = 'in' AND kind NOT LIKE 'query%';
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN NEW.direction = 'in' AND NEW.kind NOT LIKE 'query%'
 BEGIN
     INSERT INTO messages_fts(rowid, subject, body_text) VALUES (NEW.id, NEW.subject, NEW.body_text);
 END;
-CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN OLD.direction = 'in'
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN OLD.direction = 'in' AND OLD.kind NOT LIKE 'query%'
 BEGIN
     INSERT INTO messages_fts(messages_fts, rowid, subject, body_text)
         VALUES ('delete', OLD.id, OLD.subject, OLD.body_text);
 END;
-CREATE TRIGGER messages_fts_update AFTER UPDATE OF subject, body_text ON messages WHEN OLD.direction = 'in'
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF subject, body_text ON messages
+    WHEN OLD.direction = 'in' AND OLD.kind NOT LIKE 'query%'
 BEGIN
     INSERT INTO messages_fts(messages_fts, rowid, subject, body_text)
         VALUES ('delete', OLD.id, OLD.subject, OLD.body_text);
     INSERT INTO messages_fts(rowid, subject, body_text) VALUES (NEW.id, NEW.subject, NEW.body_text);
 END;
+
+-- Digests dealt with, once per kind, period and recipient (`sent` 0: there was nothing to report).
+CREATE TABLE digests_sent (
+    kind      TEXT NOT NULL,
+    period    TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    sent      INTEGER NOT NULL,
+    at        INTEGER NOT NULL,
+    PRIMARY KEY (kind, period, recipient)
+) WITHOUT ROWID;

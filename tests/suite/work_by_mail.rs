@@ -48,3 +48,63 @@ fn a_macro_applies_its_commands_and_canned_reply_and_time_adds_up() {
     desk.wait_settled(4, T);
     assert_eq!(desk.json(&["show", "1"])["ticket"]["status"], "pending", "nothing applied");
 }
+
+/// The mail whose subject contains `needle`, among `user`'s.
+fn find(user: &str, needle: &str, n: usize) -> Vec<u8> {
+    let all = wait_inbox(user, n, Duration::from_secs(60));
+    all.into_iter().find(|m| subject(m).contains(needle)).unwrap_or_else(|| panic!("no {needle:?} in {user}'s inbox"))
+}
+
+#[test]
+fn digests_go_once_per_period_across_a_restart_and_technicians_query_by_reply() {
+    let Some(_lab) = lab() else { return };
+    let tech = address("tech");
+    let admin = address("admin");
+    let mut desk = Desk::with(DeskOptions {
+        helpdesk: format!("technicians = [\"{tech}\"]\nadmins = [\"{admin}\"]"),
+        tail: "[digests]\ndaily = \"00:00\"\nweekly = \"mon 00:00\"\n".into(),
+        ..DeskOptions::default()
+    });
+    desk.start();
+    let alice = address("alice");
+    desk.request(&alice, "Printer jammed on floor 3", &format!("d{}@a.test", nanos()), "Error E42 again.");
+    desk.wait_settled(1, T);
+    // The scheduler looks every 30 s: the technician has an unassigned ticket now.
+    let digest = find(&tech, "your tickets on", 2);
+    let body = text(&digest);
+    assert!(body.contains("UNASSIGNED IN YOUR QUEUES (1)") && body.contains("Printer jammed on floor 3"), "{body}");
+    let weekly = find(&admin, "the week to", 1);
+    assert!(text(&weekly).contains("1 opened") || subject(&weekly).contains("1 opened"), "{}", subject(&weekly));
+    // A restart (its first look is at once) and the CLI do not send today's again.
+    desk.stop();
+    desk.start();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(desk.cli(&["digest", "--kind", "daily"]).contains("no digest-daily digest queued"));
+    desk.wait_status("outbox drained", T, |s| s["outbox"]["pending"] == 0);
+    assert_eq!(desk.mails_to(&tech), 2, "the new-ticket notice and one digest");
+    // --to tries it once more, counting for nothing.
+    assert!(desk.cli(&["digest", "--kind", "daily", "--to", &tech]).contains("queued for"));
+    wait_inbox(&tech, 3, T);
+
+    // A reply to the digest asks the desk; the answer comes to the technician alone.
+    answer(&tech, &digest, "#open\n\n(sent from my phone)", "");
+    let open = find(&tech, "#open: 1 ticket(s)", 4);
+    assert!(text(&open).contains("[ACME #1] Printer jammed on floor 3"), "{}", text(&open));
+    answer(&tech, &digest, "#find e42", "");
+    let found = find(&tech, "#find e42: 1 message(s)", 5);
+    assert!(text(&found).contains("[E42]"), "{}", text(&found));
+    // Someone else writing as the technician to the shared query address gets nothing: no proof.
+    let ask = desk.support.replace('@', "+ask@");
+    send_smtp(&tech, &ask, &message(&tech, &ask, "q", &format!("f{}@x.test", nanos()), "", "#mine"));
+    // Nor does the requester at the technician's own query address.
+    let query_address = header_address(&digest, "Reply-To");
+    send_smtp(
+        &alice,
+        &query_address,
+        &message(&alice, &query_address, "q", &format!("g{}@x.test", nanos()), "", "#show 1"),
+    );
+    desk.wait_settled(5, T);
+    assert_eq!(desk.mails_to(&tech), 5, "no answer to a forged query");
+    assert_eq!(desk.mails_to(&alice), 1, "the requester got her acknowledgement only");
+    assert_eq!(desk.json(&["tickets"]).as_array().unwrap().len(), 1, "queries never open tickets");
+}
