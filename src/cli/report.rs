@@ -4,6 +4,7 @@ use std::io::Write;
 
 use super::{duration, json_out, parse_when};
 use crate::config::Config;
+use crate::report::{Backlog, TargetStats};
 use crate::store;
 
 #[derive(clap::Args, Debug)]
@@ -34,60 +35,40 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
         return json_out(out, &r);
     }
     let opt = |s: Option<i64>| s.map(duration).unwrap_or_else(|| "-".into());
-    let pct = |p: Option<f64>| p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "-".into());
-    writeln!(
-        out,
-        "{:<4} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | backlog <1d 1-7d 7-30d >30d",
-        "PRI", "OPENED", "RESOLVED", "1ST OK", "MEDIAN", "P90", "RES OK", "MEDIAN", "P90", "BREACHES"
-    )?;
-    for p in &r.priorities {
-        let b = &p.backlog;
-        writeln!(
-            out,
-            "{:<4} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | {:>4} {:>4} {:>5} {:>4}",
-            p.priority,
-            p.opened,
-            p.resolved,
-            pct(p.first_response.attainment_pct),
-            opt(p.first_response.median_secs),
-            opt(p.first_response.p90_secs),
-            pct(p.resolution.attainment_pct),
-            opt(p.resolution.median_secs),
-            opt(p.resolution.p90_secs),
-            p.breaches,
+    // The figures a priority and a queue share, in the columns of the header below.
+    let figures = |opened: u64, resolved: u64, fr: &TargetStats, res: &TargetStats, breaches: u64, b: &Backlog| {
+        let pct = |p: Option<f64>| p.map(|p| format!("{p:.1}%")).unwrap_or_else(|| "-".into());
+        format!(
+            "{:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | {:>4} {:>4} {:>5} {:>4}",
+            opened,
+            resolved,
+            pct(fr.attainment_pct),
+            opt(fr.median_secs),
+            opt(fr.p90_secs),
+            pct(res.attainment_pct),
+            opt(res.median_secs),
+            opt(res.p90_secs),
+            breaches,
             b.under_1d,
             b.from_1d_to_7d,
             b.from_7d_to_30d,
             b.over_30d
-        )?;
+        )
+    };
+    let columns = format!(
+        "{:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | backlog <1d 1-7d 7-30d >30d",
+        "OPENED", "RESOLVED", "1ST OK", "MEDIAN", "P90", "RES OK", "MEDIAN", "P90", "BREACHES"
+    );
+    writeln!(out, "{:<4} {columns}", "PRI")?;
+    for p in &r.priorities {
+        let row = figures(p.opened, p.resolved, &p.first_response, &p.resolution, p.breaches, &p.backlog);
+        writeln!(out, "{:<4} {row}", p.priority)?;
     }
     if r.queues.len() > 1 {
-        writeln!(
-            out,
-            "\n{:<12} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | backlog <1d 1-7d 7-30d >30d | TIME",
-            "QUEUE", "OPENED", "RESOLVED", "1ST OK", "MEDIAN", "P90", "RES OK", "MEDIAN", "P90", "BREACHES"
-        )?;
+        writeln!(out, "\n{:<12} {columns} | TIME", "QUEUE")?;
         for q in &r.queues {
-            let b = &q.backlog;
-            writeln!(
-                out,
-                "{:<12} {:>7} {:>8} | {:>7} {:>8} {:>8} | {:>7} {:>8} {:>8} | {:>8} | {:>4} {:>4} {:>5} {:>4} | {}",
-                q.queue,
-                q.opened,
-                q.resolved,
-                pct(q.first_response.attainment_pct),
-                opt(q.first_response.median_secs),
-                opt(q.first_response.p90_secs),
-                pct(q.resolution.attainment_pct),
-                opt(q.resolution.median_secs),
-                opt(q.resolution.p90_secs),
-                q.breaches,
-                b.under_1d,
-                b.from_1d_to_7d,
-                b.from_7d_to_30d,
-                b.over_30d,
-                minutes(q.time_minutes)
-            )?;
+            let row = figures(q.opened, q.resolved, &q.first_response, &q.resolution, q.breaches, &q.backlog);
+            writeln!(out, "{:<12} {row} | {}", q.queue, minutes(q.time_minutes))?;
         }
     }
     if !r.technicians.is_empty() {
