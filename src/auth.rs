@@ -68,6 +68,40 @@ pub fn verify_query_address(secret: &[u8], support: &str, recipients: &[String],
     })
 }
 
+/// The address that rates ticket `ticket` with `score` (1-5): a `mailto:` link in the resolution
+/// mail. Its token binds both, so a rating cannot be made up or moved to another ticket.
+pub fn rating_address(secret: &[u8], support: &str, ticket: i64, score: u8) -> String {
+    let (local, domain) = support.rsplit_once('@').unwrap_or((support, ""));
+    format!("{local}+r{ticket}-{score}-{}@{domain}", rating_token(secret, ticket, score))
+}
+
+fn rating_token(secret: &[u8], ticket: i64, score: u8) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(format!("r:{ticket}:{score}").as_bytes());
+    BASE32_NOPAD.encode(&mac.finalize().into_bytes()[..10]).to_ascii_lowercase()
+}
+
+/// The ticket and score of a rating address among `recipients`, if one has a valid token.
+pub fn verify_rating_address(secret: &[u8], support: &str, recipients: &[String]) -> Option<(i64, u8)> {
+    let (local, domain) = support.rsplit_once('@')?;
+    let prefix = format!("{}+r", local.to_ascii_lowercase());
+    recipients.iter().find_map(|r| {
+        let (rl, rd) = r.rsplit_once('@')?;
+        if !rd.eq_ignore_ascii_case(domain) {
+            return None;
+        }
+        let detail = rl.to_ascii_lowercase().strip_prefix(&prefix)?.to_string();
+        let mut parts = detail.splitn(3, '-');
+        let ticket: i64 = parts.next()?.parse().ok()?;
+        let score: u8 = parts.next()?.parse().ok().filter(|s| (1..=5).contains(s))?;
+        let given = parts.next()?;
+        let expected = rating_token(secret, ticket, score);
+        let same = expected.len() == given.len()
+            && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        same.then_some((ticket, score))
+    })
+}
+
 /// Finds, among the addresses a message was sent to, a per-ticket address issued to `sender`.
 pub fn verify_ticket_address(
     secret: &[u8],

@@ -24,10 +24,12 @@ pub enum MailKind {
     Escalation,
     /// To the assignee or technicians: mail maildesk sent bounced.
     DeliveryFailure,
+    /// To the requester when a technician resolves the ticket, with one-click ratings.
+    Resolution,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 9] = [
+    pub const ALL: [MailKind; 10] = [
         MailKind::Acknowledgement,
         MailKind::NewTicket,
         MailKind::Reply,
@@ -37,6 +39,7 @@ impl MailKind {
         MailKind::CommandError,
         MailKind::Escalation,
         MailKind::DeliveryFailure,
+        MailKind::Resolution,
     ];
 
     /// The template's name (`templates/NAME.subject.tera`, …), also the stored message kind.
@@ -51,13 +54,14 @@ impl MailKind {
             MailKind::CommandError => "command-error",
             MailKind::Escalation => "escalation",
             MailKind::DeliveryFailure => "delivery-failure",
+            MailKind::Resolution => "resolution",
         }
     }
 
     /// Mails to technicians carry a per-technician reply address, so each gets a message of its own.
     /// (An escalation may also go to a configured address; each recipient gets a message anyway.)
     pub fn to_technicians(self) -> bool {
-        !matches!(self, MailKind::Acknowledgement | MailKind::Reply)
+        !matches!(self, MailKind::Acknowledgement | MailKind::Reply | MailKind::Resolution)
     }
 
     /// Automatic answers to a sender, counted against `[limits]`.
@@ -266,6 +270,8 @@ pub enum EventKind {
     Erased,
     /// Which queue a new ticket landed in, and why.
     Routed,
+    /// The requester rated the resolution (1-5, the last rating counts).
+    Rated,
     /// `#queue`: the ticket moved to another queue (its team and SLA policy change from then).
     QueueChanged,
     /// `#away` / `#back`: a technician's availability for auto-assignment.
@@ -275,7 +281,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 41] = [
+    pub const ALL: [EventKind; 42] = [
         EventKind::Opened,
         EventKind::Threaded,
         EventKind::Threading,
@@ -317,6 +323,7 @@ impl EventKind {
         EventKind::QueueChanged,
         EventKind::Away,
         EventKind::Time,
+        EventKind::Rated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -362,6 +369,7 @@ impl EventKind {
             EventKind::QueueChanged => "queue",
             EventKind::Away => "away",
             EventKind::Time => "time",
+            EventKind::Rated => "rated",
         }
     }
 }

@@ -64,6 +64,9 @@ pub struct TechnicianReport {
     pub assigned_open: u64,
     /// Minutes they logged with `#time` in the period (on any ticket).
     pub time_minutes: u64,
+    /// Ratings given in the period to tickets assigned to them, and their average (1-5).
+    pub ratings: u64,
+    pub rating_average: Option<f64>,
 }
 
 /// The same figures as [`PriorityReport`], per queue.
@@ -78,6 +81,9 @@ pub struct QueueReport {
     pub backlog: Backlog,
     /// Minutes logged with `#time` in the period on the queue's tickets.
     pub time_minutes: u64,
+    /// Ratings given in the period to the queue's tickets, and their average (1-5).
+    pub ratings: u64,
+    pub rating_average: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -246,6 +252,29 @@ pub fn report(
             *slot += m;
         }
     }
+    // Satisfaction: ratings given in the period.
+    let mut rated_by_queue = vec![(0u64, 0u64); queues.len()];
+    let mut rated_by_tech: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT t.assignee, t.queue, r.score FROM ratings r JOIN tickets t ON t.id = r.ticket_id
+         WHERE r.at >= ?1 AND r.at < ?2",
+    )?;
+    for row in stmt.query_map(params![lo, hi], |r| {
+        Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?))
+    })? {
+        let (assignee, queue, score) = row?;
+        let score = score.clamp(1, 5) as u64;
+        let q = queue.and_then(|q| queues.iter().position(|n| *n == q)).unwrap_or(0);
+        if let Some(slot) = rated_by_queue.get_mut(q) {
+            *slot = (slot.0 + 1, slot.1 + score);
+        }
+        if let Some(a) = assignee {
+            let e = rated_by_tech.entry(a.clone()).or_default();
+            *e = (e.0 + 1, e.1 + score);
+            techs.entry(a).or_default();
+        }
+    }
+    let average = |(n, sum): (u64, u64)| (n > 0).then(|| (sum as f64 * 10.0 / n as f64).round() / 10.0);
     let priorities = by_priority
         .into_iter()
         .map(|(priority, a)| PriorityReport {
@@ -268,6 +297,8 @@ pub fn report(
                 median_first_response_secs: percentile(&fr, 0.5),
                 assigned_open: open,
                 time_minutes: time_by_tech.get(&technician).copied().unwrap_or(0),
+                ratings: rated_by_tech.get(&technician).map(|r| r.0).unwrap_or(0),
+                rating_average: rated_by_tech.get(&technician).copied().and_then(average),
                 technician,
             }
         })
@@ -276,7 +307,8 @@ pub fn report(
         .iter()
         .zip(by_queue)
         .zip(time_by_queue)
-        .map(|((queue, a), time_minutes)| QueueReport {
+        .zip(rated_by_queue)
+        .map(|(((queue, a), time_minutes), rated)| QueueReport {
             queue: queue.clone(),
             opened: a.opened,
             resolved: a.resolved,
@@ -285,6 +317,8 @@ pub fn report(
             breaches: a.breaches,
             backlog: a.backlog,
             time_minutes,
+            ratings: rated.0,
+            rating_average: average(rated),
         })
         .collect();
     Ok(Report { since: since.map(rfc3339), until: until.map(rfc3339), priorities, technicians, queues })

@@ -105,6 +105,12 @@ pub enum Update {
     RemoveWatcher(String),
     MergeInto(i64),
     FirstResponse,
+    /// The requester's rating of the resolution (the last one counts).
+    Rate {
+        score: u8,
+        comment: String,
+        rater: String,
+    },
     /// Held mail on the ticket is accepted: its senders become watchers, except these addresses
     /// (technicians and the desk's own, which never become watchers).
     AcceptHeld {
@@ -144,6 +150,8 @@ pub enum MessageKind {
     /// From someone who is not a participant, threaded by subject tag alone: kept for technicians,
     /// reopening, relaying and subscribing nothing until a technician sends `#accept`.
     Held,
+    /// The requester's rating of a resolved ticket.
+    Rating,
 }
 
 impl MessageKind {
@@ -158,6 +166,7 @@ impl MessageKind {
             MessageKind::RejectedCommands => "rejected-commands",
             MessageKind::Bounce => "bounce",
             MessageKind::Held => "held",
+            MessageKind::Rating => "rating",
         }
     }
 }
@@ -420,6 +429,19 @@ fn requester_reply(
         plan.events = events;
         return plan;
     }
+    // The requester answering the resolution with a score alone on the first line rates it, and
+    // reopens nothing. ("2 printers still jam" is a sentence, not a rating: it reopens.)
+    let from_requester = msg.from.as_ref().is_some_and(|f| t.requester.as_deref() == Some(f.address.as_str()));
+    if let (true, true, Some((score, comment))) =
+        (from_requester, matches!(t.status, TicketStatus::Resolved | TicketStatus::Closed), rating_of(visible))
+    {
+        plan.kind = MessageKind::Rating;
+        plan.text = comment.clone();
+        let rater = msg.from.as_ref().map(|f| f.address.clone()).unwrap_or_default();
+        plan.updates.push(Update::Rate { score, comment, rater });
+        plan.events = events;
+        return plan;
+    }
     // A person wrote on a ticket that machine mail opened: now it is a request.
     if t.automatic {
         plan.updates.push(Update::Promote);
@@ -535,6 +557,16 @@ fn technician(
         plan.kind = MessageKind::Commands;
         plan.internal = true;
     }
+    // Resolving tells the requester, with the ratings: in place of the relayed reply when there is
+    // one (one mail, not two), else on its own.
+    let resolves = parsed.commands.contains(&Command::Status(TicketStatus::Resolved))
+        && !matches!(t.status, TicketStatus::Resolved | TicketStatus::Closed);
+    if let (true, Some(r)) = (resolves, &t.requester) {
+        match plan.mails.iter_mut().find(|m| m.kind == MailKind::Reply) {
+            Some(reply) => reply.kind = MailKind::Resolution,
+            None => plan.mails.push(Mail { kind: MailKind::Resolution, to: vec![mailbox(r)] }),
+        }
+    }
     let _ = msg;
     plan.events = events;
     plan
@@ -604,6 +636,22 @@ fn check(
         }
     }
     Ok(p)
+}
+
+/// A rating at the top of a reply: a score from 1 to 5 alone on the first line ("4", "5/5",
+/// "4 stars", "5!"), and the comment: the lines below it.
+pub fn rating_of(text: &str) -> Option<(u8, String)> {
+    let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
+    let first = lines.next()?.trim().to_ascii_lowercase();
+    let mut chars = first.chars();
+    let score = chars.next()?.to_digit(10).filter(|d| (1..=5).contains(d))? as u8;
+    let rest = chars.as_str().trim().trim_end_matches(['!', '.']);
+    let rest = rest.trim();
+    if !matches!(rest, "" | "/5" | "/ 5" | "of 5" | "star" | "stars" | "*" | "**" | "***" | "****" | "*****") {
+        return None;
+    }
+    let comment = lines.collect::<Vec<_>>().join("\n").trim().to_string();
+    Some((score, comment))
 }
 
 fn list_or_none(names: &[&str]) -> String {
@@ -1043,5 +1091,41 @@ mod tests {
             assert!(e.reason.contains(why), "{body}: {e}");
             assert!(p.updates.is_empty() && p.canned.is_none(), "{body}");
         }
+    }
+
+    #[test]
+    fn a_score_alone_on_the_first_line_is_a_rating() {
+        assert_eq!(rating_of("5"), Some((5, String::new())));
+        assert_eq!(rating_of("\n 4 stars \nQuick and friendly."), Some((4, "Quick and friendly.".into())));
+        assert_eq!(rating_of("3/5\nok"), Some((3, "ok".into())));
+        for not in ["2 printers still jam", "6", "0", "10", "Thanks!", "", "5 because"] {
+            assert_eq!(rating_of(not), None, "{not:?}");
+        }
+    }
+
+    #[test]
+    fn resolving_sends_the_resolution_and_a_rating_reopens_nothing() {
+        let m = msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", "#resolve\nToner replaced.");
+        let p = run(&m, EXISTING, Some(&ticket("open")), tech(false), None, 0);
+        assert!(p.mails.iter().any(|m| m.kind == MailKind::Resolution), "{:?}", kinds(&p));
+        assert!(!p.mails.iter().any(|m| m.kind == MailKind::Reply), "one mail, not two");
+        let m = msg("From: tech1@acme.test\r\nSubject: Re: [ACME #7]", "#resolve");
+        let p = run(&m, EXISTING, Some(&ticket("open")), tech(false), None, 0);
+        assert_eq!(kinds(&p), [(MailKind::Resolution, vec!["alice@x.test"])]);
+        let m = msg("From: alice@x.test\r\nSubject: Re: [ACME #7]", "5\nGreat, thanks");
+        let p = run(&m, EXISTING, Some(&ticket("resolved")), Role::Requester, None, 0);
+        assert_eq!(p.kind, MessageKind::Rating);
+        assert_eq!(
+            p.updates,
+            [Update::Rate { score: 5, comment: "Great, thanks".into(), rater: "alice@x.test".into() }]
+        );
+        assert!(p.mails.is_empty());
+        // Someone else's "5" is an ordinary reply; so is a sentence.
+        let m = msg("From: carol@x.test\r\nSubject: Re: [ACME #7]", "5");
+        let p = run(&m, EXISTING, Some(&ticket("resolved")), Role::Requester, None, 0);
+        assert!(p.updates.contains(&Update::Status(TicketStatus::Open)));
+        let m = msg("From: alice@x.test\r\nSubject: Re: [ACME #7]", "2 printers still jam");
+        let p = run(&m, EXISTING, Some(&ticket("resolved")), Role::Requester, None, 0);
+        assert!(p.updates.contains(&Update::Status(TicketStatus::Open)));
     }
 }

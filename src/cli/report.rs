@@ -19,6 +19,11 @@ pub struct Args {
     pub json: bool,
 }
 
+/// "4.5 (12)": the average rating and how many; "-" for none.
+fn rating(average: Option<f64>, n: u64) -> String {
+    average.map(|a| format!("{a:.1} ({n})")).unwrap_or_else(|| "-".into())
+}
+
 /// Logged minutes for people: "-" for none, else "1h45m".
 fn minutes(m: u64) -> String {
     if m == 0 { "-".into() } else { crate::commands::minutes_text(m.min(u32::MAX as u64) as u32) }
@@ -65,28 +70,35 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
         writeln!(out, "{:<4} {row}", p.priority)?;
     }
     if r.queues.len() > 1 {
-        writeln!(out, "\n{:<12} {columns} | TIME", "QUEUE")?;
+        writeln!(out, "\n{:<12} {columns} | TIME | RATING", "QUEUE")?;
         for q in &r.queues {
             let row = figures(q.opened, q.resolved, &q.first_response, &q.resolution, q.breaches, &q.backlog);
-            writeln!(out, "{:<12} {row} | {}", q.queue, minutes(q.time_minutes))?;
+            writeln!(
+                out,
+                "{:<12} {row} | {} | {}",
+                q.queue,
+                minutes(q.time_minutes),
+                rating(q.rating_average, q.ratings)
+            )?;
         }
     }
     if !r.technicians.is_empty() {
         writeln!(
             out,
-            "\n{:<40} {:>8} {:>15} {:>22} {:>13} {:>8}",
+            "\n{:<40} {:>8} {:>15} {:>22} {:>13} {:>8}  RATING",
             "TECHNICIAN", "HANDLED", "FIRST RESPONSES", "MEDIAN FIRST RESPONSE", "ASSIGNED OPEN", "TIME"
         )?;
         for t in &r.technicians {
             writeln!(
                 out,
-                "{:<40} {:>8} {:>15} {:>22} {:>13} {:>8}",
+                "{:<40} {:>8} {:>15} {:>22} {:>13} {:>8}  {}",
                 t.technician,
                 t.tickets_handled,
                 t.first_responses,
                 opt(t.median_first_response_secs),
                 t.assigned_open,
-                minutes(t.time_minutes)
+                minutes(t.time_minutes),
+                rating(t.rating_average, t.ratings)
             )?;
         }
     }

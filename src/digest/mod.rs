@@ -69,6 +69,8 @@ pub struct WeeklyRow {
     pub resolution_p90: String,
     pub breaches: u64,
     pub backlog: String,
+    /// "4.5 of 5 (12 ratings)", or empty.
+    pub satisfaction: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -198,11 +200,18 @@ pub fn weekly(conn: &Connection, desk: &Desk<'_>, now: i64) -> Result<WeeklyCont
         resolution_p90: dur(res.p90_secs),
         breaches,
         backlog: format!("{} {} {} {}", b.under_1d, b.from_1d_to_7d, b.from_7d_to_30d, b.over_30d),
+        satisfaction: String::new(),
     };
     let queues = r
         .queues
         .iter()
-        .map(|q| row(q.queue.clone(), q.opened, q.resolved, &q.first_response, &q.resolution, q.breaches, &q.backlog))
+        .map(|q| WeeklyRow {
+            satisfaction: q
+                .rating_average
+                .map(|a| format!("{a:.1} of 5 ({} rating{})", q.ratings, if q.ratings == 1 { "" } else { "s" }))
+                .unwrap_or_default(),
+            ..row(q.queue.clone(), q.opened, q.resolved, &q.first_response, &q.resolution, q.breaches, &q.backlog)
+        })
         .collect();
     let priorities: Vec<WeeklyRow> = r
         .priorities
@@ -428,6 +437,7 @@ mod tests {
             resolution_p90: "-".into(),
             breaches: 0,
             backlog: "2 0 0 0".into(),
+            satisfaction: "4.5 of 5 (2 ratings)".into(),
         };
         let weekly = WeeklyContext {
             desk,

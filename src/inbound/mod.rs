@@ -2,7 +2,7 @@
 //! pure [`crate::message`] modules, new text, digest), decided ([`decide`]: thread, sender, plan),
 //! applied ([`apply`], with the size limits of [`size`]) and recorded a batch per transaction with
 //! everything it causes ([`record`]). Delivery reports take their own path ([`bounce_report`]), and so
-//! do technicians' queries by mail ([`query`]).
+//! do technicians' queries by mail ([`query`]) and one-click ratings ([`rating`]).
 
 mod apply;
 mod bounce_report;
@@ -10,5 +10,6 @@ mod decide;
 pub mod imap;
 mod prepare;
 mod query;
+mod rating;
 pub mod record;
 mod size;

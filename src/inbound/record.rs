@@ -270,6 +270,10 @@ fn record_one(
     if let Some(b) = &msg.bounce {
         return bounce_report::record(conn, composer, source, (raw, digest), &msg, b, now);
     }
+    if let Some(rated) = super::rating::rates(conn, desk, &msg)? {
+        let m = super::rating::Rated { source, raw, digest, msg: &msg, visible };
+        return super::rating::record(conn, desk, &m, rated, now);
+    }
     if super::query::is_query(desk, &msg) {
         return super::query::record(conn, desk, source, (raw, digest), &msg, visible, now);
     }

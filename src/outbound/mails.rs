@@ -66,13 +66,21 @@ pub fn queue(
                 attachments: forwarded.iter().map(|a| a.name.clone().unwrap_or_else(|| "(unnamed)".into())).collect(),
                 attachments_not_forwarded: too_large.clone(),
                 notice: plan.notice.clone().unwrap_or_default(),
+                ratings: if mail.kind == MailKind::Resolution {
+                    let support = &desk.config.helpdesk.address;
+                    crate::templates::rating_links(|score| {
+                        auth::rating_address(desk.reply_secret, support, ticket, score)
+                    })
+                } else {
+                    Vec::new()
+                },
                 ..ExtraContext::default()
             },
         );
         // The requester's conversation threads on what the requester saw; technicians' mail threads
         // on the message that caused it.
         let (in_reply_to, references) = match mail.kind {
-            MailKind::Reply => requester_thread(conn, ticket)?,
+            MailKind::Reply | MailKind::Resolution => requester_thread(conn, ticket)?,
             // Each technician's notifications of a ticket form one thread in their client, rooted
             // at the first one they got, whatever caused each.
             _ if to_technician => {

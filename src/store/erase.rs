@@ -143,6 +143,8 @@ fn erase_in(tx: &Connection, address: &str, now: i64, dry_run: bool) -> Result<E
         tx.prepare_cached("DELETE FROM watchers WHERE address = ?1")?.execute([address])? as i64;
     // A (former) technician's availability and assignment turns name them too.
     tx.prepare_cached("DELETE FROM away WHERE technician = ?1")?.execute([address])?;
+    // Their ratings: the comment is their words.
+    tx.prepare_cached("DELETE FROM ratings WHERE rater = ?1")?.execute([address])?;
     tx.prepare_cached("DELETE FROM auto_assigned WHERE technician = ?1")?.execute([address])?;
     tx.prepare_cached("UPDATE tickets SET requester = NULL, requester_name = NULL, subject = ?2 WHERE requester = ?1")?
         .execute(params![address, PLACEHOLDER])?;

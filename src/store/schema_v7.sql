@@ -47,3 +47,13 @@ CREATE TABLE digests_sent (
     at        INTEGER NOT NULL,
     PRIMARY KEY (kind, period, recipient)
 ) WITHOUT ROWID;
+
+-- Satisfaction: the requester's rating of a resolved ticket (1-5; the last one counts) and comment.
+CREATE TABLE ratings (
+    ticket_id INTEGER PRIMARY KEY REFERENCES tickets(id),
+    score     INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+    comment   TEXT NOT NULL DEFAULT '',
+    rater     TEXT,
+    at        INTEGER NOT NULL
+);
+CREATE INDEX ratings_at ON ratings(at);

@@ -353,6 +353,32 @@ pub fn ticket_state(conn: &Connection, id: i64) -> rusqlite::Result<Option<Ticke
     Ok(Some(t))
 }
 
+/// Records the rating of `ticket` (the last one counts).
+pub fn set_rating(
+    conn: &Connection,
+    ticket: i64,
+    score: u8,
+    comment: &str,
+    rater: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO ratings(ticket_id, score, comment, rater, at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(ticket_id) DO UPDATE SET score = excluded.score, comment = excluded.comment,
+             rater = excluded.rater, at = excluded.at",
+    )?
+    .execute(params![ticket, score, comment, rater, now])?;
+    Ok(())
+}
+
+/// At most `n` characters of `s`.
+fn first_chars(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 /// Marks `technician` away from `now` until `until` (`None`: until `#back`).
 pub fn set_away(conn: &Connection, technician: &str, until: Option<i64>, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
@@ -497,6 +523,11 @@ pub fn apply_updates(
                 set_away(conn, technician, *until, now)?;
                 let until = until.map(|u| format!(" until {}", crate::domain::rfc3339(u))).unwrap_or_default();
                 (EventKind::Away, format!("{technician} is away{until}: no tickets are assigned to them"))
+            }
+            Update::Rate { score, comment, rater } => {
+                set_rating(conn, live, *score, comment, rater, now)?;
+                let said = if comment.is_empty() { String::new() } else { format!(": {}", first_chars(comment, 200)) };
+                (EventKind::Rated, format!("{rater} rated the resolution {score} of 5{said}"))
             }
             Update::Time { technician, minutes } => {
                 conn.prepare_cached(

@@ -108,3 +108,53 @@ fn digests_go_once_per_period_across_a_restart_and_technicians_query_by_reply() 
     assert_eq!(desk.mails_to(&alice), 1, "the requester got her acknowledgement only");
     assert_eq!(desk.json(&["tickets"]).as_array().unwrap().len(), 1, "queries never open tickets");
 }
+
+#[test]
+fn a_resolution_mail_carries_signed_ratings_and_the_last_rating_counts() {
+    let Some(_lab) = lab() else { return };
+    let tech = address("tech");
+    let mut desk =
+        Desk::with(DeskOptions { helpdesk: format!("technicians = [\"{tech}\"]"), ..DeskOptions::default() });
+    desk.start();
+    let alice = address("alice");
+    desk.request(&alice, "VPN drops", &format!("v{}@a.test", nanos()), "Every ten minutes.");
+    let notice = wait_inbox(&tech, 1, T).remove(0);
+    answer(&tech, &notice, "#take\n#resolve\nThe VPN profile was renewed.", "");
+    let got = wait_inbox(&alice, 2, T);
+    let resolution = &got[1];
+    assert!(subject(resolution).contains("Resolved: VPN drops"), "{}", subject(resolution));
+    let body = text(resolution);
+    assert!(body.contains("The VPN profile was renewed."), "one mail carries the reply: {body}");
+    let links: Vec<&str> = body.lines().filter_map(|l| l.split("mailto:").nth(1)).collect();
+    assert_eq!(links.len(), 5, "{body}");
+    let four = links[3].split('?').next().unwrap();
+    assert!(four.contains("+r1-4-"), "{four}");
+    // One click: a mail to the signed address, with a comment.
+    send_smtp(&alice, four, &message(&alice, four, "Rating 4", &format!("r4{}@a.test", nanos()), "", "Quick fix."));
+    desk.wait_settled(3, T);
+    let show = desk.json(&["show", "1"]);
+    assert_eq!(show["ticket"]["status"], "resolved", "a rating reopens nothing: {show:#}");
+    assert_eq!(events(&show, "rated"), [format!("{alice} rated the resolution 4 of 5: Quick fix.")]);
+    // A forged link (another score with this ticket's token) rates nothing.
+    let forged = four.replace("-4-", "-5-");
+    send_smtp(&alice, &forged, &message(&alice, &forged, "Rating 5", &format!("f{}@a.test", nanos()), "", "x"));
+    // A reply with the score alone on the first line: the last rating counts.
+    let id = header(resolution, "Message-ID").unwrap();
+    let reply = message(
+        &alice,
+        &desk.support,
+        &format!("Re: {}", subject(resolution)),
+        &format!("r5{}@a.test", nanos()),
+        &format!("In-Reply-To: {id}\r\nReferences: {id}\r\n"),
+        "5\r\nActually it has been perfect since.",
+    );
+    send_smtp(&alice, &desk.support, &reply);
+    desk.wait_settled(5, T);
+    let show = desk.json(&["show", "1"]);
+    assert_eq!(show["ticket"]["status"], "resolved", "{show:#}");
+    assert_eq!(events(&show, "rated").len(), 2, "the forged link did not count: {show:#}");
+    let report = desk.json(&["report"]);
+    let row =
+        report["technicians"].as_array().unwrap().iter().find(|t| t["technician"] == tech.as_str()).cloned().unwrap();
+    assert_eq!((row["ratings"].as_u64(), row["rating_average"].as_f64()), (Some(1), Some(5.0)), "{report:#}");
+}
