@@ -36,10 +36,11 @@ fn main() {
         &config,
         format!(
             "[helpdesk]\nname = \"Scale\"\ntag = \"BIG\"\naddress = \"support@big.test\"\ndatabase = \"{}\"\n\
-             templates = \"{}/templates\"\n[imap]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nusername = \"u\"\npassword = \"p\"\n\
+             templates = \"{}/templates\"\ntechnicians = [{}]\nadmins = [\"boss@big.test\"]\n[imap]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nusername = \"u\"\npassword = \"p\"\n\
              [smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\n",
             database.display(),
-            root.display()
+            root.display(),
+            (0..50).map(|n| format!("\"tech{n}@big.test\"")).collect::<Vec<_>>().join(", ")
         ),
     )
     .unwrap();
@@ -86,6 +87,18 @@ fn main() {
     println!("{:<44} {:>8.1} ms   (target < 100 ms)", format!("maildesk search {middle}"), search_rare * 1e3);
     println!("{:<44} {:>8.1} ms   (target < 100 ms)", "maildesk search E42 tray (1 ticket in 977)", search_some * 1e3);
     println!("{:<44} {:>8.1} ms", "maildesk search printer jams (every message)", search_all * 1e3);
+    // Digests: the daily one for all 50 technicians and the weekly one, each queued in one
+    // transaction (timed once: a period's digest goes once).
+    let once = |args: &[&str]| -> f64 {
+        let t = Instant::now();
+        let out = Command::new(&bin).arg("--config").arg(&config).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        t.elapsed().as_secs_f64()
+    };
+    let digest_daily = once(&["digest", "--kind", "daily"]);
+    let digest_weekly = once(&["digest", "--kind", "weekly"]);
+    println!("{:<44} {:>8.1} ms   (target < 2 s)", "maildesk digest --kind daily (50 technicians)", digest_daily * 1e3);
+    println!("{:<44} {:>8.1} ms", "maildesk digest --kind weekly", digest_weekly * 1e3);
 
     // For profiling: MAILDESK_BENCH_SCALE_KEEP=PATH keeps a copy of the built database.
     if let Ok(keep) = std::env::var("MAILDESK_BENCH_SCALE_KEEP") {
@@ -101,7 +114,8 @@ fn main() {
         "cli_ms": { "show": show * 1e3, "tickets_first_page": page * 1e3, "tickets_open_first_page": open_page * 1e3,
                     "status": status * 1e3, "erase_dry_run": erase * 1e3,
                     "search_one_ticket": search_rare * 1e3, "search_one_in_977": search_some * 1e3,
-                    "search_every_message": search_all * 1e3 },
+                    "search_every_message": search_all * 1e3,
+                    "digest_daily_50_technicians": digest_daily * 1e3, "digest_weekly": digest_weekly * 1e3 },
         "zstd": zstd, "ingest": ingest,
     });
     let out = root.join("target/bench");

@@ -128,8 +128,25 @@ fn queues_of(desk: &Desk<'_>, technician: &str) -> Vec<String> {
         .collect()
 }
 
-/// What `technician`'s daily digest says at `now`.
-pub fn daily(conn: &Connection, desk: &Desk<'_>, technician: &str, now: i64) -> Result<DailyContext, StoreError> {
+/// The unassigned open tickets of each queue (at most 50 each): read once per digest run, not once
+/// per technician.
+pub fn unassigned_by_queue(conn: &Connection, desk: &Desk<'_>) -> Result<Vec<(String, Vec<Line>)>, StoreError> {
+    let first = &desk.config.queues[0].name;
+    let mut out = Vec::new();
+    for q in &desk.config.queues {
+        out.push((q.name.clone(), facts::unassigned(conn, std::slice::from_ref(&q.name), first, 50)?));
+    }
+    Ok(out)
+}
+
+/// What `technician`'s daily digest says at `now`; `unassigned` from [`unassigned_by_queue`].
+pub fn daily(
+    conn: &Connection,
+    desk: &Desk<'_>,
+    technician: &str,
+    unassigned: &[(String, Vec<Line>)],
+    now: i64,
+) -> Result<DailyContext, StoreError> {
     let h = &desk.config.helpdesk;
     let local = jiff::Timestamp::from_second(now).map(|t| t.to_zoned(h.timezone.clone())).ok();
     let date = local.as_ref().map(|z| z.date().to_string()).unwrap_or_default();
@@ -140,7 +157,10 @@ pub fn daily(conn: &Connection, desk: &Desk<'_>, technician: &str, now: i64) -> 
     let waiting_secs = desk.config.digests.waiting_after.as_secs() as i64;
     let mine = facts::assigned(conn, technician)?;
     let queues = queues_of(desk, technician);
-    let unassigned = facts::unassigned(conn, &queues, &desk.config.queues[0].name, 50)?;
+    let mut unassigned: Vec<Line> =
+        unassigned.iter().filter(|(q, _)| queues.contains(q)).flat_map(|(_, l)| l.iter().cloned()).collect();
+    unassigned.sort_by_key(|l| l.id);
+    unassigned.truncate(50);
     let overdue = |l: &Line| l.breached || l.due_at_secs.is_some_and(|d| d <= now);
     let mut ctx = DailyContext {
         desk: desk_context(desk),
@@ -288,6 +308,10 @@ pub fn send(
         Kind::Weekly => Some(weekly(&tx, desk, now)?),
         Kind::Daily => None,
     };
+    let unassigned = match kind {
+        Kind::Daily => unassigned_by_queue(&tx, desk)?,
+        Kind::Weekly => Vec::new(),
+    };
     for recipient in to {
         if let Some(p) = period
             && facts::claimed(&tx, kind.as_str(), p, recipient)?
@@ -299,7 +323,7 @@ pub fn send(
                 (w.opened > 0 || !w.technicians.is_empty()).then(|| desk.templates.render_digest(kind.as_str(), w))
             }
             _ => {
-                let d = daily(&tx, desk, recipient, now)?;
+                let d = daily(&tx, desk, recipient, &unassigned, now)?;
                 (!d.is_empty()).then(|| desk.templates.render_digest(kind.as_str(), &d))
             }
         };
