@@ -152,6 +152,8 @@ pub enum MessageKind {
     Held,
     /// The requester's rating of a resolved ticket.
     Rating,
+    /// "status" alone: the requester asks for the state of their tickets (answered, nothing reopened).
+    StatusRequest,
 }
 
 impl MessageKind {
@@ -167,6 +169,7 @@ impl MessageKind {
             MessageKind::Bounce => "bounce",
             MessageKind::Held => "held",
             MessageKind::Rating => "rating",
+            MessageKind::StatusRequest => "status-request",
         }
     }
 }
@@ -442,6 +445,12 @@ fn requester_reply(
         plan.events = events;
         return plan;
     }
+    // "status" alone asks; it reopens and relays nothing (the recorder answers it).
+    if from_requester && is_status_request(visible) {
+        plan.kind = MessageKind::StatusRequest;
+        plan.events = events;
+        return plan;
+    }
     // A person wrote on a ticket that machine mail opened: now it is a request.
     if t.automatic {
         plan.updates.push(Update::Promote);
@@ -636,6 +645,11 @@ fn check(
         }
     }
     Ok(p)
+}
+
+/// Whether a reply's new text asks for the status: "status" alone (a "?" or "." allowed).
+pub fn is_status_request(visible: &str) -> bool {
+    visible.trim().trim_end_matches(['?', '.', '!']).trim().eq_ignore_ascii_case("status")
 }
 
 /// A rating at the top of a reply: a score from 1 to 5 alone on the first line ("4", "5/5",

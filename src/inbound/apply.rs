@@ -142,7 +142,10 @@ pub(super) fn apply(
     }
     let live = write::apply_updates(conn, ticket, &plan.updates, actor, now)?;
     crate::store::sla::refresh(conn, desk.config, live, now)?;
-    let queued = mails::queue(conn, composer, msg, &plan, live, row, now)?;
+    let mut queued = mails::queue(conn, composer, msg, &plan, live, row, now)?;
+    if plan.kind == crate::tickets::MessageKind::StatusRequest && super::status::answer(conn, desk, msg, now)? {
+        queued += 1;
+    }
     Ok(Outcome::Ticket { id: live, created, queued, kind: plan.kind.as_str() })
 }
 

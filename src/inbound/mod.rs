@@ -2,7 +2,8 @@
 //! pure [`crate::message`] modules, new text, digest), decided ([`decide`]: thread, sender, plan),
 //! applied ([`apply`], with the size limits of [`size`]) and recorded a batch per transaction with
 //! everything it causes ([`record`]). Delivery reports take their own path ([`bounce_report`]), and so
-//! do technicians' queries by mail ([`query`]) and one-click ratings ([`rating`]).
+//! do technicians' queries by mail ([`query`]), requesters' status requests ([`status`]) and
+//! one-click ratings ([`rating`]).
 
 mod apply;
 mod bounce_report;
@@ -13,3 +14,4 @@ mod query;
 mod rating;
 pub mod record;
 mod size;
+mod status;

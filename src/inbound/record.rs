@@ -274,6 +274,9 @@ fn record_one(
         let m = super::rating::Rated { source, raw, digest, msg: &msg, visible };
         return super::rating::record(conn, desk, &m, rated, now);
     }
+    if super::status::is_status_request(desk, &msg) {
+        return super::status::record(conn, desk, source, (raw, digest), &msg, visible, now);
+    }
     if super::query::is_query(desk, &msg) {
         return super::query::record(conn, desk, source, (raw, digest), &msg, visible, now);
     }

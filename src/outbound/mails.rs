@@ -167,7 +167,7 @@ fn rate_limited(
     let to_recipient: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM messages WHERE direction = 'out' AND to_addrs = ?1 AND sent_at > ?2
-         AND kind IN ('acknowledgement', 'command-error')",
+         AND kind IN ('acknowledgement', 'command-error', 'status-answer')",
         )?
         .query_row(rusqlite::params![recipient, since], |r| r.get(0))?;
     if to_recipient >= limits.auto_replies_per_recipient_per_hour as i64 {

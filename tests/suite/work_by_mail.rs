@@ -158,3 +158,47 @@ fn a_resolution_mail_carries_signed_ratings_and_the_last_rating_counts() {
         report["technicians"].as_array().unwrap().iter().find(|t| t["technician"] == tech.as_str()).cloned().unwrap();
     assert_eq!((row["ratings"].as_u64(), row["rating_average"].as_f64()), (Some(1), Some(5.0)), "{report:#}");
 }
+
+#[test]
+fn requesters_ask_for_their_tickets_status_and_strangers_get_nothing() {
+    let Some(_lab) = lab() else { return };
+    let tech = address("tech");
+    let mut desk =
+        Desk::with(DeskOptions { helpdesk: format!("technicians = [\"{tech}\"]"), ..DeskOptions::default() });
+    desk.start();
+    let alice = address("alice");
+    desk.request(&alice, "Laptop fan loud", &format!("l{}@a.test", nanos()), "Very loud.");
+    desk.request(&alice, "Monitor flickers", &format!("m{}@a.test", nanos()), "Since Monday.");
+    let notices = wait_inbox(&tech, 2, T);
+    let fan = notices.iter().find(|m| subject(m).contains("Laptop fan")).unwrap();
+    answer(&tech, fan, "#take\n#resolve\nNew fan fitted.", "");
+    desk.wait_settled(3, T);
+    let status = desk.support.replace('@', "+status@");
+    send_smtp(&alice, &status, &message(&alice, &status, "status?", &format!("s{}@a.test", nanos()), "", ""));
+    let got = wait_inbox(&alice, 4, T);
+    let listed = got.iter().find(|m| subject(m).contains("your tickets")).expect("the status answer");
+    let body = text(listed);
+    assert!(body.contains("Your open tickets (1)") && body.contains("Monitor flickers"), "{body}");
+    assert!(!body.contains("Laptop fan"), "resolved tickets are not open: {body}");
+    // Someone with no tickets here (or writing as someone else to have mail sent to them) gets nothing.
+    let stranger = address("stranger");
+    send_smtp(&stranger, &status, &message(&stranger, &status, "status", &format!("x{}@x.test", nanos()), "", ""));
+    // "status" alone on a ticket's thread asks too, and reopens nothing.
+    let resolution = got.iter().find(|m| subject(m).contains("Resolved")).unwrap();
+    let id = header(resolution, "Message-ID").unwrap();
+    let reply = message(
+        &alice,
+        &desk.support,
+        &format!("Re: {}", subject(resolution)),
+        &format!("st{}@a.test", nanos()),
+        &format!("In-Reply-To: {id}\r\nReferences: {id}\r\n"),
+        "Status?",
+    );
+    send_smtp(&alice, &desk.support, &reply);
+    desk.wait_settled(6, T);
+    wait_inbox(&alice, 5, T);
+    assert_eq!(desk.mails_to(&stranger), 0, "nothing to someone with no tickets");
+    let show = desk.json(&["show", "1"]);
+    assert_eq!(show["ticket"]["status"], "resolved", "{show:#}");
+    assert_eq!(desk.json(&["tickets"]).as_array().unwrap().len(), 2, "status requests open no tickets");
+}
