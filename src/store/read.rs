@@ -556,4 +556,54 @@ mod tests {
         conn.execute("DELETE FROM messages WHERE id = 1", []).unwrap();
         assert!(search(&conn, "vpn", 10).unwrap().0.is_empty(), "edited and deleted text is gone from the index");
     }
+
+    #[test]
+    fn ticket_filters_all_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open(&dir.path().join("f.db")).unwrap();
+        let add = |id: i64,
+                   status: &str,
+                   priority: &str,
+                   assignee: Option<&str>,
+                   queue: Option<&str>,
+                   created: i64,
+                   due: Option<i64>| {
+            conn.execute(
+                "INSERT INTO tickets(id, subject, status, priority, assignee, queue, created_at, updated_at, resolution_due_at)
+                 VALUES (?1, 's', ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+                rusqlite::params![id, status, priority, assignee, queue, created, due],
+            )
+            .unwrap();
+        };
+        add(1, "open", "P1", Some("ann@x"), None, 100, Some(500));
+        add(2, "open", "P3", Some("bob@x"), Some("security"), 200, Some(5_000));
+        add(3, "pending", "P1", Some("ann@x"), Some("security"), 300, None);
+        add(4, "closed", "P1", Some("ann@x"), None, 400, Some(500));
+        let ids = |f: TicketFilter<'_>| -> Vec<i64> {
+            tickets(&conn, TicketFilter { first_queue: "helpdesk", ..f }, Page::default())
+                .unwrap()
+                .iter()
+                .map(|t| t.id)
+                .collect()
+        };
+        assert_eq!(ids(TicketFilter { assignee: Some("ann@x"), ..Default::default() }), [1, 3, 4]);
+        assert_eq!(
+            ids(TicketFilter { queue: Some("helpdesk"), ..Default::default() }),
+            [1, 4],
+            "no queue is the first"
+        );
+        assert_eq!(
+            ids(TicketFilter { priority: Some(Priority::P1), queue: Some("security"), ..Default::default() }),
+            [3]
+        );
+        assert_eq!(ids(TicketFilter { overdue_at: Some(1_000), ..Default::default() }), [1], "open and past due only");
+        assert_eq!(ids(TicketFilter { since: Some(250), ..Default::default() }), [3, 4]);
+        let page = tickets(
+            &conn,
+            TicketFilter { first_queue: "helpdesk", ..Default::default() },
+            Page { limit: Some(2), offset: 1 },
+        )
+        .unwrap();
+        assert_eq!(page.iter().map(|t| t.id).collect::<Vec<_>>(), [2, 3]);
+    }
 }
