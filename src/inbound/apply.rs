@@ -143,7 +143,9 @@ pub(super) fn apply(
     let live = write::apply_updates(conn, ticket, &plan.updates, actor, now)?;
     crate::store::sla::refresh(conn, desk.config, live, now)?;
     let mut queued = mails::queue(conn, composer, msg, &plan, live, row, now)?;
-    if plan.kind == crate::tickets::MessageKind::StatusRequest && super::status::answer(conn, desk, msg, now)? {
+    if plan.kind == crate::tickets::MessageKind::StatusRequest
+        && crate::outbound::status_answer::queue(conn, desk, msg, now)?
+    {
         queued += 1;
     }
     Ok(Outcome::Ticket { id: live, created, queued, kind: plan.kind.as_str() })

@@ -12,3 +12,4 @@ pub mod mails;
 pub mod outgoing;
 pub mod sender;
 pub mod smtp;
+pub mod status_answer;
