@@ -302,6 +302,21 @@ pub fn send(
     to: &[String],
     now: i64,
 ) -> Result<Vec<String>, StoreError> {
+    // Most looks find everyone served: nothing is computed, no write lock taken.
+    let mut waiting = Vec::new();
+    for r in to {
+        let served = match period {
+            Some(p) => facts::claimed(conn, kind.as_str(), p, r)?,
+            None => false,
+        };
+        if !served {
+            waiting.push(r.clone());
+        }
+    }
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let to = &waiting;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut sent = Vec::new();
     let weekly = match kind {
