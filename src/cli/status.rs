@@ -18,7 +18,7 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     let s = read::status(&conn)?;
     let logins = logins(&conn, config)?;
     let watched = watched(&conn, config)?;
-    let queues = queues(&conn, config)?;
+    let queues = queues(&conn, config, &s)?;
     if *json {
         let mut v = serde_json::to_value(&s)?;
         v["logins"] = serde_json::to_value(&logins)?;
@@ -146,32 +146,28 @@ struct QueueStatus {
     away: Vec<String>,
 }
 
-fn queues(conn: &rusqlite::Connection, config: &Config) -> anyhow::Result<Vec<QueueStatus>> {
+fn queues(conn: &rusqlite::Connection, config: &Config, s: &read::Status) -> anyhow::Result<Vec<QueueStatus>> {
     let now = store::now();
+    // Per queue, open and pending. One queue holds every ticket: the counters say it at once
+    // (grouping a million tickets is what `status` must not do on every call).
+    let mut counts = vec![(0i64, 0i64); config.queues.len()];
+    if config.queues.len() == 1 {
+        counts[0] = (s.tickets.open, s.tickets.pending);
+    } else {
+        let mut stmt = conn.prepare(
+            "SELECT queue, status, count(*) FROM tickets WHERE status IN ('open', 'pending') GROUP BY queue, status",
+        )?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+        for row in rows {
+            let (queue, status, n) = row?;
+            // Tickets from before queues, and of queues since removed, are the first queue's.
+            let (i, _) = config.queue(queue.as_deref());
+            if status == "open" { counts[i].0 += n } else { counts[i].1 += n }
+        }
+    }
     let mut all = Vec::new();
-    for (i, q) in config.queues.iter().enumerate() {
-        // Tickets from before queues (''), and of queues since removed, are the first queue's.
-        let mut names: Vec<String> = vec![q.name.clone()];
-        if i == 0 {
-            let stored: Vec<String> = conn
-                .prepare("SELECT DISTINCT coalesce(queue, '') FROM tickets WHERE status IN ('open', 'pending')")?
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            names.extend(stored.into_iter().filter(|s| !config.queues.iter().any(|q| &q.name == s)));
-        }
-        let mut open = 0;
-        let mut pending = 0;
-        for n in names {
-            let count = |status: &str| -> rusqlite::Result<i64> {
-                conn.query_row(
-                    "SELECT count(*) FROM tickets WHERE coalesce(queue, '') = ?1 AND status = ?2",
-                    [n.as_str(), status],
-                    |r| r.get(0),
-                )
-            };
-            open += count("open")?;
-            pending += count("pending")?;
-        }
+    for (q, (open, pending)) in config.queues.iter().zip(counts) {
         all.push(QueueStatus {
             name: q.name.clone(),
             open,

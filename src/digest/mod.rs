@@ -47,11 +47,26 @@ pub struct DailyContext {
     pub waiting: Vec<TicketLine>,
     pub waiting_days: i64,
     pub unassigned: Vec<TicketLine>,
+    /// How many each list holds in all: a list shows at most [`MAX_LINES`].
+    pub totals: Totals,
+    pub max_lines: usize,
+}
+
+/// At most this many tickets per list of a digest: past that, a count says how many more.
+pub const MAX_LINES: usize = 50;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Totals {
+    pub assigned: usize,
+    pub due_today: usize,
+    pub breached: usize,
+    pub waiting: usize,
+    pub unassigned: usize,
 }
 
 impl DailyContext {
     fn is_empty(&self) -> bool {
-        self.assigned.is_empty() && self.unassigned.is_empty()
+        self.totals.assigned == 0 && self.totals.unassigned == 0
     }
 }
 
@@ -172,25 +187,36 @@ pub fn daily(
         waiting: Vec::new(),
         waiting_days: waiting_secs / 86_400,
         unassigned: Vec::new(),
+        totals: Totals::default(),
+        max_lines: MAX_LINES,
+    };
+    // Each list keeps its first MAX_LINES and counts the rest.
+    let push = |list: &mut Vec<TicketLine>, total: &mut usize, line: TicketLine| {
+        *total += 1;
+        if list.len() < MAX_LINES {
+            list.push(line);
+        }
     };
     for (l, assigned) in mine.iter().map(|l| (l, true)).chain(unassigned.iter().map(|l| (l, false))) {
         if overdue(l) && assigned {
-            ctx.breached.push(ticket_line(desk, l, assigned, String::new()));
+            push(&mut ctx.breached, &mut ctx.totals.breached, ticket_line(desk, l, assigned, String::new()));
         } else if l.due_at_secs.is_some_and(|d| d > now && d < day_end) {
-            ctx.due_today.push(ticket_line(desk, l, assigned, String::new()));
+            push(&mut ctx.due_today, &mut ctx.totals.due_today, ticket_line(desk, l, assigned, String::new()));
         }
     }
     for l in &mine {
         if l.status == crate::domain::TicketStatus::Pending
-            && let Some(since) = facts::pending_since(conn, l.id)?
+            && let Some(since) = l.status_since
             && now - since >= waiting_secs
         {
             let waited = crate::outbound::mails::human_duration(now - since);
-            ctx.waiting.push(ticket_line(desk, l, true, waited));
+            push(&mut ctx.waiting, &mut ctx.totals.waiting, ticket_line(desk, l, true, waited));
         }
+        push(&mut ctx.assigned, &mut ctx.totals.assigned, ticket_line(desk, l, true, String::new()));
     }
-    ctx.assigned = mine.iter().map(|l| ticket_line(desk, l, true, String::new())).collect();
-    ctx.unassigned = unassigned.iter().map(|l| ticket_line(desk, l, false, String::new())).collect();
+    for l in &unassigned {
+        push(&mut ctx.unassigned, &mut ctx.totals.unassigned, ticket_line(desk, l, false, String::new()));
+    }
     Ok(ctx)
 }
 
@@ -461,6 +487,8 @@ mod tests {
             waiting: Vec::new(),
             waiting_days: 3,
             unassigned: Vec::new(),
+            totals: Totals { assigned: 1, ..Totals::default() },
+            max_lines: MAX_LINES,
         };
         let r = t.render_digest("digest-daily", &daily).unwrap();
         assert!(r.subject.contains("1 open") && r.text.contains("[ACME #7] Printer"), "{r:?}");

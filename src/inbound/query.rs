@@ -128,13 +128,18 @@ fn answer(
     Ok(match command.as_str() {
         "#mine" => {
             let mine = crate::store::digest::assigned(conn, technician)?;
-            let body: String = mine
+            let more = mine.len().saturating_sub(100);
+            let mut body: String = mine
                 .iter()
+                .take(100)
                 .map(|l| {
                     let due = l.due_at_secs.map(|d| format!(", due {}", crate::templates::local_time(tz, Some(d)))).unwrap_or_default();
                     format!("{} {}  [{}, {}{due}]\n", tag(l.id), l.subject, l.status, l.priority)
                 })
                 .collect();
+            if more > 0 {
+                body.push_str(&format!("... and {more} more (maildesk tickets --assignee lists them all)\n"));
+            }
             (format!("#mine: {} open ticket(s)", mine.len()), if body.is_empty() { "Nothing is assigned to you.\n".into() } else { body })
         }
         "#open" => {

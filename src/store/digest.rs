@@ -1,7 +1,7 @@
 //! What a digest reports, read from the database: a technician's tickets for the daily mail, the
 //! problem candidates for the weekly one, and which digests went out (each once per period).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use crate::domain::{Priority, TicketStatus, rfc3339};
@@ -19,11 +19,14 @@ pub struct Line {
     pub due_at: Option<String>,
     pub due_at_secs: Option<i64>,
     pub breached: bool,
+    /// When its status last changed (for a pending ticket: since when it waits on the requester).
+    pub status_since: Option<i64>,
 }
 
 const LINE: &str = "SELECT id, subject, status, priority, coalesce(requester, ''), queue,
     CASE WHEN first_response_at IS NULL THEN coalesce(first_response_due_at, resolution_due_at) ELSE resolution_due_at END,
-    first_response_breached OR resolution_breached FROM tickets";
+    first_response_breached OR resolution_breached,
+    (SELECT max(at) FROM status_log s WHERE s.ticket_id = tickets.id) FROM tickets";
 
 fn line(r: &rusqlite::Row<'_>) -> rusqlite::Result<Line> {
     let due: Option<i64> = r.get(6)?;
@@ -37,6 +40,7 @@ fn line(r: &rusqlite::Row<'_>) -> rusqlite::Result<Line> {
         due_at: due.map(rfc3339),
         due_at_secs: due,
         breached: r.get(7)?,
+        status_since: r.get(8)?,
     })
 }
 
@@ -63,13 +67,6 @@ pub fn unassigned(conn: &Connection, queues: &[String], first: &str, limit: u32)
     out.sort_by_key(|l| l.id);
     out.truncate(limit as usize);
     Ok(out)
-}
-
-/// When each of `tickets` last became pending, if it is pending now.
-pub fn pending_since(conn: &Connection, ticket: i64) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT at FROM status_log WHERE ticket_id = ?1 ORDER BY at DESC, rowid DESC LIMIT 1")?
-        .query_row([ticket], |r| r.get(0))
-        .optional()
 }
 
 /// A name and how often it came up.
