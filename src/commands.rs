@@ -4,7 +4,7 @@
 //! technician who typed `#asign bob` and `#close` meant both, and applying half of that is worse
 //! than applying none and saying which line was wrong.
 
-use crate::domain::{Priority, TicketStatus, parse_address};
+use crate::domain::{Priority, TicketStatus, TicketType, parse_address};
 
 /// The help text listed in error replies and technician notifications.
 pub const HELP: &str = "\
@@ -24,6 +24,7 @@ pub const HELP: &str = "\
 #away [until YYYY-MM-DD]                you are away (through that day): no tickets are assigned to you
 #back                                   you are back: tickets are assigned to you again
 #time 30m|1h15m                         log time you spent on this ticket
+#type incident|request|change|problem   set the ticket's type
 #reply NAME                             put the canned reply NAME before your text
 #macro NAME                             apply the configured macro NAME (commands and a canned reply)";
 
@@ -47,6 +48,8 @@ pub enum Command {
     Back,
     /// Time the sender spent on the ticket, in minutes.
     Time(u32),
+    /// Set the ticket's type.
+    Type(TicketType),
     /// Put the canned reply of this name (`templates/canned/NAME.txt.tera`) before the text.
     Reply(String),
     /// Apply the configured macro of this name.
@@ -86,6 +89,7 @@ impl Command {
             Command::Away(None) => "away".into(),
             Command::Back => "back".into(),
             Command::Time(m) => format!("time {}", minutes_text(*m)),
+            Command::Type(t) => format!("type {t}"),
             Command::Reply(n) => format!("reply {n}"),
             Command::Macro(n) => format!("macro {n}"),
         }
@@ -224,6 +228,10 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
                 )
             }
             "back" => no_args().map(|_| Command::Back)?,
+            "type" => {
+                let t = one_arg("a type")?;
+                Command::Type(t.parse().map_err(|e| err(format!("{e}")))?)
+            }
             "reply" | "macro" => {
                 let n = one_arg("a name")?.to_ascii_lowercase();
                 if !valid_name(&n) {
@@ -307,6 +315,7 @@ mod tests {
             ("#time 45", &[Time(45)], ""),
             ("#reply Printer-Fixed\nAnd more", &[Reply("printer-fixed".into())], "And more"),
             ("#macro wait_vendor", &[Macro("wait_vendor".into())], ""),
+            ("#type Change", &[Type(TicketType::Change)], ""),
         ];
         for (input, commands, rest) in ok {
             let p = parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
@@ -332,6 +341,7 @@ mod tests {
             ("#time 25h", 1, "at most 1440"),
             ("#time 1h 15m", 1, "takes one"),
             ("#reply ../etc/passwd", 1, "is not a name"),
+            ("#type chore", 1, "expected incident, request, change or problem"),
         ];
         for (input, line_no, reason) in bad {
             let e = parse(input).unwrap_err();

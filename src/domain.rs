@@ -192,6 +192,57 @@ impl std::fmt::Display for Priority {
     }
 }
 
+/// What a ticket is, in ITSM terms: each may be handled (and reported) differently. Unset until a
+/// routing rule or a technician's `#type` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketType {
+    /// Something broke.
+    Incident,
+    /// Something is wanted (access, equipment, information).
+    Request,
+    /// Something is to be changed.
+    Change,
+    /// The cause behind incidents.
+    Problem,
+}
+
+impl TicketType {
+    pub const ALL: [TicketType; 4] =
+        [TicketType::Incident, TicketType::Request, TicketType::Change, TicketType::Problem];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketType::Incident => "incident",
+            TicketType::Request => "request",
+            TicketType::Change => "change",
+            TicketType::Problem => "problem",
+        }
+    }
+}
+
+impl std::fmt::Display for TicketType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A name that is not a ticket type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected incident, request, change or problem, got {0:?}")]
+pub struct UnknownTicketType(pub String);
+
+impl std::str::FromStr for TicketType {
+    type Err = UnknownTicketType;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownTicketType(s.into()))
+    }
+}
+
 /// A name that is not a priority.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected P1, P2, P3 or P4, got {0:?}")]
@@ -278,10 +329,12 @@ pub enum EventKind {
     Away,
     /// `#time`: time a technician spent on the ticket.
     Time,
+    /// The ticket's type was set (`#type`, a routing rule).
+    Type,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 42] = [
+    pub const ALL: [EventKind; 43] = [
         EventKind::Opened,
         EventKind::Threaded,
         EventKind::Threading,
@@ -324,6 +377,7 @@ impl EventKind {
         EventKind::Away,
         EventKind::Time,
         EventKind::Rated,
+        EventKind::Type,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -370,6 +424,7 @@ impl EventKind {
             EventKind::Away => "away",
             EventKind::Time => "time",
             EventKind::Rated => "rated",
+            EventKind::Type => "type",
         }
     }
 }

@@ -63,6 +63,7 @@ pub struct Rule {
     pub queue: Option<usize>,
     pub priority: Option<Priority>,
     pub assign: Option<String>,
+    pub ticket_type: Option<crate::domain::TicketType>,
 }
 
 impl Rule {
@@ -118,6 +119,7 @@ pub struct Route {
     pub queue: usize,
     pub priority: Option<Priority>,
     pub assign: Option<String>,
+    pub ticket_type: Option<crate::domain::TicketType>,
     /// Recorded on the ticket: "sent to security@acme.test", "routing rule 2", ...
     pub reason: String,
 }
@@ -145,14 +147,15 @@ pub fn route(queue_addresses: &[&[String]], rules: &[Rule], msg: &Inbound, home:
     };
     let (priority, assign, reason) = match rule {
         Some((i, r)) if by_address.is_some() || r.queue.is_none() => {
-            let sets = r.priority.is_some() || r.assign.is_some();
+            let sets = r.priority.is_some() || r.assign.is_some() || r.ticket_type.is_some();
             let reason = if sets { format!("{reason}; routing rule {}", i + 1) } else { reason };
             (r.priority, r.assign.clone(), reason)
         }
         Some((_, r)) => (r.priority, r.assign.clone(), reason),
         None => (None, None, reason),
     };
-    Route { queue, priority, assign, reason }
+    let ticket_type = rule.and_then(|(_, r)| r.ticket_type);
+    Route { queue, priority, assign, ticket_type, reason }
 }
 
 /// What auto-assignment knows about one team member.

@@ -70,6 +70,9 @@ pub struct TicketContext {
     pub assignee: String,
     /// The queue's name: its templates (if it has its own) render this mail.
     pub queue: String,
+    /// incident, request, change or problem; empty until set.
+    #[serde(rename = "type")]
+    pub ticket_type: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -174,6 +177,7 @@ impl Context {
                 requester_name: "Alice Example".into(),
                 assignee: "tech1@example.com".into(),
                 queue: "default".into(),
+                ticket_type: "incident".into(),
             },
             message: MessageContext {
                 subject: "Printer on floor 3 is jammed".into(),

@@ -128,6 +128,8 @@ pub enum Update {
     Back {
         technician: String,
     },
+    /// The ticket's type.
+    Type(crate::domain::TicketType),
     /// The technician spent this many minutes on the ticket.
     Time {
         technician: String,
@@ -535,6 +537,7 @@ fn technician(
             }),
             Command::Back => plan.updates.push(Update::Back { technician: sender.to_string() }),
             Command::Time(m) => plan.updates.push(Update::Time { technician: sender.to_string(), minutes: *m }),
+            Command::Type(t) => plan.updates.push(Update::Type(*t)),
             Command::Reply(n) => plan.canned = Some(n.clone()),
             // Expanded by `check`.
             Command::Macro(_) => {}

@@ -31,9 +31,10 @@ fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> any
     writeln!(out, "{} {}", crate::threading::format_tag(&config.helpdesk.tag, t.id), t.subject)?;
     writeln!(
         out,
-        "status {}  priority {}  {}requester {}  assignee {}",
+        "status {}  priority {}  {}{}requester {}  assignee {}",
         t.status,
         t.priority,
+        t.ticket_type.map(|t| format!("type {t}  ")).unwrap_or_default(),
         match t.queue.as_deref().filter(|_| config.queues.len() > 1) {
             Some(q) => format!("queue {q}  "),
             None => String::new(),

@@ -25,6 +25,9 @@ pub struct Args {
     /// Only tickets of this priority.
     #[arg(long, value_parser = ["P1", "P2", "P3", "P4"], ignore_case = true)]
     pub priority: Option<String>,
+    /// Only tickets of this type.
+    #[arg(long = "type", value_parser = ["incident", "request", "change", "problem"], ignore_case = true)]
+    pub ticket_type: Option<String>,
     /// Only open and pending tickets past a due time (first response or resolution).
     #[arg(long)]
     pub overdue: bool,
@@ -42,7 +45,7 @@ pub struct Args {
 }
 
 pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
-    let Args { status, automatic, queue, assignee, priority, overdue, since, limit, offset, json } = args;
+    let Args { status, automatic, queue, assignee, priority, ticket_type, overdue, since, limit, offset, json } = args;
     if let Some(q) = queue
         && !config.queues.iter().any(|c| &c.name == q)
     {
@@ -63,6 +66,7 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
         priority: priority.as_deref().map(|p| p.to_ascii_uppercase().parse()).transpose()?,
         overdue_at: overdue.then(store::now),
         since,
+        ticket_type: ticket_type.as_deref().map(str::parse).transpose()?,
     };
     let mut list = read::tickets(&conn, filter, page)?;
     for t in &mut list {

@@ -75,6 +75,8 @@ pub(super) struct FileRoute {
     pub(super) queue: Option<String>,
     pub(super) priority: Option<String>,
     pub(super) assign: Option<String>,
+    #[serde(rename = "type")]
+    pub(super) ticket_type: Option<String>,
 }
 
 /// A duration as written (`90s`, `15m`, `4h`, `2d`, `1h30m`), read by serde so that a bad one is

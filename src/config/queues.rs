@@ -268,6 +268,13 @@ fn rules(
                 None
             }
         });
+        let ticket_type = r.ticket_type.as_deref().and_then(|t| match t.parse() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(doc.key_error(&key("type"), format!("{e}")));
+                None
+            }
+        });
         let rule = Rule {
             from: r.from.iter().map(|a| a.trim().to_ascii_lowercase()).collect(),
             from_domain: r.from_domain.iter().map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase()).collect(),
@@ -277,10 +284,12 @@ fn rules(
             queue,
             priority,
             assign,
+            ticket_type,
         };
         let at = format!("routing[{i}]");
-        if r.queue.is_none() && r.priority.is_none() && r.assign.is_none() {
-            problems.push(doc.key_error(&at, "the rule sets nothing: give it a queue, priority or assign".into()));
+        if r.queue.is_none() && r.priority.is_none() && r.assign.is_none() && r.ticket_type.is_none() {
+            problems
+                .push(doc.key_error(&at, "the rule sets nothing: give it a queue, priority, type or assign".into()));
         }
         if let Some(why) = rule.contradiction() {
             problems.push(doc.key_error(&at, why));

@@ -55,7 +55,7 @@ pub(super) fn apply(
 ) -> Result<Outcome, StoreError> {
     let desk = composer.desk();
     let &Received { source, raw, digest, msg } = received;
-    let Decision { mut plan, role, priority, queue, assign } = decision;
+    let Decision { mut plan, role, priority, queue, assign, ticket_type } = decision;
     let limits = &desk.config.limits;
     let kept = size::keep(raw, &msg.attachments, limits);
 
@@ -109,6 +109,9 @@ pub(super) fn apply(
                 EventKind::Routed,
                 &format!("queue {name}: {reason}"),
             )?;
+        }
+        if let Some(t) = ticket_type {
+            write::apply_updates(conn, ticket, &[Update::Type(t)], "maildesk", now)?;
         }
         // Before the mails are made, so that the team's notification names the assignee.
         if let Some(a) = &assign {

@@ -25,6 +25,8 @@ pub(super) struct Decision {
     pub(super) queue: Option<(String, String)>,
     /// For a new ticket: who it is assigned to, why, and whether auto-assignment chose them.
     pub(super) assign: Option<Assignment>,
+    /// For a new ticket: its type, when a routing rule gives one.
+    pub(super) ticket_type: Option<crate::domain::TicketType>,
 }
 
 pub(super) struct Assignment {
@@ -144,12 +146,13 @@ pub(super) fn decide(
     }
 
     let Target::Open { automatic, .. } = plan.target else {
-        return Ok(Decision { plan, role, priority: None, queue: None, assign: None });
+        return Ok(Decision { plan, role, priority: None, queue: None, assign: None, ticket_type: None });
     };
     let route = route.unwrap_or_else(|| crate::routing::Route {
         queue: 0,
         priority: None,
         assign: None,
+        ticket_type: None,
         reason: "the default queue".into(),
     });
     let priority = route
@@ -159,7 +162,15 @@ pub(super) fn decide(
         .unwrap_or(config.sla.default_priority);
     // Machine mail is nobody's work until a person writes on it.
     let assign = if automatic { None } else { assignment(conn, new_queue, &route, now)? };
-    Ok(Decision { plan, role, priority: Some(priority), queue: Some((new_queue.name.clone(), route.reason)), assign })
+    let ticket_type = route.ticket_type;
+    Ok(Decision {
+        plan,
+        role,
+        priority: Some(priority),
+        queue: Some((new_queue.name.clone(), route.reason)),
+        assign,
+        ticket_type,
+    })
 }
 
 /// Turns a technician's plan into a rejection: nothing applied or relayed, the sender told why.

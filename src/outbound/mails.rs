@@ -380,7 +380,7 @@ pub fn human_duration(secs: i64) -> String {
 
 fn ticket_context(conn: &Connection, config: &crate::config::Config, id: i64) -> rusqlite::Result<TicketContext> {
     let tag = &config.helpdesk.tag;
-    conn.prepare_cached("SELECT subject, status, priority, coalesce(requester, ''), coalesce(requester_name, ''), coalesce(assignee, ''), queue
+    conn.prepare_cached("SELECT subject, status, priority, coalesce(requester, ''), coalesce(requester_name, ''), coalesce(assignee, ''), queue, coalesce(type, '')
          FROM tickets WHERE id = ?1")?.query_row(
         [id],
         |r| {
@@ -394,6 +394,7 @@ fn ticket_context(conn: &Connection, config: &crate::config::Config, id: i64) ->
                 requester_name: r.get(4)?,
                 assignee: r.get(5)?,
                 queue: config.queue(r.get::<_, Option<String>>(6)?.as_deref()).1.name.clone(),
+                ticket_type: r.get(7)?,
             })
         },
     )

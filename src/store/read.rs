@@ -33,6 +33,9 @@ pub struct TicketSummary {
     pub automatic: bool,
     /// Its queue (the CLI names the first queue for tickets from before queues).
     pub queue: Option<String>,
+    /// incident, request, change or problem; null until set.
+    #[serde(rename = "type")]
+    pub ticket_type: Option<crate::domain::TicketType>,
 }
 
 /// Which tickets a list shows. Every filter given must hold.
@@ -50,6 +53,7 @@ pub struct TicketFilter<'a> {
     pub overdue_at: Option<i64>,
     /// Opened at or after this time.
     pub since: Option<i64>,
+    pub ticket_type: Option<crate::domain::TicketType>,
 }
 
 /// Tickets in `status` (any when `None`): requests, or with `automatic` the tickets machine mail
@@ -66,6 +70,7 @@ pub fn tickets(conn: &Connection, f: TicketFilter<'_>, page: Page) -> Result<Vec
         "SELECT {TICKET_COLUMNS} FROM tickets t WHERE (?1 IS NULL OR t.status = ?1) AND t.automatic = ?2
          AND (?5 IS NULL OR coalesce(t.queue, ?6) = ?5) AND (?7 IS NULL OR t.assignee = ?7)
          AND (?8 IS NULL OR t.priority = ?8) AND (?9 IS NULL OR t.created_at >= ?9)
+         AND (?11 IS NULL OR t.type = ?11)
          AND (?10 IS NULL OR (t.status IN ('open', 'pending') AND t.merged_into IS NULL
               AND ((t.first_response_at IS NULL AND t.first_response_due_at < ?10)
                    OR t.resolution_due_at < ?10 OR t.first_response_breached OR t.resolution_breached)))
@@ -84,7 +89,8 @@ pub fn tickets(conn: &Connection, f: TicketFilter<'_>, page: Page) -> Result<Vec
                 f.assignee,
                 f.priority,
                 f.since,
-                f.overdue_at
+                f.overdue_at,
+                f.ticket_type
             ],
             ticket_row,
         )?
@@ -93,7 +99,7 @@ pub fn tickets(conn: &Connection, f: TicketFilter<'_>, page: Page) -> Result<Vec
 
 const TICKET_COLUMNS: &str = "t.id, t.subject, t.status, t.priority, t.requester, t.requester_name, t.assignee,
     t.created_at, t.updated_at, t.first_response_at, t.resolved_at, t.closed_at, t.merged_into, t.follow_up_of,
-    (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id), t.automatic, t.queue";
+    (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id), t.automatic, t.queue, t.type";
 
 fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
     let time = |i: usize| -> rusqlite::Result<Option<String>> { Ok(r.get::<_, Option<i64>>(i)?.map(rfc3339)) };
@@ -115,6 +121,7 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
         messages: r.get(14)?,
         automatic: r.get(15)?,
         queue: r.get(16)?,
+        ticket_type: r.get(17)?,
     })
 }
 

@@ -57,3 +57,6 @@ CREATE TABLE ratings (
     at        INTEGER NOT NULL
 );
 CREATE INDEX ratings_at ON ratings(at);
+
+-- A ticket's type (incident, request, change, problem); NULL until a routing rule or `#type` sets it.
+ALTER TABLE tickets ADD COLUMN type TEXT;

@@ -3,7 +3,7 @@
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::domain::{Direction, Priority, TicketStatus};
+use crate::domain::{Direction, Priority, TicketStatus, TicketType};
 use crate::sla::clock::Target;
 
 impl ToSql for TicketStatus {
@@ -25,6 +25,18 @@ impl ToSql for Priority {
 }
 
 impl FromSql for Priority {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value.as_str()?.parse().map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+impl ToSql for TicketType {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for TicketType {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         value.as_str()?.parse().map_err(|e| FromSqlError::Other(Box::new(e)))
     }
@@ -77,6 +89,12 @@ mod tests {
             assert_eq!(back, p);
         }
         let bad: rusqlite::Result<Priority> = conn.query_row("SELECT 'P9'", [], |r| r.get(0));
+        assert!(bad.is_err());
+        for t in TicketType::ALL {
+            let back: TicketType = conn.query_row("SELECT ?1", [t], |r| r.get(0)).unwrap();
+            assert_eq!(back, t);
+        }
+        let bad: rusqlite::Result<TicketType> = conn.query_row("SELECT 'chore'", [], |r| r.get(0));
         assert!(bad.is_err());
         let d: Direction = conn.query_row("SELECT ?1", [Direction::Out], |r| r.get(0)).unwrap();
         assert_eq!(d, Direction::Out);

@@ -524,6 +524,11 @@ pub fn apply_updates(
                 let until = until.map(|u| format!(" until {}", crate::domain::rfc3339(u))).unwrap_or_default();
                 (EventKind::Away, format!("{technician} is away{until}: no tickets are assigned to them"))
             }
+            Update::Type(t) => {
+                let old = get("type")?.unwrap_or_else(|| "none".into());
+                conn.prepare_cached("UPDATE tickets SET type = ?2 WHERE id = ?1")?.execute(params![live, t])?;
+                (EventKind::Type, format!("type {old} -> {t}"))
+            }
             Update::Rate { score, comment, rater } => {
                 set_rating(conn, live, *score, comment, rater, now)?;
                 let said = if comment.is_empty() { String::new() } else { format!(": {}", first_chars(comment, 200)) };

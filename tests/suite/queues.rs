@@ -330,3 +330,30 @@ fn a_queue_reads_another_folder_of_the_desks_mailbox() {
     assert_eq!(status["watched"].as_array().unwrap().len(), 2, "{status:#}");
     assert!(status["watched"][1]["last_ok"].is_string(), "{status:#}");
 }
+
+#[test]
+fn a_routing_rule_and_type_set_a_tickets_type_shown_to_the_team() {
+    let Some(_lab) = lab() else { return };
+    let tech = address("tech");
+    let mut desk = Desk::with(DeskOptions {
+        helpdesk: format!("technicians = [\"{tech}\"]"),
+        tail: "[[routing]]\nsubject_matches = \"(?i)\\\\bdown\\\\b\"\ntype = \"incident\"\npriority = \"P1\"\n".into(),
+        ..DeskOptions::default()
+    });
+    desk.start();
+    let alice = address("alice");
+    desk.request(&alice, "Mail server down", &format!("t1{}@a.test", nanos()), "Since 9.");
+    let notice = wait_inbox(&tech, 1, T).remove(0);
+    assert!(text(&notice).contains("Priority P1, status open, incident"), "{}", text(&notice));
+    desk.request(&alice, "New laptop please", &format!("t2{}@a.test", nanos()), "Mine is old.");
+    let notices = wait_inbox(&tech, 2, T);
+    let laptop = notices.iter().find(|m| subject(m).contains("New laptop")).unwrap();
+    answer(&tech, laptop, "#type request", "");
+    desk.wait_settled(3, T);
+    let incidents = desk.json(&["tickets", "--type", "incident"]);
+    assert_eq!(incidents.as_array().unwrap().len(), 1, "{incidents:#}");
+    assert_eq!(incidents[0]["type"], "incident");
+    let requests = desk.json(&["tickets", "--type", "request"]);
+    assert_eq!(requests[0]["subject"], "New laptop please", "{requests:#}");
+    assert_eq!(events(&show(&desk, requests[0]["id"].as_i64().unwrap()), "type"), ["type none -> request"]);
+}
