@@ -24,15 +24,24 @@ pub enum AddressKind {
     Note,
 }
 
-fn token(secret: &[u8], kind: AddressKind, ticket: i64, technician: &str) -> String {
+/// The token of every signed address: the first 10 bytes of an HMAC of `text`, in base32.
+fn mac_token(secret: &[u8], text: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(text.as_bytes());
+    BASE32_NOPAD.encode(&mac.finalize().into_bytes()[..10]).to_ascii_lowercase()
+}
+
+/// Whether `given` is `expected`, compared in constant time: the token is a secret.
+fn same_token(expected: &str, given: &str) -> bool {
+    expected.len() == given.len() && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+fn token(secret: &[u8], kind: AddressKind, ticket: i64, technician: &str) -> String {
     let k = match kind {
         AddressKind::Reply => "t",
         AddressKind::Note => "n",
     };
-    mac.update(format!("{k}:{ticket}:{}", technician.to_ascii_lowercase()).as_bytes());
-    let bytes = mac.finalize().into_bytes();
-    BASE32_NOPAD.encode(&bytes[..10]).to_ascii_lowercase()
+    mac_token(secret, &format!("{k}:{ticket}:{}", technician.to_ascii_lowercase()))
 }
 
 /// The address a technician replies to (or writes notes to) for `ticket`.
@@ -54,18 +63,13 @@ pub fn query_address(secret: &[u8], support: &str, technician: &str) -> String {
 }
 
 fn query_token(secret: &[u8], technician: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(format!("q:{}", technician.to_ascii_lowercase()).as_bytes());
-    BASE32_NOPAD.encode(&mac.finalize().into_bytes()[..10]).to_ascii_lowercase()
+    mac_token(secret, &format!("q:{}", technician.to_ascii_lowercase()))
 }
 
 /// Whether the message was sent to the query address issued to `sender`.
 pub fn verify_query_address(secret: &[u8], support: &str, recipients: &[String], sender: &str) -> bool {
     let wanted = query_address(secret, support, sender);
-    recipients.iter().any(|r| {
-        r.len() == wanted.len()
-            && r.bytes().zip(wanted.bytes()).fold(0u8, |acc, (a, b)| acc | (a.to_ascii_lowercase() ^ b)) == 0
-    })
+    recipients.iter().any(|r| same_token(&wanted, &r.to_ascii_lowercase()))
 }
 
 /// The address that rates ticket `ticket` with `score` (1-5): a `mailto:` link in the resolution
@@ -76,9 +80,7 @@ pub fn rating_address(secret: &[u8], support: &str, ticket: i64, score: u8) -> S
 }
 
 fn rating_token(secret: &[u8], ticket: i64, score: u8) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(format!("r:{ticket}:{score}").as_bytes());
-    BASE32_NOPAD.encode(&mac.finalize().into_bytes()[..10]).to_ascii_lowercase()
+    mac_token(secret, &format!("r:{ticket}:{score}"))
 }
 
 /// The ticket and score of a rating address among `recipients`, if one has a valid token.
@@ -95,10 +97,7 @@ pub fn verify_rating_address(secret: &[u8], support: &str, recipients: &[String]
         let ticket: i64 = parts.next()?.parse().ok()?;
         let score: u8 = parts.next()?.parse().ok().filter(|s| (1..=5).contains(s))?;
         let given = parts.next()?;
-        let expected = rating_token(secret, ticket, score);
-        let same = expected.len() == given.len()
-            && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-        same.then_some((ticket, score))
+        same_token(&rating_token(secret, ticket, score), given).then_some((ticket, score))
     })
 }
 
@@ -124,11 +123,7 @@ pub fn verify_ticket_address(
         };
         let (number, given) = detail[1..].split_once('-')?;
         let ticket: i64 = number.parse().ok()?;
-        let expected = token(secret, kind, ticket, sender);
-        // Constant-time comparison: the token is a secret.
-        let same = expected.len() == given.len()
-            && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-        same.then_some((ticket, kind))
+        same_token(&token(secret, kind, ticket, sender), given).then_some((ticket, kind))
     })
 }
 

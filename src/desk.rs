@@ -69,6 +69,13 @@ impl Desk<'_> {
         all
     }
 
+    /// The support address with `detail` after a plus: `support+status@acme.example`.
+    pub fn plus_address(&self, detail: &str) -> String {
+        let a = &self.config.helpdesk.address;
+        let (local, domain) = a.rsplit_once('@').unwrap_or((a, ""));
+        format!("{local}+{detail}@{domain}")
+    }
+
     pub fn domain(&self) -> &str {
         self.config.helpdesk.address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost")
     }

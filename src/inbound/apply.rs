@@ -79,7 +79,8 @@ pub(super) fn apply(
             (*ticket, false)
         }
     };
-    let mut new_row = inbound_row(msg, ticket, source, (plan.kind.as_str(), plan.internal), &plan.text, kept.raw, now);
+    let mut new_row =
+        inbound_row(msg, Some(ticket), source, (plan.kind.as_str(), plan.internal), &plan.text, kept.raw, now);
     new_row.content_sha256 = Some(digest);
     let row = write::insert_message(conn, &new_row)?;
     for &i in &kept.attachments {
@@ -157,7 +158,7 @@ pub(super) fn apply(
 /// The message row for an inbound mail; `kind` is its label and whether it is internal.
 pub(super) fn inbound_row<'a>(
     msg: &'a Inbound,
-    ticket: i64,
+    ticket: Option<i64>,
     source: (&'a str, u32, u32),
     (kind, internal): (&'a str, bool),
     body_text: &'a str,
@@ -165,7 +166,7 @@ pub(super) fn inbound_row<'a>(
     now: i64,
 ) -> NewMessage<'a> {
     NewMessage {
-        ticket_id: Some(ticket),
+        ticket_id: ticket,
         direction: Direction::In,
         message_id: &msg.message_id,
         kind,

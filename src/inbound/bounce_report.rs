@@ -48,7 +48,7 @@ pub(super) fn record(
     };
     let ticket = Lookup(conn).live_ticket(ticket)?.unwrap_or(ticket);
     let mut new_row =
-        inbound_row(msg, ticket, source, (tickets::MessageKind::Bounce.as_str(), true), &msg.text, raw, now);
+        inbound_row(msg, Some(ticket), source, (tickets::MessageKind::Bounce.as_str(), true), &msg.text, raw, now);
     new_row.content_sha256 = Some(digest);
     let row = write::insert_message(conn, &new_row)?;
     // The report's parts (the status, the returned headers) go to the technicians with it.

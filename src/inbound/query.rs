@@ -16,13 +16,13 @@ use crate::templates::Rendered;
 
 /// Whether `msg` was sent to a query address of this desk (anyone's) or to `support+ask@`.
 pub(super) fn is_query(desk: &Desk<'_>, msg: &Inbound) -> bool {
-    let Some((local, domain)) = desk.config.helpdesk.address.rsplit_once('@') else { return false };
-    let ask = format!("{local}+ask@{domain}");
-    let token_prefix = format!("{local}+q-");
+    let ask = desk.plus_address("ask");
+    // Anyone's query address: `support+q-<token>@domain`.
+    let (prefix, suffix) =
+        desk.plus_address("q-").split_once('@').map(|(l, d)| (l.to_string(), format!("@{d}"))).unwrap_or_default();
     msg.recipients.iter().any(|r| {
-        r.eq_ignore_ascii_case(&ask)
-            || (r.to_ascii_lowercase().starts_with(&token_prefix)
-                && r.to_ascii_lowercase().ends_with(&format!("@{domain}")))
+        let r = r.to_ascii_lowercase();
+        r == ask || (r.starts_with(&prefix) && r.ends_with(&suffix))
     })
 }
 
@@ -65,8 +65,7 @@ pub(super) fn record(
         (Some(_), false) => "query",
         _ => "query-refused",
     };
-    let mut row = inbound_row(msg, 0, source, (kind, true), visible, raw, now);
-    row.ticket_id = None;
+    let mut row = inbound_row(msg, None, source, (kind, true), visible, raw, now);
     row.content_sha256 = Some(digest);
     write::insert_message(conn, &row)?;
     let Some(technician) = technician.filter(|_| !automatic) else {

@@ -44,7 +44,7 @@ pub(super) fn record(
     let comment = visible.trim();
     let automatic = crate::message::classify::suppress_auto_reply(msg, &desk.addresses()).is_some_and(|s| s.automatic);
     let kind = if automatic { "automatic" } else { "rating" };
-    let mut row = inbound_row(msg, ticket, source, (kind, false), comment, raw, now);
+    let mut row = inbound_row(msg, Some(ticket), source, (kind, false), comment, raw, now);
     row.content_sha256 = Some(digest);
     write::insert_message(conn, &row)?;
     write::touch_ticket(conn, ticket, now)?;

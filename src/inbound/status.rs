@@ -14,8 +14,7 @@ use crate::store::write;
 
 /// Whether `msg` was sent to `support+status@`.
 pub(super) fn is_status_request(desk: &Desk<'_>, msg: &Inbound) -> bool {
-    let Some((local, domain)) = desk.config.helpdesk.address.rsplit_once('@') else { return false };
-    let wanted = format!("{local}+status@{domain}");
+    let wanted = desk.plus_address("status");
     msg.recipients.iter().any(|r| r.eq_ignore_ascii_case(&wanted))
 }
 
@@ -29,8 +28,7 @@ pub(super) fn record(
     visible: &str,
     now: i64,
 ) -> Result<Outcome, StoreError> {
-    let mut row = inbound_row(msg, 0, source, ("status-request", true), visible, raw, now);
-    row.ticket_id = None;
+    let mut row = inbound_row(msg, None, source, ("status-request", true), visible, raw, now);
     row.content_sha256 = Some(digest);
     write::insert_message(conn, &row)?;
     let answered = crate::outbound::status_answer::queue(conn, desk, msg, now)?;

@@ -151,6 +151,16 @@ fn forwardable(msg: &Inbound, kept: &[usize], inbound_row: i64, limit: usize) ->
 }
 
 /// Whether an automatic mail would exceed `[limits]`; the reason when it would.
+/// How many automatic answers (acknowledgements, command errors, status answers) `recipient` got
+/// since `since`: what `limits.auto_replies_per_recipient_per_hour` counts.
+pub fn automatic_mails_to(conn: &Connection, recipient: &str, since: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT count(*) FROM messages WHERE direction = 'out' AND to_addrs = ?1 AND sent_at > ?2
+         AND kind IN ('acknowledgement', 'command-error', 'status-answer')",
+    )?
+    .query_row(rusqlite::params![recipient, since], |r| r.get(0))
+}
+
 fn rate_limited(
     conn: &Connection,
     desk: &Desk<'_>,
@@ -164,12 +174,7 @@ fn rate_limited(
     }
     let limits = &desk.config.limits;
     let since = now - 3600;
-    let to_recipient: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM messages WHERE direction = 'out' AND to_addrs = ?1 AND sent_at > ?2
-         AND kind IN ('acknowledgement', 'command-error', 'status-answer')",
-        )?
-        .query_row(rusqlite::params![recipient, since], |r| r.get(0))?;
+    let to_recipient = automatic_mails_to(conn, recipient, since)?;
     if to_recipient >= limits.auto_replies_per_recipient_per_hour as i64 {
         return Ok(Some(format!(
             "{} not sent: {recipient} already got {to_recipient} automatic mails this hour (limits.auto_replies_per_recipient_per_hour)",

@@ -31,12 +31,7 @@ pub fn queue(conn: &Connection, desk: &Desk<'_>, msg: &Inbound, now: i64) -> Res
         tracing::info!(%from, "a status request from someone with no tickets here: not answered");
         return Ok(false);
     }
-    let sent_this_hour: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM messages WHERE direction = 'out' AND to_addrs = ?1 AND sent_at > ?2
-             AND kind IN ('acknowledgement', 'command-error', 'status-answer')",
-        )?
-        .query_row(rusqlite::params![from, now - 3600], |r| r.get(0))?;
+    let sent_this_hour = super::mails::automatic_mails_to(conn, &from, now - 3600)?;
     if sent_this_hour >= i64::from(desk.config.limits.auto_replies_per_recipient_per_hour) {
         tracing::warn!(%from, "status request not answered: the automatic-mail limit for this address is reached");
         return Ok(false);
