@@ -101,6 +101,43 @@ pub fn verify_rating_address(secret: &[u8], support: &str, recipients: &[String]
     })
 }
 
+/// The address approver `approver` decides version `version` of change `ticket` with:
+/// `support+a42-3-<token>@domain`, the `Reply-To` of their approval request. The token binds all
+/// three, so a decision cannot come from anyone else, move to another change, or count for a
+/// version the change no longer has.
+pub fn approval_address(secret: &[u8], support: &str, ticket: i64, version: i64, approver: &str) -> String {
+    let (local, domain) = support.rsplit_once('@').unwrap_or((support, ""));
+    format!("{local}+a{ticket}-{version}-{}@{domain}", approval_token(secret, ticket, version, approver))
+}
+
+fn approval_token(secret: &[u8], ticket: i64, version: i64, approver: &str) -> String {
+    mac_token(secret, &format!("a:{ticket}:{version}:{}", approver.to_ascii_lowercase()))
+}
+
+/// An approval address among `recipients`: its ticket, its version, and whether its token is the
+/// one issued to `sender` (`false`: forged, or issued to someone else).
+pub fn approval_recipient(
+    secret: &[u8],
+    support: &str,
+    recipients: &[String],
+    sender: &str,
+) -> Option<(i64, i64, bool)> {
+    let (local, domain) = support.rsplit_once('@')?;
+    let prefix = format!("{}+a", local.to_ascii_lowercase());
+    recipients.iter().find_map(|r| {
+        let (rl, rd) = r.rsplit_once('@')?;
+        if !rd.eq_ignore_ascii_case(domain) {
+            return None;
+        }
+        let detail = rl.to_ascii_lowercase().strip_prefix(&prefix)?.to_string();
+        let mut parts = detail.splitn(3, '-');
+        let ticket: i64 = parts.next()?.parse().ok()?;
+        let version: i64 = parts.next()?.parse().ok()?;
+        let given = parts.next()?;
+        Some((ticket, version, same_token(&approval_token(secret, ticket, version, sender), given)))
+    })
+}
+
 /// Finds, among the addresses a message was sent to, a per-ticket address issued to `sender`.
 pub fn verify_ticket_address(
     secret: &[u8],
@@ -127,14 +164,17 @@ pub fn verify_ticket_address(
     })
 }
 
-/// Replaces every per-ticket address of this desk (`support+t42-…@`, `support+n42-…@`) in `text`
+/// Replaces every per-ticket address of this desk (`support+t42-…@`, `support+n42-…@`, an
+/// approver's `support+a42-3-…@`) in `text`
 /// with a placeholder, and says how many there were. Relayed text must never carry one: whoever
 /// receives it could act as the technician it was issued to. Tokens are no longer printed in
 /// bodies, but a quoted older notification, a custom template or a technician pasting one can
 /// still bring them in.
 pub fn redact_ticket_addresses(text: &str, support: &str) -> (String, usize) {
     let Some((local, domain)) = support.rsplit_once('@') else { return (text.to_string(), 0) };
-    let pattern = format!(r"(?i){}\+(?:[tn][0-9]+|q)-[a-z2-7]+@{}", regex::escape(local), regex::escape(domain));
+    // Reply and note addresses, query addresses, and approvers' addresses (`+a42-3-…`).
+    let pattern =
+        format!(r"(?i){}\+(?:[tn][0-9]+|q|a[0-9]+-[0-9]+)-[a-z2-7]+@{}", regex::escape(local), regex::escape(domain));
     let Ok(re) = regex::Regex::new(&pattern) else { return (text.to_string(), 0) };
     let count = re.find_iter(text).count();
     if count == 0 {
@@ -185,6 +225,24 @@ pub fn dmarc_pass(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_approval_address_is_bound_to_its_change_version_and_approver() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let a = approval_address(secret, "support@acme.test", 42, 3, "Cab@ACME.test");
+        assert!(a.starts_with("support+a42-3-") && a.ends_with("@acme.test"), "{a}");
+        let r = |addr: &str| vec![addr.to_string()];
+        assert_eq!(approval_recipient(secret, "support@acme.test", &r(&a), "cab@acme.test"), Some((42, 3, true)));
+        // Someone else using it, another version, another ticket, another secret: not valid.
+        assert_eq!(approval_recipient(secret, "support@acme.test", &r(&a), "eve@evil.test"), Some((42, 3, false)));
+        let v4 = a.replacen("+a42-3-", "+a42-4-", 1);
+        assert_eq!(approval_recipient(secret, "support@acme.test", &r(&v4), "cab@acme.test"), Some((42, 4, false)));
+        let t43 = a.replacen("+a42-", "+a43-", 1);
+        assert_eq!(approval_recipient(secret, "support@acme.test", &r(&t43), "cab@acme.test"), Some((43, 3, false)));
+        let other = approval_address(b"another secret of some length!!!", "support@acme.test", 42, 3, "cab@acme.test");
+        assert_eq!(approval_recipient(secret, "support@acme.test", &r(&other), "cab@acme.test"), Some((42, 3, false)));
+        assert_eq!(approval_recipient(secret, "support@acme.test", &r("support@acme.test"), "cab@acme.test"), None);
+    }
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 

@@ -25,6 +25,10 @@ pub const HELP: &str = "\
 #back                                   you are back: tickets are assigned to you again
 #time 30m|1h15m                         log time you spent on this ticket
 #type incident|request|change|problem   set the ticket's type
+#service NAME                           set the ticket's service (its owner, SLA and approvers)
+#submit                                 submit this change (again) for approval: a new version
+#problem [N]                            link this incident to problem N (without N: open one from it)
+#template NAME                          spawn the request template NAME's tasks as tickets
 #reply NAME                             put the canned reply NAME before your text
 #macro NAME                             apply the configured macro NAME (commands and a canned reply)";
 
@@ -54,6 +58,14 @@ pub enum Command {
     Reply(String),
     /// Apply the configured macro of this name.
     Macro(String),
+    /// Set the ticket's service.
+    Service(String),
+    /// Submit the change for approval: a new version, earlier approvals void.
+    Submit,
+    /// Link the ticket to problem N, or (`None`) open a problem from it.
+    Problem(Option<i64>),
+    /// Spawn the tasks of this request template.
+    Template(String),
 }
 
 /// A configured `[macros.NAME]`: commands applied together, and a canned reply.
@@ -92,6 +104,11 @@ impl Command {
             Command::Type(t) => format!("type {t}"),
             Command::Reply(n) => format!("reply {n}"),
             Command::Macro(n) => format!("macro {n}"),
+            Command::Service(n) => format!("service {n}"),
+            Command::Submit => "submit".into(),
+            Command::Problem(Some(n)) => format!("problem {n}"),
+            Command::Problem(None) => "problem".into(),
+            Command::Template(n) => format!("template {n}"),
         }
     }
 }
@@ -232,13 +249,27 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
                 let t = one_arg("a type")?;
                 Command::Type(t.parse().map_err(|e| err(format!("{e}")))?)
             }
-            "reply" | "macro" => {
+            "reply" | "macro" | "service" | "template" => {
                 let n = one_arg("a name")?.to_ascii_lowercase();
                 if !valid_name(&n) {
                     return Err(err(format!("{n:?} is not a name (lower-case letters, digits, '-', '_')")));
                 }
-                if name == "reply" { Command::Reply(n) } else { Command::Macro(n) }
+                match name.as_str() {
+                    "reply" => Command::Reply(n),
+                    "macro" => Command::Macro(n),
+                    "service" => Command::Service(n),
+                    _ => Command::Template(n),
+                }
             }
+            "submit" => no_args().map(|_| Command::Submit)?,
+            "problem" => match args.as_slice() {
+                [] => Command::Problem(None),
+                [n] => {
+                    let n = n.trim_start_matches('#');
+                    Command::Problem(Some(n.parse().map_err(|_| err(format!("{n:?} is not a ticket number")))?))
+                }
+                _ => return Err(err("#problem takes one ticket number, or none to open a problem".into())),
+            },
             "time" => {
                 let t = one_arg("a time like 30m or 1h15m")?;
                 Command::Time(minutes(t).ok_or_else(|| {
@@ -261,9 +292,60 @@ pub fn parse(text: &str) -> Result<Parsed, CommandError> {
     Ok(Parsed { commands, rest: lines[i.min(lines.len())..].join("\n").trim().to_string() })
 }
 
+/// An approver's answer: `#approve` (anything after it is a comment) or `#reject REASON` on the
+/// first line of the new text. `None`: the mail decides nothing; `Err`: a rejection without reason.
+pub fn decision(text: &str) -> Option<Result<(crate::domain::Decision, String), String>> {
+    use crate::domain::Decision;
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let rest_of = |word: &str| line[word.len()..].trim().trim_start_matches([':', '-']).trim().to_string();
+    let lower = line.to_ascii_lowercase();
+    let word_end =
+        |w: &str| lower.starts_with(w) && lower[w.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+    if word_end("#approve") || word_end("#approved") {
+        let w = if word_end("#approved") { "#approved" } else { "#approve" };
+        return Some(Ok((Decision::Approve, rest_of(w))));
+    }
+    if word_end("#reject") || word_end("#rejected") {
+        let w = if word_end("#rejected") { "#rejected" } else { "#reject" };
+        let mut reason = rest_of(w);
+        if reason.is_empty() {
+            // The reason may follow on the next lines.
+            reason = text
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| l.is_empty())
+                .skip(1)
+                .take_while(|l| !l.is_empty() && !l.starts_with('>'))
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+        if reason.is_empty() {
+            return Some(Err("#reject needs a reason: \"#reject REASON\"".into()));
+        }
+        return Some(Ok((Decision::Reject, reason)));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_approver_decides_with_the_first_line() {
+        use crate::domain::Decision::*;
+        assert_eq!(decision("#approve"), Some(Ok((Approve, String::new()))));
+        assert_eq!(decision("\n  #APPROVE  looks fine\n> quoted"), Some(Ok((Approve, "looks fine".into()))));
+        assert_eq!(decision("#reject: no rollback plan"), Some(Ok((Reject, "no rollback plan".into()))));
+        assert_eq!(
+            decision("#reject\nNot during month end.\n\n> old"),
+            Some(Ok((Reject, "Not during month end.".into())))
+        );
+        assert!(matches!(decision("#reject"), Some(Err(_))));
+        assert_eq!(decision("#approver list please"), None);
+        assert_eq!(decision("I approve"), None);
+        assert_eq!(decision("Thanks\n#approve"), None);
+    }
 
     #[test]
     fn minutes_read_back_as_written() {
@@ -316,6 +398,9 @@ mod tests {
             ("#reply Printer-Fixed\nAnd more", &[Reply("printer-fixed".into())], "And more"),
             ("#macro wait_vendor", &[Macro("wait_vendor".into())], ""),
             ("#type Change", &[Type(TicketType::Change)], ""),
+            ("#service Email\n#submit", &[Service("email".into()), Submit], ""),
+            ("#problem #7\n#problem", &[Problem(Some(7)), Problem(None)], ""),
+            ("#template onboarding", &[Template("onboarding".into())], ""),
         ];
         for (input, commands, rest) in ok {
             let p = parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
@@ -342,6 +427,9 @@ mod tests {
             ("#time 1h 15m", 1, "takes one"),
             ("#reply ../etc/passwd", 1, "is not a name"),
             ("#type chore", 1, "expected incident, request, change or problem"),
+            ("#problem seven", 1, "not a ticket number"),
+            ("#problem 1 2", 1, "one ticket number"),
+            ("#submit now", 1, "takes no argument"),
         ];
         for (input, line_no, reason) in bad {
             let e = parse(input).unwrap_err();

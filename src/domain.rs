@@ -26,10 +26,16 @@ pub enum MailKind {
     DeliveryFailure,
     /// To the requester when a technician resolves the ticket, with one-click ratings.
     Resolution,
+    /// To each approver of a change: the change, and a signed `Reply-To` that decides it.
+    ApprovalRequest,
+    /// To the requester (and the team): the change was approved or rejected.
+    ChangeDecision,
+    /// To the requester of an incident linked to a problem: the problem is solved.
+    ProblemResolved,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 10] = [
+    pub const ALL: [MailKind; 13] = [
         MailKind::Acknowledgement,
         MailKind::NewTicket,
         MailKind::Reply,
@@ -40,6 +46,9 @@ impl MailKind {
         MailKind::Escalation,
         MailKind::DeliveryFailure,
         MailKind::Resolution,
+        MailKind::ApprovalRequest,
+        MailKind::ChangeDecision,
+        MailKind::ProblemResolved,
     ];
 
     /// The template's name (`templates/NAME.subject.tera`, …), also the stored message kind.
@@ -55,13 +64,33 @@ impl MailKind {
             MailKind::Escalation => "escalation",
             MailKind::DeliveryFailure => "delivery-failure",
             MailKind::Resolution => "resolution",
+            MailKind::ApprovalRequest => "approval-request",
+            MailKind::ChangeDecision => "change-decision",
+            MailKind::ProblemResolved => "problem-resolved",
         }
     }
 
     /// Mails to technicians carry a per-technician reply address, so each gets a message of its own.
     /// (An escalation may also go to a configured address; each recipient gets a message anyway.)
     pub fn to_technicians(self) -> bool {
-        !matches!(self, MailKind::Acknowledgement | MailKind::Reply | MailKind::Resolution)
+        !matches!(
+            self,
+            MailKind::Acknowledgement
+                | MailKind::Reply
+                | MailKind::Resolution
+                | MailKind::ApprovalRequest
+                | MailKind::ChangeDecision
+                | MailKind::ProblemResolved
+        )
+    }
+
+    /// Mail to people outside the team, built into maildesk when a templates folder has none (a
+    /// folder copied before the kind existed keeps working).
+    pub fn built_in(self) -> bool {
+        matches!(
+            self,
+            MailKind::Resolution | MailKind::ApprovalRequest | MailKind::ChangeDecision | MailKind::ProblemResolved
+        )
     }
 
     /// Automatic answers to a sender, counted against `[limits]`.
@@ -243,6 +272,100 @@ impl std::str::FromStr for TicketType {
     }
 }
 
+/// Where a change stands with its approvers. Stored by name on the ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalState {
+    /// Submitted: waiting for approvers.
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl ApprovalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for ApprovalState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ApprovalState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [ApprovalState::Pending, ApprovalState::Approved, ApprovalState::Rejected]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("expected pending, approved or rejected, got {s:?}"))
+    }
+}
+
+/// An approver's answer to one version of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+        }
+    }
+}
+
+/// How many of a change's approvers must approve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Required {
+    Any,
+    All,
+    AtLeast(usize),
+}
+
+impl Required {
+    /// How many approvals of `approvers` that is.
+    pub fn count(self, approvers: usize) -> usize {
+        match self {
+            Required::Any => 1.min(approvers),
+            Required::All => approvers,
+            Required::AtLeast(n) => n.min(approvers),
+        }
+    }
+
+    /// Where a version stands after these decisions: approved once enough approve, rejected once
+    /// too many reject for enough approvals to remain possible, pending otherwise.
+    pub fn outcome(self, approvers: usize, approvals: usize, rejections: usize) -> ApprovalState {
+        let needed = self.count(approvers);
+        if approvals >= needed {
+            ApprovalState::Approved
+        } else if approvers.saturating_sub(rejections) < needed {
+            ApprovalState::Rejected
+        } else {
+            ApprovalState::Pending
+        }
+    }
+}
+
+impl std::fmt::Display for Required {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Required::Any => f.write_str("any"),
+            Required::All => f.write_str("all"),
+            Required::AtLeast(n) => write!(f, "{n}"),
+        }
+    }
+}
+
 /// A name that is not a priority.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected P1, P2, P3 or P4, got {0:?}")]
@@ -331,10 +454,30 @@ pub enum EventKind {
     Time,
     /// The ticket's type was set (`#type`, a routing rule).
     Type,
+    /// The ticket's service was set (`#service`, a routing rule, the service's addresses or keywords).
+    Service,
+    /// A change was submitted for approval (a new version: earlier approvals no longer count).
+    ChangeSubmitted,
+    /// An approver approved or rejected a version of a change, with their proof and reason.
+    Approval,
+    /// A decision that did not count: not an approver's proof, or for an older version.
+    ApprovalRefused,
+    /// The change has the approvals its service requires.
+    ChangeApproved,
+    /// The change can no longer get the approvals it requires.
+    ChangeRejected,
+    /// Approvers who had not decided were reminded.
+    ApprovalReminder,
+    /// An incident was linked to a problem (on both tickets).
+    ProblemLinked,
+    /// Resolving a problem resolved this linked incident, or a request's last task its parent.
+    LinkedResolved,
+    /// A request template's task: a child ticket spawned, or one of them done.
+    Task,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 43] = [
+    pub const ALL: [EventKind; 53] = [
         EventKind::Opened,
         EventKind::Threaded,
         EventKind::Threading,
@@ -378,6 +521,16 @@ impl EventKind {
         EventKind::Time,
         EventKind::Rated,
         EventKind::Type,
+        EventKind::Service,
+        EventKind::ChangeSubmitted,
+        EventKind::Approval,
+        EventKind::ApprovalRefused,
+        EventKind::ChangeApproved,
+        EventKind::ChangeRejected,
+        EventKind::ApprovalReminder,
+        EventKind::ProblemLinked,
+        EventKind::LinkedResolved,
+        EventKind::Task,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -425,6 +578,16 @@ impl EventKind {
             EventKind::Time => "time",
             EventKind::Rated => "rated",
             EventKind::Type => "type",
+            EventKind::Service => "service",
+            EventKind::ChangeSubmitted => "change-submitted",
+            EventKind::Approval => "approval",
+            EventKind::ApprovalRefused => "approval-refused",
+            EventKind::ChangeApproved => "change-approved",
+            EventKind::ChangeRejected => "change-rejected",
+            EventKind::ApprovalReminder => "approval-reminder",
+            EventKind::ProblemLinked => "problem-linked",
+            EventKind::LinkedResolved => "linked-resolved",
+            EventKind::Task => "task",
         }
     }
 }
@@ -454,6 +617,28 @@ pub struct Retention {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_is_approved_by_enough_approvals_and_rejected_when_they_cannot_come() {
+        use ApprovalState::*;
+        // Two of three.
+        let two = Required::AtLeast(2);
+        assert_eq!(two.outcome(3, 1, 0), Pending);
+        assert_eq!(two.outcome(3, 2, 0), Approved);
+        assert_eq!(two.outcome(3, 1, 1), Pending);
+        assert_eq!(two.outcome(3, 0, 2), Rejected);
+        assert_eq!(two.outcome(3, 1, 2), Rejected);
+        // Any: one approval; rejected only when everyone rejected.
+        assert_eq!(Required::Any.outcome(3, 1, 2), Approved);
+        assert_eq!(Required::Any.outcome(3, 0, 2), Pending);
+        assert_eq!(Required::Any.outcome(3, 0, 3), Rejected);
+        // All: one rejection is a veto.
+        assert_eq!(Required::All.outcome(3, 2, 0), Pending);
+        assert_eq!(Required::All.outcome(3, 2, 1), Rejected);
+        assert_eq!(Required::All.outcome(3, 3, 0), Approved);
+        // More required than there are approvers: all of them.
+        assert_eq!(Required::AtLeast(5).outcome(2, 2, 0), Approved);
+    }
 
     #[test]
     fn event_kind_names_are_distinct_and_every_kind_is_listed() {

@@ -28,7 +28,44 @@ pub fn sweep(conn: &mut Connection, desk: &Desk<'_>, now: i64) -> Result<usize, 
         queued += escalate(&tx, desk, ticket, now)?;
         refresh(&tx, desk.config, ticket, now)?;
     }
+    queued += remind_approvers(&tx, desk, now)?;
     tx.commit()?;
+    Ok(queued)
+}
+
+/// Reminds the approvers who have not decided a change's current version, once per version,
+/// `remind_after` after it was submitted.
+fn remind_approvers(conn: &Connection, desk: &Desk<'_>, now: i64) -> Result<usize, StoreError> {
+    let mut queued = 0;
+    for (ticket, asked_at) in crate::store::itsm::unreminded(conn)? {
+        let Some(change) = crate::store::itsm::change(conn, ticket)? else { continue };
+        let Some(approvals) = desk.config.approvals_for(change.service.as_deref()) else { continue };
+        let Some(after) = approvals.remind_after else { continue };
+        if asked_at + after.as_secs() as i64 > now {
+            continue;
+        }
+        let decided: Vec<String> = crate::store::itsm::decisions(conn, ticket)?
+            .into_iter()
+            .filter(|d| d.version == change.version)
+            .map(|d| d.approver)
+            .collect();
+        let waiting: Vec<String> = approvals.approvers.iter().filter(|a| !decided.contains(a)).cloned().collect();
+        crate::store::itsm::mark_reminded(conn, ticket)?;
+        if waiting.is_empty() {
+            continue;
+        }
+        write::insert_event(
+            conn,
+            Some(ticket),
+            now,
+            "maildesk",
+            crate::domain::EventKind::ApprovalReminder,
+            &format!("version {} still waits for {}: reminded", change.version, waiting.join(", ")),
+        )?;
+        let mut composer = crate::outbound::composer::Composer::Inline(desk);
+        queued += crate::outbound::itsm::queue_approval_requests(conn, &mut composer, ticket, &waiting, "", true, now)?;
+        composer.finish(conn)?;
+    }
     Ok(queued)
 }
 
@@ -39,7 +76,9 @@ fn escalate(conn: &Connection, desk: &Desk<'_>, ticket: i64, now: i64) -> Result
     if due.is_empty() {
         return Ok(0);
     }
-    let policy = desk.config.policy(stored.queue.as_deref(), stored.priority);
+    let policy = stored.policy(desk.config);
+    // The service's owner: named by "owner" in a ladder, and told of every breach.
+    let owner = desk.config.service(stored.service.as_deref()).and_then(|s| s.owner.clone());
     // "technicians" are the team of the ticket's queue; "lead" its lead (the team, without one).
     let (_, queue) = desk.config.queue(stored.queue.as_deref());
     let technicians = &queue.team;
@@ -59,6 +98,7 @@ fn escalate(conn: &Connection, desk: &Desk<'_>, ticket: i64, now: i64) -> Result
                 Notify::Assignee => stored.assignee.clone().map(|a| vec![a]).unwrap_or_else(|| technicians.clone()),
                 Notify::Technicians => technicians.clone(),
                 Notify::Lead => lead.clone(),
+                Notify::Owner => owner.clone().into_iter().collect(),
                 Notify::Address(a) => vec![a.clone()],
             };
             for a in add {
@@ -66,6 +106,11 @@ fn escalate(conn: &Connection, desk: &Desk<'_>, ticket: i64, now: i64) -> Result
                     to.push(a);
                 }
             }
+        }
+        if let (true, Some(o)) = (*top >= 100, &owner)
+            && !to.contains(o)
+        {
+            to.push(o.clone());
         }
         let superseded = if reached.len() > 1 {
             format!(" (also passed: {:?}%)", &reached[..reached.len() - 1])

@@ -360,7 +360,7 @@ pub fn sla_view(conn: &Connection, config: &crate::config::Config, ticket: i64, 
     if automatic {
         c.next_level_at = None;
     }
-    let p = config.policy(stored.queue.as_deref(), stored.priority);
+    let p = stored.policy(config);
     let policy = PolicyView {
         priority: stored.priority,
         first_response_secs: p.first_response,
@@ -379,6 +379,7 @@ pub fn sla_view(conn: &Connection, config: &crate::config::Config, ticket: i64, 
                         Notify::Assignee => "assignee".to_string(),
                         Notify::Technicians => "technicians".to_string(),
                         Notify::Lead => "lead".to_string(),
+                        Notify::Owner => "owner".to_string(),
                         Notify::Address(a) => a.clone(),
                     })
                     .collect(),

@@ -64,6 +64,10 @@ pub struct Rule {
     pub priority: Option<Priority>,
     pub assign: Option<String>,
     pub ticket_type: Option<crate::domain::TicketType>,
+    /// Index into the desk's services.
+    pub service: Option<usize>,
+    /// Index into the desk's request templates (sorted by name).
+    pub template: Option<usize>,
 }
 
 impl Rule {
@@ -120,6 +124,12 @@ pub struct Route {
     pub priority: Option<Priority>,
     pub assign: Option<String>,
     pub ticket_type: Option<crate::domain::TicketType>,
+    /// The matching rule's service and request template.
+    pub service: Option<usize>,
+    pub template: Option<usize>,
+    /// Neither an address nor a rule chose the queue (the mailbox read from, or the first queue):
+    /// a service with a queue of its own may.
+    pub fallback: bool,
     /// Recorded on the ticket: "sent to security@acme.test", "routing rule 2", ...
     pub reason: String,
 }
@@ -145,9 +155,14 @@ pub fn route(queue_addresses: &[&[String]], rules: &[Rule], msg: &Inbound, home:
         (None, _) if home > 0 => (home, "read from the queue's mailbox".to_string()),
         (None, _) => (home, "the default queue".to_string()),
     };
+    let fallback = by_address.is_none() && rule.is_none_or(|(_, r)| r.queue.is_none());
     let (priority, assign, reason) = match rule {
         Some((i, r)) if by_address.is_some() || r.queue.is_none() => {
-            let sets = r.priority.is_some() || r.assign.is_some() || r.ticket_type.is_some();
+            let sets = r.priority.is_some()
+                || r.assign.is_some()
+                || r.ticket_type.is_some()
+                || r.service.is_some()
+                || r.template.is_some();
             let reason = if sets { format!("{reason}; routing rule {}", i + 1) } else { reason };
             (r.priority, r.assign.clone(), reason)
         }
@@ -155,7 +170,46 @@ pub fn route(queue_addresses: &[&[String]], rules: &[Rule], msg: &Inbound, home:
         None => (None, None, reason),
     };
     let ticket_type = rule.and_then(|(_, r)| r.ticket_type);
-    Route { queue, priority, assign, ticket_type, reason }
+    let service = rule.and_then(|(_, r)| r.service);
+    let template = rule.and_then(|(_, r)| r.template);
+    Route { queue, priority, assign, ticket_type, service, template, fallback, reason }
+}
+
+/// How a mail names a service: the addresses it is sent to (lower-cased), keywords in its text.
+pub struct ServiceMatch<'a> {
+    pub addresses: &'a [String],
+    pub keywords: Option<&'a Regex>,
+}
+
+/// A new ticket's service, and why: the routing rule's (`by_rule`), else the first service an
+/// address in To/Cc (then Delivered-To, X-Original-To) belongs to, else the first whose keywords
+/// are in the subject, else in the text. Each keyword pattern is one linear pass.
+pub fn service(services: &[ServiceMatch<'_>], by_rule: Option<usize>, msg: &Inbound) -> Option<(usize, String)> {
+    if let Some(i) = by_rule.filter(|i| *i < services.len()) {
+        return Some((i, "a routing rule".into()));
+    }
+    let header_level = msg.to.iter().chain(&msg.cc).map(|m| m.address.as_str());
+    for a in header_level.chain(msg.recipients.iter().map(String::as_str)) {
+        if let Some(i) = services.iter().position(|s| s.addresses.iter().any(|x| x == a)) {
+            return Some((i, format!("sent to {a}")));
+        }
+    }
+    for (text, place) in [(&msg.subject, "subject"), (&msg.text, "text")] {
+        for (i, s) in services.iter().enumerate() {
+            if let Some(m) = s.keywords.and_then(|k| k.find(text)) {
+                return Some((i, format!("{:?} in the {place}", m.as_str())));
+            }
+        }
+    }
+    None
+}
+
+/// The request template a new ticket follows: the routing rule's, else the first whose
+/// `subject_matches` matches its subject.
+pub fn request_template(templates: &[Option<&Regex>], by_rule: Option<usize>, subject: &str) -> Option<usize> {
+    by_rule
+        .filter(|i| *i < templates.len())
+        .or_else(|| templates.iter().position(|re| re.is_some_and(|re| re.is_match(subject))))
 }
 
 /// What auto-assignment knows about one team member.

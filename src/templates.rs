@@ -37,6 +37,8 @@ pub struct Templates {
     /// them, and the kinds the queue replaces (whole: subject, text and HTML part come from one
     /// folder, never a mix).
     queues: std::collections::BTreeMap<String, (tera::Tera, Vec<MailKind>)>,
+    /// The same per ticket type (`[types.NAME] templates`); a type's kind wins over a queue's.
+    types: std::collections::BTreeMap<String, (tera::Tera, Vec<MailKind>)>,
     /// The canned replies' names (`canned/NAME.txt.tera`), sorted.
     canned: Vec<String>,
 }
@@ -73,6 +75,8 @@ pub struct TicketContext {
     /// incident, request, change or problem; empty until set.
     #[serde(rename = "type")]
     pub ticket_type: String,
+    /// Its service's name; empty without one.
+    pub service: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -107,6 +111,46 @@ pub struct ExtraContext {
     pub escalations: Vec<EscalationContext>,
     /// resolution: the five one-click ratings, 1 (poor) to 5 (excellent).
     pub ratings: Vec<RatingLink>,
+    /// approval-request, change-decision: the change and its approvals.
+    pub change: ChangeContext,
+    /// problem-resolved: the problem.
+    pub problem: LinkContext,
+    /// resolution of a request with a template: its tasks.
+    pub tasks: Vec<LinkContext>,
+}
+
+/// A change as its approvers and requester see it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChangeContext {
+    pub version: i64,
+    /// pending, approved or rejected.
+    pub state: String,
+    /// "any", "all" or a number.
+    pub required: String,
+    pub approvers: Vec<String>,
+    /// This version's decisions so far.
+    pub decisions: Vec<DecisionContext>,
+    /// approval-request: a reminder, not the first request.
+    pub reminder: bool,
+    /// The request that opened the change (its first message's text).
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DecisionContext {
+    pub approver: String,
+    /// approve or reject.
+    pub decision: String,
+    pub reason: String,
+}
+
+/// Another ticket named in a mail.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LinkContext {
+    pub id: i64,
+    pub tag: String,
+    pub subject: String,
+    pub status: String,
 }
 
 /// The five ratings of a resolution mail; `address(score)` is the signed address of each.
@@ -178,6 +222,7 @@ impl Context {
                 assignee: "tech1@example.com".into(),
                 queue: "default".into(),
                 ticket_type: "incident".into(),
+                service: "printing".into(),
             },
             message: MessageContext {
                 subject: "Printer on floor 3 is jammed".into(),
@@ -205,6 +250,31 @@ impl Context {
                     remaining: "7m".into(),
                 }],
                 ratings: rating_links(|score| format!("support+r123-{score}-abcdefghijklmnop@example.com")),
+                change: ChangeContext {
+                    version: 2,
+                    state: "approved".into(),
+                    required: "2".into(),
+                    approvers: vec!["cab1@example.com".into(), "cab2@example.com".into(), "cab3@example.com".into()],
+                    decisions: vec![DecisionContext {
+                        approver: "cab1@example.com".into(),
+                        decision: "approve".into(),
+                        reason: String::new(),
+                    }],
+                    reminder: false,
+                    description: "Replace the floor 3 printer with the new model.".into(),
+                },
+                problem: LinkContext {
+                    id: 120,
+                    tag: crate::threading::format_tag(&desk.tag, 120),
+                    subject: "Print server drops jobs".into(),
+                    status: "resolved".into(),
+                },
+                tasks: vec![LinkContext {
+                    id: 124,
+                    tag: crate::threading::format_tag(&desk.tag, 124),
+                    subject: "Laptop".into(),
+                    status: "resolved".into(),
+                }],
             },
             desk,
         }
@@ -221,6 +291,12 @@ impl Templates {
         for (name, text) in [
             ("resolution.subject.tera", include_str!("../templates/resolution.subject.tera")),
             ("resolution.txt.tera", include_str!("../templates/resolution.txt.tera")),
+            ("approval-request.subject.tera", include_str!("../templates/approval-request.subject.tera")),
+            ("approval-request.txt.tera", include_str!("../templates/approval-request.txt.tera")),
+            ("change-decision.subject.tera", include_str!("../templates/change-decision.subject.tera")),
+            ("change-decision.txt.tera", include_str!("../templates/change-decision.txt.tera")),
+            ("problem-resolved.subject.tera", include_str!("../templates/problem-resolved.subject.tera")),
+            ("problem-resolved.txt.tera", include_str!("../templates/problem-resolved.txt.tera")),
         ] {
             if !tera.get_template_names().any(|n| n == name) {
                 tera.add_raw_template(name, text)
@@ -246,7 +322,13 @@ impl Templates {
         } else {
             Vec::new()
         };
-        Ok(Templates { tera, folder: folder.to_path_buf(), queues: Default::default(), canned })
+        Ok(Templates {
+            tera,
+            folder: folder.to_path_buf(),
+            queues: Default::default(),
+            types: Default::default(),
+            canned,
+        })
     }
 
     /// Renders a digest (`digest-daily`, `digest-weekly`) from the desk's folder, or from the
@@ -298,29 +380,40 @@ impl Templates {
         }
         for q in &config.queues {
             let Some(folder) = &q.templates else { continue };
-            let mut tera = t.tera.clone();
-            let names = add_folder(&mut tera, folder, "")?;
-            let mut kinds = Vec::new();
-            for kind in MailKind::ALL {
-                let k = kind.template();
-                if !names.iter().any(|n| n.starts_with(&format!("{k}."))) {
-                    continue;
-                }
-                for part in ["subject", "txt"] {
-                    let name = format!("{k}.{part}.tera");
-                    if !names.contains(&name) {
-                        return Err(TemplateError::Missing { path: folder.join(name) });
-                    }
-                }
-                if !names.contains(&format!("{k}.html.tera")) {
-                    // The queue's kind has no HTML part: the desk's must not fill in for it.
-                    tera.templates.remove(&format!("{k}.html.tera"));
-                }
-                kinds.push(kind);
-            }
-            t.queues.insert(q.name.clone(), (tera, kinds));
+            let overlay = t.overlay(folder)?;
+            t.queues.insert(q.name.clone(), overlay);
+        }
+        for ty in &config.types {
+            let Some(folder) = &ty.templates else { continue };
+            let overlay = t.overlay(folder)?;
+            t.types.insert(ty.ticket_type.as_str().to_string(), overlay);
         }
         Ok(t)
+    }
+
+    /// The desk's templates with `folder`'s over them, and the kinds it replaces.
+    fn overlay(&self, folder: &Path) -> Result<(tera::Tera, Vec<MailKind>), TemplateError> {
+        let mut tera = self.tera.clone();
+        let names = add_folder(&mut tera, folder, "")?;
+        let mut kinds = Vec::new();
+        for kind in MailKind::ALL {
+            let k = kind.template();
+            if !names.iter().any(|n| n.starts_with(&format!("{k}."))) {
+                continue;
+            }
+            for part in ["subject", "txt"] {
+                let name = format!("{k}.{part}.tera");
+                if !names.contains(&name) {
+                    return Err(TemplateError::Missing { path: folder.join(name) });
+                }
+            }
+            if !names.contains(&format!("{k}.html.tera")) {
+                // The folder's kind has no HTML part: the desk's must not fill in for it.
+                tera.templates.remove(&format!("{k}.html.tera"));
+            }
+            kinds.push(kind);
+        }
+        Ok((tera, kinds))
     }
 
     pub fn folder(&self) -> &Path {
@@ -329,8 +422,9 @@ impl Templates {
 
     /// Renders the mail kind `kind` (e.g. "acknowledgement") with `ctx`.
     pub fn render(&self, kind: MailKind, ctx: &Context) -> Result<Rendered, TemplateError> {
-        let tera = match self.queues.get(&ctx.ticket.queue) {
-            Some((tera, kinds)) if kinds.contains(&kind) => tera,
+        let tera = match (self.types.get(&ctx.ticket.ticket_type), self.queues.get(&ctx.ticket.queue)) {
+            (Some((tera, kinds)), _) if kinds.contains(&kind) => tera,
+            (_, Some((tera, kinds))) if kinds.contains(&kind) => tera,
             _ => &self.tera,
         };
         let context = tera::Context::from_serialize(ctx)
@@ -363,6 +457,13 @@ impl Templates {
             ctx.ticket.queue = queue.clone();
             for k in kinds {
                 out.push((format!("{queue}/{}", k.template()), self.render(*k, &ctx)?));
+            }
+        }
+        ctx.ticket.queue = "default".into();
+        for (ty, (_, kinds)) in &self.types {
+            ctx.ticket.ticket_type = ty.clone();
+            for k in kinds {
+                out.push((format!("type {ty}/{}", k.template()), self.render(*k, &ctx)?));
             }
         }
         Ok(out)

@@ -37,6 +37,16 @@ pub struct TicketState {
     pub automatic: bool,
     /// Its queue as stored (`None`: from before queues, the first queue).
     pub queue: Option<String>,
+    pub itsm: Itsm,
+}
+
+/// What IT service management adds to a ticket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Itsm {
+    pub ticket_type: Option<crate::domain::TicketType>,
+    pub service: Option<String>,
+    /// A change's approval state (`None`: never submitted).
+    pub approval: Option<crate::domain::ApprovalState>,
 }
 
 /// Who sent the message, as established by `auth`.
@@ -74,6 +84,13 @@ pub struct Policy<'a> {
     pub canned: &'a [String],
     /// The configured macros (`#macro NAME`).
     pub macros: &'a [commands::Macro],
+    /// The services' names (`#service NAME`).
+    pub services: &'a [String],
+    /// Services whose changes need approval; `default_approvals`: every change does (`[changes]`).
+    pub approval_services: &'a [String],
+    pub default_approvals: bool,
+    /// The request templates' names (`#template NAME`).
+    pub templates: &'a [String],
     pub reopen_window_secs: i64,
     pub cc_watchers: bool,
     /// Watchers added from one message's Cc, and on one ticket in all.
@@ -135,6 +152,14 @@ pub enum Update {
         technician: String,
         minutes: u32,
     },
+    /// The ticket's service.
+    Service(String),
+    /// The change is submitted for approval: a new version, its approvers asked.
+    SubmitChange,
+    /// Linked to problem N, or (`None`) to a problem opened from this ticket.
+    LinkProblem(Option<i64>),
+    /// The request template's tasks are spawned as child tickets.
+    Template(String),
 }
 
 /// How a stored message is labelled in `maildesk show`.
@@ -541,7 +566,20 @@ fn technician(
             Command::Reply(n) => plan.canned = Some(n.clone()),
             // Expanded by `check`.
             Command::Macro(_) => {}
+            Command::Service(n) => plan.updates.push(Update::Service(n.clone())),
+            Command::Submit => plan.updates.push(Update::SubmitChange),
+            Command::Problem(n) => plan.updates.push(Update::LinkProblem(*n)),
+            Command::Template(n) => plan.updates.push(Update::Template(n.clone())),
         }
+    }
+    // A ticket that becomes a change needing approval is submitted at once.
+    let (final_type, final_service) = after(&parsed.commands, t);
+    if final_type == Some(crate::domain::TicketType::Change)
+        && t.itsm.ticket_type != Some(crate::domain::TicketType::Change)
+        && needs_approval(policy, final_service.as_deref())
+        && !parsed.commands.contains(&Command::Submit)
+    {
+        plan.updates.push(Update::SubmitChange);
     }
     plan.text = parsed.rest.clone();
     if note {
@@ -644,10 +682,79 @@ fn check(
                 return Err(fail(format!("there is no queue {q:?}; the queues are: {}", policy.queues.join(", "))));
             }
             Command::Merge(n) => merge_allowed(*n).map_err(fail)?,
+            Command::Service(n) if !policy.services.contains(n) => {
+                return Err(fail(format!(
+                    "there is no service {n:?}; the services are: {}",
+                    list_or_none(&policy.services.iter().map(String::as_str).collect::<Vec<_>>())
+                )));
+            }
+            Command::Template(n) if !policy.templates.contains(n) => {
+                return Err(fail(format!(
+                    "there is no request template {n:?}; the templates are: {}",
+                    list_or_none(&policy.templates.iter().map(String::as_str).collect::<Vec<_>>())
+                )));
+            }
+            Command::Problem(Some(n)) if *n == t.id => {
+                return Err(fail("a ticket cannot be its own problem".into()));
+            }
+            Command::Problem(_) if t.itsm.ticket_type == Some(crate::domain::TicketType::Problem) => {
+                return Err(fail("this ticket is a problem; link incidents to it from the incidents".into()));
+            }
+            _ => {}
+        }
+    }
+    let (final_type, final_service) = after(&p.commands, t);
+    let is_change = final_type == Some(crate::domain::TicketType::Change);
+    let needs = is_change && needs_approval(policy, final_service.as_deref());
+    for c in &p.commands {
+        let fail = |reason: String| CommandError { line_no: 0, line: format!("#{}", c.describe()), reason };
+        match c {
+            Command::Submit if !is_change => {
+                return Err(fail("only a change is submitted for approval (#type change first)".into()));
+            }
+            Command::Submit if !needs => {
+                return Err(fail(format!(
+                    "no approvals are configured for changes of {}",
+                    final_service.as_deref().map(|s| format!("service {s}")).unwrap_or_else(|| "no service".into())
+                )));
+            }
+            // A change is done only once approved (closing one that will not be done stays possible).
+            Command::Status(TicketStatus::Resolved)
+                if needs
+                    && t.itsm.approval != Some(crate::domain::ApprovalState::Approved)
+                    && !p.commands.contains(&Command::Submit) =>
+            {
+                let stands = t.itsm.approval.map(|a| a.as_str()).unwrap_or("not submitted");
+                return Err(fail(format!(
+                    "this change is not approved ({stands}); it can be resolved once approved, or closed"
+                )));
+            }
+            Command::Status(TicketStatus::Resolved) if needs && p.commands.contains(&Command::Submit) => {
+                return Err(fail("a change submitted in this mail is not approved yet".into()));
+            }
             _ => {}
         }
     }
     Ok(p)
+}
+
+/// The ticket's type and service once these commands apply.
+fn after(commands: &[Command], t: &TicketState) -> (Option<crate::domain::TicketType>, Option<String>) {
+    let mut ty = t.itsm.ticket_type;
+    let mut service = t.itsm.service.clone();
+    for c in commands {
+        match c {
+            Command::Type(x) => ty = Some(*x),
+            Command::Service(n) => service = Some(n.clone()),
+            _ => {}
+        }
+    }
+    (ty, service)
+}
+
+/// Whether a change of `service` needs approval.
+pub fn needs_approval(policy: &Policy<'_>, service: Option<&str>) -> bool {
+    policy.default_approvals || service.is_some_and(|s| policy.approval_services.iter().any(|a| a == s))
 }
 
 /// Whether a reply's new text asks for the status: "status" alone (a "?" or "." allowed).
@@ -736,6 +843,7 @@ mod tests {
             first_response_at: None,
             automatic: false,
             queue: None,
+            itsm: Itsm::default(),
         }
     }
 
@@ -772,6 +880,10 @@ mod tests {
             timezone: &jiff::tz::TimeZone::UTC,
             canned: &[],
             macros: &[],
+            services: &strings(&["email", "network"]),
+            approval_services: &strings(&["network"]),
+            default_approvals: false,
+            templates: &strings(&["onboarding"]),
             reopen_window_secs: 14 * 86_400,
             cc_watchers: true,
             max_watchers_per_message: 3,
@@ -791,6 +903,51 @@ mod tests {
 
     fn tech(note: bool) -> Role {
         Role::Technician { address: "tech1@acme.test".into(), proof: "reply token", note }
+    }
+
+    #[test]
+    fn a_change_is_submitted_when_it_becomes_one_and_resolved_only_once_approved() {
+        use crate::domain::{ApprovalState, TicketType};
+        let tech_mail =
+            |body: &str| msg("From: tech1@acme.test\r\nTo: support@acme.test\r\nSubject: Re: [ACME #7] x", body);
+        let open = ticket("open");
+        let updates = |body: &str, t: &TicketState| {
+            let p = run(&tech_mail(body), EXISTING, Some(t), tech(false), None, 0);
+            (p.updates, p.rejected.map(|e| e.reason))
+        };
+        // Becoming a change of a service with approvers submits it at once; without approvers not.
+        let (u, rejected) = updates("#service network\n#type change", &open);
+        assert_eq!(rejected, None);
+        assert!(u.contains(&Update::SubmitChange), "{u:?}");
+        let (u, _) = updates("#service email\n#type change", &open);
+        assert!(!u.contains(&Update::SubmitChange), "{u:?}");
+        // #submit needs a change with approvers.
+        let (_, rejected) = updates("#submit", &open);
+        assert!(rejected.unwrap().contains("only a change"));
+        let mut change = ticket("open");
+        change.itsm = Itsm {
+            ticket_type: Some(TicketType::Change),
+            service: Some("network".into()),
+            approval: Some(ApprovalState::Pending),
+        };
+        // The revision's notes stay internal with #note (they go to the approvers either way).
+        let (u, rejected) = updates("#submit\n#note Now with a rollback plan.", &change);
+        assert_eq!((u, rejected), (vec![Update::SubmitChange], None));
+        // Not resolved before it is approved; closing stays possible.
+        let (u, rejected) = updates("#resolve", &change);
+        assert!(u.is_empty());
+        assert!(rejected.unwrap().contains("not approved (pending)"));
+        assert_eq!(updates("#close", &change).1, None);
+        change.itsm.approval = Some(ApprovalState::Approved);
+        assert_eq!(updates("#resolve", &change).1, None);
+        // Unknown names, and a ticket as its own problem, are refused with the names there are.
+        assert!(updates("#service nope", &open).1.unwrap().contains("email, network"));
+        assert!(updates("#template nope", &open).1.unwrap().contains("onboarding"));
+        assert!(updates("#problem 7", &open).1.unwrap().contains("its own problem"));
+        assert_eq!(
+            updates("#problem 9\n#template onboarding", &open).0,
+            vec![Update::LinkProblem(Some(9)), Update::Template("onboarding".into())]
+        );
     }
 
     #[test]
@@ -1018,6 +1175,10 @@ mod tests {
             timezone: &jiff::tz::TimeZone::get("Europe/Berlin").unwrap(),
             canned: &strings(&["printer-fixed", "need-info"]),
             macros,
+            services: &[],
+            approval_services: &[],
+            default_approvals: false,
+            templates: &[],
             reopen_window_secs: 14 * 86_400,
             cc_watchers: true,
             max_watchers_per_message: 3,

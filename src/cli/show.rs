@@ -51,6 +51,45 @@ fn show_human(config: &Config, v: &read::TicketView, out: &mut dyn Write) -> any
     if !v.watchers.is_empty() {
         writeln!(out, "watchers {}", v.watchers.join(", "))?;
     }
+    if let Some(s) = &t.service {
+        let owner = config.service(Some(s)).and_then(|s| s.owner.as_deref()).map(|o| format!(" (owner {o})"));
+        writeln!(out, "service {s}{}", owner.unwrap_or_default())?;
+    }
+    let tag = |id: i64| crate::threading::format_tag(&config.helpdesk.tag, id);
+    if let Some(p) = t.problem {
+        writeln!(out, "linked to problem {}", tag(p))?;
+    }
+    if let Some(p) = t.parent {
+        writeln!(out, "task of request {}", tag(p))?;
+    }
+    let list = |title: &str, items: &[crate::store::itsm::Linked], out: &mut dyn Write| -> anyhow::Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let done = items.iter().filter(|i| i.status.is_done()).count();
+        writeln!(out, "{title} ({done} of {} done):", items.len())?;
+        for i in items {
+            writeln!(out, "  {} {}  [{}]", tag(i.id), i.subject, i.status)?;
+        }
+        Ok(())
+    };
+    list("linked incidents", &v.incidents, out)?;
+    list("tasks", &v.tasks, out)?;
+    if let Some(a) = t.approval {
+        writeln!(out, "change version {}: {a}", t.change_version)?;
+    }
+    for d in &v.approvals {
+        let reason = if d.reason.is_empty() { String::new() } else { format!(": {}", d.reason) };
+        writeln!(
+            out,
+            "  version {} {} {} by {} at {}{reason}",
+            d.version,
+            d.decision,
+            d.approver,
+            d.proof,
+            local(config, &crate::domain::rfc3339(d.at))
+        )?;
+    }
     if let Some(n) = t.merged_into {
         writeln!(out, "merged into ticket {n}")?;
     }

@@ -28,6 +28,9 @@ pub struct Args {
     /// Only tickets of this type.
     #[arg(long = "type", value_parser = ["incident", "request", "change", "problem"], ignore_case = true)]
     pub ticket_type: Option<String>,
+    /// Only tickets of this service (`[[services]] name`).
+    #[arg(long)]
+    pub service: Option<String>,
     /// Only open and pending tickets past a due time (first response or resolution).
     #[arg(long)]
     pub overdue: bool,
@@ -45,7 +48,26 @@ pub struct Args {
 }
 
 pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
-    let Args { status, automatic, queue, assignee, priority, ticket_type, overdue, since, limit, offset, json } = args;
+    let Args {
+        status,
+        automatic,
+        queue,
+        assignee,
+        priority,
+        ticket_type,
+        service,
+        overdue,
+        since,
+        limit,
+        offset,
+        json,
+    } = args;
+    if let Some(s) = service
+        && config.service(Some(s)).is_none()
+    {
+        let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
+        anyhow::bail!("there is no service {s:?}; the services are: {}", names.join(", "));
+    }
     if let Some(q) = queue
         && !config.queues.iter().any(|c| &c.name == q)
     {
@@ -67,6 +89,7 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
         overdue_at: overdue.then(store::now),
         since,
         ticket_type: ticket_type.as_deref().map(str::parse).transpose()?,
+        service: service.as_deref(),
     };
     let mut list = read::tickets(&conn, filter, page)?;
     for t in &mut list {

@@ -32,6 +32,80 @@ pub(super) struct FileConfig {
     pub(super) queues: Vec<FileQueue>,
     pub(super) routing: Vec<FileRoute>,
     pub(super) macros: std::collections::BTreeMap<String, FileMacro>,
+    pub(super) services: Vec<FileService>,
+    /// Approvals of a change whose service has none of its own.
+    pub(super) changes: Option<FileApprovals>,
+    /// `[types.change]`: a ticket type's templates and SLA policy.
+    pub(super) types: std::collections::BTreeMap<String, FileTypeSettings>,
+    pub(super) problems: FileProblems,
+    pub(super) request_templates: std::collections::BTreeMap<String, FileRequestTemplate>,
+}
+
+/// One `[[services]]` table.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileService {
+    /// Required.
+    pub(super) name: Option<String>,
+    pub(super) owner: Option<String>,
+    pub(super) queue: Option<String>,
+    pub(super) addresses: Vec<String>,
+    pub(super) keywords: Vec<String>,
+    pub(super) sla: Option<crate::sla::policy::FileQueueSla>,
+    pub(super) approvals: Option<FileApprovals>,
+}
+
+/// `[services.approvals]` or `[changes]`: who approves a change, how many must.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileApprovals {
+    pub(super) approvers: Vec<String>,
+    pub(super) required: Option<FileRequired>,
+    pub(super) remind_after: Option<FileDuration>,
+}
+
+/// `"any"`, `"all"` or a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum FileRequired {
+    Count(i64),
+    Name(String),
+}
+
+/// `[types.NAME]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileTypeSettings {
+    pub(super) templates: Option<PathBuf>,
+    pub(super) sla: Option<crate::sla::policy::FileQueueSla>,
+}
+
+/// `[problems]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileProblems {
+    pub(super) resolve_incidents: bool,
+}
+
+impl Default for FileProblems {
+    fn default() -> Self {
+        FileProblems { resolve_incidents: true }
+    }
+}
+
+/// `[request_templates.NAME]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileRequestTemplate {
+    pub(super) subject_matches: Option<String>,
+    pub(super) tasks: Vec<FileTask>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct FileTask {
+    pub(super) queue: Option<String>,
+    pub(super) title: Option<String>,
 }
 
 /// One `[macros.NAME]`: technician commands applied together, and a canned reply.
@@ -77,6 +151,9 @@ pub(super) struct FileRoute {
     pub(super) assign: Option<String>,
     #[serde(rename = "type")]
     pub(super) ticket_type: Option<String>,
+    pub(super) service: Option<String>,
+    /// A request template the new ticket follows.
+    pub(super) template: Option<String>,
 }
 
 /// A duration as written (`90s`, `15m`, `4h`, `2d`, `1h30m`), read by serde so that a bad one is
@@ -340,7 +417,7 @@ impl Default for FileSmtp {
 
 /// The keys of each plain table, for telling an admin where a key they put in the wrong table
 /// belongs. (A test checks every one is accepted where it is listed.)
-pub(super) const TABLE_KEYS: [(&str, &[&str]); 9] = [
+pub(super) const TABLE_KEYS: [(&str, &[&str]); 11] = [
     (
         "helpdesk",
         &[
@@ -399,6 +476,8 @@ pub(super) const TABLE_KEYS: [(&str, &[&str]); 9] = [
     ("retention", &["drop_raw_after", "delete_after"]),
     ("metrics", &["listen"]),
     ("digests", &["daily", "weekly", "waiting_after", "weekly_to"]),
+    ("changes", &["approvers", "required", "remind_after"]),
+    ("problems", &["resolve_incidents"]),
     ("oauth", OAUTH_KEYS),
     (
         "limits",

@@ -7,6 +7,7 @@
 
 mod file;
 mod imap;
+mod itsm;
 mod locate;
 mod oauth;
 mod problems;
@@ -24,8 +25,9 @@ pub use crate::domain::parse_address;
 pub use file::parse_duration;
 pub use oauth::certificate_thumbprint;
 pub use types::{
-    AuthMethod, Config, DEFAULT_QUEUE, Helpdesk, Imap, Limits, OAuth, OAuthGrant, OAuthProvider, Queue, QueueMailbox,
-    Retention, Secret, Security, SecurityPolicy, Smtp, WatchedMailbox,
+    Approvals, AuthMethod, Config, DEFAULT_QUEUE, Helpdesk, Imap, Limits, OAuth, OAuthGrant, OAuthProvider, Queue,
+    QueueMailbox, RequestTemplate, Retention, Secret, Security, SecurityPolicy, Service, Smtp, Task, TypeSettings,
+    WatchedMailbox,
 };
 
 use locate::read_config_file;

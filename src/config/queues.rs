@@ -46,6 +46,9 @@ pub(super) struct Desk<'a> {
     pub(super) oauth: Option<&'a OAuth>,
     pub(super) sla: Option<&'a SlaConfig>,
     pub(super) base: &'a Path,
+    /// The `[[services]]` and `[request_templates]` names a rule may set.
+    pub(super) services: &'a [String],
+    pub(super) request_templates: &'a [String],
 }
 
 /// The queues (one implicit queue when the file has none) and the routing rules. Adds every team
@@ -78,7 +81,12 @@ pub(super) fn validate(
             default_priority: None,
             assign: Assign::None,
         };
-        let rules = rules(doc, problems, routes, std::slice::from_ref(&queue.name), &helpdesk.technicians);
+        let names = Names {
+            queues: std::slice::from_ref(&queue.name),
+            services: desk.services,
+            templates: desk.request_templates,
+        };
+        let rules = rules(doc, problems, routes, &names, &helpdesk.technicians);
         return (vec![queue], rules);
     }
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { desk.base.join(p) };
@@ -216,9 +224,17 @@ pub(super) fn validate(
             q.team = helpdesk.technicians.clone();
         }
     }
-    let names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
+    let queue_names: Vec<String> = queues.iter().map(|q| q.name.clone()).collect();
+    let names = Names { queues: &queue_names, services: desk.services, templates: desk.request_templates };
     let rules = rules(doc, problems, routes, &names, &helpdesk.technicians);
     (queues, rules)
+}
+
+/// What a rule may name.
+struct Names<'a> {
+    queues: &'a [String],
+    services: &'a [String],
+    templates: &'a [String],
 }
 
 /// The routing rules, compiled and checked: a rule that can never match (its own conditions
@@ -227,9 +243,10 @@ fn rules(
     doc: &Located<'_>,
     problems: &mut Problems,
     routes: Vec<FileRoute>,
-    queues: &[String],
+    names: &Names<'_>,
     technicians: &[String],
 ) -> Vec<Rule> {
+    let queues = names.queues;
     let mut out: Vec<Rule> = Vec::new();
     for (i, r) in routes.into_iter().enumerate() {
         let key = |k: &str| format!("routing[{i}].{k}");
@@ -275,7 +292,20 @@ fn rules(
                 None
             }
         });
+        let named = |k: &str, value: Option<&str>, list: &[String], what: &str, problems: &mut Problems| {
+            value.and_then(|v| {
+                let found = list.iter().position(|n| n == v);
+                if found.is_none() {
+                    problems.push(doc.key_error(&key(k), format!("no {what} {v:?}; known: {list:?}")));
+                }
+                found
+            })
+        };
+        let service = named("service", r.service.as_deref(), names.services, "service", problems);
+        let template = named("template", r.template.as_deref(), names.templates, "request template", problems);
         let rule = Rule {
+            service,
+            template,
             from: r.from.iter().map(|a| a.trim().to_ascii_lowercase()).collect(),
             from_domain: r.from_domain.iter().map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase()).collect(),
             subject_matches: regex(doc, problems, &key("subject_matches"), r.subject_matches.as_deref()),
@@ -287,9 +317,17 @@ fn rules(
             ticket_type,
         };
         let at = format!("routing[{i}]");
-        if r.queue.is_none() && r.priority.is_none() && r.assign.is_none() && r.ticket_type.is_none() {
-            problems
-                .push(doc.key_error(&at, "the rule sets nothing: give it a queue, priority, type or assign".into()));
+        if r.queue.is_none()
+            && r.priority.is_none()
+            && r.assign.is_none()
+            && r.ticket_type.is_none()
+            && r.service.is_none()
+            && r.template.is_none()
+        {
+            problems.push(doc.key_error(
+                &at,
+                "the rule sets nothing: give it a queue, priority, type, service, template or assign".into(),
+            ));
         }
         if let Some(why) = rule.contradiction() {
             problems.push(doc.key_error(&at, why));

@@ -61,6 +61,69 @@ pub struct Config {
     /// `[macros.NAME]`: `#macro NAME` applies its commands and canned reply.
     pub macros: Vec<crate::commands::Macro>,
     pub digests: Digests,
+    /// `[[services]]`, in the file's order.
+    pub services: Vec<Service>,
+    /// `[changes]`: the approvals of a change whose service has none of its own.
+    pub changes: Option<Approvals>,
+    /// `[types.NAME]`: a ticket type's own templates and SLA policy.
+    pub types: Vec<TypeSettings>,
+    /// `[problems] resolve_incidents`: resolving a problem resolves its open linked incidents (else
+    /// their requesters are only told).
+    pub resolve_linked_incidents: bool,
+    /// `[request_templates.NAME]`.
+    pub request_templates: Vec<RequestTemplate>,
+}
+
+/// One `[[services]]`: what the IT department runs, who owns it, how a mail names it.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    /// Told of every breach on the service's tickets (and `"owner"` in an escalation ladder).
+    pub owner: Option<String>,
+    /// Index into the desk's queues: where its tickets go when no address or rule names a queue.
+    pub queue: Option<usize>,
+    /// Lower-cased; mail sent to one of them is about this service.
+    pub addresses: Vec<String>,
+    /// Whole words, case-insensitive, in the subject (then the text).
+    pub keywords: Option<regex::Regex>,
+    /// Its `[services.sla]` over its queue's policy.
+    pub policies: Option<[crate::sla::policy::Policy; 4]>,
+    pub approvals: Option<Approvals>,
+}
+
+/// Who approves a change, and how many must.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approvals {
+    /// Lower-cased.
+    pub approvers: Vec<String>,
+    pub required: crate::domain::Required,
+    /// Approvers who have not decided are reminded once per version after this long.
+    pub remind_after: Option<Duration>,
+}
+
+/// `[types.NAME]`.
+#[derive(Debug, Clone)]
+pub struct TypeSettings {
+    pub ticket_type: crate::domain::TicketType,
+    pub templates: Option<PathBuf>,
+    /// Its `[types.NAME.sla]` over the desk's `[sla]`.
+    pub policies: Option<[crate::sla::policy::Policy; 4]>,
+}
+
+/// `[request_templates.NAME]`: a request that spawns a task ticket per checklist item.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    pub name: String,
+    /// A new ticket whose subject matches follows the template (a routing rule's `template` too).
+    pub subject_matches: Option<regex::Regex>,
+    pub tasks: Vec<Task>,
+}
+
+/// One task of a request template: a ticket in `queue`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub queue: String,
+    pub title: String,
 }
 
 /// `[digests]`: when the daily and weekly mails go, in `helpdesk.timezone`.
@@ -137,6 +200,41 @@ impl Config {
     /// The SLA policy of a ticket in queue `queue` with `priority`.
     pub fn policy(&self, queue: Option<&str>, priority: crate::domain::Priority) -> &crate::sla::policy::Policy {
         &self.queue(queue).1.policies[priority as usize]
+    }
+
+    /// The SLA policy of a ticket: its service's `[services.sla]`, else its type's `[types.X.sla]`,
+    /// else its queue's.
+    pub fn policy_of(
+        &self,
+        queue: Option<&str>,
+        service: Option<&str>,
+        ticket_type: Option<crate::domain::TicketType>,
+        priority: crate::domain::Priority,
+    ) -> &crate::sla::policy::Policy {
+        let of_service = self.service(service).and_then(|s| s.policies.as_ref());
+        let of_type = || self.type_settings(ticket_type).and_then(|t| t.policies.as_ref());
+        match of_service.or_else(of_type) {
+            Some(p) => &p[priority as usize],
+            None => self.policy(queue, priority),
+        }
+    }
+
+    /// The service called `name`, if it is still configured.
+    pub fn service(&self, name: Option<&str>) -> Option<&Service> {
+        name.and_then(|n| self.services.iter().find(|s| s.name == n))
+    }
+
+    pub fn type_settings(&self, t: Option<crate::domain::TicketType>) -> Option<&TypeSettings> {
+        t.and_then(|t| self.types.iter().find(|s| s.ticket_type == t))
+    }
+
+    /// The approvals a change of `service` needs: its own, else `[changes]`; none: no approval.
+    pub fn approvals_for(&self, service: Option<&str>) -> Option<&Approvals> {
+        self.service(service).and_then(|s| s.approvals.as_ref()).or(self.changes.as_ref())
+    }
+
+    pub fn request_template(&self, name: &str) -> Option<&RequestTemplate> {
+        self.request_templates.iter().find(|t| t.name == name)
     }
 
     /// Every mailbox the daemon watches, the `[imap]` one first.

@@ -266,14 +266,27 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
     // The SLA policy has no stand-in: it is the last check, and every problem found so far
     // is reported with its own.
     let sla = problems.or(sla.map(Some), None);
+    let service_names: Vec<String> = raw.services.iter().map(|s| s.name.clone().unwrap_or_default()).collect();
+    let template_names: Vec<String> = raw.request_templates.keys().cloned().collect();
     let (queues, routing) = super::queues::validate(
         &doc,
         &mut problems,
         raw.queues,
         raw.routing,
         &mut helpdesk,
-        super::queues::Desk { imap: &imap, oauth: oauth.as_ref(), sla: sla.as_ref(), base: &base },
+        super::queues::Desk {
+            imap: &imap,
+            oauth: oauth.as_ref(),
+            sla: sla.as_ref(),
+            base: &base,
+            services: &service_names,
+            request_templates: &template_names,
+        },
     );
+    let services = super::itsm::services(&doc, &mut problems, raw.services, &queues, sla.as_ref());
+    let changes = raw.changes.and_then(|c| super::itsm::approvals(&doc, &mut problems, "changes", c));
+    let types = super::itsm::types(&doc, &mut problems, raw.types, sla.as_ref(), &base);
+    let request_templates = super::itsm::request_templates(&doc, &mut problems, raw.request_templates, &queues);
     let macros = super::queues::macros(&doc, &mut problems, raw.macros);
     let digests = digests(&doc, &mut problems, raw.digests);
     problems.finish()?;
@@ -293,6 +306,11 @@ pub(super) fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, Co
         routing,
         macros,
         digests,
+        services,
+        changes,
+        types,
+        resolve_linked_incidents: raw.problems.resolve_incidents,
+        request_templates,
     })
 }
 

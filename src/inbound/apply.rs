@@ -34,6 +34,11 @@ pub enum Outcome {
     Query {
         answered: bool,
     },
+    /// A decision on a change that did not count (`ticket`: the change, when it exists).
+    Approval {
+        ticket: Option<i64>,
+        counted: bool,
+    },
 }
 
 /// One received message as the recorder holds it.
@@ -55,7 +60,7 @@ pub(super) fn apply(
 ) -> Result<Outcome, StoreError> {
     let desk = composer.desk();
     let &Received { source, raw, digest, msg } = received;
-    let Decision { mut plan, role, priority, queue, assign, ticket_type } = decision;
+    let Decision { mut plan, role, priority, queue, assign, ticket_type, service, template } = decision;
     let limits = &desk.config.limits;
     let kept = size::keep(raw, &msg.attachments, limits);
 
@@ -111,8 +116,24 @@ pub(super) fn apply(
                 &format!("queue {name}: {reason}"),
             )?;
         }
+        if let Some((name, reason)) = &service {
+            write::apply_updates(conn, ticket, &[Update::Service(name.clone())], "maildesk", now)?;
+            write::insert_event(
+                conn,
+                Some(ticket),
+                now,
+                "maildesk",
+                EventKind::Routed,
+                &format!("service {name}: {reason}"),
+            )?;
+        }
         if let Some(t) = ticket_type {
             write::apply_updates(conn, ticket, &[Update::Type(t)], "maildesk", now)?;
+            // A change that needs approval asks its approvers at once.
+            let service = service.as_ref().map(|(s, _)| s.as_str());
+            if t == crate::domain::TicketType::Change && desk.config.approvals_for(service).is_some() {
+                plan.updates.push(Update::SubmitChange);
+            }
         }
         // Before the mails are made, so that the team's notification names the assignee.
         if let Some(a) = &assign {
@@ -144,9 +165,23 @@ pub(super) fn apply(
     for e in &plan.events {
         write::insert_event(conn, Some(ticket), now, "maildesk", e.kind, &e.detail)?;
     }
+    let was: Option<crate::domain::TicketStatus> = if created {
+        None
+    } else {
+        Some(conn.prepare_cached("SELECT status FROM tickets WHERE id = ?1")?.query_row([ticket], |r| r.get(0))?)
+    };
     let live = write::apply_updates(conn, ticket, &plan.updates, actor, now)?;
     crate::store::sla::refresh(conn, desk.config, live, now)?;
     let mut queued = mails::queue(conn, composer, msg, &plan, live, row, now)?;
+    let happened = super::itsm::Happened {
+        ticket: live,
+        updates: &plan.updates,
+        template: template.as_deref(),
+        was,
+        text: &plan.text,
+        actor,
+    };
+    queued += super::itsm::follow(conn, composer, &happened, now)?;
     if plan.kind == crate::tickets::MessageKind::StatusRequest
         && crate::outbound::status_answer::queue(conn, desk, msg, now)?
     {

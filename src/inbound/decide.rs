@@ -27,6 +27,10 @@ pub(super) struct Decision {
     pub(super) assign: Option<Assignment>,
     /// For a new ticket: its type, when a routing rule gives one.
     pub(super) ticket_type: Option<crate::domain::TicketType>,
+    /// For a new ticket: its service and why.
+    pub(super) service: Option<(String, String)>,
+    /// For a new ticket: the request template it follows.
+    pub(super) template: Option<String>,
 }
 
 pub(super) struct Assignment {
@@ -76,8 +80,28 @@ pub(super) fn decide(
         let addresses: Vec<&[String]> = config.queues.iter().map(|q| q.addresses.as_slice()).collect();
         crate::routing::route(&addresses, &config.routing, msg, desk.home_queue)
     });
+    // A new ticket's service; its queue when nothing else chose one.
+    let service = route.as_ref().and_then(|r| {
+        let matches: Vec<crate::routing::ServiceMatch<'_>> = config
+            .services
+            .iter()
+            .map(|s| crate::routing::ServiceMatch { addresses: &s.addresses, keywords: s.keywords.as_ref() })
+            .collect();
+        crate::routing::service(&matches, r.service, msg)
+    });
+    let mut route = route;
+    if let (Some(r), Some((i, why))) = (route.as_mut(), &service)
+        && let (true, Some(q)) = (r.fallback, config.services[*i].queue)
+    {
+        r.queue = q;
+        r.reason = format!("service {} ({why})", config.services[*i].name);
+    }
     let new_queue = &config.queues[route.as_ref().map(|r| r.queue).unwrap_or(0)];
     let queue_names: Vec<String> = config.queues.iter().map(|q| q.name.clone()).collect();
+    let service_names: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
+    let approval_services: Vec<String> =
+        config.services.iter().filter(|s| s.approvals.is_some()).map(|s| s.name.clone()).collect();
+    let template_names: Vec<String> = config.request_templates.iter().map(|t| t.name.clone()).collect();
     let policy = Policy {
         desk_addresses: &desk_addresses,
         technicians: &h.technicians,
@@ -87,6 +111,10 @@ pub(super) fn decide(
         timezone: &h.timezone,
         canned: desk.templates.canned(),
         macros: &config.macros,
+        services: &service_names,
+        approval_services: &approval_services,
+        default_approvals: config.changes.is_some(),
+        templates: &template_names,
         reopen_window_secs: h.reopen_window.as_secs() as i64,
         cc_watchers: h.cc_watchers,
         max_watchers_per_message: desk.config.limits.max_watchers_per_message,
@@ -146,13 +174,25 @@ pub(super) fn decide(
     }
 
     let Target::Open { automatic, .. } = plan.target else {
-        return Ok(Decision { plan, role, priority: None, queue: None, assign: None, ticket_type: None });
+        return Ok(Decision {
+            plan,
+            role,
+            priority: None,
+            queue: None,
+            assign: None,
+            ticket_type: None,
+            service: None,
+            template: None,
+        });
     };
     let route = route.unwrap_or_else(|| crate::routing::Route {
         queue: 0,
         priority: None,
         assign: None,
         ticket_type: None,
+        service: None,
+        template: None,
+        fallback: true,
         reason: "the default queue".into(),
     });
     let priority = route
@@ -163,6 +203,14 @@ pub(super) fn decide(
     // Machine mail is nobody's work until a person writes on it.
     let assign = if automatic { None } else { assignment(conn, new_queue, &route, now)? };
     let ticket_type = route.ticket_type;
+    let service = service.map(|(i, why)| (config.services[i].name.clone(), why));
+    // Machine mail follows no template: nobody asked for anything.
+    let templates: Vec<Option<&regex::Regex>> =
+        config.request_templates.iter().map(|t| t.subject_matches.as_ref()).collect();
+    let template = (!automatic)
+        .then(|| crate::routing::request_template(&templates, route.template, &msg.subject))
+        .flatten()
+        .map(|i| config.request_templates[i].name.clone());
     Ok(Decision {
         plan,
         role,
@@ -170,6 +218,8 @@ pub(super) fn decide(
         queue: Some((new_queue.name.clone(), route.reason)),
         assign,
         ticket_type,
+        service,
+        template,
     })
 }
 

@@ -6,9 +6,11 @@
 //! one-click ratings ([`rating`]).
 
 mod apply;
+mod approval;
 mod bounce_report;
 mod decide;
 pub mod imap;
+mod itsm;
 mod prepare;
 mod query;
 mod rating;

@@ -209,6 +209,7 @@ fn log_outcome(uid: u32, outcome: &Outcome) {
         Outcome::Duplicate => info!(uid, "already recorded (same UID, or same Message-ID under another UID); skipped"),
         Outcome::Quarantined { reason } => warn!(uid, %reason, "message quarantined"),
         Outcome::Query { answered } => info!(uid, answered, "query by mail"),
+        Outcome::Approval { ticket, counted } => info!(uid, ?ticket, counted, "decision on a change"),
     }
 }
 
@@ -276,6 +277,10 @@ fn record_one(
     }
     if super::status::is_status_request(desk, &msg) {
         return super::status::record(conn, desk, source, (raw, digest), &msg, visible, now);
+    }
+    if let Some(claim) = super::approval::claim(conn, desk, &msg, visible)? {
+        let received = super::approval::Received { source, raw, digest, msg: &msg, visible };
+        return super::approval::record(conn, composer, &received, claim, now);
     }
     if super::query::is_query(desk, &msg) {
         return super::query::record(conn, desk, source, (raw, digest), &msg, visible, now);

@@ -200,7 +200,7 @@ fn rate_limited(
 /// per recipient, and hands it to `composer` to be rendered and composed before the commit. A
 /// template or address problem withdraws the rows and becomes an event on the ticket. Returns the
 /// number of outbox rows.
-fn queue_one(
+pub(super) fn queue_one(
     conn: &Connection,
     composer: &mut Composer<'_>,
     mail: Mail,
@@ -315,13 +315,13 @@ pub fn queue_escalation(
 
 /// A technician's per-ticket addresses: replies to the first reach the requester, mail to the second
 /// is an internal note.
-struct TechnicianAddresses {
-    reply: String,
-    note: String,
+pub(super) struct TechnicianAddresses {
+    pub(super) reply: String,
+    pub(super) note: String,
 }
 
 impl TechnicianAddresses {
-    fn of(desk: &Desk<'_>, ticket: i64, technician: &str) -> TechnicianAddresses {
+    pub(super) fn of(desk: &Desk<'_>, ticket: i64, technician: &str) -> TechnicianAddresses {
         let address =
             |kind| auth::ticket_address(desk.reply_secret, &desk.config.helpdesk.address, kind, ticket, technician);
         TechnicianAddresses { reply: address(AddressKind::Reply), note: address(AddressKind::Note) }
@@ -330,7 +330,7 @@ impl TechnicianAddresses {
 
 /// A template's context: the desk, the ticket, the message that caused the mail, and what is
 /// particular to this mail; a technician's addresses where the mail goes to one.
-fn context(
+pub(super) fn context(
     desk: &Desk<'_>,
     ticket: &TicketContext,
     message: MessageContext,
@@ -383,9 +383,13 @@ pub fn human_duration(secs: i64) -> String {
     }
 }
 
-fn ticket_context(conn: &Connection, config: &crate::config::Config, id: i64) -> rusqlite::Result<TicketContext> {
+pub(super) fn ticket_context(
+    conn: &Connection,
+    config: &crate::config::Config,
+    id: i64,
+) -> rusqlite::Result<TicketContext> {
     let tag = &config.helpdesk.tag;
-    conn.prepare_cached("SELECT subject, status, priority, coalesce(requester, ''), coalesce(requester_name, ''), coalesce(assignee, ''), queue, coalesce(type, '')
+    conn.prepare_cached("SELECT subject, status, priority, coalesce(requester, ''), coalesce(requester_name, ''), coalesce(assignee, ''), queue, coalesce(type, ''), coalesce(service, '')
          FROM tickets WHERE id = ?1")?.query_row(
         [id],
         |r| {
@@ -400,6 +404,7 @@ fn ticket_context(conn: &Connection, config: &crate::config::Config, id: i64) ->
                 assignee: r.get(5)?,
                 queue: config.queue(r.get::<_, Option<String>>(6)?.as_deref()).1.name.clone(),
                 ticket_type: r.get(7)?,
+                service: r.get(8)?,
             })
         },
     )
@@ -408,7 +413,7 @@ fn ticket_context(conn: &Connection, config: &crate::config::Config, id: i64) ->
 /// In-Reply-To and References for mail to the requester: the messages the requester has seen on
 /// this ticket (theirs and what maildesk sent them), newest last.
 /// The first and the latest notification `technician` got on `ticket`: what their next one threads on.
-fn technician_thread(
+pub(super) fn technician_thread(
     conn: &Connection,
     ticket: i64,
     technician: &str,
@@ -424,7 +429,7 @@ fn technician_thread(
     Ok((one("ASC")?, one("DESC")?))
 }
 
-fn requester_thread(conn: &Connection, ticket: i64) -> rusqlite::Result<(Option<String>, Vec<String>)> {
+pub(super) fn requester_thread(conn: &Connection, ticket: i64) -> rusqlite::Result<(Option<String>, Vec<String>)> {
     let mut stmt = conn.prepare_cached(
         "SELECT message_id FROM messages
          WHERE ticket_id = ?1 AND internal = 0 AND kind IN ('request', 'reply', 'acknowledgement')

@@ -7,6 +7,7 @@
 pub mod compose;
 pub mod composer;
 pub mod deskmail;
+pub mod itsm;
 pub mod login_alerts;
 pub mod mails;
 pub mod outgoing;

@@ -31,6 +31,9 @@ pub enum Notify {
     Technicians,
     /// The lead of the ticket's queue (its team, when the queue has no lead).
     Lead,
+    /// The owner of the ticket's service (nobody without one); owners are also told of every
+    /// level at or past 100%.
+    Owner,
     Address(String),
 }
 
@@ -361,11 +364,12 @@ pub fn override_policies(
                             "assignee" => Notify::Assignee,
                             "technicians" => Notify::Technicians,
                             "lead" => Notify::Lead,
+                            "owner" => Notify::Owner,
                             a => Notify::Address(crate::domain::parse_address(a).ok_or_else(|| {
                                 (
                                     key("escalate"),
                                     format!(
-                                        "notify: expected \"assignee\", \"technicians\", \"lead\" or an address, got {a:?}"
+                                        "notify: expected \"assignee\", \"technicians\", \"lead\", \"owner\" or an address, got {a:?}"
                                     ),
                                 )
                             })?),

@@ -146,6 +146,9 @@ fn erase_in(tx: &Connection, address: &str, now: i64, dry_run: bool) -> Result<E
     // Their ratings: the comment is their words.
     tx.prepare_cached("DELETE FROM ratings WHERE rater = ?1")?.execute([address])?;
     tx.prepare_cached("DELETE FROM auto_assigned WHERE technician = ?1")?.execute([address])?;
+    // Their approvals stay counted (the change's record), without their name or words.
+    tx.prepare_cached("UPDATE approvals SET approver = 'erased-' || rowid, reason = '' WHERE approver = ?1")?
+        .execute([address])?;
     tx.prepare_cached("UPDATE tickets SET requester = NULL, requester_name = NULL, subject = ?2 WHERE requester = ?1")?
         .execute(params![address, PLACEHOLDER])?;
 

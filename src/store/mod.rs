@@ -10,6 +10,7 @@
 pub mod backup;
 pub mod digest;
 pub mod erase;
+pub mod itsm;
 pub mod read;
 pub mod retention;
 pub mod sla;
@@ -58,7 +59,7 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// The schema version this maildesk writes and reads (SQLite's `user_version`).
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -69,6 +70,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema_v5.sql")),
         M::up(include_str!("schema_v6.sql")),
         M::up(include_str!("schema_v7.sql")),
+        M::up(include_str!("schema_v8.sql")),
     ])
 }
 

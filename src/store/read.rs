@@ -36,6 +36,16 @@ pub struct TicketSummary {
     /// incident, request, change or problem; null until set.
     #[serde(rename = "type")]
     pub ticket_type: Option<crate::domain::TicketType>,
+    /// Its service; null without one.
+    pub service: Option<String>,
+    /// The problem this incident is linked to.
+    pub problem: Option<i64>,
+    /// The request whose template spawned this task.
+    pub parent: Option<i64>,
+    /// A change's approval: pending, approved or rejected; null when never submitted.
+    pub approval: Option<crate::domain::ApprovalState>,
+    /// A change's version (0: never submitted).
+    pub change_version: i64,
 }
 
 /// Which tickets a list shows. Every filter given must hold.
@@ -54,6 +64,7 @@ pub struct TicketFilter<'a> {
     /// Opened at or after this time.
     pub since: Option<i64>,
     pub ticket_type: Option<crate::domain::TicketType>,
+    pub service: Option<&'a str>,
 }
 
 /// Tickets in `status` (any when `None`): requests, or with `automatic` the tickets machine mail
@@ -70,7 +81,7 @@ pub fn tickets(conn: &Connection, f: TicketFilter<'_>, page: Page) -> Result<Vec
         "SELECT {TICKET_COLUMNS} FROM tickets t WHERE (?1 IS NULL OR t.status = ?1) AND t.automatic = ?2
          AND (?5 IS NULL OR coalesce(t.queue, ?6) = ?5) AND (?7 IS NULL OR t.assignee = ?7)
          AND (?8 IS NULL OR t.priority = ?8) AND (?9 IS NULL OR t.created_at >= ?9)
-         AND (?11 IS NULL OR t.type = ?11)
+         AND (?11 IS NULL OR t.type = ?11) AND (?12 IS NULL OR t.service = ?12)
          AND (?10 IS NULL OR (t.status IN ('open', 'pending') AND t.merged_into IS NULL
               AND ((t.first_response_at IS NULL AND t.first_response_due_at < ?10)
                    OR t.resolution_due_at < ?10 OR t.first_response_breached OR t.resolution_breached)))
@@ -90,7 +101,8 @@ pub fn tickets(conn: &Connection, f: TicketFilter<'_>, page: Page) -> Result<Vec
                 f.priority,
                 f.since,
                 f.overdue_at,
-                f.ticket_type
+                f.ticket_type,
+                f.service
             ],
             ticket_row,
         )?
@@ -99,7 +111,8 @@ pub fn tickets(conn: &Connection, f: TicketFilter<'_>, page: Page) -> Result<Vec
 
 const TICKET_COLUMNS: &str = "t.id, t.subject, t.status, t.priority, t.requester, t.requester_name, t.assignee,
     t.created_at, t.updated_at, t.first_response_at, t.resolved_at, t.closed_at, t.merged_into, t.follow_up_of,
-    (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id), t.automatic, t.queue, t.type";
+    (SELECT count(*) FROM messages m WHERE m.ticket_id = t.id), t.automatic, t.queue, t.type,
+    t.service, t.problem_id, t.parent_id, t.approval, t.change_version";
 
 fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
     let time = |i: usize| -> rusqlite::Result<Option<String>> { Ok(r.get::<_, Option<i64>>(i)?.map(rfc3339)) };
@@ -122,6 +135,11 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketSummary> {
         automatic: r.get(15)?,
         queue: r.get(16)?,
         ticket_type: r.get(17)?,
+        service: r.get(18)?,
+        problem: r.get(19)?,
+        parent: r.get(20)?,
+        approval: r.get(21)?,
+        change_version: r.get(22)?,
     })
 }
 
@@ -188,6 +206,12 @@ pub struct TicketView {
     pub watchers: Vec<String>,
     /// Time technicians logged with `#time`.
     pub time: TimeSpent,
+    /// A problem's linked incidents.
+    pub incidents: Vec<crate::store::itsm::Linked>,
+    /// A request's task tickets.
+    pub tasks: Vec<crate::store::itsm::Linked>,
+    /// A change's approvers' decisions, every version, oldest first.
+    pub approvals: Vec<crate::store::itsm::ApprovalRow>,
     pub messages: Vec<MessageView>,
     pub events: Vec<EventView>,
 }
@@ -286,7 +310,10 @@ pub fn ticket(conn: &Connection, id: i64) -> Result<Option<TicketView>> {
         .collect::<rusqlite::Result<_>>()?;
     let watchers = super::write::watchers(conn, id)?;
     let time = time_spent(conn, id)?;
-    Ok(Some(TicketView { ticket, watchers, time, messages, events }))
+    let incidents = crate::store::itsm::incidents_of(conn, id)?;
+    let tasks = crate::store::itsm::tasks_of(conn, id)?;
+    let approvals = crate::store::itsm::decisions(conn, id)?;
+    Ok(Some(TicketView { ticket, watchers, time, incidents, tasks, approvals, messages, events }))
 }
 
 #[derive(Debug, Serialize)]

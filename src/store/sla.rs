@@ -21,6 +21,16 @@ pub struct Stored {
     pub fired: Vec<(Target, u32, i64)>,
     /// Its queue as stored: the queue's policy applies (`None`: the first queue's).
     pub queue: Option<String>,
+    /// Its service and type: their policies, when configured, apply before the queue's.
+    pub service: Option<String>,
+    pub ticket_type: Option<crate::domain::TicketType>,
+}
+
+impl Stored {
+    /// The policy that measures the ticket (see [`Config::policy_of`]).
+    pub fn policy<'c>(&self, config: &'c Config) -> &'c crate::sla::policy::Policy {
+        config.policy_of(self.queue.as_deref(), self.service.as_deref(), self.ticket_type, self.priority)
+    }
 }
 
 impl Stored {
@@ -35,12 +45,13 @@ impl Stored {
 }
 
 pub fn load(conn: &Connection, ticket: i64) -> rusqlite::Result<Option<Stored>> {
-    let Some((created_at, priority, assignee, first_response_at, queue)) = conn
+    let Some((created_at, priority, assignee, first_response_at, queue, service, ticket_type)) = conn
         // A promoted automatic ticket's clocks start at its promotion.
         .prepare_cached(
-            "SELECT coalesce(promoted_at, created_at), priority, assignee, first_response_at, queue FROM tickets WHERE id = ?1",
+            "SELECT coalesce(promoted_at, created_at), priority, assignee, first_response_at, queue, service, type
+             FROM tickets WHERE id = ?1",
         )?
-        .query_row([ticket], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .query_row([ticket], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
         .optional()?
     else {
         return Ok(None);
@@ -53,13 +64,13 @@ pub fn load(conn: &Connection, ticket: i64) -> rusqlite::Result<Option<Stored>> 
         .prepare_cached("SELECT target, percent, fired_at FROM sla_fired WHERE ticket_id = ?1")?
         .query_map([ticket], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(Some(Stored { created_at, priority, assignee, statuses, first_response_at, fired, queue }))
+    Ok(Some(Stored { created_at, priority, assignee, statuses, first_response_at, fired, queue, service, ticket_type }))
 }
 
 /// The ticket's clocks at `now`, under its queue's policy for its priority (a ticket moved to
 /// another queue is measured by that queue's targets from the move on).
 pub fn clock_of(config: &Config, s: &Stored, now: i64) -> Clock {
-    let policy = config.policy(s.queue.as_deref(), s.priority);
+    let policy = s.policy(config);
     clock::clock(&s.history(), policy, config.sla.calendar(&policy.calendar), now)
 }
 

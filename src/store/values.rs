@@ -3,7 +3,7 @@
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::domain::{Direction, Priority, TicketStatus, TicketType};
+use crate::domain::{ApprovalState, Direction, Priority, TicketStatus, TicketType};
 use crate::sla::clock::Target;
 
 impl ToSql for TicketStatus {
@@ -68,6 +68,18 @@ impl FromSql for Direction {
             "out" => Ok(Direction::Out),
             other => Err(FromSqlError::Other(format!("unknown direction {other:?}").into())),
         }
+    }
+}
+
+impl ToSql for ApprovalState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for ApprovalState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value.as_str()?.parse().map_err(|e: String| FromSqlError::Other(e.into()))
     }
 }
 

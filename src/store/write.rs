@@ -330,7 +330,9 @@ pub fn insert_quarantine(
 pub fn ticket_state(conn: &Connection, id: i64) -> rusqlite::Result<Option<TicketState>> {
     let Some(mut t) = conn
         .prepare_cached(
-            "SELECT id, status, requester, assignee, closed_at, first_response_at, automatic, queue FROM tickets WHERE id = ?1",
+            "SELECT id, status, requester, assignee, closed_at, first_response_at, automatic, queue,
+                    type, service, approval
+             FROM tickets WHERE id = ?1",
         )?
         .query_row([id], |r| {
             Ok(TicketState {
@@ -343,6 +345,7 @@ pub fn ticket_state(conn: &Connection, id: i64) -> rusqlite::Result<Option<Ticke
                 first_response_at: r.get(5)?,
                 automatic: r.get(6)?,
                 queue: r.get(7)?,
+                itsm: crate::tickets::Itsm { ticket_type: r.get(8)?, service: r.get(9)?, approval: r.get(10)? },
             })
         })
         .optional()?
@@ -529,6 +532,31 @@ pub fn apply_updates(
                 conn.prepare_cached("UPDATE tickets SET type = ?2 WHERE id = ?1")?.execute(params![live, t])?;
                 (EventKind::Type, format!("type {old} -> {t}"))
             }
+            Update::Service(n) => {
+                let old = get("service")?.unwrap_or_else(|| "none".into());
+                conn.prepare_cached("UPDATE tickets SET service = ?2 WHERE id = ?1")?.execute(params![live, n])?;
+                (EventKind::Service, format!("service {old} -> {n}"))
+            }
+            Update::SubmitChange => {
+                let version: i64 = conn
+                    .prepare_cached(
+                        "UPDATE tickets SET change_version = change_version + 1, approval = 'pending',
+                             approval_asked_at = ?2 WHERE id = ?1 RETURNING change_version",
+                    )?
+                    .query_row(params![live, now], |r| r.get(0))?;
+                let earlier = if version > 1 { "; decisions on earlier versions no longer count" } else { "" };
+                (EventKind::ChangeSubmitted, format!("version {version} submitted for approval{earlier}"))
+            }
+            Update::LinkProblem(n) => {
+                let problem = match n {
+                    Some(n) => *n,
+                    None => crate::store::itsm::open_problem(conn, live, actor, now)?,
+                };
+                crate::store::itsm::link_problem(conn, live, problem, actor, now)?;
+                (EventKind::ProblemLinked, format!("linked to problem {problem}"))
+            }
+            // Spawned with the template's tasks by `store::itsm::spawn_tasks` (it needs the config).
+            Update::Template(_) => continue,
             Update::Rate { score, comment, rater } => {
                 set_rating(conn, live, *score, comment, rater, now)?;
                 let said = if comment.is_empty() { String::new() } else { format!(": {}", first_chars(comment, 200)) };
