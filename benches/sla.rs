@@ -96,7 +96,7 @@ fn main() {
     let idle_sweep = t.elapsed();
 
     let t = Instant::now();
-    let r = report::report(&conn, None, None, &["default".to_string()], now).unwrap();
+    let r = report::report(&conn, None, None, (&["default".to_string()], &[]), now).unwrap();
     let report_lib = t.elapsed();
     let opened: u64 = r.priorities.iter().map(|p| p.opened).sum();
     drop(conn);

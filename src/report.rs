@@ -86,6 +86,18 @@ pub struct QueueReport {
     pub rating_average: Option<f64>,
 }
 
+/// The SLA figures per service (`[[services]]`): tickets without one are in no service's row.
+#[derive(Debug, Default, Serialize)]
+pub struct ServiceReport {
+    pub service: String,
+    pub opened: u64,
+    pub resolved: u64,
+    pub first_response: TargetStats,
+    pub resolution: TargetStats,
+    pub breaches: u64,
+    pub backlog: Backlog,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub since: Option<String>,
@@ -94,6 +106,8 @@ pub struct Report {
     pub technicians: Vec<TechnicianReport>,
     /// In the config's order; tickets from before queues count for the first queue.
     pub queues: Vec<QueueReport>,
+    /// In the config's order.
+    pub services: Vec<ServiceReport>,
 }
 
 fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
@@ -179,16 +193,17 @@ pub fn report(
     conn: &Connection,
     since: Option<i64>,
     until: Option<i64>,
-    queues: &[String],
+    (queues, services): (&[String], &[String]),
     now: i64,
 ) -> Result<Report> {
     let (lo, hi) = (since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX));
     let mut by_queue: Vec<Acc> = queues.iter().map(|_| Acc::default()).collect();
+    let mut by_service: Vec<Acc> = services.iter().map(|_| Acc::default()).collect();
     let mut by_priority: BTreeMap<Priority, Acc> = Priority::ALL.iter().map(|p| (*p, Acc::default())).collect();
     let mut techs: BTreeMap<String, (Vec<i64>, u64, u64)> = BTreeMap::new();
     let mut stmt = conn.prepare(
         "SELECT priority, status, created_at, first_response_secs, first_response_breached, resolution_secs,
-                resolution_breached, first_responder, first_response_due_at, resolution_due_at, queue
+                resolution_breached, first_responder, first_response_due_at, resolution_due_at, queue, service
          FROM tickets WHERE created_at >= ?1 AND created_at < ?2 AND merged_into IS NULL",
     )?;
     let mut rows = stmt.query(params![lo, hi])?;
@@ -212,6 +227,12 @@ pub fn report(
         let queue: Option<String> = r.get(10)?;
         let q = queue.and_then(|q| queues.iter().position(|n| *n == q)).unwrap_or(0);
         if let Some(acc) = by_queue.get_mut(q) {
+            acc.add(&row);
+        }
+        let service: Option<String> = r.get(11)?;
+        if let Some(acc) =
+            service.and_then(|s| services.iter().position(|n| *n == s)).and_then(|i| by_service.get_mut(i))
+        {
             acc.add(&row);
         }
     }
@@ -321,7 +342,20 @@ pub fn report(
             rating_average: average(rated),
         })
         .collect();
-    Ok(Report { since: since.map(rfc3339), until: until.map(rfc3339), priorities, technicians, queues })
+    let services = services
+        .iter()
+        .zip(by_service)
+        .map(|(service, a)| ServiceReport {
+            service: service.clone(),
+            opened: a.opened,
+            resolved: a.resolved,
+            first_response: stats(a.fr, a.fr_breached_unmet, a.fr_breached_met),
+            resolution: stats(a.res, a.res_breached_unmet, a.res_breached_met),
+            breaches: a.breaches,
+            backlog: a.backlog,
+        })
+        .collect();
+    Ok(Report { since: since.map(rfc3339), until: until.map(rfc3339), priorities, technicians, queues, services })
 }
 
 #[derive(Debug, Serialize)]

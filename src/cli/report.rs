@@ -35,7 +35,8 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     let since = since.as_deref().map(|s| parse_when(config, "--since", s)).transpose()?;
     let until = until.as_deref().map(|s| parse_when(config, "--until", s)).transpose()?;
     let queues: Vec<String> = config.queues.iter().map(|q| q.name.clone()).collect();
-    let r = crate::report::report(&conn, since, until, &queues, store::now())?;
+    let services: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
+    let r = crate::report::report(&conn, since, until, (&queues, &services), store::now())?;
     if *json {
         return json_out(out, &r);
     }
@@ -80,6 +81,13 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
                 minutes(q.time_minutes),
                 rating(q.rating_average, q.ratings)
             )?;
+        }
+    }
+    if !r.services.is_empty() {
+        writeln!(out, "\n{:<12} {columns}", "SERVICE")?;
+        for s in &r.services {
+            let row = figures(s.opened, s.resolved, &s.first_response, &s.resolution, s.breaches, &s.backlog);
+            writeln!(out, "{:<12} {row}", s.service)?;
         }
     }
     if !r.technicians.is_empty() {

@@ -105,6 +105,8 @@ pub struct WeeklyContext {
     pub opened: u64,
     pub resolved: u64,
     pub queues: Vec<WeeklyRow>,
+    /// Per `[[services]]`, named with its owner.
+    pub services: Vec<WeeklyRow>,
     pub priorities: Vec<WeeklyRow>,
     pub technicians: Vec<TechnicianLoad>,
     pub senders: Vec<Count>,
@@ -225,7 +227,8 @@ pub fn weekly(conn: &Connection, desk: &Desk<'_>, now: i64) -> Result<WeeklyCont
     let h = &desk.config.helpdesk;
     let since = now - 7 * 86_400;
     let names: Vec<String> = desk.config.queues.iter().map(|q| q.name.clone()).collect();
-    let r = crate::report::report(conn, Some(since), Some(now), &names, now)?;
+    let services: Vec<String> = desk.config.services.iter().map(|s| s.name.clone()).collect();
+    let r = crate::report::report(conn, Some(since), Some(now), (&names, &services), now)?;
     let dur = |s: Option<i64>| s.map(crate::outbound::mails::human_duration).unwrap_or_else(|| "-".into());
     let pct = |p: Option<f64>| p.map(|p| format!("{p:.0}%")).unwrap_or_else(|| "-".into());
     let row = |name: String,
@@ -257,6 +260,18 @@ pub fn weekly(conn: &Connection, desk: &Desk<'_>, now: i64) -> Result<WeeklyCont
                 .map(|a| format!("{a:.1} of 5 ({} rating{})", q.ratings, if q.ratings == 1 { "" } else { "s" }))
                 .unwrap_or_default(),
             ..row(q.queue.clone(), q.opened, q.resolved, &q.first_response, &q.resolution, q.breaches, &q.backlog)
+        })
+        .collect();
+    let services = r
+        .services
+        .iter()
+        .map(|s| {
+            let owner = desk.config.service(Some(&s.service)).and_then(|c| c.owner.clone());
+            let name = match owner {
+                Some(o) => format!("{} (owner {o})", s.service),
+                None => s.service.clone(),
+            };
+            row(name, s.opened, s.resolved, &s.first_response, &s.resolution, s.breaches, &s.backlog)
         })
         .collect();
     let priorities: Vec<WeeklyRow> = r
@@ -292,6 +307,7 @@ pub fn weekly(conn: &Connection, desk: &Desk<'_>, now: i64) -> Result<WeeklyCont
         opened: r.priorities.iter().map(|p| p.opened).sum(),
         resolved: r.priorities.iter().map(|p| p.resolved).sum(),
         queues,
+        services,
         priorities,
         technicians,
         senders,
@@ -513,6 +529,7 @@ mod tests {
             opened: 3,
             resolved: 1,
             queues: vec![row()],
+            services: vec![WeeklyRow { name: "email (owner olivia@a.test)".into(), ..row() }],
             priorities: vec![row()],
             technicians: Vec::new(),
             senders: vec![Count { name: "alice@a.test".into(), tickets: 2 }],
@@ -520,6 +537,7 @@ mod tests {
         };
         let r = t.render_digest("digest-weekly", &weekly).unwrap();
         assert!(r.subject.contains("3 opened") && r.text.contains("2 tickets from alice@a.test"), "{r:?}");
+        assert!(r.text.contains("PER SERVICE\n  email (owner olivia@a.test): opened"), "{}", r.text);
         // Without the files in the desk's folder (an older install), the built-in ones render.
         let dir = tempfile::tempdir().unwrap();
         for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")).unwrap() {
