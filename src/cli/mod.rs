@@ -18,6 +18,7 @@ mod erase;
 mod oauth;
 mod promote;
 mod quarantine;
+mod replay;
 mod retention;
 mod search;
 
@@ -74,6 +75,9 @@ pub enum Command {
     Erase(erase::Args),
     /// OAuth2 for the mail servers: `oauth login` signs in with the device code flow.
     Oauth(oauth::Args),
+    /// What the current config would do with past mail (an mbox): tickets, queues, services, types,
+    /// priorities, who is told; --dry-run: nothing is written or sent.
+    Replay(replay::Args),
 }
 
 /// "2026-11-01" (midnight in the desk's zone) or an RFC 3339 instant, as Unix seconds.
@@ -136,6 +140,7 @@ pub fn run_view(cli: &Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Retention(args) => retention::execute(args, &config, out),
         Command::Attachment(args) => attachment::execute(args, &config, out),
         Command::Erase(args) => erase::execute(args, &config, out),
+        Command::Replay(args) => replay::execute(args, &config, out),
     }
 }
 

@@ -44,6 +44,13 @@ pub(super) fn follow(
     if let Some(name) = template.or(h.template) {
         queued += spawn(conn, composer, ticket, name, h.text, now)?;
     }
+    // A problem opened from this incident: its team hears of it (and gets its reply address).
+    if h.updates.contains(&Update::LinkProblem(None))
+        && let (Some(problem), _) = itsm::links_up(conn, ticket)?
+    {
+        crate::store::sla::refresh(conn, composer.desk().config, problem, now)?;
+        queued += mails::queue_team_notifications(conn, composer, problem, h.text, now)?;
+    }
     let status: TicketStatus =
         conn.prepare_cached("SELECT status FROM tickets WHERE id = ?1")?.query_row([ticket], |r| r.get(0))?;
     let done_now = status.is_done() && h.was.is_some_and(|w| !w.is_done());
@@ -117,7 +124,7 @@ fn spawn(
             &format!("task of request {parent} (template {name})"),
         )?;
         crate::store::sla::refresh(conn, desk.config, id, now)?;
-        queued += mails::queue_task_notifications(conn, composer, id, text, now)?;
+        queued += mails::queue_team_notifications(conn, composer, id, text, now)?;
         made.push(format!("{id} {} (queue {})", task.title, task.queue));
     }
     write::insert_event(

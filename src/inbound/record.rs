@@ -200,6 +200,24 @@ fn write_transaction<'a>(
     Ok(Pass::Committed(outcomes))
 }
 
+/// Records one message exactly as a batch would, inside the caller's transaction, with its mail
+/// made on this thread: for `maildesk replay --dry-run`, which rolls the transaction back. `uid`
+/// numbers the message in the mailbox `replay`.
+pub fn record_for_replay(
+    conn: &Connection,
+    desk: &Desk<'_>,
+    uid: u32,
+    raw: Vec<u8>,
+    now: i64,
+) -> Result<Outcome, StoreError> {
+    let fetched = Fetched { uid, raw };
+    let parsed = parse_fetched(&fetched);
+    let mut composer = Composer::Inline(desk);
+    let outcome = record_one(conn, desk, &mut composer, ("replay", 0, uid), &parsed, now)?;
+    composer.finish(conn)?;
+    Ok(outcome)
+}
+
 /// Logged after the commit, so the log never claims a message that was rolled back.
 fn log_outcome(uid: u32, outcome: &Outcome) {
     match outcome {

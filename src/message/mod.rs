@@ -8,5 +8,6 @@
 pub mod bounce;
 pub mod classify;
 pub mod html;
+pub mod mbox;
 pub mod parse;
 pub mod senders;

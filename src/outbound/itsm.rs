@@ -269,9 +269,10 @@ pub fn queue_request_done(
     )
 }
 
-/// Tells the team of a task ticket's queue about it, as about any new ticket; `text`: the
-/// request's text.
-pub fn queue_task_notifications(
+/// Tells the team of a ticket's queue about a ticket the desk opened itself (a request's task, a
+/// problem opened from an incident), as about any new ticket, so each has its reply address;
+/// `text`: what caused it.
+pub fn queue_team_notifications(
     conn: &Connection,
     composer: &mut Composer<'_>,
     task: i64,

@@ -212,6 +212,14 @@ pub fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
+/// A new database in memory with the current schema: `replay --dry-run` on a desk not yet started.
+pub fn open_scratch() -> Result<Connection, StoreError> {
+    let mut conn = Connection::open_in_memory()?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrations().to_latest(&mut conn).map_err(|_| StoreError::Internal("the schema could not be made in memory"))?;
+    Ok(conn)
+}
+
 /// A new database in memory with the current schema, for unit tests of the statements.
 #[cfg(test)]
 pub(crate) fn open_in_memory() -> Connection {
