@@ -16,6 +16,7 @@ mod cyrus;
 mod database_faults;
 mod faults;
 mod imap_restart;
+mod itsm;
 mod loops;
 mod metrics;
 mod oauth;
