@@ -67,6 +67,16 @@ fuzz_target!(|data: &[u8]| {
             first_response_at: None,
             automatic: selector & 128 != 0,
             queue: None,
+            // A pending change of a service with approvers, or nothing of the kind.
+            itsm: if selector & 4 != 0 {
+                maildesk::tickets::Itsm {
+                    ticket_type: Some(maildesk::domain::TicketType::Change),
+                    service: Some("network".into()),
+                    approval: Some(maildesk::domain::ApprovalState::Pending),
+                }
+            } else {
+                maildesk::tickets::Itsm::default()
+            },
         }),
         Thread::New { .. } => None,
     };
@@ -99,6 +109,8 @@ fuzz_target!(|data: &[u8]| {
         commands: vec![maildesk::commands::Command::Status(TicketStatus::Pending)],
         reply: Some("need-more-info".into()),
     }];
+    let services = vec!["email".to_string(), "network".to_string()];
+    let templates = vec!["onboarding".to_string()];
     let policy = Policy {
         desk_addresses: &desk,
         technicians: &technicians,
@@ -108,6 +120,10 @@ fuzz_target!(|data: &[u8]| {
         timezone: &jiff::tz::TimeZone::UTC,
         canned: &canned,
         macros: &macros,
+        services: &services,
+        approval_services: &services,
+        default_approvals: selector & 128 != 0,
+        templates: &templates,
         reopen_window_secs: 14 * 86_400,
         cc_watchers: true,
         max_watchers_per_message: 10,
