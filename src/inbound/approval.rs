@@ -115,6 +115,10 @@ pub(super) fn record(
             Some(format!("sent to an approval address that was not issued to {sender} (forged, or someone else's)"))
         }
         (_, Some(a)) if !a.approvers.contains(&sender) => Some(format!("{sender} is not an approver of this change")),
+        // Separation of duties: whoever asked for a change does not approve it.
+        _ if requester(conn, ticket)?.as_deref() == Some(sender.as_str()) => {
+            Some(format!("{sender} asked for this change and cannot approve it"))
+        }
         (Claim::Address { version, .. }, _) if *version != change.version => Some(format!(
             "for version {version}, but the change has been revised to version {}: only a decision on it counts",
             change.version
@@ -148,6 +152,15 @@ pub(super) fn record(
                 &format!("not counted: {why}"),
             )?;
             tracing::warn!(ticket, %sender, %why, "a decision on a change not counted");
+            // An approver who proved who they are hears why; anyone else hears nothing.
+            let proved = match claim {
+                Claim::Address { signed, .. } => signed,
+                Claim::Dmarc { .. } => true,
+            };
+            let approver = approvals.as_ref().is_some_and(|a| a.approvers.contains(&sender));
+            if proved && approver && !automatic {
+                tell_not_counted(conn, desk, msg, ticket, change.version, &why, now)?;
+            }
             return Ok(Outcome::Approval { ticket: Some(ticket), counted: false });
         }
     };
@@ -213,6 +226,56 @@ pub(super) fn record(
     }
     crate::store::sla::refresh(conn, desk.config, ticket, now)?;
     Ok(Outcome::Ticket { id: ticket, created: false, queued, kind: "approval" })
+}
+
+fn requester(conn: &Connection, ticket: i64) -> Result<Option<String>, StoreError> {
+    Ok(conn.prepare_cached("SELECT requester FROM tickets WHERE id = ?1")?.query_row([ticket], |r| r.get(0))?)
+}
+
+/// Tells an approver why their mail decided nothing, with the current version's address as
+/// `Reply-To`, within the automatic-mail limit per recipient.
+fn tell_not_counted(
+    conn: &Connection,
+    desk: &crate::desk::Desk<'_>,
+    msg: &Inbound,
+    ticket: i64,
+    version: i64,
+    why: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let Some(to) = msg.from.as_ref().map(|f| f.address.clone()) else { return Ok(()) };
+    let limit = desk.config.limits.auto_replies_per_recipient_per_hour as i64;
+    if crate::outbound::mails::automatic_mails_to(conn, &to, now - 3600)? >= limit {
+        return Ok(());
+    }
+    let h = &desk.config.helpdesk;
+    let subject: String =
+        conn.prepare_cached("SELECT subject FROM tickets WHERE id = ?1")?.query_row([ticket], |r| r.get(0))?;
+    let tag = crate::threading::format_tag(&h.tag, ticket);
+    let text = format!(
+        "Your mail about the change {tag} \"{subject}\" was recorded but decided nothing: {why}.\n\n\
+         To decide version {version}, reply to this mail with one of these alone on the first line:\n\n  \
+         #approve\n  #reject REASON\n\n--\n{}\n",
+        h.name
+    );
+    let rendered = crate::templates::Rendered {
+        subject: crate::message::parse::one_line(&format!("{tag} Not counted: {subject}")),
+        text,
+        html: None,
+    };
+    let reply_to = crate::auth::approval_address(desk.reply_secret, &h.address, ticket, version, &to);
+    let key = format!("{ticket}.{version}");
+    let mail = crate::outbound::deskmail::DeskMail {
+        kind: "approval-not-counted",
+        to: std::slice::from_ref(&to),
+        reply_to: Some(&reply_to),
+        key: &key,
+        in_reply_to: Some(&msg.message_id),
+        rendered: &rendered,
+        auto_submitted: "auto-replied",
+    };
+    crate::outbound::deskmail::queue(conn, desk.config, &mail, now)?;
+    Ok(())
 }
 
 /// Whether the mail answers an approval request sent before the change's current version was

@@ -101,7 +101,7 @@ type = "change"
     // Forged: someone else writes to cab1's address; cab2 makes up an address of the right shape.
     let eve = address("eve");
     answer(&eve, &v1[0], "#approve", "");
-    let made_up = format!("{}", header_address(&v1[1], "Reply-To"))
+    let made_up = header_address(&v1[1], "Reply-To")
         .split_once("+a1-1-")
         .map(|(l, r)| format!("{l}+a1-1-aaaaaaaaaaaaaaaa@{}", r.split_once('@').unwrap().1))
         .unwrap();
@@ -123,6 +123,11 @@ type = "change"
     answer(&cab1, &v1[0], "#approve", "");
     desk.wait_settled(6, T);
     assert_eq!(show(&desk, 1)["ticket"]["approval"], "pending");
+    // cab1 proved who it is, so it hears why, with version 2's address to answer; eve hears nothing.
+    let not_counted = find(&wait_inbox(&cab1, 3, T), "Not counted").clone();
+    assert!(text(&not_counted).contains("revised to version 2"), "{}", text(&not_counted));
+    assert!(header_address(&not_counted, "Reply-To").contains("+a1-2-"));
+    desk.assert_mailed(&eve, 0, "a forger is told nothing");
     // cab1 approves version 2 by its signed address; cab2 by DMARC on the thread.
     answer(&cab1, &v2[0], "#approve Looks good.", "");
     desk.wait_settled(7, T);
