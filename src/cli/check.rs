@@ -79,6 +79,43 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
         }
         writeln!(out, "  routing   {} rule(s), every one can match", config.routing.len())?;
     }
+    let approvals = |a: &crate::config::Approvals| {
+        let remind = a.remind_after.map(|d| format!(", reminded after {}", super::duration(d.as_secs() as i64)));
+        format!("{} of {} ({}){}", a.required, a.approvers.len(), a.approvers.join(", "), remind.unwrap_or_default())
+    };
+    for s in &config.services {
+        writeln!(
+            out,
+            "  service   {}: owner {}; queue {}; {} address(es); keywords {}; SLA {}; changes approved by {}",
+            s.name,
+            s.owner.as_deref().unwrap_or("-"),
+            s.queue.map(|q| config.queues[q].name.as_str()).unwrap_or("(routing decides)"),
+            s.addresses.len(),
+            if s.keywords.is_some() { "yes" } else { "none" },
+            if s.policies.is_some() { "its own" } else { "its queue's" },
+            s.approvals
+                .as_ref()
+                .or(config.changes.as_ref())
+                .map(approvals)
+                .unwrap_or_else(|| "nobody (no approval)".into())
+        )?;
+    }
+    if let Some(a) = &config.changes {
+        writeln!(out, "  changes   approved by {}", approvals(a))?;
+    }
+    for t in &config.types {
+        writeln!(
+            out,
+            "  type      {}: templates {}; SLA {}",
+            t.ticket_type,
+            t.templates.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the desk's".into()),
+            if t.policies.is_some() { "its own" } else { "its queue's" }
+        )?;
+    }
+    for t in &config.request_templates {
+        let tasks: Vec<String> = t.tasks.iter().map(|k| format!("{} ({})", k.title, k.queue)).collect();
+        writeln!(out, "  request template {}: {}", t.name, tasks.join("; "))?;
+    }
     for (kind, r) in rendered {
         writeln!(
             out,

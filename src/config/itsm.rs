@@ -65,19 +65,17 @@ fn policies(
 /// `[services.approvals]` or `[changes]`.
 pub(super) fn approvals(doc: &Located<'_>, problems: &mut Problems, key: &str, f: FileApprovals) -> Option<Approvals> {
     let approvers = address_list(doc, problems, &format!("{key}.approvers"), &f.approvers);
-    if approvers.is_empty() {
-        problems.push(doc.key_error(&format!("{key}.approvers"), "a change needs at least one approver".into()));
-        return None;
-    }
     let required = match f.required {
         None => Required::Any,
         Some(FileRequired::Name(n)) if n == "any" => Required::Any,
         Some(FileRequired::Name(n)) if n == "all" => Required::All,
-        Some(FileRequired::Count(n)) if n >= 1 && (n as usize) <= approvers.len() => Required::AtLeast(n as usize),
+        Some(FileRequired::Count(n)) if n >= 1 && (n as usize) <= approvers.len().max(1) => {
+            Required::AtLeast(n as usize)
+        }
         Some(FileRequired::Count(n)) => {
             problems.push(doc.key_error(
                 &format!("{key}.required"),
-                format!("expected 1 to {} (the number of approvers), got {n}", approvers.len()),
+                format!("expected 1 to {} (the number of approvers), got {n}", approvers.len().max(1)),
             ));
             Required::All
         }
@@ -89,6 +87,10 @@ pub(super) fn approvals(doc: &Located<'_>, problems: &mut Problems, key: &str, f
             Required::All
         }
     };
+    if approvers.is_empty() {
+        problems.push(doc.key_error(&format!("{key}.approvers"), "a change needs at least one approver".into()));
+        return None;
+    }
     Some(Approvals { approvers, required, remind_after: f.remind_after.map(|d| d.0) })
 }
 

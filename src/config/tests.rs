@@ -391,3 +391,118 @@ fn macros_are_parsed_like_technician_commands() {
         assert!(e.contains(want), "no {want:?} in:\n{e}");
     }
 }
+
+const ITSM: &str = r#"
+[[services]]
+name = "email"
+owner = "Olivia@acme.example"
+queue = "security"
+addresses = ["email-help@acme.example"]
+keywords = ["outlook", "shared mailbox"]
+[services.sla]
+P3 = { first_response = "15m" }
+[services.approvals]
+approvers = ["cab1@acme.example", "cab2@acme.example", "cab3@acme.example"]
+required = 2
+remind_after = "1d"
+
+[[services]]
+name = "printing"
+
+[changes]
+approvers = ["cio@acme.example"]
+
+[types.change]
+[types.change.sla]
+P3 = { first_response = "2h", resolution = "5d" }
+
+[request_templates.onboarding]
+subject_matches = "(?i)new starter"
+tasks = [ { queue = "helpdesk", title = "Laptop" }, { queue = "facilities", title = "Badge" }, { title = "Phone" } ]
+
+[[routing]]
+from_domain = ["hr.acme.example"]
+service = "printing"
+template = "onboarding"
+"#;
+
+#[test]
+fn services_types_approvals_and_request_templates_are_read() {
+    use crate::domain::{Priority, Required, TicketType};
+    let c = load(&format!("{GOOD}{QUEUES}{ITSM}")).unwrap();
+    let email = c.service(Some("email")).unwrap();
+    assert_eq!((email.owner.as_deref(), email.queue), (Some("olivia@acme.example"), Some(1)));
+    let kw = email.keywords.as_ref().unwrap();
+    assert!(kw.is_match("My OUTLOOK crashed") && kw.is_match("the shared  mailbox") && !kw.is_match("outlooks"));
+    let a = c.approvals_for(Some("email")).unwrap();
+    assert_eq!(
+        (a.required, a.approvers.len(), a.remind_after.map(|d| d.as_secs())),
+        (Required::AtLeast(2), 3, Some(86_400))
+    );
+    // A service without approvals of its own uses [changes]; so does a change of no service.
+    assert_eq!(c.approvals_for(Some("printing")).unwrap().approvers, ["cio@acme.example"]);
+    assert_eq!(c.approvals_for(None).unwrap().required, Required::Any);
+    // The SLA: the service's over its queue's, else the type's, else the queue's.
+    let p3 = |s: Option<&str>, t: Option<TicketType>| c.policy_of(Some("helpdesk"), s, t, Priority::P3).first_response;
+    assert_eq!(p3(Some("email"), Some(TicketType::Change)), 15 * 60);
+    assert_eq!(
+        c.policy_of(Some("helpdesk"), Some("email"), None, Priority::P3).calendar,
+        "24x7",
+        "over the security queue's"
+    );
+    assert_eq!(p3(Some("printing"), Some(TicketType::Change)), 2 * 3600);
+    assert_eq!(p3(None, None), c.policy(Some("helpdesk"), Priority::P3).first_response);
+    let t = c.request_template("onboarding").unwrap();
+    let tasks: Vec<(&str, &str)> = t.tasks.iter().map(|k| (k.queue.as_str(), k.title.as_str())).collect();
+    assert_eq!(tasks, [("helpdesk", "Laptop"), ("facilities", "Badge"), ("helpdesk", "Phone")], "no queue: the first");
+    assert_eq!((c.routing[2].service, c.routing[2].template), (Some(1), Some(0)));
+}
+
+#[test]
+fn itsm_mistakes_are_reported_at_their_lines() {
+    let tail = r#"
+[[services]]
+name = "Email Service"
+owner = "olivia"
+queue = "nowhere"
+[services.approvals]
+approvers = ["cab1@acme.example"]
+required = 3
+
+[[services]]
+name = "vpn"
+[services.approvals]
+required = "most"
+
+[types.chore]
+templates = "nowhere"
+
+[request_templates.onboarding]
+tasks = [ { queue = "nowhere", title = "Laptop" }, { queue = "helpdesk" } ]
+
+[[routing]]
+from_domain = ["hr.acme.example"]
+service = "web"
+template = "offboarding"
+"#;
+    let text = format!("{GOOD}{QUEUES}{tail}");
+    let line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let e = load(&text).unwrap_err().to_string();
+    for (at, key, what) in [
+        (line("name = \"Email Service\""), "services[0].name", "expected a short name"),
+        (line("owner = \"olivia\""), "services[0].owner", "expected a mail address"),
+        (line("queue = \"nowhere\""), "services[0].queue", "no queue \"nowhere\""),
+        (line("required = 3"), "services[0].approvals.required", "expected 1 to 1"),
+        (line("required = \"most\""), "services[1].approvals.required", "\"any\", \"all\""),
+        (line("[types.chore]"), "types.chore", "expected incident, request, change or problem"),
+        (line("tasks = [ { queue = \"nowhere\""), "request_templates.onboarding.tasks[0].queue", "no queue"),
+        (line("tasks = [ { queue = \"nowhere\""), "request_templates.onboarding.tasks[1].title", "needs a title"),
+        (line("service = \"web\""), "routing[2].service", "no service \"web\""),
+        (line("template = \"offboarding\""), "routing[2].template", "no request template"),
+    ] {
+        let want = format!(":{at}: {key}: ");
+        assert!(e.lines().any(|l| l.contains(&want) && l.contains(what)), "no {want}…{what} in:\n{e}");
+    }
+    // An approvals table without approvers.
+    assert!(e.contains("services[1].approvals.approvers: a change needs at least one approver"), "{e}");
+}
