@@ -5,7 +5,7 @@
 /// (`>From ` at a line's start loses one `>`). A file that does not start with a separator is one
 /// message (an `.eml`).
 pub fn split(data: &[u8]) -> Vec<Vec<u8>> {
-    if !data.starts_with(b"From ") {
+    if !data.split(|b| *b == b'\n').next().is_some_and(|l| is_separator(l.strip_suffix(b"\r").unwrap_or(l))) {
         return if data.iter().all(u8::is_ascii_whitespace) { Vec::new() } else { vec![data.to_vec()] };
     }
     let mut out: Vec<Vec<u8>> = Vec::new();
@@ -14,7 +14,7 @@ pub fn split(data: &[u8]) -> Vec<Vec<u8>> {
     for line in data.split_inclusive(|b| *b == b'\n') {
         let content = line.strip_suffix(b"\n").unwrap_or(line);
         let content = content.strip_suffix(b"\r").unwrap_or(content);
-        if content.starts_with(b"From ") && previous_blank {
+        if previous_blank && is_separator(content) {
             if let Some(m) = current.take() {
                 out.push(trim_separator_blank(m));
             }
@@ -33,6 +33,14 @@ pub fn split(data: &[u8]) -> Vec<Vec<u8>> {
     }
     out.retain(|m| !m.iter().all(u8::is_ascii_whitespace));
     out
+}
+
+/// `From sender date`: a sender without spaces, then a date (with digits). A body line "From here
+/// on..." that an mboxo writer failed to quote is not one.
+fn is_separator(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"From ") else { return false };
+    let Some(space) = rest.iter().position(|b| *b == b' ') else { return false };
+    space > 0 && rest[space..].iter().any(u8::is_ascii_digit)
 }
 
 /// The blank line before the next separator belongs to the mbox, not to the message.
@@ -70,7 +78,7 @@ mod tests {
         // Many short messages and one long line: both one pass.
         let many = "From a@b Sat Dec  5 09:00:00 2026\nSubject: s\n\nb\n\n".repeat(20_000);
         assert_eq!(split(many.as_bytes()).len(), 20_000);
-        let long = format!("From a@b x\nSubject: s\n\n{}\n", ">".repeat(1_000_000));
+        let long = format!("From a@b 2026\nSubject: s\n\n{}\n", ">".repeat(1_000_000));
         assert_eq!(split(long.as_bytes()).len(), 1);
     }
 }

@@ -3,53 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::{ApprovalState, Decision, EventKind, TicketStatus, TicketType};
-
-use super::write;
-
-/// Opens a problem from incident `incident` (its subject, priority, queue and service) and
-/// returns its number.
-pub fn open_problem(conn: &Connection, incident: i64, actor: &str, now: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO tickets(subject, priority, created_at, updated_at, queue, service, type)
-         SELECT 'Problem: ' || subject, priority, ?2, ?2, queue, service, 'problem' FROM tickets WHERE id = ?1",
-    )?
-    .execute(params![incident, now])?;
-    let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?.execute(params![
-        id,
-        now,
-        TicketStatus::Open
-    ])?;
-    write::insert_event(
-        conn,
-        Some(id),
-        now,
-        actor,
-        EventKind::Opened,
-        &format!("problem opened from incident {incident}"),
-    )?;
-    Ok(id)
-}
-
-/// Links incident `incident` to problem `problem` (which becomes a problem if it was not one).
-pub fn link_problem(conn: &Connection, incident: i64, problem: i64, actor: &str, now: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("UPDATE tickets SET problem_id = ?2 WHERE id = ?1")?.execute(params![incident, problem])?;
-    let old: Option<TicketType> =
-        conn.prepare_cached("SELECT type FROM tickets WHERE id = ?1")?.query_row([problem], |r| r.get(0))?;
-    if old != Some(TicketType::Problem) {
-        write::apply_updates(conn, problem, &[crate::tickets::Update::Type(TicketType::Problem)], actor, now)?;
-    }
-    write::insert_event(
-        conn,
-        Some(problem),
-        now,
-        actor,
-        EventKind::ProblemLinked,
-        &format!("incident {incident} linked"),
-    )?;
-    Ok(())
-}
+use crate::domain::{ApprovalState, Decision, TicketStatus};
 
 /// A ticket linked to another: its number, subject, status and requester.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -550,9 +550,9 @@ pub fn apply_updates(
             Update::LinkProblem(n) => {
                 let problem = match n {
                     Some(n) => *n,
-                    None => crate::store::itsm::open_problem(conn, live, actor, now)?,
+                    None => open_problem(conn, live, actor, now)?,
                 };
-                crate::store::itsm::link_problem(conn, live, problem, actor, now)?;
+                link_problem(conn, live, problem, actor, now)?;
                 (EventKind::ProblemLinked, format!("linked to problem {problem}"))
             }
             // Spawned with the template's tasks by `store::itsm::spawn_tasks` (it needs the config).
@@ -689,6 +689,36 @@ pub fn mark_bounced(
         }
     }
     Ok(changed > 0)
+}
+
+/// Opens a problem from incident `incident` (its subject, priority, queue and service) and
+/// returns its number.
+pub fn open_problem(conn: &Connection, incident: i64, actor: &str, now: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO tickets(subject, priority, created_at, updated_at, queue, service, type)
+         SELECT 'Problem: ' || subject, priority, ?2, ?2, queue, service, 'problem' FROM tickets WHERE id = ?1",
+    )?
+    .execute(params![incident, now])?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?.execute(params![
+        id,
+        now,
+        TicketStatus::Open
+    ])?;
+    insert_event(conn, Some(id), now, actor, EventKind::Opened, &format!("problem opened from incident {incident}"))?;
+    Ok(id)
+}
+
+/// Links incident `incident` to problem `problem` (which becomes a problem if it was not one).
+pub fn link_problem(conn: &Connection, incident: i64, problem: i64, actor: &str, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE tickets SET problem_id = ?2 WHERE id = ?1")?.execute(params![incident, problem])?;
+    let old: Option<crate::domain::TicketType> =
+        conn.prepare_cached("SELECT type FROM tickets WHERE id = ?1")?.query_row([problem], |r| r.get(0))?;
+    if old != Some(crate::domain::TicketType::Problem) {
+        apply_updates(conn, problem, &[crate::tickets::Update::Type(crate::domain::TicketType::Problem)], actor, now)?;
+    }
+    insert_event(conn, Some(problem), now, actor, EventKind::ProblemLinked, &format!("incident {incident} linked"))?;
+    Ok(())
 }
 
 #[cfg(test)]
