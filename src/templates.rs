@@ -529,6 +529,39 @@ mod tests {
     }
 
     #[test]
+    fn a_types_templates_replace_the_desks_for_tickets_of_that_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let change = dir.path().join("change");
+        std::fs::create_dir(&change).unwrap();
+        std::fs::write(change.join("acknowledgement.subject.tera"), "{{ ticket.tag }} Change request received")
+            .unwrap();
+        std::fs::write(change.join("acknowledgement.txt.tera"), "CAB meets on Tuesdays.").unwrap();
+        let text = format!(
+            "[helpdesk]\nname = \"ACME IT\"\ntag = \"ACME\"\naddress = \"support@acme.test\"\ntemplates = \"{}\"\n\
+             [imap]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nusername = \"s@acme.test\"\npassword = \"x\"\n\
+             [smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\n[types.change]\ntemplates = \"change\"\n",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/templates")
+        );
+        let config = crate::config::Config::from_str(&dir.path().join("m.toml"), &text).unwrap();
+        let t = Templates::load_desk(&config).unwrap();
+        let mut ctx = Context::sample(desk());
+        ctx.ticket.ticket_type = "change".into();
+        let r = t.render(MailKind::Acknowledgement, &ctx).unwrap();
+        assert_eq!(
+            (r.subject.as_str(), r.text.as_str(), r.html),
+            ("[ACME #123] Change request received", "CAB meets on Tuesdays.", None)
+        );
+        // Other kinds, and other types, stay the desk's.
+        assert!(t.render(MailKind::NewTicket, &ctx).unwrap().subject.starts_with("[ACME #123] New"));
+        ctx.ticket.ticket_type = "incident".into();
+        assert_eq!(
+            t.render(MailKind::Acknowledgement, &ctx).unwrap().subject,
+            "[ACME #123] Printer on floor 3 is jammed"
+        );
+        assert!(t.check(desk()).unwrap().iter().any(|(k, _)| k == "type change/acknowledgement"));
+    }
+
+    #[test]
     fn broken_template_is_reported_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
         for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")).unwrap() {

@@ -326,6 +326,8 @@ pub fn recipients(desk: &Desk<'_>, kind: Kind) -> Vec<String> {
             .filter_map(|q| q.lead.clone())
             .chain(c.helpdesk.admins.iter().cloned())
             .chain(c.digests.weekly_to.iter().cloned())
+            // Each service's owner reads the week of their service.
+            .chain(c.services.iter().filter_map(|s| s.owner.clone()))
             .collect(),
     };
     let mut seen = std::collections::HashSet::new();
