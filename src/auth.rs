@@ -79,20 +79,25 @@ pub fn rating_address(secret: &[u8], support: &str, ticket: i64, score: u8) -> S
     format!("{local}+r{ticket}-{score}-{}@{domain}", rating_token(secret, ticket, score))
 }
 
+/// What follows `local+KIND` in `recipient`, lower-cased, when it is a plus-address of `support`.
+fn plus_detail(support: &str, recipient: &str, kind: &str) -> Option<String> {
+    let (local, domain) = support.rsplit_once('@')?;
+    let (rl, rd) = recipient.rsplit_once('@')?;
+    if !rd.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let prefix = format!("{}+{kind}", local.to_ascii_lowercase());
+    Some(rl.to_ascii_lowercase().strip_prefix(&prefix)?.to_string())
+}
+
 fn rating_token(secret: &[u8], ticket: i64, score: u8) -> String {
     mac_token(secret, &format!("r:{ticket}:{score}"))
 }
 
 /// The ticket and score of a rating address among `recipients`, if one has a valid token.
 pub fn verify_rating_address(secret: &[u8], support: &str, recipients: &[String]) -> Option<(i64, u8)> {
-    let (local, domain) = support.rsplit_once('@')?;
-    let prefix = format!("{}+r", local.to_ascii_lowercase());
     recipients.iter().find_map(|r| {
-        let (rl, rd) = r.rsplit_once('@')?;
-        if !rd.eq_ignore_ascii_case(domain) {
-            return None;
-        }
-        let detail = rl.to_ascii_lowercase().strip_prefix(&prefix)?.to_string();
+        let detail = plus_detail(support, r, "r")?;
         let mut parts = detail.splitn(3, '-');
         let ticket: i64 = parts.next()?.parse().ok()?;
         let score: u8 = parts.next()?.parse().ok().filter(|s| (1..=5).contains(s))?;
@@ -122,14 +127,8 @@ pub fn approval_recipient(
     recipients: &[String],
     sender: &str,
 ) -> Option<(i64, i64, bool)> {
-    let (local, domain) = support.rsplit_once('@')?;
-    let prefix = format!("{}+a", local.to_ascii_lowercase());
     recipients.iter().find_map(|r| {
-        let (rl, rd) = r.rsplit_once('@')?;
-        if !rd.eq_ignore_ascii_case(domain) {
-            return None;
-        }
-        let detail = rl.to_ascii_lowercase().strip_prefix(&prefix)?.to_string();
+        let detail = plus_detail(support, r, "a")?;
         let mut parts = detail.splitn(3, '-');
         let ticket: i64 = parts.next()?.parse().ok()?;
         let version: i64 = parts.next()?.parse().ok()?;

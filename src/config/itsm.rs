@@ -19,18 +19,6 @@ fn valid_name(name: &str) -> bool {
     crate::commands::valid_name(name)
 }
 
-fn address_list(doc: &Located<'_>, problems: &mut Problems, key: &str, list: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for a in list {
-        match super::parse_address(a) {
-            Some(a) if !out.contains(&a) => out.push(a),
-            Some(_) => {}
-            None => problems.push(doc.key_error(key, format!("expected mail addresses, got {a:?}"))),
-        }
-    }
-    out
-}
-
 /// SLA overrides over `base`, or `None` without a table.
 fn policies(
     doc: &Located<'_>,
@@ -64,7 +52,7 @@ fn policies(
 
 /// `[services.approvals]` or `[changes]`.
 pub(super) fn approvals(doc: &Located<'_>, problems: &mut Problems, key: &str, f: FileApprovals) -> Option<Approvals> {
-    let approvers = address_list(doc, problems, &format!("{key}.approvers"), &f.approvers);
+    let approvers = super::queues::addresses(doc, problems, &format!("{key}.approvers"), &f.approvers);
     let required = match f.required {
         None => Required::Any,
         Some(FileRequired::Name(n)) if n == "any" => Required::Any,
@@ -149,7 +137,7 @@ pub(super) fn services(
             }
             found
         });
-        let addresses = address_list(doc, problems, &key("addresses"), &f.addresses);
+        let addresses = super::queues::addresses(doc, problems, &key("addresses"), &f.addresses);
         for a in &addresses {
             if let Some(other) = out.iter().find(|s| s.addresses.contains(a)) {
                 problems.push(

@@ -17,7 +17,7 @@ use crate::sla::policy::SlaConfig;
 /// mail's text, and the `regex` crate keeps it linear in the text; this keeps it small too.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-fn regex(doc: &Located<'_>, problems: &mut Problems, key: &str, pattern: Option<&str>) -> Option<Regex> {
+pub(super) fn regex(doc: &Located<'_>, problems: &mut Problems, key: &str, pattern: Option<&str>) -> Option<Regex> {
     let p = pattern?;
     match RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build() {
         Ok(re) => Some(re),
@@ -28,7 +28,7 @@ fn regex(doc: &Located<'_>, problems: &mut Problems, key: &str, pattern: Option<
     }
 }
 
-fn addresses(doc: &Located<'_>, problems: &mut Problems, key: &str, list: &[String]) -> Vec<String> {
+pub(super) fn addresses(doc: &Located<'_>, problems: &mut Problems, key: &str, list: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for a in list {
         match super::parse_address(a) {

@@ -41,6 +41,32 @@ pub struct Mail {
     pub auto_submitted: Option<&'static str>,
 }
 
+impl Mail {
+    /// A generated mail (`Auto-Submitted: auto-generated`) of `kind` to one recipient, without
+    /// files or `Reply-To`, threaded on `(In-Reply-To, References)`.
+    pub fn generated(
+        ticket: i64,
+        kind: MailKind,
+        to: Mailbox,
+        ctx: Context,
+        message_id: String,
+        (in_reply_to, references): (Option<String>, Vec<String>),
+    ) -> Mail {
+        Mail {
+            ticket,
+            kind,
+            ctx,
+            to: vec![to],
+            reply_to: None,
+            message_id,
+            in_reply_to,
+            references,
+            attachments: Vec::new(),
+            auto_submitted: Some("auto-generated"),
+        }
+    }
+}
+
 /// A mail to render and compose, whose row is already stored with its text empty.
 pub struct Job {
     pub out_row: i64,

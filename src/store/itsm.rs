@@ -56,11 +56,7 @@ pub fn open_task(conn: &Connection, parent: i64, queue: &str, title: &str, now: 
     )?
     .execute(params![parent, now, title, queue])?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?.execute(params![
-        id,
-        now,
-        TicketStatus::Open
-    ])?;
+    super::write::log_status(conn, id, TicketStatus::Open, now)?;
     Ok(id)
 }
 

@@ -117,6 +117,13 @@ pub fn uid_known(conn: &Connection, mailbox: &str, uid_validity: u32, uid: u32) 
     .map(|r| r.is_some())
 }
 
+/// Notes that `ticket` entered `status` at `now` (what the SLA clocks are computed from).
+pub fn log_status(conn: &Connection, ticket: i64, status: TicketStatus, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?
+        .execute(params![ticket, now, status])?;
+    Ok(())
+}
+
 pub fn insert_ticket(
     conn: &Connection,
     subject: &str,
@@ -141,11 +148,7 @@ pub fn insert_ticket(
         queue
     ])?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?.execute(params![
-        id,
-        now,
-        TicketStatus::Open
-    ])?;
+    log_status(conn, id, TicketStatus::Open, now)?;
     Ok(id)
 }
 
@@ -468,8 +471,7 @@ pub fn apply_updates(
                 let old: TicketStatus =
                     conn.prepare_cached("SELECT status FROM tickets WHERE id = ?1")?.query_row([live], |r| r.get(0))?;
                 if old != *s {
-                    conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?
-                        .execute(params![live, now, s])?;
+                    log_status(conn, live, *s, now)?;
                 }
                 // Resolving stamps resolved_at, closing keeps it (a closed ticket was resolved
                 // when it was), anything else clears it; closed_at is set only while closed.
@@ -633,8 +635,7 @@ pub fn apply_updates(
                 conn.prepare_cached("UPDATE tickets SET merged_into = ?2, status = ?4, closed_at = ?3, sla_next_at = NULL WHERE id = ?1")?.execute(
                     params![from, target, now, TicketStatus::Closed],
                 )?;
-                conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?
-                    .execute(params![from, now, TicketStatus::Closed])?;
+                log_status(conn, from, TicketStatus::Closed, now)?;
                 conn.prepare_cached("UPDATE tickets SET updated_at = ?2 WHERE id = ?1")?
                     .execute(params![target, now])?;
                 live = *target;
@@ -700,11 +701,7 @@ pub fn open_problem(conn: &Connection, incident: i64, actor: &str, now: i64) -> 
     )?
     .execute(params![incident, now])?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO status_log(ticket_id, at, status) VALUES (?1, ?2, ?3)")?.execute(params![
-        id,
-        now,
-        TicketStatus::Open
-    ])?;
+    log_status(conn, id, TicketStatus::Open, now)?;
     insert_event(conn, Some(id), now, actor, EventKind::Opened, &format!("problem opened from incident {incident}"))?;
     Ok(id)
 }
