@@ -283,13 +283,22 @@ pub struct Facts<'a> {
     pub participant: bool,
 }
 
-/// Decides what one inbound message does. `merge_allowed` says whether this message proves the
-/// right to act on the ticket a `#merge` names.
+/// What the planner may ask about tickets a command names (the store answers).
+#[derive(Clone, Copy)]
+pub struct OtherTickets<'a> {
+    /// Whether this message may merge its ticket into ticket N: it exists and the message proves
+    /// the right to act on it.
+    pub merge: &'a dyn Fn(i64) -> Result<(), String>,
+    /// Whether ticket N can be the problem of this ticket: it exists, and is a problem or may become one.
+    pub problem: &'a dyn Fn(i64) -> Result<(), String>,
+}
+
+/// Decides what one inbound message does. `others` answers for the tickets commands name.
 pub fn plan(
     policy: &Policy<'_>,
     facts: &Facts<'_>,
     ticket: Option<&TicketState>,
-    merge_allowed: &dyn Fn(i64) -> Result<(), String>,
+    others: OtherTickets<'_>,
     now: i64,
 ) -> Plan {
     let Facts { msg, visible, thread, role, suppression, participant } = *facts;
@@ -326,7 +335,7 @@ pub fn plan(
             match role {
                 // A technician's out-of-office answering a notification is automatic mail, not a reply.
                 Role::Technician { address, note, .. } if !machine => {
-                    technician(policy, facts, t, address, *note, merge_allowed, events)
+                    technician(policy, facts, t, address, *note, others, events)
                 }
                 _ => requester_reply(msg, visible, t, suppression, policy, now, events),
             }
@@ -512,12 +521,12 @@ fn technician(
     t: &TicketState,
     sender: &str,
     note_address: bool,
-    merge_allowed: &dyn Fn(i64) -> Result<(), String>,
+    others: OtherTickets<'_>,
     mut events: Vec<Event>,
 ) -> Plan {
     let Facts { msg, visible, .. } = *facts;
     let mut plan = Plan::existing(t.id, MessageKind::TechnicianReply, visible);
-    let parsed = commands::parse(visible).and_then(|p| check(p, t, policy, merge_allowed));
+    let parsed = commands::parse(visible).and_then(|p| check(p, t, policy, others));
     let parsed = match parsed {
         Ok(p) => p,
         Err(e) => {
@@ -572,11 +581,16 @@ fn technician(
             Command::Template(n) => plan.updates.push(Update::Template(n.clone())),
         }
     }
-    // A ticket that becomes a change needing approval is submitted at once.
+    // A ticket that becomes a change needing approval (by its type or its service) is submitted
+    // at once; a pending change moved to another service goes to that service's approvers.
     let (final_type, final_service) = after(&parsed.commands, t);
+    let changed = final_type != t.itsm.ticket_type || final_service != t.itsm.service;
+    let unsubmitted_or_moved = t.itsm.approval.is_none()
+        || (final_service != t.itsm.service && t.itsm.approval == Some(crate::domain::ApprovalState::Pending));
     if final_type == Some(crate::domain::TicketType::Change)
-        && t.itsm.ticket_type != Some(crate::domain::TicketType::Change)
         && needs_approval(policy, final_service.as_deref())
+        && changed
+        && unsubmitted_or_moved
         && !parsed.commands.contains(&Command::Submit)
     {
         plan.updates.push(Update::SubmitChange);
@@ -629,7 +643,7 @@ fn check(
     p: commands::Parsed,
     t: &TicketState,
     policy: &Policy<'_>,
-    merge_allowed: &dyn Fn(i64) -> Result<(), String>,
+    others: OtherTickets<'_>,
 ) -> Result<commands::Parsed, CommandError> {
     // A macro stands for its commands and its canned reply, in its place.
     let mut p = p;
@@ -681,7 +695,7 @@ fn check(
             Command::Queue(q) if !policy.queues.contains(q) => {
                 return Err(fail(format!("there is no queue {q:?}; the queues are: {}", policy.queues.join(", "))));
             }
-            Command::Merge(n) => merge_allowed(*n).map_err(fail)?,
+            Command::Merge(n) => (others.merge)(*n).map_err(fail)?,
             Command::Service(n) if !policy.services.contains(n) => {
                 return Err(fail(format!(
                     "there is no service {n:?}; the services are: {}",
@@ -700,6 +714,7 @@ fn check(
             Command::Problem(_) if t.itsm.ticket_type == Some(crate::domain::TicketType::Problem) => {
                 return Err(fail("this ticket is a problem; link incidents to it from the incidents".into()));
             }
+            Command::Problem(Some(n)) => (others.problem)(*n).map_err(fail)?,
             _ => {}
         }
     }
@@ -724,7 +739,10 @@ fn check(
                     && t.itsm.approval != Some(crate::domain::ApprovalState::Approved)
                     && !p.commands.contains(&Command::Submit) =>
             {
-                let stands = t.itsm.approval.map(|a| a.as_str()).unwrap_or("not submitted");
+                let stands = match t.itsm.approval {
+                    Some(a) => a.as_str().to_string(),
+                    None => "not submitted: #submit asks its approvers".into(),
+                };
                 return Err(fail(format!(
                     "this change is not approved ({stands}); it can be resolved once approved, or closed"
                 )));
@@ -892,7 +910,7 @@ mod tests {
         let merge = |n: i64| if n == 9 { Ok(()) } else { Err(format!("ticket {n} does not exist")) };
         let visible = crate::reply_text::visible_text(&m.text);
         let facts = Facts { msg: m, visible: &visible, thread: &thread, role: &role, suppression, participant };
-        plan(&policy, &facts, t, &merge, now)
+        plan(&policy, &facts, t, OtherTickets { merge: &merge, problem: &merge }, now)
     }
 
     fn kinds(p: &Plan) -> Vec<(MailKind, Vec<&str>)> {
@@ -921,6 +939,16 @@ mod tests {
         assert!(u.contains(&Update::SubmitChange), "{u:?}");
         let (u, _) = updates("#service email\n#type change", &open);
         assert!(!u.contains(&Update::SubmitChange), "{u:?}");
+        // A change of a service without approvers is submitted once moved to one with them.
+        let mut unsubmitted = ticket("open");
+        unsubmitted.itsm =
+            Itsm { ticket_type: Some(TicketType::Change), service: Some("email".into()), approval: None };
+        assert!(updates("#resolve", &unsubmitted).1.is_none(), "no approval needed");
+        assert_eq!(
+            updates("#service network", &unsubmitted).0,
+            vec![Update::Service("network".into()), Update::SubmitChange]
+        );
+        assert!(!updates("Thanks", &unsubmitted).0.contains(&Update::SubmitChange), "a mere reply submits nothing");
         // #submit needs a change with approvers.
         let (_, rejected) = updates("#submit", &open);
         assert!(rejected.unwrap().contains("only a change"));
@@ -938,6 +966,8 @@ mod tests {
         assert!(u.is_empty());
         assert!(rejected.unwrap().contains("not approved (pending)"));
         assert_eq!(updates("#close", &change).1, None);
+        // Moving a pending change to a service without approvers asks nobody new.
+        assert_eq!(updates("#service email", &change).0, vec![Update::Service("email".into())]);
         change.itsm.approval = Some(ApprovalState::Approved);
         assert_eq!(updates("#resolve", &change).1, None);
         // Unknown names, and a ticket as its own problem, are refused with the names there are.
@@ -1188,7 +1218,7 @@ mod tests {
         let visible = crate::reply_text::visible_text(&m.text);
         let facts =
             Facts { msg: m, visible: &visible, thread: &thread, role: &role, suppression: None, participant: true };
-        plan(&policy, &facts, t, &merge, 0)
+        plan(&policy, &facts, t, OtherTickets { merge: &merge, problem: &merge }, 0)
     }
 
     #[test]

@@ -142,5 +142,6 @@ fuzz_target!(|data: &[u8]| {
         suppression: suppression.as_ref(),
         participant,
     };
-    let _ = plan(&policy, &facts, state.as_ref(), &merge, 1_795_341_600);
+    let others = maildesk::tickets::OtherTickets { merge: &merge, problem: &merge };
+    let _ = plan(&policy, &facts, state.as_ref(), others, 1_795_341_600);
 });

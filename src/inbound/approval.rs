@@ -110,6 +110,7 @@ pub(super) fn record(
     let approvals = desk.config.approvals_for(change.service.as_deref()).cloned();
     let refusal = match (&claim, &approvals) {
         _ if automatic => Some("an automatic reply decides nothing".to_string()),
+        _ if status(conn, ticket)?.is_done() => Some("the change is resolved or closed".to_string()),
         (_, None) => Some("the change's service no longer needs approvals".to_string()),
         (Claim::Address { signed: false, .. }, _) => {
             Some(format!("sent to an approval address that was not issued to {sender} (forged, or someone else's)"))
@@ -197,8 +198,11 @@ pub(super) fn record(
         EventKind::Approval,
         &format!("{sender} {verb} version {} (by {proof}){said}", change.version),
     )?;
-    let decided =
-        itsm::decisions(conn, ticket)?.into_iter().filter(|d| d.version == change.version).collect::<Vec<_>>();
+    // This version's decisions by the service's approvers as configured now.
+    let decided: Vec<_> = itsm::decisions(conn, ticket)?
+        .into_iter()
+        .filter(|d| d.version == change.version && approvals.approvers.contains(&d.approver))
+        .collect();
     let approvals_n = decided.iter().filter(|d| d.decision == Decision::Approve.as_str()).count();
     let rejections = decided.len() - approvals_n;
     let outcome = approvals.required.outcome(approvals.approvers.len(), approvals_n, rejections);
@@ -226,6 +230,10 @@ pub(super) fn record(
     }
     crate::store::sla::refresh(conn, desk.config, ticket, now)?;
     Ok(Outcome::Ticket { id: ticket, created: false, queued, kind: "approval" })
+}
+
+fn status(conn: &Connection, ticket: i64) -> Result<crate::domain::TicketStatus, StoreError> {
+    Ok(conn.prepare_cached("SELECT status FROM tickets WHERE id = ?1")?.query_row([ticket], |r| r.get(0))?)
 }
 
 fn requester(conn: &Connection, ticket: i64) -> Result<Option<String>, StoreError> {

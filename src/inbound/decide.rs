@@ -6,7 +6,7 @@ use rusqlite::Connection;
 
 use crate::auth::{self, AddressKind};
 use crate::desk::Desk;
-use crate::domain::{EventKind, Proof};
+use crate::domain::{EventKind, Proof, TicketType};
 use crate::message::classify::suppress_auto_reply;
 use crate::message::parse::Inbound;
 use crate::store::StoreError;
@@ -140,7 +140,28 @@ pub(super) fn decide(
     };
     let facts =
         tickets::Facts { msg, visible, thread: &threaded, role: &role, suppression: suppression.as_ref(), participant };
-    let mut plan = tickets::plan(&policy, &facts, state.as_ref(), &merge_allowed, now);
+    // A problem to link to exists and is (or may become) a problem: not a change or a request.
+    let problem_allowed = |n: i64| -> Result<(), String> {
+        let found = match lookup.live_ticket(n) {
+            Ok(Some(live)) if live == n => write::ticket_state(conn, n),
+            Ok(Some(live)) => return Err(format!("ticket {n} was merged into {live}; link to {live}")),
+            Ok(None) => return Err(format!("ticket {n} does not exist")),
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(Some(t)) => match t.itsm.ticket_type {
+                None | Some(TicketType::Incident) | Some(TicketType::Problem) => Ok(()),
+                Some(other) => Err(format!("ticket {n} is a {other}, not a problem")),
+            },
+            Ok(None) => Err(format!("ticket {n} does not exist")),
+            Err(e) => {
+                lookup_error.borrow_mut().get_or_insert(e);
+                Err("the database could not be read".into())
+            }
+        }
+    };
+    let others = tickets::OtherTickets { merge: &merge_allowed, problem: &problem_allowed };
+    let mut plan = tickets::plan(&policy, &facts, state.as_ref(), others, now);
     if let Some(e) = lookup_error.into_inner() {
         return Err(e.into());
     }

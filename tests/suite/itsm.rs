@@ -238,10 +238,15 @@ fn resolving_a_problem_resolves_its_three_linked_incidents_and_tells_their_reque
     desk.wait_settled(4, T);
     let p = show(&desk, 1)["ticket"]["problem"].as_i64().expect("ticket 1 is linked to a new problem");
     assert_eq!(p, 4);
+    // A ticket that does not exist is no problem to link to: refused like any bad command.
+    answer(&tech, &notices[1], "#problem 99", "");
+    desk.wait_settled(5, T);
+    let refused = find(&wait_inbox(&tech, 5, T), "Commands not applied").clone();
+    assert!(text(&refused).contains("ticket 99 does not exist"), "{}", text(&refused));
     for n in &notices[1..] {
         answer(&tech, n, "#problem 4", "");
     }
-    desk.wait_settled(6, T);
+    desk.wait_settled(7, T);
     let problem = show(&desk, 4);
     assert_eq!(problem["ticket"]["type"], "problem", "{problem:#}");
     let linked: Vec<i64> = problem["incidents"].as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect();
@@ -253,7 +258,7 @@ fn resolving_a_problem_resolves_its_three_linked_incidents_and_tells_their_reque
     // The technician got the problem's notification, and resolves it from there.
     let problem_notice = find(&wait_inbox(&tech, 4, T), "Problem: No network").clone();
     answer(&tech, &problem_notice, "#resolve\nThe DHCP scope was full; it is twice as large now.", "");
-    desk.wait_settled(7, T);
+    desk.wait_settled(8, T);
     for (i, person) in people.iter().enumerate() {
         let mails = wait_inbox(person, 2, T);
         let told = find(&mails, "Resolved: No network in room 4");
