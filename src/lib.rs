@@ -10,7 +10,7 @@
 //! (ARCHITECTURE.md, "Layers"): each imports only modules below it. Modules only the crate uses
 //! are `pub(crate)`; the rest are public for the binary, the tests, benches and the fuzz target.
 
-pub(crate) mod auth;
+pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
