@@ -124,7 +124,7 @@ fn replayed(
         Outcome::Duplicate => ("duplicate", "already recorded: the desk has this message".into(), None),
         Outcome::Quarantined { reason } => ("quarantined", reason.clone(), None),
         Outcome::Query { answered } => ("query", if *answered { "answered" } else { "not answered" }.into(), None),
-        Outcome::Approval { ticket, counted } => {
+        Outcome::Approval { ticket, counted, .. } => {
             ("approval", if *counted { "counted" } else { "not counted" }.into(), *ticket)
         }
     };

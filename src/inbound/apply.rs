@@ -34,11 +34,24 @@ pub enum Outcome {
     Query {
         answered: bool,
     },
-    /// A decision on a change that did not count (`ticket`: the change, when it exists).
+    /// A decision on a change that did not count (`ticket`: the change, when it exists);
+    /// `queued`: the mails it caused (telling a proved approver why).
     Approval {
         ticket: Option<i64>,
         counted: bool,
+        queued: usize,
     },
+}
+
+impl Outcome {
+    /// Whether recording it queued mail: the sender is woken at once instead of at its next round.
+    pub fn queued_mail(&self) -> bool {
+        match self {
+            Outcome::Ticket { queued, .. } | Outcome::Approval { queued, .. } => *queued > 0,
+            Outcome::Query { answered } => *answered,
+            Outcome::Duplicate | Outcome::Quarantined { .. } => false,
+        }
+    }
 }
 
 /// One received message as the recorder holds it.

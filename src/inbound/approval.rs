@@ -104,7 +104,7 @@ pub(super) fn record(
         row.content_sha256 = Some(digest);
         write::insert_message(conn, &row)?;
         tracing::warn!(%sender, ticket = claimed, "a decision on a change that does not exist: recorded, not counted");
-        return Ok(Outcome::Approval { ticket: None, counted: false });
+        return Ok(Outcome::Approval { ticket: None, counted: false, queued: 0 });
     };
     let automatic = crate::message::classify::suppress_auto_reply(msg, &desk.addresses()).is_some_and(|s| s.automatic);
     let approvals = desk.config.approvals_for(change.service.as_deref()).cloned();
@@ -159,17 +159,20 @@ pub(super) fn record(
                 Claim::Dmarc { .. } => true,
             };
             let approver = approvals.as_ref().is_some_and(|a| a.approvers.contains(&sender));
-            if proved && approver && !automatic {
-                tell_not_counted(conn, desk, msg, ticket, change.version, &why, now)?;
-            }
-            return Ok(Outcome::Approval { ticket: Some(ticket), counted: false });
+            let told = proved
+                && approver
+                && !automatic
+                && tell_not_counted(conn, desk, msg, ticket, change.version, &why, now)?;
+            return Ok(Outcome::Approval { ticket: Some(ticket), counted: false, queued: usize::from(told) });
         }
     };
     let proof = match claim {
         Claim::Address { .. } => "signed approval address",
         Claim::Dmarc { .. } => "DMARC",
     };
-    let Some(approvals) = approvals else { return Ok(Outcome::Approval { ticket: Some(ticket), counted: false }) };
+    let Some(approvals) = approvals else {
+        return Ok(Outcome::Approval { ticket: Some(ticket), counted: false, queued: 0 });
+    };
     let first = itsm::record_decision(conn, ticket, change.version, &sender, (decision, &reason), proof, now)?;
     let verb = match decision {
         Decision::Approve => "approved",
@@ -188,7 +191,7 @@ pub(super) fn record(
                 change.version
             ),
         )?;
-        return Ok(Outcome::Approval { ticket: Some(ticket), counted: false });
+        return Ok(Outcome::Approval { ticket: Some(ticket), counted: false, queued: 0 });
     }
     write::insert_event(
         conn,
@@ -250,11 +253,11 @@ fn tell_not_counted(
     version: i64,
     why: &str,
     now: i64,
-) -> Result<(), StoreError> {
-    let Some(to) = msg.from.as_ref().map(|f| f.address.clone()) else { return Ok(()) };
+) -> Result<bool, StoreError> {
+    let Some(to) = msg.from.as_ref().map(|f| f.address.clone()) else { return Ok(false) };
     let limit = desk.config.limits.auto_replies_per_recipient_per_hour as i64;
     if crate::outbound::mails::automatic_mails_to(conn, &to, now - 3600)? >= limit {
-        return Ok(());
+        return Ok(false);
     }
     let h = &desk.config.helpdesk;
     let subject: String =
@@ -282,8 +285,7 @@ fn tell_not_counted(
         rendered: &rendered,
         auto_submitted: "auto-replied",
     };
-    crate::outbound::deskmail::queue(conn, desk.config, &mail, now)?;
-    Ok(())
+    crate::outbound::deskmail::queue(conn, desk.config, &mail, now)
 }
 
 /// Whether the mail answers an approval request sent before the change's current version was

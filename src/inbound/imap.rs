@@ -584,7 +584,7 @@ impl Watcher {
             let quarantined = outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Quarantined { .. })).count();
             self.health.recorded(outcomes.len(), quarantined, now);
             self.health.busy(Task::Watcher);
-            if outcomes.iter().any(|(_, o)| matches!(o, Outcome::Ticket { queued: 1.., .. })) {
+            if outcomes.iter().any(|(_, o)| o.queued_mail()) {
                 self.outbox.notify_one();
             }
             debug!(

@@ -227,7 +227,7 @@ fn log_outcome(uid: u32, outcome: &Outcome) {
         Outcome::Duplicate => info!(uid, "already recorded (same UID, or same Message-ID under another UID); skipped"),
         Outcome::Quarantined { reason } => warn!(uid, %reason, "message quarantined"),
         Outcome::Query { answered } => info!(uid, answered, "query by mail"),
-        Outcome::Approval { ticket, counted } => info!(uid, ?ticket, counted, "decision on a change"),
+        Outcome::Approval { ticket, counted, .. } => info!(uid, ?ticket, counted, "decision on a change"),
     }
 }
 

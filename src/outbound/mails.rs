@@ -151,12 +151,13 @@ fn forwardable(msg: &Inbound, kept: &[usize], inbound_row: i64, limit: usize) ->
 }
 
 /// Whether an automatic mail would exceed `[limits]`; the reason when it would.
-/// How many automatic answers (acknowledgements, command errors, status answers) `recipient` got
+/// How many automatic answers (acknowledgements, command errors, status answers, decisions not
+/// counted) `recipient` got
 /// since `since`: what `limits.auto_replies_per_recipient_per_hour` counts.
 pub fn automatic_mails_to(conn: &Connection, recipient: &str, since: i64) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "SELECT count(*) FROM messages WHERE direction = 'out' AND to_addrs = ?1 AND sent_at > ?2
-         AND kind IN ('acknowledgement', 'command-error', 'status-answer')",
+         AND kind IN ('acknowledgement', 'command-error', 'status-answer', 'approval-not-counted')",
     )?
     .query_row(rusqlite::params![recipient, since], |r| r.get(0))
 }
