@@ -130,6 +130,11 @@ pub(super) fn record(
         _ => None,
     };
     let decision = crate::commands::decision(visible);
+    // A proved approver's mail without a decision (a question about the change) is for the team:
+    // kept on the change, and sent to the assignee or the team as a note.
+    if refusal.is_none() && decision.is_none() {
+        return comment(conn, composer, received, ticket, now);
+    }
     let counted = match (refusal, decision) {
         (Some(why), _) => Err(why),
         (None, None) => Err("no #approve or #reject on its first line".to_string()),
@@ -233,6 +238,39 @@ pub(super) fn record(
     }
     crate::store::sla::refresh(conn, desk.config, ticket, now)?;
     Ok(Outcome::Ticket { id: ticket, created: false, queued, kind: "approval" })
+}
+
+/// An approver's question on the change: stored (internal) and copied to the assignee or team.
+fn comment(
+    conn: &Connection,
+    composer: &mut Composer<'_>,
+    received: &Received<'_>,
+    ticket: i64,
+    now: i64,
+) -> Result<Outcome, StoreError> {
+    let &Received { source, raw, digest, msg, visible } = received;
+    let mut row = inbound_row(msg, Some(ticket), source, ("approval-comment", true), visible, raw, now);
+    row.content_sha256 = Some(digest);
+    let id = write::insert_message(conn, &row)?;
+    write::touch_ticket(conn, ticket, now)?;
+    let Some(state) = write::ticket_state(conn, ticket)? else {
+        return Ok(Outcome::Approval { ticket: Some(ticket), counted: false, queued: 0 });
+    };
+    let team = match &state.assignee {
+        Some(a) => vec![a.clone()],
+        None => composer.desk().config.queue(state.queue.as_deref()).1.team.clone(),
+    };
+    let mut plan = crate::tickets::Plan::existing(ticket, crate::tickets::MessageKind::Note, visible);
+    plan.internal = true;
+    plan.mails = team
+        .into_iter()
+        .map(|t| crate::tickets::Mail {
+            kind: crate::domain::MailKind::NoteCopy,
+            to: vec![crate::message::parse::Mailbox { name: None, address: t }],
+        })
+        .collect();
+    let queued = crate::outbound::mails::queue(conn, composer, msg, &plan, ticket, id, now)?;
+    Ok(Outcome::Ticket { id: ticket, created: false, queued, kind: "approval-comment" })
 }
 
 fn status(conn: &Connection, ticket: i64) -> Result<crate::domain::TicketStatus, StoreError> {

@@ -128,9 +128,13 @@ type = "change"
     assert!(text(&not_counted).contains("revised to version 2"), "{}", text(&not_counted));
     assert!(header_address(&not_counted, "Reply-To").contains("+a1-2-"));
     desk.assert_mailed(&eve, 0, "a forger is told nothing");
+    // cab3 asks a question instead of deciding: the team gets it as a note, nothing is counted.
+    answer(&cab3, &v2[2], "How long does the rollback take?", "");
+    let question = find(&wait_inbox(&tech, 3, T), "Note from").clone();
+    assert!(text(&question).contains("How long does the rollback take?"), "{}", text(&question));
     // cab1 approves version 2 by its signed address; cab2 by DMARC on the thread.
     answer(&cab1, &v2[0], "#approve Looks good.", "");
-    desk.wait_settled(7, T);
+    desk.wait_settled(8, T);
     assert_eq!(show(&desk, 1)["ticket"]["approval"], "pending", "one of two");
     let id = header(&v2[1], "Message-ID").unwrap();
     append(
@@ -144,7 +148,7 @@ type = "change"
             "#approve",
         )],
     );
-    desk.wait_settled(8, T);
+    desk.wait_settled(9, T);
     let s = show(&desk, 1);
     assert_eq!(s["ticket"]["approval"], "approved", "{s:#}");
     let refusals = events(&s, "approval-refused");
@@ -163,7 +167,7 @@ type = "change"
     let decision = find(&wait_inbox(&alice, 2, T), "Change approved").clone();
     assert!(text(&decision).contains(&format!("{cab1}: approve (Looks good.)")), "{}", text(&decision));
     answer(&tech, &notice, "#resolve\nDone, all ports up.", "");
-    desk.wait_settled(9, T);
+    desk.wait_settled(10, T);
     assert_eq!(show(&desk, 1)["ticket"]["status"], "resolved");
     find(&wait_inbox(&alice, 3, T), "Resolved");
     let human = desk.cli(&["show", "1"]);
