@@ -100,16 +100,19 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     }
     let queues = config.queues.len() > 1;
     let queue_head = if queues { format!("{:<12}  ", "QUEUE") } else { String::new() };
+    let services = !config.services.is_empty();
+    let service_head = if services { format!("{:<12}  ", "SERVICE") } else { String::new() };
     writeln!(
         out,
-        "{:>6}  {:<8}  {:<3}  {queue_head}{:<16}  {:<28}  SUBJECT",
+        "{:>6}  {:<8}  {:<3}  {queue_head}{service_head}{:<16}  {:<28}  SUBJECT",
         "ID", "STATUS", "PRI", "UPDATED", "REQUESTER"
     )?;
     for t in list {
         let queue = if queues { format!("{:<12}  ", t.queue.as_deref().unwrap_or("")) } else { String::new() };
+        let service = if services { format!("{:<12}  ", t.service.as_deref().unwrap_or("-")) } else { String::new() };
         writeln!(
             out,
-            "{:>6}  {:<8}  {:<3}  {queue}{:<16}  {:<28}  {}",
+            "{:>6}  {:<8}  {:<3}  {queue}{service}{:<16}  {:<28}  {}",
             t.id,
             t.status,
             t.priority,

@@ -90,6 +90,42 @@ pub(super) fn record(
     Ok(Outcome::Query { answered })
 }
 
+/// What `#show` adds for IT service management: type, service, a change's approval, the links.
+fn itsm_lines(v: &read::TicketView, tag: &dyn Fn(i64) -> String) -> String {
+    let t = &v.ticket;
+    let mut out = String::new();
+    if let Some(ty) = t.ticket_type {
+        out.push_str(&format!("type {ty}"));
+    }
+    if let Some(s) = &t.service {
+        out.push_str(&format!("{}service {s}", if out.is_empty() { "" } else { ", " }));
+    }
+    if let Some(a) = t.approval {
+        out.push_str(&format!("{}change version {}: {a}", if out.is_empty() { "" } else { ", " }, t.change_version));
+    }
+    if let Some(p) = t.problem {
+        out.push_str(&format!("{}linked to problem {}", if out.is_empty() { "" } else { ", " }, tag(p)));
+    }
+    if let Some(p) = t.parent {
+        out.push_str(&format!("{}task of request {}", if out.is_empty() { "" } else { ", " }, tag(p)));
+    }
+    let progress = |what: &str, items: &[crate::store::itsm::Linked]| {
+        let done = items.iter().filter(|i| i.status.is_done()).count();
+        format!(
+            "\n{what}: {done} of {} done ({})",
+            items.len(),
+            items.iter().map(|i| tag(i.id)).collect::<Vec<_>>().join(", ")
+        )
+    };
+    if !v.incidents.is_empty() {
+        out.push_str(&progress("linked incidents", &v.incidents));
+    }
+    if !v.tasks.is_empty() {
+        out.push_str(&progress("tasks", &v.tasks));
+    }
+    if out.is_empty() { out } else { format!("{}\n", out.trim_start_matches('\n')) }
+}
+
 /// The query on the first line of `text` and its answer: (a subject naming the query, the text).
 fn answer(
     conn: &Connection,
@@ -187,6 +223,7 @@ fn answer(
                         t.requester.as_deref().unwrap_or("-"),
                         t.assignee.as_deref().unwrap_or("-")
                     );
+                    body.insert_str(body.len() - 1, &itsm_lines(&v, &tag));
                     let inbound: Vec<_> =
                         v.messages.iter().filter(|m| m.direction == crate::domain::Direction::In).collect();
                     for m in &inbound[inbound.len().saturating_sub(5)..] {

@@ -258,11 +258,20 @@ fn resolving_a_problem_resolves_its_three_linked_incidents_and_tells_their_reque
     assert_eq!(show(&desk, 2)["ticket"]["problem"], 4);
     let human = desk.cli(&["show", "4"]);
     assert!(human.contains("linked incidents (0 of 3 done)"), "{human}");
+    // A technician asks by mail (DMARC, support+ask@): the answer shows the links too.
+    let ask = desk.support.replace('@', "+ask@");
+    append(&desk.support, &[message(&tech, &ask, "query", &format!("q{}@tech.test", nanos()), PASS, "#show 4")]);
+    let shown = find(&wait_inbox(&tech, 6, T), "#show 4").clone();
+    assert!(
+        text(&shown).contains("type problem") && text(&shown).contains("linked incidents: 0 of 3 done ([ACME #1]"),
+        "{}",
+        text(&shown)
+    );
     assert!(desk.cli(&["show", "2"]).contains("linked to problem [ACME #4]"));
     // The technician got the problem's notification, and resolves it from there.
     let problem_notice = find(&wait_inbox(&tech, 4, T), "Problem: No network").clone();
     answer(&tech, &problem_notice, "#resolve\nThe DHCP scope was full; it is twice as large now.", "");
-    desk.wait_settled(8, T);
+    desk.wait_settled(9, T);
     for (i, person) in people.iter().enumerate() {
         let mails = wait_inbox(person, 2, T);
         let told = find(&mails, "Resolved: No network in room 4");
@@ -384,6 +393,8 @@ keywords = ["printer"]
         .collect();
     assert_eq!(services, [("email", 2), ("printing", 0)], "{report:#}");
     assert!(desk.cli(&["report"]).contains("SERVICE"));
+    let list = desk.cli(&["tickets"]);
+    assert!(list.contains("SERVICE") && list.lines().filter(|l| l.contains(" email ")).count() == 2, "{list}");
 }
 
 #[test]
