@@ -99,6 +99,31 @@ fn main() {
     let digest_weekly = once(&["digest", "--kind", "weekly"]);
     println!("{:<44} {:>8.1} ms   (target < 2 s)", "maildesk digest --kind daily (50 technicians)", digest_daily * 1e3);
     println!("{:<44} {:>8.1} ms", "maildesk digest --kind weekly", digest_weekly * 1e3);
+    // replay --dry-run of 200 new mails on the big desk: done and rolled back, nothing written.
+    let mbox = dir.path().join("past.mbox");
+    let mails: String = (0..200)
+        .map(|i| {
+            format!(
+                "From someone@corp.example Sat Dec  5 09:00:00 2026\nFrom: replay{i}@corp.example\nTo: support@big.test\n\
+                 Subject: Printer {i} jams again\nMessage-ID: <replay{i}@corp.example>\n\nTray 2, error E42.\n\n"
+            )
+        })
+        .collect();
+    std::fs::write(&mbox, mails).unwrap();
+    let tickets_before: i64 = rusqlite::Connection::open(&database)
+        .and_then(|c| c.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0)))
+        .unwrap();
+    let replay = once(&["replay", "--dry-run", "--json", mbox.to_str().unwrap()]);
+    let tickets_after: i64 = rusqlite::Connection::open(&database)
+        .and_then(|c| c.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0)))
+        .unwrap();
+    assert_eq!(tickets_before, tickets_after, "replay wrote nothing");
+    // Each new ticket notifies all 50 technicians: 51 mails made per replayed mail.
+    println!(
+        "{:<44} {:>8.1} ms   (51 mails made each; nothing written)",
+        "maildesk replay --dry-run (200 mails)",
+        replay * 1e3
+    );
 
     // For profiling: MAILDESK_BENCH_SCALE_KEEP=PATH keeps a copy of the built database.
     if let Ok(keep) = std::env::var("MAILDESK_BENCH_SCALE_KEEP") {
@@ -115,7 +140,8 @@ fn main() {
                     "status": status * 1e3, "erase_dry_run": erase * 1e3,
                     "search_one_ticket": search_rare * 1e3, "search_one_in_977": search_some * 1e3,
                     "search_every_message": search_all * 1e3,
-                    "digest_daily_50_technicians": digest_daily * 1e3, "digest_weekly": digest_weekly * 1e3 },
+                    "digest_daily_50_technicians": digest_daily * 1e3, "digest_weekly": digest_weekly * 1e3,
+                    "replay_dry_run_200_mails": replay * 1e3 },
         "zstd": zstd, "ingest": ingest,
     });
     let out = root.join("target/bench");

@@ -102,11 +102,13 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
 
 /// The last outbox row and event before a message: what it adds comes after.
 fn marks(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
-    conn.query_row(
-        "SELECT (SELECT coalesce(max(id), 0) FROM outbox), (SELECT coalesce(max(id), 0) FROM events)",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
+    // A bare max(id) is one step down the table's b-tree; wrapped in an expression it is a scan.
+    let last = |table: &str| -> rusqlite::Result<i64> {
+        conn.prepare_cached(&format!("SELECT max(id) FROM {table}"))?
+            .query_row([], |r| r.get::<_, Option<i64>>(0))
+            .map(Option::unwrap_or_default)
+    };
+    Ok((last("outbox")?, last("events")?))
 }
 
 fn replayed(
