@@ -19,11 +19,19 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     let logins = logins(&conn, config)?;
     let watched = watched(&conn, config)?;
     let queues = queues(&conn, config, &s)?;
+    // Changes waiting for approvers (through the partial index of pending approvals).
+    let (waiting, oldest): (i64, Option<i64>) = conn.query_row(
+        "SELECT count(*), min(approval_asked_at) FROM tickets WHERE approval = 'pending' AND approval_asked_at IS NOT NULL",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     if *json {
         let mut v = serde_json::to_value(&s)?;
         v["logins"] = serde_json::to_value(&logins)?;
         v["watched"] = serde_json::to_value(&watched)?;
         v["queues"] = serde_json::to_value(&queues)?;
+        v["changes_awaiting_approval"] =
+            serde_json::json!({ "count": waiting, "oldest_asked_at": oldest.map(crate::domain::rfc3339) });
         return json_out(out, &v);
     }
     let t = &s.tickets;
@@ -40,6 +48,13 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
         s.outbox.pending, s.outbox.sent, s.outbox.failed
     )?;
     writeln!(out, "quarantined        {}", s.quarantined)?;
+    if let Some(o) = oldest {
+        writeln!(
+            out,
+            "awaiting approval  {waiting} change(s), the oldest asked {}",
+            local(config, &crate::domain::rfc3339(o))
+        )?;
+    }
     for m in &s.mailboxes {
         writeln!(out, "mailbox            {}  uidvalidity {}  last uid {}", m.mailbox, m.uid_validity, m.last_uid)?;
     }

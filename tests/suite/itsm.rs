@@ -91,6 +91,8 @@ type = "change"
         v1.push(m);
     }
     assert_ne!(header_address(&v1[0], "Reply-To"), header_address(&v1[1], "Reply-To"));
+    assert_eq!(desk.status().unwrap()["changes_awaiting_approval"]["count"], 1);
+    assert!(desk.cli(&["status"]).contains("awaiting approval  1 change(s)"));
 
     // Not resolved before it is approved.
     let notice = wait_inbox(&tech, 1, T).remove(0);
@@ -163,6 +165,7 @@ type = "change"
         .collect();
     assert_eq!(proofs, [(cab1.as_str(), 2, "signed approval address"), (cab2.as_str(), 2, "DMARC")]);
     assert_eq!(events(&s, "change-approved").len(), 1);
+    assert_eq!(desk.status().unwrap()["changes_awaiting_approval"]["count"], 0);
     // The requester hears the outcome; now the change can be resolved.
     let decision = find(&wait_inbox(&alice, 2, T), "Change approved").clone();
     assert!(text(&decision).contains(&format!("{cab1}: approve (Looks good.)")), "{}", text(&decision));
