@@ -50,8 +50,9 @@ pub struct Desk<'a> {
 }
 
 impl Desk<'_> {
-    /// The desk's own addresses: the support address, the comment address if set, and every queue's
-    /// addresses and own mailbox. Never acknowledged, never watchers: mail between them would loop.
+    /// The desk's own addresses: the support address, the comment address if set, every queue's
+    /// addresses and own mailbox, and every service's and type's addresses. Never acknowledged,
+    /// never watchers: mail between them would loop.
     pub fn addresses(&self) -> Vec<String> {
         let h = &self.config.helpdesk;
         let mut all: Vec<String> = std::iter::once(h.address.clone()).chain(h.comment_address.clone()).collect();
@@ -64,6 +65,13 @@ impl Desk<'_> {
                 if !all.contains(&a) {
                     all.push(a);
                 }
+            }
+        }
+        // Services' and types' addresses are the desk's too: never acknowledged, never watchers.
+        let c = self.config;
+        for a in c.services.iter().flat_map(|s| &s.addresses).chain(c.types.iter().flat_map(|t| &t.addresses)) {
+            if !all.contains(a) {
+                all.push(a.clone());
             }
         }
         all

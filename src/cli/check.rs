@@ -106,8 +106,9 @@ pub fn execute(args: &Args, config: &Config, out: &mut dyn Write) -> anyhow::Res
     for t in &config.types {
         writeln!(
             out,
-            "  type      {}: templates {}; SLA {}",
+            "  type      {}: addresses {}; templates {}; SLA {}",
             t.ticket_type,
+            if t.addresses.is_empty() { "-".into() } else { t.addresses.join(", ") },
             t.templates.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the desk's".into()),
             if t.policies.is_some() { "its own" } else { "its queue's" }
         )?;

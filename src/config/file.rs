@@ -76,6 +76,8 @@ pub(super) enum FileRequired {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct FileTypeSettings {
+    /// Mail sent to one of these is of this type.
+    pub(super) addresses: Vec<String>,
     pub(super) templates: Option<PathBuf>,
     pub(super) sla: Option<crate::sla::policy::FileQueueSla>,
 }

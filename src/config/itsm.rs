@@ -177,7 +177,18 @@ pub(super) fn types(
             problems.push(doc.key_error(&key("templates"), format!("{} is not a folder", t.display())));
         }
         let policies = sla.and_then(|sla| policies(doc, problems, &key("sla"), f.sla, &sla.policies, sla));
-        out.push(TypeSettings { ticket_type, templates, policies });
+        let addresses = super::queues::addresses(doc, problems, &key("addresses"), &f.addresses);
+        for a in &addresses {
+            if let Some(other) = out.iter().find(|t: &&TypeSettings| t.addresses.contains(a)) {
+                problems.push(
+                    doc.key_error(
+                        &key("addresses"),
+                        format!("{a} is already an address of type {}", other.ticket_type),
+                    ),
+                );
+            }
+        }
+        out.push(TypeSettings { ticket_type, addresses, templates, policies });
     }
     out
 }

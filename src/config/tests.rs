@@ -413,6 +413,7 @@ name = "printing"
 approvers = ["cio@acme.example"]
 
 [types.change]
+addresses = ["Changes@acme.example"]
 [types.change.sla]
 P3 = { first_response = "2h", resolution = "5d" }
 
@@ -456,6 +457,7 @@ fn services_types_approvals_and_request_templates_are_read() {
     let tasks: Vec<(&str, &str)> = t.tasks.iter().map(|k| (k.queue.as_str(), k.title.as_str())).collect();
     assert_eq!(tasks, [("helpdesk", "Laptop"), ("facilities", "Badge"), ("helpdesk", "Phone")], "no queue: the first");
     assert_eq!((c.routing[2].service, c.routing[2].template), (Some(1), Some(0)));
+    assert_eq!(c.type_settings(Some(TicketType::Change)).unwrap().addresses, ["changes@acme.example"]);
 }
 
 #[test]

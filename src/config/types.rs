@@ -105,6 +105,8 @@ pub struct Approvals {
 #[derive(Debug, Clone)]
 pub struct TypeSettings {
     pub ticket_type: crate::domain::TicketType,
+    /// Lower-cased; a new ticket sent to one of them is of this type (unless a rule says otherwise).
+    pub addresses: Vec<String>,
     pub templates: Option<PathBuf>,
     /// Its `[types.NAME.sla]` over the desk's `[sla]`.
     pub policies: Option<[crate::sla::policy::Policy; 4]>,
@@ -222,6 +224,15 @@ impl Config {
     /// The service called `name`, if it is still configured.
     pub fn service(&self, name: Option<&str>) -> Option<&Service> {
         name.and_then(|n| self.services.iter().find(|s| s.name == n))
+    }
+
+    /// The type whose `addresses` the mail was sent to: To and Cc first, then Delivered-To and
+    /// X-Original-To.
+    pub fn type_by_address(&self, msg: &crate::message::parse::Inbound) -> Option<(crate::domain::TicketType, String)> {
+        let header_level = msg.to.iter().chain(&msg.cc).map(|m| m.address.as_str());
+        header_level.chain(msg.recipients.iter().map(String::as_str)).find_map(|a| {
+            self.types.iter().find(|t| t.addresses.iter().any(|x| x == a)).map(|t| (t.ticket_type, a.to_string()))
+        })
     }
 
     pub fn type_settings(&self, t: Option<crate::domain::TicketType>) -> Option<&TypeSettings> {

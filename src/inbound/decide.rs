@@ -223,7 +223,9 @@ pub(super) fn decide(
         .unwrap_or(config.sla.default_priority);
     // Machine mail is nobody's work until a person writes on it.
     let assign = if automatic { None } else { assignment(conn, new_queue, &route, now)? };
-    let ticket_type = route.ticket_type;
+    // A rule's type, else the type whose address the mail was sent to.
+    let by_address = config.type_by_address(msg);
+    let ticket_type = route.ticket_type.or(by_address.as_ref().map(|(t, _)| *t));
     let service = service.map(|(i, why)| (config.services[i].name.clone(), why));
     // Machine mail follows no template: nobody asked for anything.
     let templates: Vec<Option<&regex::Regex>> =

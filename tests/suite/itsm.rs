@@ -427,10 +427,17 @@ approvers = ["{cab}"]
 subject_matches = "(?i)^change:"
 type = "change"
 priority = "P2"
+
+[types.change]
+addresses = ["CHANGES"]
 "#
         ),
         ..DeskOptions::default()
     });
+    // Mail to support+changes@ is a change by its address.
+    let changes = desk.support.replace('@', "+changes@");
+    let config = std::fs::read_to_string(&desk.config).unwrap().replace("CHANGES", &changes);
+    std::fs::write(&desk.config, config).unwrap();
     let (alice, bert, carl) = (address("alice"), address("bert"), address("carl"));
     let mails = [
         message(&alice, &desk.support, "VPN drops every hour", &format!("r1{}@a.test", nanos()), "", "Since Monday."),
@@ -443,6 +450,7 @@ priority = "P2"
             "Expires soon.",
         ),
         message(&carl, &desk.support, "Mouse broken", &format!("r3{}@c.test", nanos()), "", "Left button."),
+        message(&carl, &changes, "Open port 8443", &format!("r4{}@c.test", nanos()), "", "For the new portal."),
     ];
     let mut mbox = Vec::new();
     for m in &mails {
@@ -456,7 +464,7 @@ priority = "P2"
     let planned = desk.json(&["replay", "--dry-run", file.to_str().unwrap()]);
     assert!(!desk.path(desk.database).exists(), "replay created no database");
     let plan: Vec<Value> = planned.as_array().unwrap().clone();
-    assert_eq!(plan.len(), 3, "{planned:#}");
+    assert_eq!(plan.len(), 4, "{planned:#}");
     assert_eq!(
         (plan[0]["ticket"]["queue"].as_str(), plan[0]["ticket"]["service"].as_str()),
         (Some("network"), Some("vpn")),
@@ -470,11 +478,12 @@ priority = "P2"
         plan[1]["mails"].as_array().unwrap().iter().any(|m| m["kind"] == "approval-request" && m["to"] == cab.as_str())
     );
     assert_eq!(plan[2]["ticket"]["queue"], "helpdesk");
+    assert_eq!(plan[3]["ticket"]["type"], "change", "by the address it was sent to");
     assert!(plan.iter().all(|p| p["acknowledged"] == true));
     // Now the daemon gets the same mail: it does exactly what replay said.
     desk.start();
     for m in &mails {
-        send_smtp(&header_address(m, "From"), &desk.support, m);
+        send_smtp(&header_address(m, "From"), &header_address(m, "To"), m);
         // In order, as the mbox had them.
         let n = mails.iter().position(|x| x == m).unwrap() as i64 + 1;
         desk.wait_settled(n, T);
@@ -505,11 +514,11 @@ priority = "P2"
     let again = desk.json(&["replay", "--dry-run", file.to_str().unwrap()]);
     assert!(again.as_array().unwrap().iter().all(|r| r["outcome"] == "duplicate"), "{again:#}");
     let new = desk.path("new.eml");
-    std::fs::write(&new, message(&alice, &desk.support, "Printer", "r4@a.test", "", "Jammed.")).unwrap();
+    std::fs::write(&new, message(&alice, &desk.support, "Printer", "r5@a.test", "", "Jammed.")).unwrap();
     let one = desk.cli(&["replay", "--dry-run", new.to_str().unwrap()]);
-    assert!(one.contains("new-ticket [ACME #4]") && one.contains("nothing was written"), "{one}");
+    assert!(one.contains("new-ticket [ACME #5]") && one.contains("nothing was written"), "{one}");
     let after = desk.status().unwrap();
     assert_eq!(after["messages_ingested"], status["messages_ingested"]);
-    assert_eq!(desk.json(&["tickets"]).as_array().unwrap().len(), 3);
+    assert_eq!(desk.json(&["tickets"]).as_array().unwrap().len(), 4);
     assert_eq!(after["outbox"], status["outbox"]);
 }
