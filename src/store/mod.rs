@@ -239,6 +239,41 @@ mod tests {
     }
 
     #[test]
+    fn a_version_7_desk_with_tickets_upgrades_to_itsm() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        migrations().to_version(&mut conn, 7).unwrap();
+        let id = write::insert_ticket(
+            &conn,
+            "Printer",
+            None,
+            (crate::domain::Priority::P3, Some("helpdesk")),
+            None,
+            false,
+            1_700_000_000,
+        )
+        .unwrap();
+        conn.execute("UPDATE tickets SET type = 'change' WHERE id = ?1", [id]).unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let (version, approval, service, problem): (i64, Option<String>, Option<String>, Option<i64>) = conn
+            .query_row("SELECT change_version, approval, service, problem_id FROM tickets WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap();
+        assert_eq!(
+            (version, approval, service, problem),
+            (0, None, None, None),
+            "a change from before v8 was never submitted"
+        );
+        let broken: i64 = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(broken, 0);
+        // The new statements work on it.
+        assert_eq!(itsm::change(&conn, id).unwrap().map(|c| c.version), Some(0));
+        let bad = conn.execute("UPDATE tickets SET approval = 'maybe' WHERE id = ?1", [id]);
+        assert!(bad.is_err(), "an approval state the code does not know is refused");
+    }
+
+    #[test]
     fn schema_version_is_the_number_of_migrations() {
         let conn = open_in_memory();
         let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
