@@ -87,7 +87,7 @@ pub(super) fn record(
     claim: Claim,
     now: i64,
 ) -> Result<Outcome, StoreError> {
-    let &Received { source, raw, digest, msg, visible } = received;
+    let &Received { msg, visible, .. } = received;
     let desk = composer.desk();
     let sender = msg.from.as_ref().map(|f| f.address.clone()).unwrap_or_else(|| "(no sender)".into());
     let claimed = match claim {
@@ -100,9 +100,7 @@ pub(super) fn record(
     };
     let (Some(ticket), Some(change)) = (ticket, change) else {
         // No such change: recorded with no ticket, answered by nobody.
-        let mut row = inbound_row(msg, None, source, ("approval-refused", true), visible, raw, now);
-        row.content_sha256 = Some(digest);
-        write::insert_message(conn, &row)?;
+        store(conn, received, None, "approval-refused", now)?;
         tracing::warn!(%sender, ticket = claimed, "a decision on a change that does not exist: recorded, not counted");
         return Ok(Outcome::Approval { ticket: None, counted: false, queued: 0 });
     };
@@ -142,10 +140,7 @@ pub(super) fn record(
         (None, Some(Ok(d))) => Ok(d),
     };
     let kind = if counted.is_ok() { "approval" } else { "approval-refused" };
-    let mut row = inbound_row(msg, Some(ticket), source, (kind, true), visible, raw, now);
-    row.content_sha256 = Some(digest);
-    write::insert_message(conn, &row)?;
-    write::touch_ticket(conn, ticket, now)?;
+    store(conn, received, Some(ticket), kind, now)?;
     let (decision, reason) = match counted {
         Ok(d) => d,
         Err(why) => {
@@ -240,6 +235,24 @@ pub(super) fn record(
     Ok(Outcome::Ticket { id: ticket, created: false, queued, kind: "approval" })
 }
 
+/// Stores the mail (internal, with `kind`) on `ticket`, or on none; its row.
+fn store(
+    conn: &Connection,
+    received: &Received<'_>,
+    ticket: Option<i64>,
+    kind: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let &Received { source, raw, digest, msg, visible } = received;
+    let mut row = inbound_row(msg, ticket, source, (kind, true), visible, raw, now);
+    row.content_sha256 = Some(digest);
+    let id = write::insert_message(conn, &row)?;
+    if let Some(t) = ticket {
+        write::touch_ticket(conn, t, now)?;
+    }
+    Ok(id)
+}
+
 /// An approver's question on the change: stored (internal) and copied to the assignee or team.
 fn comment(
     conn: &Connection,
@@ -248,11 +261,8 @@ fn comment(
     ticket: i64,
     now: i64,
 ) -> Result<Outcome, StoreError> {
-    let &Received { source, raw, digest, msg, visible } = received;
-    let mut row = inbound_row(msg, Some(ticket), source, ("approval-comment", true), visible, raw, now);
-    row.content_sha256 = Some(digest);
-    let id = write::insert_message(conn, &row)?;
-    write::touch_ticket(conn, ticket, now)?;
+    let &Received { msg, visible, .. } = received;
+    let id = store(conn, received, Some(ticket), "approval-comment", now)?;
     let Some(state) = write::ticket_state(conn, ticket)? else {
         return Ok(Outcome::Approval { ticket: Some(ticket), counted: false, queued: 0 });
     };
