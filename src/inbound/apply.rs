@@ -62,6 +62,25 @@ pub(super) struct Received<'a> {
     /// See [`super::prepare::content_digest`].
     pub(super) digest: &'a str,
     pub(super) msg: &'a Inbound,
+    /// What the sender wrote in it: quotes and signature stripped.
+    pub(super) visible: &'a str,
+}
+
+impl Received<'_> {
+    /// Stores the message whole (its bytes as received, with its digest) on `ticket`, or on no
+    /// ticket, labelled `kind` (and whether it is internal), with `text` as its text; its row.
+    pub(super) fn store(
+        &self,
+        conn: &Connection,
+        ticket: Option<i64>,
+        kind: (&str, bool),
+        text: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let mut row = inbound_row(self.msg, ticket, self.source, kind, text, self.raw, now);
+        row.content_sha256 = Some(self.digest);
+        Ok(write::insert_message(conn, &row)?)
+    }
 }
 
 pub(super) fn apply(
@@ -72,8 +91,8 @@ pub(super) fn apply(
     now: i64,
 ) -> Result<Outcome, StoreError> {
     let desk = composer.desk();
-    let &Received { source, raw, digest, msg } = received;
-    let Decision { mut plan, role, priority, queue, assign, ticket_type, service, template } = decision;
+    let &Received { source, raw, digest, msg, .. } = received;
+    let Decision { mut plan, role, priority, queue, assign, ticket_type, service, template, was } = decision;
     let limits = &desk.config.limits;
     let kept = size::keep(raw, &msg.attachments, limits);
 
@@ -178,11 +197,6 @@ pub(super) fn apply(
     for e in &plan.events {
         write::insert_event(conn, Some(ticket), now, "maildesk", e.kind, &e.detail)?;
     }
-    let was: Option<crate::domain::TicketStatus> = if created {
-        None
-    } else {
-        Some(conn.prepare_cached("SELECT status FROM tickets WHERE id = ?1")?.query_row([ticket], |r| r.get(0))?)
-    };
     let live = write::apply_updates(conn, ticket, &plan.updates, actor, now)?;
     crate::store::sla::refresh(conn, desk.config, live, now)?;
     let mut queued = mails::queue(conn, composer, msg, &plan, live, row, now)?;
@@ -204,7 +218,7 @@ pub(super) fn apply(
 }
 
 /// The message row for an inbound mail; `kind` is its label and whether it is internal.
-pub(super) fn inbound_row<'a>(
+fn inbound_row<'a>(
     msg: &'a Inbound,
     ticket: Option<i64>,
     source: (&'a str, u32, u32),

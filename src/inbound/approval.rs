@@ -11,7 +11,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::apply::{Outcome, inbound_row};
+use super::apply::{Outcome, Received};
 use crate::desk::Desk;
 use crate::domain::{ApprovalState, Decision, EventKind, Proof};
 use crate::message::parse::Inbound;
@@ -68,15 +68,6 @@ pub(super) fn claim(
         }
         _ => Ok(None),
     }
-}
-
-/// One received decision as the recorder holds it.
-pub(super) struct Received<'a> {
-    pub(super) source: (&'a str, u32, u32),
-    pub(super) raw: &'a [u8],
-    pub(super) digest: &'a str,
-    pub(super) msg: &'a Inbound,
-    pub(super) visible: &'a str,
 }
 
 /// Records the mail on the change and counts the decision if it may count.
@@ -243,10 +234,7 @@ fn store(
     kind: &str,
     now: i64,
 ) -> Result<i64, StoreError> {
-    let &Received { source, raw, digest, msg, visible } = received;
-    let mut row = inbound_row(msg, ticket, source, (kind, true), visible, raw, now);
-    row.content_sha256 = Some(digest);
-    let id = write::insert_message(conn, &row)?;
+    let id = received.store(conn, ticket, (kind, true), received.visible, now)?;
     if let Some(t) = ticket {
         write::touch_ticket(conn, t, now)?;
     }

@@ -3,10 +3,10 @@
 
 use rusqlite::Connection;
 
-use super::apply::{Outcome, inbound_row};
+use super::apply::{Outcome, Received};
 use crate::domain::{EventKind, MailKind};
 use crate::message::bounce::Bounce;
-use crate::message::parse::{Inbound, Mailbox};
+use crate::message::parse::Mailbox;
 use crate::outbound::composer::Composer;
 use crate::outbound::mails;
 use crate::store::StoreError;
@@ -20,12 +20,11 @@ use crate::tickets;
 pub(super) fn record(
     conn: &Connection,
     composer: &mut Composer<'_>,
-    source: (&str, u32, u32),
-    (raw, digest): (&[u8], &str),
-    msg: &Inbound,
+    received: &Received<'_>,
     b: &Bounce,
     now: i64,
 ) -> Result<Outcome, StoreError> {
+    let &Received { source, raw, msg, .. } = received;
     let desk = composer.desk();
     let candidates = b.message_ids.iter().chain(msg.in_reply_to.iter()).chain(msg.references.iter().rev());
     let mut original = None;
@@ -47,10 +46,7 @@ pub(super) fn record(
         return Ok(Outcome::Quarantined { reason });
     };
     let ticket = Lookup(conn).live_ticket(ticket)?.unwrap_or(ticket);
-    let mut new_row =
-        inbound_row(msg, Some(ticket), source, (tickets::MessageKind::Bounce.as_str(), true), &msg.text, raw, now);
-    new_row.content_sha256 = Some(digest);
-    let row = write::insert_message(conn, &new_row)?;
+    let row = received.store(conn, Some(ticket), (tickets::MessageKind::Bounce.as_str(), true), &msg.text, now)?;
     // The report's parts (the status, the returned headers) go to the technicians with it.
     let kept = super::size::keep(raw, &msg.attachments, &desk.config.limits);
     for &i in &kept.attachments {

@@ -31,6 +31,8 @@ pub(super) struct Decision {
     pub(super) service: Option<(String, String)>,
     /// For a new ticket: the request template it follows.
     pub(super) template: Option<String>,
+    /// For an existing ticket: its status before this message.
+    pub(super) was: Option<crate::domain::TicketStatus>,
 }
 
 pub(super) struct Assignment {
@@ -204,6 +206,7 @@ pub(super) fn decide(
             ticket_type: None,
             service: None,
             template: None,
+            was: state.as_ref().map(|t| t.status),
         });
     };
     let route = route.unwrap_or_else(|| crate::routing::Route {
@@ -243,6 +246,7 @@ pub(super) fn decide(
         ticket_type,
         service,
         template,
+        was: None,
     })
 }
 

@@ -51,6 +51,10 @@ pub(super) fn follow(
         crate::store::sla::refresh(conn, composer.desk().config, problem, now)?;
         queued += mails::queue_team_notifications(conn, composer, problem, h.text, now)?;
     }
+    // Only a status update can finish a ticket: without one there is nothing to read.
+    if !h.updates.iter().any(|u| matches!(u, Update::Status(_))) {
+        return Ok(queued);
+    }
     let status: TicketStatus =
         conn.prepare_cached("SELECT status FROM tickets WHERE id = ?1")?.query_row([ticket], |r| r.get(0))?;
     let done_now = status.is_done() && h.was.is_some_and(|w| !w.is_done());

@@ -6,12 +6,12 @@
 
 use rusqlite::Connection;
 
-use super::apply::{Outcome, inbound_row};
+use super::apply::{Outcome, Received};
 use crate::desk::Desk;
 use crate::domain::{Proof, TicketStatus};
 use crate::message::parse::Inbound;
 use crate::outbound::deskmail::{self, DeskMail};
-use crate::store::{StoreError, read, write};
+use crate::store::{StoreError, read};
 use crate::templates::Rendered;
 
 /// Whether `msg` was sent to a query address of this desk (anyone's) or to `support+ask@`.
@@ -52,12 +52,10 @@ fn verified(desk: &Desk<'_>, msg: &Inbound) -> Option<String> {
 pub(super) fn record(
     conn: &Connection,
     desk: &Desk<'_>,
-    source: (&str, u32, u32),
-    (raw, digest): (&[u8], &str),
-    msg: &Inbound,
-    visible: &str,
+    received: &Received<'_>,
     now: i64,
 ) -> Result<Outcome, StoreError> {
+    let &Received { msg, visible, digest, .. } = received;
     let technician = verified(desk, msg);
     // An out-of-office answering a digest asks nothing.
     let automatic = crate::message::classify::suppress_auto_reply(msg, &desk.addresses()).is_some();
@@ -65,9 +63,7 @@ pub(super) fn record(
         (Some(_), false) => "query",
         _ => "query-refused",
     };
-    let mut row = inbound_row(msg, None, source, (kind, true), visible, raw, now);
-    row.content_sha256 = Some(digest);
-    write::insert_message(conn, &row)?;
+    received.store(conn, None, (kind, true), visible, now)?;
     let Some(technician) = technician.filter(|_| !automatic) else {
         tracing::warn!(from = ?msg.from.as_ref().map(|f| &f.address), "a query from someone not verified as a technician: recorded, not answered");
         return Ok(Outcome::Query { answered: false });

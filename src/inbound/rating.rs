@@ -4,7 +4,7 @@
 
 use rusqlite::Connection;
 
-use super::apply::{Outcome, inbound_row};
+use super::apply::{Outcome, Received};
 use crate::desk::Desk;
 use crate::domain::EventKind;
 use crate::message::parse::Inbound;
@@ -22,31 +22,20 @@ pub(super) fn rates(conn: &Connection, desk: &Desk<'_>, msg: &Inbound) -> Result
     Ok(Lookup(conn).live_ticket(ticket)?.map(|live| (live, score)))
 }
 
-/// The message as received: where from, its bytes and digest, the parse and its new text.
-pub(super) struct Rated<'a> {
-    pub(super) source: (&'a str, u32, u32),
-    pub(super) raw: &'a [u8],
-    pub(super) digest: &'a str,
-    pub(super) msg: &'a Inbound,
-    pub(super) visible: &'a str,
-}
-
 /// Records the rating `(ticket, score)` that `m` gives.
 pub(super) fn record(
     conn: &Connection,
     desk: &Desk<'_>,
-    m: &Rated<'_>,
+    m: &Received<'_>,
     (ticket, score): (i64, u8),
     now: i64,
 ) -> Result<Outcome, StoreError> {
-    let &Rated { source, raw, digest, msg, visible } = m;
+    let &Received { msg, visible, .. } = m;
     // A one-click mail's subject is "Rating N"; whatever the person wrote is the comment.
     let comment = visible.trim();
     let automatic = crate::message::classify::suppress_auto_reply(msg, &desk.addresses()).is_some_and(|s| s.automatic);
     let kind = if automatic { "automatic" } else { "rating" };
-    let mut row = inbound_row(msg, Some(ticket), source, (kind, false), comment, raw, now);
-    row.content_sha256 = Some(digest);
-    write::insert_message(conn, &row)?;
+    m.store(conn, Some(ticket), (kind, false), comment, now)?;
     write::touch_ticket(conn, ticket, now)?;
     if !automatic {
         let rater = msg.from.as_ref().map(|f| f.address.clone()).unwrap_or_else(|| "(no sender)".into());

@@ -286,23 +286,22 @@ fn record_one(
             Cow::Owned(m)
         }
     };
+    let received = apply::Received { source, raw, digest, msg: &msg, visible };
     if let Some(b) = &msg.bounce {
-        return bounce_report::record(conn, composer, source, (raw, digest), &msg, b, now);
+        return bounce_report::record(conn, composer, &received, b, now);
     }
     if let Some(rated) = super::rating::rates(conn, desk, &msg)? {
-        let m = super::rating::Rated { source, raw, digest, msg: &msg, visible };
-        return super::rating::record(conn, desk, &m, rated, now);
+        return super::rating::record(conn, desk, &received, rated, now);
     }
     if super::status::is_status_request(desk, &msg) {
-        return super::status::record(conn, desk, source, (raw, digest), &msg, visible, now);
+        return super::status::record(conn, desk, &received, now);
     }
     if let Some(claim) = super::approval::claim(conn, desk, &msg, visible)? {
-        let received = super::approval::Received { source, raw, digest, msg: &msg, visible };
         return super::approval::record(conn, composer, &received, claim, now);
     }
     if super::query::is_query(desk, &msg) {
-        return super::query::record(conn, desk, source, (raw, digest), &msg, visible, now);
+        return super::query::record(conn, desk, &received, now);
     }
     let decision = decide::decide(conn, desk, &msg, visible, reused_id.as_deref(), now)?;
-    apply::apply(conn, composer, &apply::Received { source, raw, digest, msg: &msg }, decision, now)
+    apply::apply(conn, composer, &received, decision, now)
 }

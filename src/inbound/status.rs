@@ -6,11 +6,10 @@
 
 use rusqlite::Connection;
 
-use super::apply::{Outcome, inbound_row};
+use super::apply::{Outcome, Received};
 use crate::desk::Desk;
 use crate::message::parse::Inbound;
 use crate::store::StoreError;
-use crate::store::write;
 
 /// Whether `msg` was sent to `support+status@`.
 pub(super) fn is_status_request(desk: &Desk<'_>, msg: &Inbound) -> bool {
@@ -22,15 +21,11 @@ pub(super) fn is_status_request(desk: &Desk<'_>, msg: &Inbound) -> bool {
 pub(super) fn record(
     conn: &Connection,
     desk: &Desk<'_>,
-    source: (&str, u32, u32),
-    (raw, digest): (&[u8], &str),
-    msg: &Inbound,
-    visible: &str,
+    received: &Received<'_>,
     now: i64,
 ) -> Result<Outcome, StoreError> {
-    let mut row = inbound_row(msg, None, source, ("status-request", true), visible, raw, now);
-    row.content_sha256 = Some(digest);
-    write::insert_message(conn, &row)?;
+    let &Received { msg, visible, .. } = received;
+    received.store(conn, None, ("status-request", true), visible, now)?;
     let answered = crate::outbound::status_answer::queue(conn, desk, msg, now)?;
     Ok(Outcome::Query { answered })
 }
